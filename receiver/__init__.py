@@ -1,0 +1,1 @@
+"""Receiver side: message validation, jitter buffer, concealment, PLPCNet decoding, playback."""

@@ -1,0 +1,1 @@
+"""Sender side: capture, analysis, quantization, speaker-group classification, streaming."""

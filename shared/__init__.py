@@ -1,0 +1,1 @@
+"""Codec core shared by the sender and the receiver: analysis, quantizer, bitstream, protocol."""

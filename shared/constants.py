@@ -1,0 +1,27 @@
+"""Fixed parameters of the 1.6 kb/s LPCNet-style codec (see facts.md)."""
+from __future__ import annotations
+
+SAMPLE_RATE = 16_000
+FRAME_SIZE = 160  # 10 ms
+WINDOW_SIZE = 320  # 20 ms analysis window (previous frame + current frame)
+FRAMES_PER_PACKET = 4  # one 40 ms superframe
+PACKET_SAMPLES = FRAME_SIZE * FRAMES_PER_PACKET  # 640
+PACKET_BITS = 64
+PACKET_BYTES = PACKET_BITS // 8
+BITRATE = PACKET_BITS * SAMPLE_RATE // PACKET_SAMPLES  # 1600 b/s
+
+PREEMPHASIS = 0.85
+NB_BANDS = 18
+LPC_ORDER = 16
+PITCH_MIN = 32  # samples (500 Hz)
+PITCH_MAX = 256  # samples (62.5 Hz)
+
+# Feature vector per 10 ms frame: 18 cepstral coefficients, pitch period, pitch correlation.
+NB_CEPS = NB_BANDS
+PERIOD_INDEX = 18
+CORR_INDEX = 19
+FEATURE_DIM = 20
+
+# Speaker groups (paper: C = 4); GROUP_UNKNOWN marks "no group decided yet".
+NUM_GROUPS = 4
+GROUP_UNKNOWN = 255

@@ -1,0 +1,1 @@
+"""Offline tooling: corpus building, speaker encoder and PLPCNet training (torch is optional here)."""
