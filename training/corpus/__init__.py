@@ -1,0 +1,1 @@
+"""Corpus reading and building in LibriSpeech's layout."""
