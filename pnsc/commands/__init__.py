@@ -1,0 +1,1 @@
+"""Subcommands of ``pnsc``; one module each, discovered by ``pnsc.cli``."""
