@@ -34,10 +34,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from shared.audio import AudioError
+    from shared.pnscfile import PnscFormatError
+    from shared.quantizer import CodebookError
 
     try:
         return int(args.func(args) or 0)
-    except (CommandError, AudioError, FileNotFoundError, ValueError) as exc:
+    except (CommandError, AudioError, FileNotFoundError, PnscFormatError, CodebookError) as exc:
         print(f"pnsc: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,37 @@
+"""``pnsc encode IN.wav OUT.pnsc``: any audio file -> 1600 b/s packets in a .pnsc file."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.audio import load_audio
+from shared.constants import BITRATE, GROUP_UNKNOWN, PACKET_BYTES, SAMPLE_RATE
+from shared.features import extract_features
+from shared.pnscfile import HEADER_BYTES, write_pnsc
+from shared.quantizer import PacketEncoder
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="encode an audio file to a .pnsc bitstream (1600 b/s)")
+    p.add_argument("input", help="audio file (any rate / channels; resampled to 16 kHz mono)")
+    p.add_argument("output", help="output .pnsc file")
+    p.add_argument("--group", type=int, default=None,
+                   help="speaker group to write in the header (default: unknown)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    pcm = load_audio(args.input)
+    packets = PacketEncoder().encode(extract_features(pcm))
+    group = GROUP_UNKNOWN if args.group is None else args.group
+    size = write_pnsc(args.output, packets, group)
+    seconds = len(pcm) / SAMPLE_RATE
+    payload_bits = len(packets) * PACKET_BYTES * 8
+    coded_seconds = len(packets) * 0.04
+    rate = payload_bits / coded_seconds if coded_seconds else float(BITRATE)
+    print(
+        f"{args.input}: {seconds:.2f} s -> {len(packets)} packets, {payload_bits} payload bits "
+        f"({rate:.0f} b/s over {coded_seconds:.2f} s) + {HEADER_BYTES}-byte header = {size} bytes -> {args.output}",
+        file=sys.stderr,
+    )
+    return 0
