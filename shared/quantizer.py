@@ -107,6 +107,7 @@ class _Tables:
         self.cb = cb
         self.vq_norm = np.sum(cb.vq**2, axis=-1)
         self.mid_norm = np.sum(cb.mid**2, axis=-1)
+        self.corr_thresholds = cb.corr_thresholds
 
     def c0_value(self, c0_id: np.ndarray | int) -> np.ndarray:
         return self.cb.c0_min + np.asarray(c0_id) * self.cb.c0_step
@@ -169,7 +170,7 @@ class PacketEncoder:
         out["interp"] = int(np.argmin(e0 + e2))
 
         corr = f[:, CORR_INDEX]
-        out["corr"] = int(np.searchsorted(cb.corr_thresholds, corr.mean()))
+        out["corr"] = int(np.searchsorted(t.corr_thresholds, corr.mean()))
         if corr.mean() >= VOICED_CORR:
             log_p = np.log2(np.clip(f[:, PERIOD_INDEX], PITCH_MIN, PITCH_MAX))
             centre = PITCH_STEPS_PER_OCTAVE * (log_p.mean() - np.log2(PITCH_MIN))
@@ -188,8 +189,10 @@ class PacketEncoder:
         residuals = x[None, :]
         for stage in range(3):
             d = _sqdist(residuals, cb[stage], norms[stage])  # (paths, 1024)
-            flat = np.argsort(d, axis=None, kind="stable")[:MBEST]
-            rows, cols = np.unravel_index(flat, d.shape)
+            d = d.ravel()
+            top = np.argpartition(d, MBEST - 1)[:MBEST]
+            flat = top[np.lexsort((top, d[top]))]  # by distance, ties by index: deterministic
+            rows, cols = np.divmod(flat, cb.shape[1])
             paths = [paths[r] + (int(c),) for r, c in zip(rows, cols)]
             residuals = residuals[rows] - cb[stage][cols]
         return paths[0]  # type: ignore[return-value]
