@@ -1,0 +1,156 @@
+"""Reference (slow, offline) LPCNet decoder: onnxruntime + numpy only, no torch.
+
+Runs a decoder exported by ``training.lpcnet.export``: the frame-rate graph once over the whole
+feature sequence, then the 160-sample frame-loop graph frame by frame.  Sampling uses a seeded numpy
+RNG, so a given (model, features, seed) always decodes to the same audio.  Real-time factor is about
+1 (N=384) on one CPU core (facts.md); the real-time receiver uses a faster kernel.
+
+    dec = ReferenceDecoder.from_manifest("plpcnet-s", group=2)
+    pcm16 = dec.decode(features)          # features (T, 20) dequantized -> int16 (T*160,)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+FRAME_SIZE = 160
+LPC_ORDER = 16
+CORR_INDEX = 19
+CONTEXT = 2  # frames of conv context each side
+DECODER_FAMILIES = ("plpcnet-s", "plpcnet-l", "lpcnet-bl-s", "lpcnet-bl-l")
+
+
+class DecoderNotFound(Exception):
+    pass
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class DecoderEntry:
+    name: str
+    family: str
+    group: int | None
+    frame: Path
+    sample: Path
+    sha256: dict
+
+
+def read_manifest(models_dir: Path) -> list[dict]:
+    p = Path(models_dir) / "manifest.json"
+    if not p.is_file():
+        raise DecoderNotFound(f"no model manifest at {p}")
+    obj = json.loads(p.read_text())
+    return obj.get("models", []) if isinstance(obj, dict) else list(obj)
+
+
+def find_decoder(models_dir: Path, family: str, group: int | None) -> DecoderEntry:
+    """The manifest entry of ``family`` (generic, or for ``group`` when personalized)."""
+    models_dir = Path(models_dir)
+    entries = [m for m in read_manifest(models_dir) if m.get("kind") == "decoder" and m.get("family") == family]
+    if family.startswith("plpcnet"):
+        if group is None:
+            raise DecoderNotFound(f"{family} needs a speaker group")
+        entries = [m for m in entries if m.get("group") == group]
+    if not entries:
+        have = sorted({f"{m.get('family')}/{m.get('group')}" for m in read_manifest(models_dir)
+                       if m.get("kind") == "decoder"})
+        raise DecoderNotFound(f"no decoder {family} for group {group} in {models_dir}/manifest.json (have {have})")
+    m = entries[0]
+    files = {k: models_dir / v for k, v in m["files"].items()}
+    for p in files.values():
+        if not p.is_file():
+            raise DecoderNotFound(f"decoder file missing: {p}")
+    g = m.get("group")
+    return DecoderEntry(m["name"], family, g if isinstance(g, int) else None, files["frame"], files["sample"],
+                        m.get("sha256", {}))
+
+
+class ReferenceDecoder:
+    def __init__(self, frame_path: str | Path, sample_path: str | Path, *, seed: int = 0, threads: int = 1,
+                 verify: dict | None = None):
+        frame_path, sample_path = Path(frame_path), Path(sample_path)
+        if verify:
+            for kind, p in (("frame", frame_path), ("sample", sample_path)):
+                if verify.get(kind) and _sha256(p) != verify[kind]:
+                    raise DecoderNotFound(f"{p}: sha256 does not match the manifest")
+        self.frame = _session(frame_path, threads)
+        self.sample = _session(sample_path, threads)
+        shapes = {i.name: i.shape for i in self.sample.get_inputs()}
+        self.n_a = int(shapes["ha"][1])
+        self.n_b = int(shapes["hb"][1])
+        self.seed = seed
+
+    @classmethod
+    def from_manifest(cls, family: str, group: int | None = None, models_dir: str | Path | None = None, **kw):
+        if models_dir is None:
+            from shared.paths import models_dir as _md
+
+            models_dir = _md()
+        e = find_decoder(Path(models_dir), family, group)
+        dec = cls(e.frame, e.sample, verify=e.sha256, **kw)
+        dec.entry = e
+        return dec
+
+    # -- pieces
+    def conditioning(self, features: np.ndarray) -> np.ndarray:
+        """features (T, 20) -> cond (T, C); edges padded by repeating the first / last frame."""
+        f = np.asarray(features, np.float32)
+        padded = np.concatenate([np.repeat(f[:1], CONTEXT, 0), f, np.repeat(f[-1:], CONTEXT, 0)])
+        return self.frame.run(["cond"], {"features": padded[None]})[0][0]
+
+    def synthesize(self, features: np.ndarray, lpc: np.ndarray, seed: int | None = None) -> np.ndarray:
+        """Pre-emphasized int16-scale float32 samples (T*160,), before de-emphasis."""
+        features = np.asarray(features, np.float32)
+        T = features.shape[0]
+        if T == 0:
+            return np.zeros(0, np.float32)
+        cond = self.conditioning(features)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        state = {"ha": np.zeros((1, self.n_a), np.float32), "hb": np.zeros((1, self.n_b), np.float32),
+                 "hist": np.zeros(LPC_ORDER, np.float32), "exc": np.array([128], np.int64)}
+        out = np.empty(T * FRAME_SIZE, np.float32)
+        lpc = np.asarray(lpc, np.float32)
+        for f in range(T):
+            pcm, ha, hb, hist, exc = self.sample.run(None, {
+                "cond": cond[f:f + 1], "lpc": lpc[f], "corr": features[f, CORR_INDEX:CORR_INDEX + 1],
+                "uniforms": rng.random(FRAME_SIZE, dtype=np.float32), **state})
+            state = {"ha": ha, "hb": hb, "hist": hist, "exc": exc}
+            out[f * FRAME_SIZE:(f + 1) * FRAME_SIZE] = pcm
+        return out
+
+    def decode(self, features: np.ndarray, seed: int | None = None) -> np.ndarray:
+        """Dequantized features (T, 20) -> int16 PCM (T*160,) at 16 kHz (LPC from the cepstrum,
+        synthesis, de-emphasis)."""
+        from shared.dsp import deemphasize
+        from shared.lpc import lpc_from_cepstrum
+
+        features = np.asarray(features, np.float32)
+        if features.ndim != 2 or features.shape[1] != 20:
+            raise ValueError(f"features must be (T, 20), got {features.shape}")
+        if features.shape[0] == 0:
+            return np.zeros(0, np.int16)
+        lpc = lpc_from_cepstrum(features[:, :18])
+        y = self.synthesize(features, lpc, seed)
+        y = np.nan_to_num(y, nan=0.0, posinf=32767.0, neginf=-32768.0)
+        x, _ = deemphasize(y, 0.0)
+        return np.clip(np.round(x), -32768, 32767).astype(np.int16)

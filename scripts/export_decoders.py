@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Export trained decoders to ONNX and record them in models/manifest.json.
+
+    python scripts/export_decoders.py RUNS_ROOT [--models-dir models] [--fig5 models/fig5_val_loss.png]
+
+RUNS_ROOT holds one folder per training run (as written by ``training.lpcnet.multi``):
+``lpcnet-bl-s``, ``lpcnet-bl-l``, ``plpcnet-{s,l}-g{G}-scratch`` and/or ``plpcnet-{s,l}-g{G}-ft``.
+For each personalized (size, group) the variant with the lower best validation loss is exported as
+``plpcnet-{s,l}-g{G}``; both losses are recorded under ``alternatives``.  Each decoder becomes
+``decoders/<name>.frame.onnx`` + ``decoders/<name>.onnx``; the manifest's decoder entries (kind
+"decoder") are replaced, other entries are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from training.lpcnet.export import export_model, load_checkpoint  # noqa: E402
+
+RUN_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)(-(?P<v>scratch|ft))?)$")
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def run_info(run: Path) -> dict | None:
+    ck = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    if not ck.is_file():
+        return None
+    meta = torch.load(ck, map_location="cpu", weights_only=False)
+    status = json.loads((run / "status.json").read_text()) if (run / "status.json").is_file() else {}
+    return {"run": run, "ckpt": ck, "val_loss": meta.get("val_loss", meta.get("best_val")),
+            "step": meta.get("step"), "epoch": meta.get("epoch"), "done": status.get("done"),
+            "init_from": (meta.get("args") or {}).get("init_from"), "data_summary": meta.get("data_summary")}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs_root")
+    ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "models"))
+    ap.add_argument("--fig5", default=None, help="also plot the paper's Fig. 5 here (PNG)")
+    a = ap.parse_args(argv)
+    root, models = Path(a.runs_root), Path(a.models_dir)
+    chosen: dict[str, dict] = {}
+    alternatives: dict[str, dict] = {}
+    for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        m = RUN_RE.match(run.name)
+        if not m:
+            continue
+        info = run_info(run)
+        if info is None:
+            print(f"skip {run.name}: no checkpoint", file=sys.stderr)
+            continue
+        if m.group("bs"):
+            name, family, group, size = run.name, run.name, "generic", m.group("bs").upper()
+        else:
+            size, group = m.group("ps").upper(), int(m.group("g"))
+            family = f"plpcnet-{size.lower()}"
+            name = f"{family}-g{group}"
+        variant = m.group("v") or ("ft" if info["init_from"] else "scratch")
+        info.update(name=name, family=family, group=group, size=size, variant=variant)
+        alternatives.setdefault(name, {})[variant] = info["val_loss"]
+        best = chosen.get(name)
+        if best is None or (info["val_loss"] is not None and
+                            (best["val_loss"] is None or info["val_loss"] < best["val_loss"])):
+            chosen[name] = info
+    if not chosen:
+        print(f"no runs found under {root}", file=sys.stderr)
+        return 1
+    out_dir = models / "decoders"
+    entries = []
+    for name, info in sorted(chosen.items()):
+        model, ck = load_checkpoint(info["ckpt"])
+        files = export_model(model, out_dir, name, {"name": name, "step": info["step"]})
+        params = sum(p.numel() for p in model.parameters())
+        entries.append({
+            "name": name, "kind": "decoder", "family": info["family"], "size": info["size"],
+            "group": info["group"], "params": params, "val_loss": info["val_loss"],
+            "val_features": (ck.get("args") or {}).get("val_features", "qfeatures"),
+            "variant": info["variant"], "alternatives": alternatives[name],
+            "step": info["step"], "epoch": info["epoch"], "training_finished": info["done"],
+            "training_data": info["data_summary"], "config": ck.get("config"),
+            "files": {k: str(p.relative_to(models)) for k, p in files.items()},
+            "sha256": {k: sha256(p) for k, p in files.items()},
+        })
+        print(f"{name}: {params} params, val {info['val_loss']}, variant {info['variant']} "
+              f"(alternatives {alternatives[name]})")
+    man_path = models / "manifest.json"
+    man = json.loads(man_path.read_text()) if man_path.is_file() else {}
+    if isinstance(man, list):
+        man = {"models": man}
+    kept = [m for m in man.get("models", []) if m.get("kind") != "decoder"]
+    man["models"] = kept + entries
+    man_path.write_text(json.dumps(man, indent=1) + "\n")
+    print(f"wrote {man_path} ({len(entries)} decoders)")
+    if a.fig5:
+        from training.lpcnet.curves import plot_fig5, read_history
+
+        base = {n: read_history(chosen[n]["run"]) for n in ("lpcnet-bl-s", "lpcnet-bl-l") if n in chosen}
+        pers = {}
+        for fam in ("plpcnet-s", "plpcnet-l"):
+            runs = [chosen[n]["run"] for n in sorted(chosen) if chosen[n]["family"] == fam]
+            if runs:
+                pers[fam] = [read_history(r) for r in runs]
+        data = plot_fig5(a.fig5, base, pers)
+        Path(a.fig5).with_suffix(".json").write_text(json.dumps(data, indent=1))
+        print(f"wrote {a.fig5}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""LPCNet trainer on the CPU, tiny configuration: learning, budgeted stop + resume, DDP (gloo)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from training.lpcnet import train  # noqa: E402
+from training.lpcnet.synthetic import write_fixture  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lpcnet_data")
+    # 2-frame sequences keep the 2400-step recurrence of real data out of CI time
+    write_fixture(d, speakers=8, per_speaker=8, shards=2, seed=0, n_groups=2, frames=2)
+    return d
+
+
+def _args(data, out, *extra):
+    return ["--data", str(data), "--out", str(out), "--size", "tiny", "--device", "cpu", "--threads", "1",
+            "--groups", str(data / "speaker_groups.json"), "--splits", str(data / "speaker_splits.json"),
+            "--batch", "8", "--log-every", "1", *map(str, extra)]
+
+
+def _records(out, kind):
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()
+            if json.loads(line)["kind"] == kind]
+
+
+def test_tiny_training_learns_and_writes_outputs(data, tmp_path):
+    out = tmp_path / "run"
+    assert train.main(_args(data, out, "--epochs", "3", "--lr", "5e-3", "--quantized-after-epoch", "2")) == 0
+    steps = _records(out, "step")
+    assert len(steps) == 18  # 48 training sequences // 8 = 6 batches x 3 epochs
+    first = sum(r["loss"] for r in steps[:3]) / 3
+    last = sum(r["loss"] for r in steps[-3:]) / 3
+    assert first > 5.3 and last < first - 0.15, (first, last)
+    epochs = _records(out, "epoch")
+    assert [r["epoch"] for r in epochs] == [0, 1, 2]
+    assert epochs[-1]["val_loss"] < epochs[0]["val_loss"]
+    assert epochs[-1]["features"] == "qfeatures" and epochs[0]["features"] == "features"
+    assert set(epochs[0]["val_groups"]) == {"0", "1"} and epochs[0]["val_speakers"] == 2
+    assert "val_eq3" in epochs[0]
+    status = json.loads((out / "status.json").read_text())
+    assert status["done"] and status["step"] == 18
+    for name in ("last.pt", "last-optim.pt", "best.pt", "curves.png", "history.json"):
+        p = out / name
+        assert p.is_file() and 0 < p.stat().st_size < 16 * 2**20
+    # training again is a no-op once done
+    assert train.main(_args(data, out, "--epochs", "3")) == 0
+    assert len(_records(out, "step")) == 18
+
+
+def test_resume_reproduces_an_uninterrupted_run(data, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    train.main(_args(data, a, "--epochs", "2", "--max-steps", "9"))
+    train.main(_args(data, b, "--epochs", "2", "--max-steps", "4"))
+    ck = torch.load(b / "last.pt", weights_only=False)
+    assert ck["step"] == 4 and ck["batch_in_epoch"] == 4
+    train.main(_args(data, b, "--epochs", "2", "--max-steps", "9"))
+    ca, cb = torch.load(a / "last.pt", weights_only=False), torch.load(b / "last.pt", weights_only=False)
+    assert ca["step"] == cb["step"] == 9 and ca["epoch"] == cb["epoch"] == 1
+    for k in ca["model"]:
+        assert torch.equal(ca["model"][k], cb["model"][k]), k
+    oa, ob = torch.load(a / "last-optim.pt", weights_only=False), torch.load(b / "last-optim.pt", weights_only=False)
+    assert oa["optimizer"]["state"][0]["step"] == ob["optimizer"]["state"][0]["step"] == 9
+    assert [r["val_loss"] for r in ca["history"]] == [r["val_loss"] for r in cb["history"]]
+
+
+def test_budget_stop_saves_and_continues(data, tmp_path):
+    out = tmp_path / "budget"
+    # a 3 s budget with no reserve stops after a few steps, mid-training
+    train.main(_args(data, out, "--epochs", "50", "--budget-min", str(3 / 60), "--reserve-s", "0"))
+    s1 = json.loads((out / "status.json").read_text())
+    assert not s1["done"] and s1["step"] > 0
+    train.main(_args(data, out, "--epochs", "50", "--budget-min", str(2 / 60), "--reserve-s", "0"))
+    s2 = json.loads((out / "status.json").read_text())
+    assert s2["step"] > s1["step"] and not s2["done"]
+
+
+def test_init_from_and_group_filter(data, tmp_path):
+    base = tmp_path / "base"
+    train.main(_args(data, base, "--epochs", "1", "--max-steps", "2"))
+    out = tmp_path / "g1"
+    train.main(_args(data, out, "--group", "1", "--epochs", "1", "--init-from", base / "last.pt"))
+    ck = torch.load(out / "last.pt", weights_only=False)
+    tr = ck["data_summary"]["train"]
+    assert tr["speakers"] == 3 and tr["sequences"] == 24  # group 1 = odd speakers s003 s005 s007
+    assert ck["data_summary"]["validation"]["speakers"] == 1
+    assert set(ck["history"][0]["val_groups"]) == {"1"}
+    assert ck["name"] == "plpcnet-tiny-g1"
+
+
+def test_ddp_gloo_two_processes_matches_single_process(data, tmp_path):
+    """Same global batch, no noise: 2-process DDP == 1 process (up to float reduction order)."""
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    common = ["--epochs", "1", "--max-steps", "3", "--noise-domain", "none"]
+    train.main(_args(data, single, *common))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "training.lpcnet.train", *_args(data, ddp, *common)]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cs, cd = torch.load(single / "last.pt", weights_only=False), torch.load(ddp / "last.pt", weights_only=False)
+    assert cd["step"] == 3
+    for k in cs["model"]:
+        assert torch.allclose(cs["model"][k], cd["model"][k], atol=2e-5, rtol=1e-4), k
+    assert "x2" in r.stderr
+
+
+def test_streaming_shards_and_rank_split_cover_each_sequence_once(data):
+    from training.lpcnet.data import ShardSet
+
+    resident = ShardSet(data, None, seed=3)
+    streamed = ShardSet(data, None, seed=3, max_resident_mb=1e-6)  # one shard per chunk
+    assert resident.resident and not streamed.resident and streamed.shards_per_chunk == 1
+    n = resident.n
+    for ds in (resident, streamed):
+        seen = []
+        for rank in (0, 1):
+            for _, b in ds.iter_epoch(epoch=1, batch=4, rank=rank, world=2):
+                assert b["signal"].shape[0] == 2
+                seen += [tuple(x) for x in b["signal"][:, :8].tolist()]
+        assert len(seen) == len(set(seen)) == ds.epoch_batches(1, 4) * 4 >= n - 8
+        # resuming at batch k yields exactly the tail of the epoch
+        full = [b["signal"] for _, b in ds.iter_epoch(2, 4)]
+        tail = [b["signal"] for _, b in ds.iter_epoch(2, 4, start=5)]
+        assert len(tail) == len(full) - 5 and all(torch.equal(x, y) for x, y in zip(full[5:], tail))
+    # a different epoch is a different order
+    a = [b["signal"] for _, b in resident.iter_epoch(1, 4)][0]
+    b = [b["signal"] for _, b in resident.iter_epoch(2, 4)][0]
+    assert not torch.equal(a, b)
+
+
+def test_group_map_formats(tmp_path):
+    from training.lpcnet.data import load_group_map
+
+    enc = {"format": "pnsc-speaker-groups-1", "default_groups": 4, "speakers": {"19": {"split": "train"}},
+           "groupings": {"2": {"assignment": {"19": 1}}, "4": {"centroids": [[0.0]], "train_sizes": [1, 1],
+                                                              "assignment": {"19": 3, "26": 0}}}}
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps(enc))
+    assert load_group_map(p) == {"19": 3, "26": 0}
+    assert load_group_map(p, 2) == {"19": 1}
+    p.write_text(json.dumps({"default_C": 4, "groups": {"4": {"assignment": {"a": 2}}}}))
+    assert load_group_map(p) == {"a": 2}
+    p.write_text(json.dumps({"x": 1, "y": 0}))
+    assert load_group_map(p) == {"x": 1, "y": 0}
+
+
+def test_resume_can_move_the_quantized_adaptation(data, tmp_path):
+    out = tmp_path / "q"
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "6"))  # default: adapt from epoch 2
+    assert torch.load(out / "last.pt", weights_only=False)["args"]["quantized_after_epoch"] == 2
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "12", "--quantized-after-epoch", "1"))
+    hist = json.loads((out / "history.json").read_text())
+    assert [h["features"] for h in hist] == ["features", "qfeatures"]

@@ -1,0 +1,97 @@
+"""Streaming group decision (GroupTracker): first decision, hysteresis, talker change on real audio."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sender.speaker_classifier import Classification, GroupTracker, SpeakerClassifier
+from shared.audio import load_audio
+
+CORPUS = Path("/work/shared/data/librispeech-excerpts")
+TEST_SPEAKERS = ["1688", "1998", "2033", "2414", "3080"]  # test-other: unseen by training
+
+
+def speaker_audio(spk: str, n_utts: int = 4) -> np.ndarray:
+    files = sorted((CORPUS / "test-other" / spk).glob("*/*.flac"))[:n_utts]
+    if not files:
+        pytest.skip("LibriSpeech excerpts not available")
+    return np.concatenate([load_audio(f, quiet=True) for f in files])
+
+
+def feed(tracker: GroupTracker, pcm: np.ndarray, chunk: int = 1600) -> list:
+    out = []
+    for i in range(0, len(pcm), chunk):
+        out.append(tracker.push(pcm[i:i + chunk]))
+    return out
+
+
+class ScriptedClassifier:
+    """Stands in for the encoder: returns a scripted group per evaluated window."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.calls = 0
+
+    def classify_features(self, feats):
+        g = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        d = [1.0, 1.0, 1.0, 1.0]
+        d[g] = 0.5
+        return Classification(g, d, 0.5, len(feats) / 100, 1)
+
+
+def test_hysteresis_logic_with_scripted_windows():
+    pcm = speaker_audio("1998", n_utts=10)
+    script = [2, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 3, 1]
+    tr = GroupTracker(ScriptedClassifier(script), switch_after=3)
+    feed(tr, pcm)
+    assert len(tr.events) >= len(script)
+    decided = [e.group for e in tr.events[: len(script)]]
+    # first window decides; isolated or paired disagreements do not switch; three in a row do
+    assert decided == [2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1]
+
+
+def test_no_decision_before_enough_speech():
+    tr = GroupTracker(ScriptedClassifier([0]), decide_seconds=3.0)
+    assert tr.push(np.zeros(16000 * 10, dtype=np.float32)) is None  # silence never decides
+    pcm = speaker_audio("3080", n_utts=1)
+    states = feed(tr, pcm)
+    first = next(i for i, g in enumerate(states) if g is not None)
+    assert first * 0.1 >= 3.0  # at least 3 s of (active) audio before the decision
+    assert tr.group == 0
+
+
+@pytest.fixture(scope="module")
+def real_groups():
+    clf = SpeakerClassifier()
+    audio = {s: speaker_audio(s) for s in TEST_SPEAKERS}
+    whole = {s: clf.classify(a, max_active_seconds=None).group for s, a in audio.items()}
+    return clf, audio, whole
+
+
+def test_one_talker_does_not_flap(real_groups):
+    clf, audio, whole = real_groups
+    for spk in TEST_SPEAKERS:
+        tr = GroupTracker(clf)
+        feed(tr, audio[spk])
+        decisions = [e.group for e in tr.events]
+        assert len(decisions) >= 8
+        assert len(set(decisions)) == 1, (spk, [(round(e.time_s, 1), e.window_group, e.group) for e in tr.events])
+
+
+def test_talker_change_is_detected(real_groups):
+    clf, audio, whole = real_groups
+    pairs = [(a, b) for a in TEST_SPEAKERS for b in TEST_SPEAKERS if whole[a] != whole[b]]
+    assert pairs, f"all test-other speakers fall in one group: {whole}"
+    for a, b in pairs[:3]:
+        tr = GroupTracker(clf)
+        feed(tr, np.concatenate([audio[a], audio[b]]))
+        change_s = len(audio[a]) / 16000
+        before = [e.group for e in tr.events if e.time_s <= change_s]
+        after = [e for e in tr.events if e.time_s > change_s]
+        assert set(before) == {whole[a]}
+        assert after[-1].group == whole[b]
+        switches = sum(1 for x, y in zip(tr.events, tr.events[1:]) if x.group != y.group)
+        assert switches == 1
+        switch_time = next(e.time_s for e in after if e.group == whole[b])
+        assert switch_time - change_s < 12.0

@@ -1,0 +1,252 @@
+"""LPCNet (Valin & Skoglund) in PyTorch: frame-rate network + sample-rate network.
+
+Layout (facts.md, paper sec. 2.4):
+- frame-rate net: pitch embedding (256 x 64) of the integer pitch period, concatenated with the
+  20 features -> conv1d(k=3, 128, tanh) -> conv1d(k=3, 128, tanh) (both 'valid': T+4 frames in,
+  T out) -> FC 128 tanh -> FC 128 tanh = conditioning vector f per 10 ms frame.
+- sample-rate net: one shared 256 x 128 mu-law embedding applied to previous sample s[n-1],
+  LPC prediction u[n] and previous excitation e[n-1]; GRU-A (N units) on [3 x 128 embeddings, f];
+  GRU-B (16 units) on [GRU-A out, f]; dual FC (2 x tanh(Wh+b) weighted by per-output factors)
+  giving 256 logits over the mu-law excitation e[n].
+
+Parameter counts: N=384 -> 1,232,992 (paper: 1.234M); N=256 -> 783,712 (paper: 0.784M).
+
+Feature normalisation is inside the model (so exported graphs take raw features):
+cepstrum as is; pitch period p (samples) -> (p - 100) / 50 and embedding index round(p) in 0..255;
+pitch correlation c -> c - 0.5.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint
+
+FEATURE_DIM = 20
+PERIOD_INDEX = 18
+CORR_INDEX = 19
+MU_LEVELS = 256
+FRAME_SIZE = 160
+LPC_ORDER = 16
+PDF_FLOOR = 0.002
+
+
+@dataclass(frozen=True)
+class LPCNetConfig:
+    gru_a: int = 384
+    gru_b: int = 16
+    embed: int = 128  # mu-law embedding size
+    cond: int = 128  # frame-rate network width / conditioning size
+    pitch_embed: int = 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+SIZES = {
+    "L": LPCNetConfig(gru_a=384),
+    "S": LPCNetConfig(gru_a=256),
+    # CI / CPU tests only.
+    "tiny": LPCNetConfig(gru_a=24, gru_b=8, embed=8, cond=16, pitch_embed=4),
+}
+
+
+def config_for(size: str) -> LPCNetConfig:
+    try:
+        return SIZES[size]
+    except KeyError:
+        raise ValueError(f"unknown model size {size!r} (one of {sorted(SIZES)})") from None
+
+
+# ---------------------------------------------------------------- mu-law (torch, matches shared.mulaw)
+_LOG256 = math.log(256.0)
+
+
+def lin2ulaw(x: torch.Tensor) -> torch.Tensor:
+    """int16-scale linear -> continuous mu-law in [0, 255] (not rounded)."""
+    s = torch.sign(x)
+    u = 128.0 + s * 128.0 * torch.log1p(255.0 * torch.abs(x) / 32768.0) / _LOG256
+    return torch.clamp(u, 0.0, 255.0)
+
+
+def ulaw2lin(u: torch.Tensor) -> torch.Tensor:
+    """mu-law value (float or int) in [0, 255] -> int16-scale linear."""
+    u = u.to(torch.float32) - 128.0
+    s = torch.sign(u)
+    return s * (32768.0 / 255.0) * (torch.exp(torch.abs(u) / 128.0 * _LOG256) - 1.0)
+
+
+def ulaw_index(x: torch.Tensor) -> torch.Tensor:
+    """int16-scale linear -> integer mu-law index (round to nearest, 0..255), int64."""
+    return torch.clamp(torch.floor(lin2ulaw(x) + 0.5), 0, 255).to(torch.long)
+
+
+def sampling_boost(corr: torch.Tensor | float) -> torch.Tensor | float:
+    """LPCNet's temperature: logits are multiplied by 1 + max(0, 1.5 * pitch_corr - 0.5)."""
+    if isinstance(corr, torch.Tensor):
+        return 1.0 + torch.clamp(1.5 * corr - 0.5, min=0.0)
+    return 1.0 + max(0.0, 1.5 * float(corr) - 0.5)
+
+
+# ---------------------------------------------------------------- model
+class FrameRateNet(nn.Module):
+    def __init__(self, cfg: LPCNetConfig):
+        super().__init__()
+        self.pitch_embedding = nn.Embedding(256, cfg.pitch_embed)
+        self.conv1 = nn.Conv1d(FEATURE_DIM + cfg.pitch_embed, cfg.cond, 3)
+        self.conv2 = nn.Conv1d(cfg.cond, cfg.cond, 3)
+        self.fc1 = nn.Linear(cfg.cond, cfg.cond)
+        self.fc2 = nn.Linear(cfg.cond, cfg.cond)
+        # feature normalisation (x - offset) * scale, kept as constants
+        offset = torch.zeros(FEATURE_DIM)
+        scale = torch.ones(FEATURE_DIM)
+        offset[PERIOD_INDEX], scale[PERIOD_INDEX] = 100.0, 1.0 / 50.0
+        offset[CORR_INDEX] = 0.5
+        self.register_buffer("feat_offset", offset, persistent=False)
+        self.register_buffer("feat_scale", scale, persistent=False)
+
+    @staticmethod
+    def pitch_index(features: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(torch.floor(features[..., PERIOD_INDEX] + 0.5), 0, 255).to(torch.long)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features (B, T+4, 20) raw -> conditioning (B, T, cond)."""
+        features = features.to(torch.float32)
+        pe = self.pitch_embedding(self.pitch_index(features))
+        x = torch.cat([(features - self.feat_offset) * self.feat_scale, pe], dim=-1)
+        x = x.transpose(1, 2)
+        x = torch.tanh(self.conv1(x))
+        x = torch.tanh(self.conv2(x))
+        x = x.transpose(1, 2)
+        x = torch.tanh(self.fc1(x))
+        return torch.tanh(self.fc2(x))
+
+
+class DualFC(nn.Module):
+    """LPCNet's MDense with two channels: sum_c factor_c * tanh(W_c h + b_c) -> logits."""
+
+    def __init__(self, n_in: int, n_out: int = MU_LEVELS):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(2, n_out, n_in))
+        self.bias = nn.Parameter(torch.zeros(2, n_out))
+        self.factor = nn.Parameter(torch.ones(2, n_out))
+        bound = 1.0 / math.sqrt(n_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        y = torch.einsum("...i,coi->...co", h, self.weight) + self.bias
+        return (torch.tanh(y) * self.factor).sum(dim=-2)
+
+
+class LPCNet(nn.Module):
+    def __init__(self, cfg: LPCNetConfig | None = None):
+        super().__init__()
+        self.cfg = cfg or LPCNetConfig()
+        c = self.cfg
+        self.frame_net = FrameRateNet(c)
+        self.embed = nn.Embedding(MU_LEVELS, c.embed)  # shared by sig / pred / exc
+        self.gru_a = nn.GRU(3 * c.embed + c.cond, c.gru_a, batch_first=True)
+        self.gru_b = nn.GRU(c.gru_a + c.cond, c.gru_b, batch_first=True)
+        self.dual_fc = DualFC(c.gru_b)
+
+    # -- frame-rate part
+    def frame_rate(self, features: torch.Tensor) -> torch.Tensor:
+        return self.frame_net(features)
+
+    # -- teacher-forced sample-rate part
+    def sample_rate(self, cond: torch.Tensor, sig: torch.Tensor, pred: torch.Tensor, exc: torch.Tensor) -> torch.Tensor:
+        """cond (B, T, C); sig/pred/exc int64 (B, T*160) mu-law indices -> logits (B, T*160, 256)."""
+        return self.dual_fc(self.hidden(cond, sig, pred, exc))
+
+    def hidden(self, cond: torch.Tensor, sig, pred, exc) -> torch.Tensor:
+        """GRU-B output (B, T*160, gru_b) for teacher-forced inputs."""
+        cond_s = cond.repeat_interleave(FRAME_SIZE, dim=1)
+        emb = self.embed(torch.stack([sig, pred, exc], dim=-1)).flatten(-2)
+        if torch.is_autocast_enabled(emb.device.type):  # halve the activation memory before the GRU
+            emb = emb.to(torch.get_autocast_dtype(emb.device.type))
+        a, _ = self.gru_a(torch.cat([emb, cond_s.to(emb.dtype)], dim=-1))
+        b, _ = self.gru_b(torch.cat([a, cond_s.to(a.dtype)], dim=-1))
+        return b
+
+    def forward(self, features, sig, pred, exc, target=None):
+        """Logits (B, T*160, 256); with ``target`` the mean cross-entropy instead, computed with the
+        dual FC + softmax recomputed in the backward pass (saves ~4 activations of B x T*160 x 256)."""
+        if target is None:
+            return self.sample_rate(self.frame_rate(features), sig, pred, exc)
+        h = self.hidden(self.frame_rate(features), sig, pred, exc)
+        return torch.utils.checkpoint.checkpoint(self._head_loss, h, target, use_reentrant=False)
+
+    def _head_loss(self, h, target):
+        logits = self.dual_fc(h)
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+    # -- single step (for export tests and the torch reference synthesis)
+    def step(self, cond: torch.Tensor, sig: torch.Tensor, pred: torch.Tensor, exc: torch.Tensor,
+             ha: torch.Tensor, hb: torch.Tensor):
+        """cond (B, C); sig/pred/exc (B,) int64; ha (B, N); hb (B, 16) -> (logits (B,256), ha, hb)."""
+        emb = self.embed(torch.stack([sig, pred, exc], dim=-1)).flatten(-2)
+        ha = _gru_cell(self.gru_a, torch.cat([emb, cond], dim=-1), ha)
+        hb = _gru_cell(self.gru_b, torch.cat([ha, cond], dim=-1), hb)
+        return self.dual_fc(hb), ha, hb
+
+    def sample_net_parameters(self):
+        for name, p in self.named_parameters():
+            if not name.startswith("frame_net."):
+                yield p
+
+
+def _gru_cell(gru: nn.GRU, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    gi = F.linear(x, gru.weight_ih_l0, gru.bias_ih_l0)
+    gh = F.linear(h, gru.weight_hh_l0, gru.bias_hh_l0)
+    ir, iz, inn = gi.chunk(3, dim=-1)
+    hr, hz, hn = gh.chunk(3, dim=-1)
+    r = torch.sigmoid(ir + hr)
+    z = torch.sigmoid(iz + hz)
+    n = torch.tanh(inn + r * hn)
+    return (1.0 - z) * n + z * h
+
+
+def sample_from_logits(logits: torch.Tensor, boost: float, uniform: float) -> int:
+    """LPCNet sampling: softmax(boost * logits), floor 0.002 subtracted, inverse CDF with `uniform`."""
+    p = torch.softmax(logits.float() * boost, dim=-1)
+    p = torch.clamp(p - PDF_FLOOR, min=0.0)
+    c = torch.cumsum(p, dim=-1)
+    return int(min(255, int((c < uniform * c[-1]).sum())))
+
+
+@torch.no_grad()
+def synthesize(model: LPCNet, features: torch.Tensor, lpc: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Slow torch reference of the decoder loop (pre-emphasized int16-scale output, no de-emphasis).
+
+    features (T+4, 20) (two frames of context each side), lpc (T, 16), uniforms (T*160,) in [0, 1).
+    Mirrors receiver.reference_decoder's ONNX frame loop step by step.
+    """
+    model.eval()
+    cond = model.frame_rate(features[None])[0]
+    T = cond.shape[0]
+    N, NB = model.cfg.gru_a, model.cfg.gru_b
+    ha, hb = torch.zeros(1, N), torch.zeros(1, NB)
+    hist = torch.zeros(LPC_ORDER)  # hist[m-1] = x[n-m]
+    exc = torch.tensor([128])
+    out = torch.zeros(T * FRAME_SIZE)
+    corr = features[2:2 + T, CORR_INDEX]
+    for f in range(T):
+        boost = sampling_boost(float(corr[f]))
+        for n in range(FRAME_SIZE):
+            u = float((lpc[f] * hist).sum())
+            sig = ulaw_index(hist[:1])
+            pred = ulaw_index(torch.tensor([u]))
+            logits, ha, hb = model.step(cond[f:f + 1], sig, pred, exc, ha, hb)
+            idx = sample_from_logits(logits[0], boost, float(uniforms[f * FRAME_SIZE + n]))
+            x = min(32767.0, max(-32768.0, u + float(ulaw2lin(torch.tensor(float(idx))))))
+            hist = torch.cat([torch.tensor([x]), hist[:-1]])
+            exc = torch.tensor([idx])
+            out[f * FRAME_SIZE + n] = x
+    return out
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

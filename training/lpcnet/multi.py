@@ -1,0 +1,116 @@
+"""Train several decoders at once (one process each, sharing the GPU(s)), all with the same budget.
+
+    python -m training.lpcnet.multi --data DIR --out-root ROOT --budget-min 9 \
+        --models all10 [--batch 512] [--gpus 0] [-- extra train.py options]
+
+Model names: ``lpcnet-bl-s``, ``lpcnet-bl-l``, ``plpcnet-{s,l}-g{G}-scratch`` (trained on group G's
+speakers only, from random init) and ``plpcnet-{s,l}-g{G}-ft`` (initialised from
+``ROOT/lpcnet-bl-{s,l}/best.pt``, falling back to last.pt).  Sets: ``all10`` (2 baselines + 8 scratch
+PLPCNets for C=4), ``baselines``, ``scratch-s``, ``scratch-l``, ``ft-s``, ``ft-l``.
+Each run writes to ROOT/<name>/ (see train.py) plus ROOT/<name>/stdout.log; runs whose status.json
+says done are skipped.  Exit status: number of failed runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NAME_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)-(?P<v>scratch|ft))$")
+
+
+def expand(spec: str, C: int) -> list[str]:
+    out = []
+    for item in spec.split(","):
+        item = item.strip()
+        if item == "all10":
+            out += ["lpcnet-bl-s", "lpcnet-bl-l"] + [f"plpcnet-{s}-g{g}-scratch" for s in "sl" for g in range(C)]
+        elif item == "baselines":
+            out += ["lpcnet-bl-s", "lpcnet-bl-l"]
+        elif item in ("scratch-s", "scratch-l", "ft-s", "ft-l"):
+            v, s = item.split("-")
+            out += [f"plpcnet-{s}-g{g}-{v}" for g in range(C)]
+        elif item:
+            out.append(item)
+    for n in out:
+        if not NAME_RE.match(n):
+            raise SystemExit(f"multi: bad model name {n!r}")
+    return list(dict.fromkeys(out))
+
+
+def train_args(name: str, root: Path) -> list[str]:
+    m = NAME_RE.match(name)
+    if m.group("bs"):
+        return ["--size", m.group("bs").upper(), "--group", "all", "--name", name]
+    size, g, v = m.group("ps").upper(), m.group("g"), m.group("v")
+    args = ["--size", size, "--group", g, "--name", f"plpcnet-{size.lower()}-g{g}"]
+    if v == "ft" and not (root / name / "last.pt").is_file():
+        base = root / f"lpcnet-bl-{size.lower()}"
+        init = base / "best.pt" if (base / "best.pt").is_file() else base / "last.pt"
+        if not init.is_file():
+            raise FileNotFoundError(f"{name}: needs a baseline checkpoint in {base}")
+        args += ["--init-from", str(init)]
+    return args
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, extra = argv[:i], argv[i + 1:]
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, action="append")
+    ap.add_argument("--out-root", required=True)
+    ap.add_argument("--models", default="all10")
+    ap.add_argument("--C", type=int, default=4)
+    ap.add_argument("--budget-min", type=float, default=9.0)
+    ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--gpus", default=None, help="comma list of GPU ids, assigned round-robin")
+    ap.add_argument("--stagger-s", type=float, default=2.0, help="delay between process starts")
+    a = ap.parse_args(argv)
+    root = Path(a.out_root)
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    procs = []
+    gpus = a.gpus.split(",") if a.gpus else None
+    for i, name in enumerate(expand(a.models, a.C)):
+        out = root / name
+        st = out / "status.json"
+        if st.is_file() and json.loads(st.read_text()).get("done"):
+            print(f"multi: {name} already done", file=sys.stderr)
+            continue
+        try:
+            targs = train_args(name, root)
+        except FileNotFoundError as exc:
+            print(f"multi: skip {exc}", file=sys.stderr)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        # every process ends inside the caller's budget
+        budget = a.budget_min - (time.monotonic() - t0) / 60.0
+        cmd = [sys.executable, "-m", "training.lpcnet.train", *sum((["--data", d] for d in a.data), []),
+               "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra]
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+        log = open(out / "stdout.log", "a")
+        print(f"multi: start {name}: {' '.join(cmd[1:])}", file=sys.stderr)
+        procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        time.sleep(a.stagger_s)
+    failed = 0
+    for name, p, log in procs:
+        rc = p.wait()
+        log.close()
+        tail = (root / name / "stdout.log").read_text().splitlines()[-1:] if (root / name / "stdout.log").is_file() else []
+        print(f"multi: {name} rc={rc} {tail[0] if tail else ''}", file=sys.stderr)
+        failed += rc != 0
+    return failed
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

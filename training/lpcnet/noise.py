@@ -1,0 +1,93 @@
+"""Teacher-forcing inputs with LPCNet-style noise injection, computed on the fly on the batch's device.
+
+Alignment (data contract): ``signal`` (B, (T+1)*160) starts 160 samples before frame f0, ``lpc``
+(B, T, 16) holds frame f0..f0+T-1.  Global sample i >= 160 belongs to frame (i-160)//160 and uses that
+frame's LPC; u[i] = sum_{m=1..16} lpc[m-1] * x[i-m].  For the one context sample i = 159 (needed for
+the previous excitation of the first sample) frame 0's LPC is used.
+
+For each predicted sample i (160 <= i < (T+1)*160) the network gets
+  sig  = mu(x~[i-1])            previous (noisy) sample
+  pred = mu(u~[i])              prediction from the noisy past
+  exc  = mu(x~[i-1] - u~[i-1])  previous (noisy) excitation
+and the target is mu(s[i] - u~[i]): the clean sample against the noisy prediction (LPCNet).
+
+Noise (fresh each batch): integer Laplacian noise in the mu-law domain, one standard deviation per
+sequence drawn as ``scale * U^2`` (U uniform; LPCNet's dump_data draws ``10 * U^2`` for its recursive
+excitation noise).  ``domain='exc'`` (default) perturbs the mu-law of the clean excitation, so the
+signal error has the size of the decoder's own sampling errors (a one-step, parallel version of
+LPCNet's recursive injection); ``domain='sig'`` perturbs the mu-law of the signal itself.
+"""
+from __future__ import annotations
+
+import torch
+
+from .model import FRAME_SIZE, LPC_ORDER, lin2ulaw, ulaw2lin, ulaw_index
+
+DEFAULT_NOISE_SCALE = {"exc": 6.0, "sig": 1.5}
+
+
+def _per_sample_lpc(lpc: torch.Tensor, first: int) -> torch.Tensor:
+    """(B, T, 16) -> LPC for global samples first..(T+1)*160-1, flipped so it dots with unfold windows."""
+    B, T, _ = lpc.shape
+    lpc_s = lpc.flip(-1).repeat_interleave(FRAME_SIZE, dim=1)  # samples 160..(T+1)*160-1
+    n_before = FRAME_SIZE - first
+    if n_before > 0:
+        lpc_s = torch.cat([lpc_s[:, :1].expand(B, n_before, LPC_ORDER), lpc_s], dim=1)
+    return lpc_s
+
+
+def predict(x: torch.Tensor, lpc: torch.Tensor, first: int = FRAME_SIZE - 1) -> torch.Tensor:
+    """LPC prediction u[i] for i in first..L-1 (x: (B, L) float32, lpc (B, T, 16))."""
+    L = x.shape[1]
+    win = x.unfold(1, LPC_ORDER, 1)  # win[:, j] = x[j .. j+15]; u[i] uses win[:, i-16] (flipped lpc)
+    win = win[:, first - LPC_ORDER:L - LPC_ORDER]
+    return (win * _per_sample_lpc(lpc, first)).sum(-1)
+
+
+def laplace_int(shape, std: torch.Tensor, generator: torch.Generator | None, device) -> torch.Tensor:
+    u1 = torch.rand(shape, generator=generator, device=device).clamp_min(1e-7)
+    u2 = torch.rand(shape, generator=generator, device=device).clamp_min(1e-7)
+    return torch.floor(0.5 + std * 0.707 * (torch.log(u1) - torch.log(u2)))
+
+
+def noisy_signal(signal: torch.Tensor, lpc: torch.Tensor, *, domain: str = "exc", scale: float | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """The noisy version x~ of the (B, L) signal that the network sees as its past output."""
+    x = signal.to(torch.float32)
+    lpc = lpc.to(torch.float32)
+    B, L = x.shape
+    first = FRAME_SIZE - 1
+    if scale is None:
+        scale = DEFAULT_NOISE_SCALE[domain]
+    std = scale * torch.rand((B, 1), generator=generator, device=x.device) ** 2
+    n = laplace_int((B, L), std, generator, x.device)
+    if domain == "sig":
+        return ulaw2lin(torch.clamp(lin2ulaw(x) + n, 0.0, 255.0))
+    if domain == "exc":
+        u_clean = predict(x, lpc, first)
+        e = x[:, first:] - u_clean
+        e_noisy = ulaw2lin(torch.clamp(lin2ulaw(e) + n[:, first:], 0.0, 255.0))
+        return torch.cat([x[:, :first], u_clean + e_noisy], dim=1)
+    raise ValueError(f"unknown noise domain {domain!r}")
+
+
+def inputs_from(signal: torch.Tensor, xn: torch.Tensor, lpc: torch.Tensor):
+    """Clean signal + noisy signal -> (sig, pred, exc, target), each int64 (B, T*160)."""
+    x = signal.to(torch.float32)
+    L = x.shape[1]
+    first = FRAME_SIZE - 1
+    u = predict(xn, lpc.to(torch.float32), first)  # u[k] is global sample first + k
+    prev = xn[:, first:L - 1]
+    sig = ulaw_index(prev)
+    pred = ulaw_index(u[:, 1:])
+    exc = ulaw_index(prev - u[:, :-1])
+    target = ulaw_index(x[:, first + 1:] - u[:, 1:])
+    return sig, pred, exc, target
+
+
+def make_inputs(signal: torch.Tensor, lpc: torch.Tensor, *, noise: bool = True, domain: str = "exc",
+                scale: float | None = None, generator: torch.Generator | None = None):
+    """-> (sig, pred, exc, target), each int64 (B, T*160)."""
+    xn = noisy_signal(signal, lpc, domain=domain, scale=scale, generator=generator) if noise \
+        else signal.to(torch.float32)
+    return inputs_from(signal, xn, lpc)

@@ -1,0 +1,99 @@
+"""Pack training runs into a few tar files under a size cap (to bring them back from a GPU lease),
+and unpack them into a runs folder (to carry them into the next lease).
+
+    python -m training.lpcnet.pack RUNS_ROOT OUT_DIR [--max-mib 15.5] [--best] [--optim] [--max-files 8]
+    python -m training.lpcnet.pack --unpack OUT_DIR/runs-*.tar RUNS_ROOT
+
+Per run it packs last.pt (weights + training state, no optimizer moments), history.json,
+status.json, log.jsonl, curves.png, stdout.log; best.pt with --best; last-optim.pt with --optim
+(resuming without it restarts Adam's moments, with a note).  Files are grouped into
+``runs-N.tar`` (no compression: weights do not compress), each under --max-mib; a file that cannot
+fit is an error, as is needing more than --max-files tars.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tarfile
+from pathlib import Path
+
+SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log")
+
+
+def collect(root: Path, best: bool, optim: bool) -> list[tuple[Path, str]]:
+    out = []
+    for run in sorted(p for p in root.iterdir() if p.is_dir()):
+        names = ["last.pt", *SMALL] + (["best.pt"] if best else []) + (["last-optim.pt"] if optim else [])
+        for n in names:
+            p = run / n
+            if p.is_file():
+                out.append((p, f"{run.name}/{n}"))
+    return out
+
+
+def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, optim: bool = False,
+         max_files: int = 8) -> list[Path]:
+    cap = int(max_mib * 2**20) - 64 * 1024  # tar headers and padding
+    items = collect(root, best, optim)
+    bins: list[list[tuple[Path, str]]] = []
+    sizes: list[int] = []
+    for p, arc in sorted(items, key=lambda x: -x[0].stat().st_size):  # first-fit decreasing
+        s = p.stat().st_size + 1024
+        if s > cap:
+            raise ValueError(f"{p} ({s} bytes) does not fit in {max_mib} MiB")
+        for i in range(len(bins)):
+            if sizes[i] + s <= cap:
+                bins[i].append((p, arc))
+                sizes[i] += s
+                break
+        else:
+            bins.append([(p, arc)])
+            sizes.append(s)
+    if len(bins) > max_files:
+        raise ValueError(f"{len(bins)} tar files needed, more than {max_files}: pack fewer runs or drop --best/--optim")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, b in enumerate(bins):
+        path = out_dir / f"runs-{i}.tar"
+        with tarfile.open(path, "w") as tf:
+            for p, arc in sorted(b, key=lambda x: x[1]):
+                tf.add(p, arcname=arc)
+        paths.append(path)
+    return paths
+
+
+def unpack(tars: list[Path], root: Path) -> int:
+    root.mkdir(parents=True, exist_ok=True)
+    n = 0
+    for t in tars:
+        with tarfile.open(t) as tf:
+            members = [m for m in tf.getmembers() if m.isfile() and ".." not in Path(m.name).parts
+                       and not Path(m.name).is_absolute()]
+            tf.extractall(root, members=members, filter="data")
+            n += len(members)
+    return n
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("paths", nargs="+")
+    ap.add_argument("--unpack", action="store_true")
+    ap.add_argument("--max-mib", type=float, default=15.5)
+    ap.add_argument("--max-files", type=int, default=8)
+    ap.add_argument("--best", action="store_true")
+    ap.add_argument("--optim", action="store_true")
+    a = ap.parse_args(argv)
+    if a.unpack:
+        *tars, root = a.paths
+        print(f"unpacked {unpack([Path(t) for t in tars], Path(root))} files into {root}", file=sys.stderr)
+        return 0
+    if len(a.paths) != 2:
+        ap.error("pack needs RUNS_ROOT OUT_DIR")
+    paths = pack(Path(a.paths[0]), Path(a.paths[1]), a.max_mib, a.best, a.optim, a.max_files)
+    for p in paths:
+        print(f"{p} {p.stat().st_size / 2**20:.2f} MiB", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,444 @@
+"""Budgeted, resumable LPCNet / PLPCNet training (single process, or DDP under torchrun).
+
+    python -m training.lpcnet.train --data DIR --out DIR --size S|L|tiny --group G|all \
+        --budget-min 9 --batch 512 [--init-from CKPT] [--quantized-after-epoch K] [--device cuda|cpu]
+
+One call trains until its wall-clock budget (or --epochs / --max-steps) is used up, saves
+``OUT/last.pt`` (+ ``OUT/last-optim.pt``) and exits 0; the next call with the same OUT continues from
+there (same batches and noise as an uninterrupted run).  OUT/status.json says whether training is
+finished.  Everything is written to OUT, in files far under 16 MiB: last.pt, last-optim.pt, best.pt,
+log.jsonl, history.json, curves.png, status.json.
+
+Training data: sequences of the training speakers (``--splits`` split "train", if a splits file is
+given) in group G (``--groups`` map) or all groups.  Validation: the "validation" split's speakers
+(of group G for a personalized model), on quantized features by default, with per-group losses and
+eq. (3) weighting when a group map is given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .data import DataError, ShardSet, load_group_map, log, select_speakers
+from .model import LPCNet, config_for, count_parameters
+from .noise import make_inputs
+
+REPO = Path(__file__).resolve().parents[2]
+CKPT_VERSION = 1
+
+# Gradient-clipping threshold (global norm) by (size, personalized?): the paper uses 5e-2 .. 1e-4,
+# smaller for smaller models and for more speakers.
+DEFAULT_CLIP = {("L", True): 5e-2, ("L", False): 1e-2, ("S", True): 1e-2, ("S", False): 1e-3,
+                ("tiny", True): 1.0, ("tiny", False): 1.0}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, action="append", help="example-shard folder (repeatable)")
+    ap.add_argument("--val-data", action="append", help="validation shard folder(s) (default: --data)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--size", default="S", choices=["S", "L", "tiny"])
+    ap.add_argument("--group", default="all", help="speaker group index, or 'all' (baseline)")
+    ap.add_argument("--groups", default=None, help="speaker -> group map (default models/speaker_groups.json if present)")
+    ap.add_argument("--C", type=int, default=None, help="number of groups to read from the map (default: its default_C)")
+    ap.add_argument("--splits", "--speakers-from", dest="splits", default=None,
+                    help="speaker splits JSON (default models/speaker_splits.json if present; 'none' = all speakers)")
+    ap.add_argument("--budget-min", type=float, default=9.0, help="wall-clock budget of this call (minutes)")
+    ap.add_argument("--reserve-s", type=float, default=20.0, help="seconds kept for the final save")
+    ap.add_argument("--epochs", type=int, default=120, help="total epochs of the whole training")
+    ap.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in total")
+    ap.add_argument("--batch", type=int, default=512, help="global batch (sequences of 15 frames)")
+    ap.add_argument("--val-batch", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-decay", type=float, default=0.0, help="lr / (1 + decay * step) (LPCNet: 5e-5)")
+    ap.add_argument("--clip", type=float, default=None, help="grad-norm clip (default by size and group)")
+    ap.add_argument("--init-from", default=None, help="start from this checkpoint's weights (fine-tuning)")
+    ap.add_argument("--quantized-after-epoch", type=int, default=None,
+                    help="from this epoch on, train on quantized features (default: 3/4 of --epochs)")
+    ap.add_argument("--adapt", default="frame", choices=["frame", "all"],
+                    help="what the quantized-feature adaptation trains (LPCNet: the frame-rate net)")
+    ap.add_argument("--val-features", default="qfeatures", choices=["qfeatures", "features"])
+    ap.add_argument("--noise-domain", default="exc", choices=["exc", "sig", "none"])
+    ap.add_argument("--noise-scale", type=float, default=None)
+    ap.add_argument("--device", default="auto", help="cuda | cpu | auto")
+    ap.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--max-resident-mb", type=float, default=20_000)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--name", default=None, help="model name recorded in the checkpoint")
+    return ap.parse_args(argv)
+
+
+# ---------------------------------------------------------------- helpers
+def _default(path_arg, rel):
+    if path_arg == "none":
+        return None
+    if path_arg:
+        return path_arg
+    p = REPO / rel
+    return str(p) if p.is_file() else None
+
+
+def _atomic_save(obj, path: Path):
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _atomic_text(text: str, path: Path):
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Dist:
+    def __init__(self, device_arg: str):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device_arg == "auto":
+            device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+        if device_arg.startswith("cuda"):
+            if not torch.cuda.is_available():
+                raise SystemExit("train: --device cuda but CUDA is not available")
+            self.device = torch.device("cuda", local if self.world > 1 else torch.device(device_arg).index or 0)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.dist = dist
+        else:
+            self.dist = None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.dist is not None:
+            t = t.to(self.device if self.device.type == "cuda" else "cpu")
+            self.dist.all_reduce(t)
+        return t
+
+    def any_flag(self, flag: bool) -> bool:
+        if self.dist is None:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        self.dist.all_reduce(t)
+        return bool(t.item() > 0)
+
+    def close(self):
+        if self.dist is not None:
+            self.dist.destroy_process_group()
+
+
+def _noise_gen(device, seed, rank, step) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + rank * 7919 + step * 104_729) % (2**62))
+    return g
+
+
+# ---------------------------------------------------------------- validation
+@torch.no_grad()
+def validate(model: LPCNet, val: ShardSet, feat_key: str, batch: int, D: Dist, amp_dtype, n_groups: int):
+    model.eval()
+    G = n_groups + 1  # last slot: no group known
+    sums = torch.zeros(G + 1, dtype=torch.float64)  # per group, and total
+    cnts = torch.zeros(G + 1, dtype=torch.float64)
+    for b in val.iter_all(batch, D.rank, D.world):
+        sig, pred, exc, target = make_inputs(b["signal"], b["lpc"], noise=False)
+        with torch.autocast(D.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(b[feat_key], sig, pred, exc)
+        loss = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none").mean(1).double().cpu()
+        grp = b["group"].cpu() if "group" in b else torch.full((len(loss),), -1)
+        grp = torch.where((grp >= 0) & (grp < n_groups), grp, torch.full_like(grp, n_groups))
+        sums.index_add_(0, grp, loss)
+        cnts.index_add_(0, grp, torch.ones_like(loss))
+        sums[-1] += loss.sum()
+        cnts[-1] += len(loss)
+    sums, cnts = D.all_sum(sums).cpu(), D.all_sum(cnts).cpu()
+    model.train()
+    if cnts[-1] == 0:
+        return None, {}
+    groups = {str(g): float(sums[g] / cnts[g]) for g in range(n_groups) if cnts[g] > 0}
+    return float(sums[-1] / cnts[-1]), groups
+
+
+# ---------------------------------------------------------------- main
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    t_start = time.monotonic()
+    budget_s = a.budget_min * 60.0
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    D = Dist(a.device)
+    out = Path(a.out)
+    if D.main:
+        out.mkdir(parents=True, exist_ok=True)
+    dev = D.device
+    amp = a.amp if a.amp != "auto" else ("bf16" if dev.type == "cuda" else "none")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
+    if amp_dtype is not None and dev.type == "cpu" and amp == "fp16":
+        raise SystemExit("train: fp16 autocast needs CUDA")
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    # --- resume state
+    last, last_opt = out / "last.pt", out / "last-optim.pt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=False) if last.is_file() else None
+    if ckpt is not None:
+        # the run's identity comes from the checkpoint; the budget / limits from this call
+        saved = ckpt["args"]
+        # (file paths -- data, groups, splits -- come from this call: the repo may live elsewhere now)
+        defaults = parse_args(["--data", "x", "--out", "x"])
+        for k in ("size", "group", "batch", "seed", "noise_domain", "noise_scale", "C"):
+            if getattr(a, k) != saved.get(k) and getattr(a, k) != getattr(defaults, k) and D.main:
+                log(f"train: resuming {out} as saved: {k}={saved.get(k)!r} (ignoring {getattr(a, k)!r})")
+            setattr(a, k, saved.get(k))
+        # schedule settings: saved ones, unless this call sets them explicitly
+        for k in ("lr", "lr_decay", "clip", "quantized_after_epoch", "adapt", "val_features"):
+            if getattr(a, k) == getattr(defaults, k):
+                setattr(a, k, saved.get(k))
+            elif getattr(a, k) != saved.get(k) and D.main:
+                log(f"train: {k} changed from {saved.get(k)!r} to {getattr(a, k)!r}")
+    size = a.size
+    group = None if str(a.group) == "all" else int(a.group)
+    personalized = group is not None
+    clip = a.clip if a.clip is not None else DEFAULT_CLIP[(size, personalized)]
+    q_epoch = a.quantized_after_epoch if a.quantized_after_epoch is not None else (3 * a.epochs) // 4
+    a.clip, a.quantized_after_epoch = clip, q_epoch
+    groups_path = _default(a.groups, "models/speaker_groups.json")
+    splits_path = _default(a.splits, "models/speaker_splits.json")
+    a.groups, a.splits = groups_path, splits_path
+    group_map = load_group_map(groups_path, a.C) if groups_path else None
+    n_groups = (max(group_map.values()) + 1) if group_map else 0
+
+    # --- data
+    try:
+        train_spk = select_speakers(splits_path, "train" if splits_path else None, group_map, group)
+        if splits_path:
+            val_spk, want_val = select_speakers(splits_path, "validation", group_map, group), True
+        else:  # no splits: a separate --val-data folder holds the validation speakers
+            val_spk, want_val = select_speakers(None, None, group_map, group), bool(a.val_data)
+        train = ShardSet(a.data, train_spk, group_map=group_map, device=dev, max_resident_mb=a.max_resident_mb,
+                         seed=a.seed)
+        val = None
+        if want_val:
+            try:
+                val = ShardSet(a.val_data or a.data, val_spk, group_map=group_map, device=dev,
+                               max_resident_mb=a.max_resident_mb, seed=a.seed)
+            except DataError as exc:
+                if D.main:
+                    log(f"train: no validation data ({exc})")
+    except DataError as exc:
+        raise SystemExit(f"train: {exc}")
+    n_batches = train.epoch_batches(0, a.batch)
+    if n_batches == 0:
+        raise SystemExit(f"train: {train.n} training sequences < batch {a.batch}")
+    val_speakers = len(val.speaker_ids) if val is not None else 0
+    val_groups_spk = {}
+    if val is not None and group_map:
+        for s in val.speaker_ids:
+            g = group_map.get(s)
+            if g is not None:
+                val_groups_spk[str(g)] = val_groups_spk.get(str(g), 0) + 1
+
+    # --- model / optimizer
+    cfg = config_for(size)
+    torch.manual_seed(a.seed)
+    model = LPCNet(cfg)  # seeded init
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    elif a.init_from:
+        init = torch.load(a.init_from, map_location="cpu", weights_only=False)
+        model.load_state_dict(init["model"])
+        if D.main:
+            log(f"train: initialised from {a.init_from} (step {init.get('step')})")
+    model.to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999))
+    state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "pending_val": False, "best_val": None,
+             "epoch_loss_sum": 0.0, "epoch_loss_n": 0, "epoch_gnorm_sum": 0.0, "history": [],
+             "train_seconds": 0.0}
+    if ckpt is not None:
+        state.update({k: ckpt[k] for k in state if k in ckpt})
+        if last_opt.is_file():
+            o = torch.load(last_opt, map_location="cpu", weights_only=False)
+            if o.get("step") == ckpt["step"]:
+                opt.load_state_dict(o["optimizer"])
+            elif D.main:
+                log("train: optimizer checkpoint does not match the model's step; fresh optimizer state")
+        elif D.main:
+            log(f"train: no {last_opt.name}; resuming with fresh optimizer state")
+    ddp = model
+    if D.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ddp = DDP(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    sample_params = {id(p) for p in model.sample_net_parameters()}
+
+    name = a.name or (ckpt or {}).get("name") or \
+        (f"plpcnet-{size.lower()}-g{group}" if personalized else f"lpcnet-bl-{size.lower()}")
+    data_summary = {"train": train.summary(), "validation": val.summary() if val else None,
+                    "val_speakers_per_group": val_groups_spk, "group": group,
+                    "data": [str(d) for d in a.data]}
+    if D.main:
+        log(f"train: {name} size {size} ({count_parameters(model)} params) group {a.group} on {dev} "
+            f"x{D.world}, amp {amp}; train {train.summary()}; val {val.summary() if val else None}; "
+            f"{n_batches} batches/epoch of {a.batch}; resume step {state['step']} epoch {state['epoch']}")
+    logf = open(out / "log.jsonl", "a") if D.main else None
+
+    def save(done: bool):
+        if not D.main:
+            return
+        last_val = next((r["val_loss"] for r in reversed(state["history"]) if r.get("val_loss") is not None), None)
+        meta = {"version": CKPT_VERSION, "name": name, "config": cfg.to_dict(), "args": vars(a),
+                "params": count_parameters(model), "data_summary": data_summary, "val_loss": last_val, **state}
+        _atomic_save({"optimizer": opt.state_dict(), "step": state["step"]}, last_opt)
+        _atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta}, last)
+        _atomic_text(json.dumps(state["history"], indent=1), out / "history.json")
+        _atomic_text(json.dumps({"done": done, "name": name, "step": state["step"], "epoch": state["epoch"],
+                                 "best_val": state["best_val"], "epochs": a.epochs}, indent=1),
+                     out / "status.json")
+        try:
+            from .curves import plot_run
+
+            if state["history"]:
+                plot_run(state["history"], out / "curves.png", name)
+        except Exception as exc:  # plotting must never lose a checkpoint
+            log(f"train: plot failed: {exc}")
+
+    def run_validation():
+        t0 = time.monotonic()
+        feat = a.val_features
+        vloss, vgroups = validate(model, val, feat, a.val_batch or a.batch, D, amp_dtype, n_groups) \
+            if val is not None else (None, {})
+        rec = {"kind": "epoch", "epoch": state["epoch"], "step": state["step"],
+               "train_loss": state["epoch_loss_sum"] / max(1, state["epoch_loss_n"]),
+               "grad_norm": state["epoch_gnorm_sum"] / max(1, state["epoch_loss_n"]),
+               "features": "qfeatures" if state["epoch"] >= q_epoch else "features",
+               "val_loss": vloss, "val_groups": vgroups, "val_speakers": val_speakers,
+               "val_features": feat, "train_seconds": round(state["train_seconds"], 1),
+               "val_seconds": round(time.monotonic() - t0, 2)}
+        if vgroups and val_groups_spk:
+            w = {g: val_groups_spk.get(g, 0) for g in vgroups}
+            if sum(w.values()):
+                rec["val_eq3"] = sum(w[g] * vgroups[g] for g in vgroups) / sum(w.values())
+        state["history"].append(rec)
+        if vloss is not None and (state["best_val"] is None or vloss < state["best_val"]):
+            state["best_val"] = vloss
+            if D.main:
+                meta = {"name": name, "config": cfg.to_dict(), "params": count_parameters(model),
+                        "step": state["step"], "epoch": state["epoch"], "val_loss": vloss,
+                        "data_summary": data_summary, "args": vars(a)}
+                _atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta},
+                             out / "best.pt")
+        if D.main:
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            log(f"train: {name} epoch {state['epoch']} step {state['step']} train {rec['train_loss']:.4f} "
+                f"val {vloss if vloss is None else round(vloss, 4)} groups {vgroups}")
+        state["epoch"] += 1
+        state["batch_in_epoch"] = 0
+        state["epoch_loss_sum"] = state["epoch_loss_n"] = state["epoch_gnorm_sum"] = 0.0
+        state["pending_val"] = False
+        return time.monotonic() - t0
+
+    def finished():
+        return state["epoch"] >= a.epochs or (a.max_steps is not None and state["step"] >= a.max_steps)
+
+    val_time = 0.0
+    step_time = None
+    stopped_for_budget = False
+    if state["pending_val"] and not finished():
+        val_time = run_validation()
+        save(finished())
+    seq_samples = None
+    t_window, seqs_window = time.monotonic(), 0
+    while not finished() and not stopped_for_budget:
+        epoch = state["epoch"]
+        quant = epoch >= q_epoch
+        feat_key = "qfeatures" if quant else "features"
+        for b, batch in train.iter_epoch(epoch, a.batch, D.rank, D.world, start=state["batch_in_epoch"]):
+            elapsed = time.monotonic() - t_start
+            est = (step_time or 0.0) * 1.5 + a.reserve_s
+            if D.any_flag(elapsed + est > budget_s) or (a.max_steps is not None and state["step"] >= a.max_steps):
+                stopped_for_budget = elapsed + est > budget_s
+                break
+            t0 = time.monotonic()
+            lr = a.lr / (1.0 + a.lr_decay * state["step"])
+            for pg in opt.param_groups:
+                pg["lr"] = lr
+            gen = _noise_gen(dev, a.seed, D.rank, state["step"])
+            sig, pred, exc, target = make_inputs(batch["signal"], batch["lpc"], noise=a.noise_domain != "none",
+                                                 domain=a.noise_domain if a.noise_domain != "none" else "exc",
+                                                 scale=a.noise_scale, generator=gen)
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss = ddp(batch[feat_key], sig, pred, exc, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if quant and a.adapt == "frame":
+                for p in model.parameters():
+                    if id(p) in sample_params:
+                        p.grad = None
+            gnorm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
+            opt.step()
+            lval = float(loss.detach())  # syncs: step timing is real
+            if not math.isfinite(lval):
+                raise SystemExit(f"train: non-finite loss at step {state['step']}")
+            state["step"] += 1
+            state["batch_in_epoch"] = b + 1
+            state["epoch_loss_sum"] += lval
+            state["epoch_loss_n"] += 1
+            state["epoch_gnorm_sum"] += float(gnorm)
+            dt = time.monotonic() - t0
+            state["train_seconds"] += dt
+            step_time = dt if step_time is None else 0.9 * step_time + 0.1 * dt
+            seq_samples = batch["signal"].shape[1] - 160
+            seqs_window += batch["signal"].shape[0] * D.world
+            if D.main and state["step"] % a.log_every == 0:
+                wall = time.monotonic() - t_window
+                hours_per_min = seqs_window * seq_samples / 16000 / 3600 / (wall / 60)
+                rec = {"kind": "step", "step": state["step"], "epoch": epoch, "loss": lval, "lr": lr,
+                       "grad_norm": float(gnorm), "step_s": round(step_time, 4),
+                       "audio_h_per_min": round(hours_per_min, 3)}
+                logf.write(json.dumps(rec) + "\n")
+                logf.flush()
+                log(f"train: {name} step {state['step']} loss {lval:.4f} {hours_per_min:.2f} audio-h/min")
+                t_window, seqs_window = time.monotonic(), 0
+        else:
+            # epoch complete
+            elapsed = time.monotonic() - t_start
+            if D.any_flag(elapsed + max(val_time * 1.2, 1.0) + a.reserve_s > budget_s):
+                state["pending_val"] = True
+                stopped_for_budget = True
+            else:
+                val_time = run_validation()
+            if not stopped_for_budget:
+                save(finished())
+            continue
+        break
+    done = finished() and not state["pending_val"]
+    save(done)
+    if D.main:
+        log(f"train: {name} {'finished' if done else 'stopped'} at step {state['step']} epoch {state['epoch']} "
+            f"after {time.monotonic() - t_start:.1f} s; checkpoint {last}")
+        logf.close()
+    D.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
