@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("runs_root")
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "models"))
     ap.add_argument("--fig5", default=None, help="also plot the paper's Fig. 5 here (PNG)")
+    ap.add_argument("--fp32", action="store_true", help="store float32 weights (default: float16 weights)")
     a = ap.parse_args(argv)
     root, models = Path(a.runs_root), Path(a.models_dir)
     chosen: dict[str, dict] = {}
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     entries = []
     for name, info in sorted(chosen.items()):
         model, ck = load_checkpoint(info["ckpt"])
-        files = export_model(model, out_dir, name, {"name": name, "step": info["step"]})
+        files = export_model(model, out_dir, name, {"name": name, "step": info["step"]}, fp16_weights=not a.fp32)
         params = sum(p.numel() for p in model.parameters())
         entries.append({
             "name": name, "kind": "decoder", "family": info["family"], "size": info["size"],

@@ -57,10 +57,10 @@ def main() -> int:
     utts = []
     for spk, items in sorted(by_speaker(scan_corpus(args.audio)).items()):
         for u in items[: args.per_speaker]:
-            pcm = load_audio(u.path, quiet=True)[: int(args.max_seconds * 16000)]
-            feats = extract_features(pcm)
-            _, qfeat = quantize_features(feats)
-            group = classifier.classify(pcm).group
+            full = load_audio(u.path, quiet=True)
+            group = classifier.classify(full).group  # the sender's decision on the first seconds
+            pcm = full[: int(args.max_seconds * 16000)]
+            _, qfeat = quantize_features(extract_features(pcm))
             utts.append({"id": u.utt_id, "speaker": spk, "pcm": pcm, "qfeat": qfeat, "group": group})
     print(f"{len(utts)} utterances, {sum(len(u['pcm']) for u in utts) / 16000:.1f} s, device {device}", flush=True)
 

@@ -54,7 +54,7 @@ for split in train validation; do
   if [ ! -f "$EX/$split/index.json" ]; then
     c=$COPIES; [ "$split" = validation ] && c=1
     $PY scripts/build_examples.py --audio "$AUDIO" --out "$EX/$split" --split "$split" --copies "$c" \
-      --workers "$(nproc)" 2>&1 | grep -v "it/s" | tail -3 || exit 1
+      --workers "$(nproc)" 2>&1 | tr "\r" "\n" | tail -3 || exit 1
   fi
 done
 echo "examples ready after $(elapsed) s"

@@ -10,6 +10,7 @@ runtime classifier) on the LibriSpeech excerpts, and writes under docs/figures/s
   consistency.png        fraction of 3 s segments classified into their speaker's group (C = 2..6)
   scores_hist.png        same/different-speaker dot-product scores on held-out segments
   numbers.json           every number shown (EER, C=2 vs sex agreement, sizes, consistency)
+  README.md              the numbers in words
 """
 from __future__ import annotations
 
@@ -59,6 +60,61 @@ def best_permutation_agreement(labels: np.ndarray, truth: np.ndarray) -> float:
         mapped = np.array([vals[perm[g]] if g < len(vals) else None for g in labels], dtype=object)
         best = max(best, float(np.mean(mapped == truth)))
     return best
+
+
+def write_readme(d: dict, path: Path) -> None:
+    """README.md beside the figures, with the numbers of ``numbers.json``."""
+    c, e, s, f = d["consistency"], d["eer"], d["group_sizes"], d["female_fraction_per_group"]
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    rows = "\n".join(
+        f"| {k} | {fmt(c[k]['train_segments'])} | {fmt(c[k]['validation_segments'])} | {fmt(c[k]['test_other_segments'])} "
+        f"| {s[k]['train']} | {s[k]['validation']} | {f[k]} |" for k in sorted(c, key=int))
+    val = e.get("validation_speakers_segments")
+    val_txt = (f"validation speakers {val['eer']:.3f} ({val['pairs']} pairs; same-speaker pairs are different "
+               f"segments of one utterance), " if val else "")
+    e_t, e_r = e["test_other_cross_utterance"], e["train_speakers_segments_seen"]
+    d_c = str(max(int(k) for k in c if "test_other_utterances_classify" in c[k]))
+    text = f"""# Speaker encoder and speaker groups: figures and numbers
+
+Written by `scripts/speaker_figures.py` from the shipped `models/speaker_encoder.onnx` and
+`models/speaker_groups.json` (run through the sender's onnxruntime classifier) on the LibriSpeech
+excerpts. Every number below is in `numbers.json`.
+
+Setup: {d['n_train_speakers']} training / {d['n_validation_speakers']} validation LibriSpeech train-clean-100
+speakers ({d['splits']}; one ~12 s utterance each) and {d['n_test_other_speakers']} unseen test-other speakers
+(10 utterances each). Embeddings are computed on 3 s segments of voice-active speech; a speaker's embedding is
+the mean over its segments; groups are k-means (seed 0, 20 inits) on the training speakers, validation speakers
+are assigned to the nearest centroid.
+
+| file | content |
+|---|---|
+| `tsne_groups.png` | t-SNE (perplexity {d['tsne']['perplexity']:g}) of the {d['tsne']['points']} training speakers, C = 2..5; colour = group, o = female, ^ = male (SPEAKERS.TXT) |
+| `group_sizes.png` | speakers per group (grey: validation) and female fraction per group, C = 2..6 |
+| `consistency.png` | fraction of 3 s segments whose nearest centroid is their speaker's group |
+| `scores_hist.png` | same/different-speaker dot-product scores on held-out speakers |
+
+## Headline numbers
+- C = 2 vs sex (best label permutation): **{d['c2_vs_sex']['agreement_all']:.3f}** on all speakers
+  ({d['c2_vs_sex']['agreement_train']:.3f} on the training speakers); table {d['c2_vs_sex']['table']}.
+- EER of same/different-speaker decisions (score z_i . z_j, 3 s segments): {val_txt}test-other
+  {e_t['eer']:.3f} ({e_t['pairs']} pairs, same-speaker pairs from different utterances); training speakers
+  (seen audio) {e_r['eer']:.3f}.
+- C = 4 (shipped default): training sizes {s['4']['train']}, validation {s['4']['validation']}, test-other
+  {s['4']['test_other']} (paper: 70/89/41/31 and 4/4/7/5).
+- The sender's `classify()` on the first 6 s of active speech of each test-other utterance lands in the
+  speaker's group (C = {d_c}) for {c[d_c]['test_other_utterances_classify']:.3f} of {c[d_c]['n_test_other_utterances']} utterances.
+- Shipped assignment reproduced by the shipped encoder (nearest centroid of the mean): {d['assignment_reproduced']}.
+
+| C | consistency train | validation | test-other | train sizes | validation sizes | female fraction per group |
+|---|---|---|---|---|---|---|
+{rows}
+
+Notes from `speaker_groups.json`: {' '.join(d.get('notes') or []) or 'none'}
+"""
+    path.write_text(text)
 
 
 def main(argv=None) -> int:
@@ -160,6 +216,7 @@ def main(argv=None) -> int:
                                            "note": "training audio (not held out), for reference"}
     numbers["eer"] = eer
     numbers["training"] = gdata.get("training")
+    numbers["notes"] = gdata.get("notes", [])
 
     # ---- figures ------------------------------------------------------------------------------------
     tr_means = means[is_train]
@@ -232,6 +289,7 @@ def main(argv=None) -> int:
     plt.close(fig)
 
     (args.out / "numbers.json").write_text(json.dumps(numbers, indent=1) + "\n")
+    write_readme(numbers, args.out / "README.md")
     print(json.dumps({"c2_vs_sex": numbers["c2_vs_sex"]["agreement_all"], "eer": {k: v["eer"] for k, v in eer.items()},
                       "sizes_C4": numbers["group_sizes"].get("4"), "consistency_C4": cons.get("4")}, indent=1))
     return 0

@@ -94,6 +94,23 @@ def random_eq(rng, x: np.ndarray, std: float) -> np.ndarray:
     return (x + curves[:, None, :]).astype(np.float32)
 
 
+def align_labels(cents: np.ndarray, labels: np.ndarray, speakers: list[str], old: dict[str, int]):
+    """Renumber groups to overlap most with a previous assignment (Hungarian on the overlap counts)."""
+    from scipy.optimize import linear_sum_assignment
+
+    c = len(cents)
+    overlap = np.zeros((c, c))
+    for spk, g in zip(speakers, labels):
+        if spk in old and int(old[spk]) < c:
+            overlap[g, int(old[spk])] += 1
+    rows, cols = linear_sum_assignment(-overlap)
+    perm = np.empty(c, dtype=int)
+    perm[rows] = cols
+    new_cents = np.empty_like(cents)
+    new_cents[perm] = cents
+    return new_cents, perm[labels]
+
+
 def segment_table(active: dict[str, list[np.ndarray]], speakers: list[str], allow_short: bool = False):
     segs, spk_of, utt_of = [], [], []
     for spk in speakers:
@@ -117,6 +134,12 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--align-to", type=Path, default=None,
+                    help="number the groups to match a previous speaker_groups.json as far as possible "
+                         "(keeps group indices stable across retrains); default: by decreasing size")
+    ap.add_argument("--note", action="append", default=[], help="free-text note stored in speaker_groups.json")
+    ap.add_argument("--resume", type=Path, default=None,
+                    help="start from this checkpoint (weights + normalisation); --steps 0 only re-exports and regroups")
     ap.add_argument("--default-groups", type=int, default=4)
     ap.add_argument("--no-split-fallback", action="store_true",
                     help="without a splits file, train on all 251 speakers instead of computing the split")
@@ -174,6 +197,14 @@ def main(argv=None) -> int:
 
     model = SpeakerEncoder(cmn=args.cmn)
     model.set_normalisation(torch.from_numpy(norm_mean.astype(np.float32)), torch.from_numpy(norm_std.astype(np.float32)))
+    prev = {"steps": 0, "minutes": 0.0, "log": []}
+    if args.resume is not None:
+        ckpt = torch.load(args.resume, map_location="cpu", weights_only=False)
+        if bool(ckpt.get("cmn", False)) != args.cmn:
+            raise SystemExit(f"{args.resume}: cmn={ckpt.get('cmn')} does not match --cmn={args.cmn}")
+        model.load_state_dict(ckpt["state_dict"])
+        prev = {"steps": int(ckpt["steps"]), "minutes": float(ckpt["train_minutes"]), "log": list(ckpt["log"])}
+        print(f"resumed {args.resume}: {prev['steps']} steps, {prev['minutes']:.1f} min", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
 
     # held-out same/different check during training: validation speakers' segments (if any) + test-other
@@ -222,13 +253,17 @@ def main(argv=None) -> int:
         if (time.time() - t_train) / 60 > args.max_minutes:
             print(f"time budget reached at step {step}", flush=True)
             break
-    train_minutes = (time.time() - t_train) / 60
+    if args.steps == 0:
+        step = 0
+    train_minutes = (time.time() - t_train) / 60 + prev["minutes"]
+    log = prev["log"] + [dict(e, step=e["step"] + prev["steps"]) for e in log]
+    step += prev["steps"]
     model.eval()
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.models.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": model.state_dict(), "args": {k: str(v) for k, v in vars(args).items()},
-                "cmn": args.cmn, "log": log, "steps": step, "train_minutes": train_minutes}, args.workdir / "encoder.pt")
+                "cmn": args.cmn, "frontend": fe.frontend_params(), "log": log, "steps": step, "train_minutes": train_minutes}, args.workdir / "encoder.pt")
 
     from training.speaker.export import export_onnx
 
@@ -249,9 +284,12 @@ def main(argv=None) -> int:
         np.zeros((0, EMBED_DIM)), [], [], np.zeros((0, EMBED_DIM)))
     te_emb, te_lab2, te_utt2, te_means = speaker_means(active_test, test_spk)
 
+    align = json.loads(args.align_to.read_text())["groupings"] if args.align_to else None
     groupings = {}
     for c in range(2, 7):
         cents, labels = kmeans_groups(tr_means, c)
+        if align is not None and str(c) in align:
+            cents, labels = align_labels(cents, labels, train_spk, align[str(c)]["assignment"])
         va_g = nearest(va_means, cents) if len(va_means) else np.zeros(0, dtype=int)
         assign = {s: int(g) for s, g in zip(train_spk, labels)}
         assign.update({s: int(g) for s, g in zip(val_spk, va_g)})
@@ -274,7 +312,8 @@ def main(argv=None) -> int:
         "speaker_embedding": "mean of the embeddings of 3 s active-speech segments of the speaker's utterances",
         "classification": "nearest centroid (Euclidean)",
         "frontend": fe.frontend_params(),
-        "kmeans": {"seed": KMEANS_SEED, "n_init": KMEANS_INITS, "order": "groups numbered by decreasing train size"},
+        "kmeans": {"seed": KMEANS_SEED, "n_init": KMEANS_INITS, "order": (f"groups numbered to match {args.align_to.name} (maximum overlap)" if args.align_to
+                                                 else "groups numbered by decreasing train size")},
         "corpus": str(args.corpus),
         "splits": split_note,
         "speakers": {s: {"split": "train" if s in set(train_spk) else "validation",
@@ -284,6 +323,7 @@ def main(argv=None) -> int:
                      "crop_seconds": [args.min_crop, args.max_crop], "lr": args.lr, "seed": args.seed,
                      "eq_aug": args.eq_aug, "cmn": args.cmn,
                      "log": log[-1] if log else None},
+        "notes": args.note,
         "groupings": groupings,
     }
     (args.models / "speaker_groups.json").write_text(json.dumps(info, indent=1) + "\n")

@@ -157,6 +157,7 @@ class TrackerEvent:
     window_group: int  # the window's own nearest group
     group: int  # the tracker's decision after this window
     confidence: float
+    distances: tuple[float, ...] = ()
 
 
 @dataclass
@@ -166,15 +167,18 @@ class GroupTracker:
     ``push(pcm)`` takes 16 kHz audio chunks of any size and returns the current group (``None``
     until ``decide_seconds`` of active speech have been heard).  After the first decision, every
     ``window_seconds`` of new active speech the last ``context_seconds`` of active speech are
-    classified; the group changes only after ``switch_after`` consecutive windows disagree with it,
-    to the group the disagreeing windows chose most often (ties: smallest summed distance).
+    classified; a window disagrees when its nearest group is another one and the current group's
+    centroid is more than ``switch_margin`` (relative) farther away.  The group changes only after
+    ``switch_after`` consecutive windows disagree, to the group they chose most often (ties:
+    smallest summed distance).  Talkers near a group boundary therefore do not flap.
     """
 
     classifier: SpeakerClassifier
     decide_seconds: float = 3.0
     window_seconds: float = 2.0
-    context_seconds: float = 3.0
+    context_seconds: float = 6.0
     switch_after: int = 3
+    switch_margin: float = 0.1  # a window disagrees only if d[current] > (1 + margin) * d[its group]
     vad_block_frames: int = 50  # VAD decisions are made 0.5 s at a time
     vad_context_frames: int = 500  # thresholds from the last 5 s of frame energies
     group: int | None = None
@@ -183,7 +187,6 @@ class GroupTracker:
     def __post_init__(self):
         self._pending = np.zeros(0, dtype=np.float64)
         self._samples_in = 0
-        self._frames_done = 0
         self._block_frames: list[np.ndarray] = []
         self._energy_hist: deque[float] = deque(maxlen=self.vad_context_frames)
         self._active: deque[np.ndarray] = deque(maxlen=int(round(max(self.context_seconds, self.decide_seconds)
@@ -191,6 +194,13 @@ class GroupTracker:
         self._active_total = 0
         self._since_eval = 0
         self._disagree: list[tuple[int, np.ndarray]] = []
+
+    @property
+    def group_index(self) -> int:
+        """The group to carry in the stream: ``shared.constants.GROUP_UNKNOWN`` until decided."""
+        from shared.constants import GROUP_UNKNOWN
+
+        return GROUP_UNKNOWN if self.group is None else int(self.group)
 
     @property
     def audio_seconds(self) -> float:
@@ -235,8 +245,8 @@ class GroupTracker:
         self._since_eval = 0
         if first or self.group is None:
             self.group = c.group
-        elif c.group == self.group:
-            self._disagree.clear()
+        elif c.group == self.group or c.distances[self.group] <= (1.0 + self.switch_margin) * c.distances[c.group]:
+            self._disagree.clear()  # agrees, or prefers another group by too small a margin
         else:
             self._disagree.append((c.group, np.asarray(c.distances)))
             if len(self._disagree) >= self.switch_after:
@@ -247,4 +257,4 @@ class GroupTracker:
                 best = max(votes, key=lambda g: (votes[g], -dsum[g]))
                 self.group = best
                 self._disagree.clear()
-        self.events.append(TrackerEvent(self.audio_seconds, c.group, self.group, c.confidence))
+        self.events.append(TrackerEvent(self.audio_seconds, c.group, self.group, c.confidence, tuple(c.distances)))

@@ -4,7 +4,7 @@ Training (``training/speaker``) and the sender's classifier (``sender/speaker_cl
 call these functions, so the encoder sees exactly the same features offline and at run time.
 
 Frames: a 25 ms Hann window every 10 ms (frame ``i`` covers samples ``[160 i, 160 i + 400)``, no
-centering or padding), a 512-point FFT and ``log(|X| + 1e-5)`` of the 257 bins, on audio in
+centering or padding), a 512-point FFT and ``log(|X| + 1e-7)`` of the 257 bins, on audio in
 [-1, 1].  Level normalisation (subtracting the segment's mean log magnitude) and per-bin
 standardisation happen inside the encoder network, so the ONNX graph holds them too.
 
@@ -21,13 +21,13 @@ WIN = 400  # 25 ms
 HOP = 160  # 10 ms
 N_FFT = 512
 N_BINS = N_FFT // 2 + 1  # 257
-LOG_EPS = 1e-5
+LOG_EPS = 1e-7  # far below int16 quantisation noise, so gain changes only shift the log spectrum
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP  # 100
 
 # VAD parameters (energies in dB relative to full scale, 0 dB = a full-scale DC frame).
-VAD_ABS_FLOOR_DB = -55.0  # nothing quieter than this is speech
-VAD_MIN_DYNAMICS_DB = 12.0  # p95 - p5 of frame energies; stationary signals fall below it
-VAD_REL_POSITION = 0.3  # threshold = p10 + 0.3 * (p95 - p10)
+VAD_ABS_FLOOR_DB = -90.0  # nothing quieter than this is speech (low, so the VAD stays gain-invariant)
+VAD_MIN_DYNAMICS_DB = 12.0  # top - noise floor; stationary signals fall below it
+VAD_REL_POSITION = 0.3  # threshold = low + 0.3 * (top - low)
 
 _WINDOW = np.hanning(WIN + 2)[1:-1].astype(np.float64)  # symmetric, no zero end points
 
@@ -93,14 +93,21 @@ def log_spectrogram(pcm: np.ndarray) -> np.ndarray:
 
 
 def vad_threshold(energy_db: np.ndarray) -> float:
-    """Energy threshold (dB) for a block of frame energies; +inf when the block cannot be speech."""
+    """Energy threshold (dB) for a block of frame energies; +inf when the block cannot be speech.
+
+    ``top`` = 99th percentile of the frame energies (a little speech in a long silence still
+    counts), ``low`` = 10th percentile (the noise floor).  A block whose top is less than
+    ``VAD_MIN_DYNAMICS_DB`` above its noise floor is stationary (noise, hum, DC); a block whose top is
+    below the absolute floor is silence.  Both percentiles move with the gain, so the decisions do
+    not depend on the input level (unless the absolute floor is reached).
+    """
     e = np.asarray(energy_db, dtype=np.float64)
     if e.size == 0:
         return float("inf")
-    p5, p10, p95 = np.percentile(e, [5, 10, 95])
-    if p95 < VAD_ABS_FLOOR_DB or p95 - p5 < VAD_MIN_DYNAMICS_DB:
+    low, top = (float(v) for v in np.percentile(e, [10, 99]))
+    if top < VAD_ABS_FLOOR_DB or top - low < VAD_MIN_DYNAMICS_DB:
         return float("inf")
-    return float(max(VAD_ABS_FLOOR_DB, p10 + VAD_REL_POSITION * (p95 - p10)))
+    return float(max(VAD_ABS_FLOOR_DB, low + VAD_REL_POSITION * (top - low)))
 
 
 def active_frames_from_energy(energy_db: np.ndarray, context_db: np.ndarray | None = None) -> np.ndarray:

@@ -11,6 +11,8 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+
 from shared.audio import load_audio
 
 from .distinct import embedding, select_separable
@@ -68,9 +70,7 @@ def generate(source: str, out_root: Path, budget_s: float, minutes_per_speaker: 
             for spec in specs.values():
                 _make(synth, mod, out_root, spec, k)
         embs = {}
-        for spk, spec in specs.items():
-            import numpy as np
-
+        for spk in specs:
             embs[spk] = np.stack([embedding(load_audio(utterance_path(out_root, mod.SUBSET, spk, CHAPTER, k),
                                                        quiet=True)) for k in range(probe)])
         kept, report = select_separable(embs, min_accuracy)

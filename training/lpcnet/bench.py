@@ -51,7 +51,7 @@ def one(size: str, batch: int, steps: int, amp: str, device: str) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-2)
         opt.step()
-        float(loss)
+        float(loss.detach())
         times.append(time.perf_counter() - t0)
     warm = times[2:] if len(times) > 4 else times[1:] or times
     step = sum(warm) / len(warm)
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
             else:
                 r = one(size, batch, a.steps, a.amp, a.device)
                 print(json.dumps(r) if a.json else
-                      f"{size} batch {batch} {a.amp}: step {r['step_s']:.3f} s, {r['audio_h_per_min']:.2f} audio-h/min, "
+                      f"{size} batch {batch} {a.amp}: step {r['step_s']:.3f} s, {r['audio_h_per_min']:.3f} audio-h/min, "
                       f"peak {r['peak_gib']:.1f} GiB", flush=True)
     return 0
 

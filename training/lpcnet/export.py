@@ -278,7 +278,8 @@ def load_checkpoint(path) -> tuple[LPCNet, dict]:
     return model, ck
 
 
-def export_model(model: LPCNet, out_dir, name: str, extra_meta: dict | None = None) -> dict[str, Path]:
+def export_model(model: LPCNet, out_dir, name: str, extra_meta: dict | None = None,
+                 fp16_weights: bool = False) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"frame": out_dir / f"{name}.frame.onnx", "sample": out_dir / f"{name}.onnx"}
@@ -286,6 +287,11 @@ def export_model(model: LPCNet, out_dir, name: str, extra_meta: dict | None = No
         m = builder(model)
         for k, v in (extra_meta or {}).items():
             m.metadata_props.append(onnx.StringStringEntryProto(key=str(k), value=str(v)))
+        if fp16_weights:
+            from .onnx_fp16 import halve_initializers
+
+            m = halve_initializers(m)
+            m.metadata_props.append(onnx.StringStringEntryProto(key="weights", value="float16 (computed in float32)"))
         onnx.save(m, files[kind])
     return files
 

@@ -1,0 +1,1 @@
+"""LPCNet / PLPCNet decoders: model, data, noise injection, budgeted DDP training, ONNX export."""
