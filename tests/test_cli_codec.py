@@ -67,3 +67,28 @@ def test_missing_input_and_subprocess_exit_code(tmp_path):
     )
     assert proc.returncode == 2
     assert "audio file not found" in proc.stderr
+
+
+def test_encode_group_auto_classifies_the_talker(tmp_path, capsys):
+    clip = sorted(SAMPLES.glob("*.flac"))[0]
+    out = tmp_path / "auto.pnsc"
+    assert main(["encode", str(clip), str(out), "--group", "auto"]) == 0
+    header, _ = read_pnsc(out)
+    assert 0 <= header.group < 4
+    assert f"classified into group {header.group}" in capsys.readouterr().err
+
+
+def test_encode_group_auto_on_silence_writes_unknown(tmp_path, capsys):
+    wav = tmp_path / "silence.wav"
+    sf.write(wav, np.zeros(32000, dtype=np.float32), 16000)
+    out = tmp_path / "s.pnsc"
+    assert main(["encode", str(wav), str(out), "--group", "auto"]) == 0
+    assert read_pnsc(out)[0].group == 255
+    assert "cannot classify the talker" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", ["x", "255", "-1"])
+def test_encode_bad_group(tmp_path, capsys, bad):
+    clip = sorted(SAMPLES.glob("*.flac"))[0]
+    assert main(["encode", str(clip), str(tmp_path / "o.pnsc"), "--group", bad]) == 2
+    assert "--group must be" in capsys.readouterr().err

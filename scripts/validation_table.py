@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Eq. (3) of the paper from training logs: per-group validation losses of the personalized
+decoders weighted by validation speakers per group, against the generic baselines; plots the
+paper's Fig. 5 against optimizer steps (fine-tuned runs continue the baseline's step count).
+
+Usage: python scripts/validation_table.py runs/gpu --out docs/figures/fig5_val_loss.png [--json F]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from training.lpcnet.data import load_group_map, load_splits  # noqa: E402
+
+
+def epochs(run: Path) -> list[dict]:
+    log = run / "log.jsonl"
+    if not log.is_file():
+        return []
+    return [r for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "epoch" and r.get("val_groups")]
+
+
+def _latest(series: list[tuple[int, float]], step: int) -> float:
+    """Validation loss of the last epoch at or before ``step``."""
+    return [v for st, v in series if st <= step][-1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("runs", type=Path)
+    ap.add_argument("--groups", type=Path, default=Path("models/training_groups.json"))
+    ap.add_argument("--splits", type=Path, default=Path("models/speaker_splits.json"))
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    gmap = load_group_map(args.groups)
+    val = [s for s in load_splits(args.splits)["validation"] if s.isdigit()]  # the 20 LibriSpeech speakers
+    C = max(gmap.values()) + 1
+    n_val = [sum(gmap.get(s) == c for s in val) for c in range(C)]
+    weights = [n / sum(n_val) for n in n_val]
+
+    rows, curves = {}, {}
+    for name in ("lpcnet-bl-s", "lpcnet-bl-l"):
+        ep = epochs(args.runs / name)
+        if ep:
+            last = ep[-1]
+            per = [last["val_groups"][str(c)] for c in range(C)]
+            rows[name] = {"step": last["step"], "per_group": per, "eq3": sum(w * v for w, v in zip(weights, per))}
+            curves[name] = [(r["step"], sum(w * r["val_groups"][str(c)] for c, w in enumerate(weights))) for r in ep]
+    for size in "sl":
+        for variant in ("scratch", "ft"):
+            per, steps, series = [], [], []
+            for c in range(C):
+                ep = epochs(args.runs / f"plpcnet-{size}-g{c}-{variant}")
+                if not ep:
+                    break
+                per.append(ep[-1]["val_groups"][str(c)])
+                steps.append(ep[-1]["step"])
+                series.append([(r["step"], r["val_groups"][str(c)]) for r in ep])
+            if len(per) == C:
+                name = f"plpcnet-{size}-{variant}"
+                rows[name] = {"step": steps, "per_group": per, "eq3": sum(w * v for w, v in zip(weights, per))}
+                if variant == "scratch":  # same step axis as the baselines: each group's latest value
+                    grid = sorted({st for ser in series for st, _ in ser if st >= max(ser[0][0] for ser in series)})
+                    curves[name] = [(g, sum(weights[c] * _latest(series[c], g) for c in range(C))) for g in grid]
+
+    print(f"validation speakers per group (LibriSpeech, C={C}): {n_val}")
+    print(f"| decoder | steps | " + " | ".join(f"group {c}" for c in range(C)) + " | eq. (3) |")
+    print("|---|---|" + "---|" * C + "---|")
+    for name, r in rows.items():
+        print(f"| {name} | {r['step']} | " + " | ".join(f"{v:.4f}" for v in r["per_group"]) + f" | **{r['eq3']:.4f}** |")
+    if args.json:
+        args.json.write_text(json.dumps({"val_speakers_per_group": n_val, "rows": rows}, indent=1))
+    if args.out:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for name, pts in curves.items():
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name)
+        for name in ("plpcnet-s-ft", "plpcnet-l-ft"):
+            if name in rows:
+                ax.axhline(rows[name]["eq3"], ls="--", lw=1, color="tab:red" if "-s-" in name else "tab:purple",
+                           label=f"{name} (fine-tuned from the baseline, final)")
+        ax.set_xlabel("optimizer steps (batch 128 x 15 frames)")
+        ax.set_ylabel("eq. (3) weighted validation loss (nats/sample)")
+        ax.set_title("Validation loss, cf. the paper's Fig. 5")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(args.out, dpi=110)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
