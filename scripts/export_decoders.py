@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parent.parent / "models"))
     ap.add_argument("--fig5", default=None, help="also plot the paper's Fig. 5 here (PNG)")
     ap.add_argument("--fp32", action="store_true", help="store float32 weights (default: float16 weights)")
+    ap.add_argument("--training-note", default=None,
+                    help="how these decoders were trained, in words (recorded in every manifest entry)")
     a = ap.parse_args(argv)
     root, models = Path(a.runs_root), Path(a.models_dir)
     chosen: dict[str, dict] = {}
@@ -89,6 +91,7 @@ def main(argv=None) -> int:
             "val_features": (ck.get("args") or {}).get("val_features", "qfeatures"),
             "variant": info["variant"], "alternatives": alternatives[name],
             "step": info["step"], "epoch": info["epoch"], "training_finished": info["done"],
+            "initialised_from": info["init_from"], "training_note": a.training_note,
             "training_data": info["data_summary"], "config": ck.get("config"),
             "files": {k: str(p.relative_to(models)) for k, p in files.items()},
             "sha256": {k: sha256(p) for k, p in files.items()},

@@ -64,6 +64,11 @@ def main() -> int:
             if len(per) == C:
                 name = f"plpcnet-{size}-{variant}"
                 rows[name] = {"step": steps, "per_group": per, "eq3": sum(w * v for w, v in zip(weights, per))}
+                base = curves.get(f"lpcnet-bl-{size}")
+                if variant == "scratch" and base:
+                    # The baseline at the step closest to where the scratch runs stopped (equal training).
+                    at = min(base, key=lambda p: abs(p[0] - sum(steps) / len(steps)))
+                    rows[name]["baseline_at_equal_steps"] = {"step": at[0], "eq3": at[1]}
                 if variant == "scratch":  # same step axis as the baselines: each group's latest value
                     grid = sorted({st for ser in series for st, _ in ser if st >= max(ser[0][0] for ser in series)})
                     curves[name] = [(g, sum(weights[c] * _latest(series[c], g) for c in range(C))) for g in grid]
@@ -73,6 +78,10 @@ def main() -> int:
     print("|---|---|" + "---|" * C + "---|")
     for name, r in rows.items():
         print(f"| {name} | {r['step']} | " + " | ".join(f"{v:.4f}" for v in r["per_group"]) + f" | **{r['eq3']:.4f}** |")
+    for name, r in rows.items():
+        if "baseline_at_equal_steps" in r:
+            b = r["baseline_at_equal_steps"]
+            print(f"{name}: eq. (3) {r['eq3']:.4f} vs its baseline at step {b['step']}: {b['eq3']:.4f}")
     if args.json:
         args.json.write_text(json.dumps({"val_speakers_per_group": n_val, "rows": rows}, indent=1))
     if args.out:

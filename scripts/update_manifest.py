@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Record the non-decoder models (codebooks, speaker encoder, group maps, splits) in
+models/manifest.json with their hashes and how they were made; decoder entries are kept as written
+by scripts/export_decoders.py.
+
+Usage: python scripts/update_manifest.py
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def main() -> int:
+    man_path = MODELS / "manifest.json"
+    man = json.loads(man_path.read_text()) if man_path.is_file() else {"models": []}
+    groups = json.loads((MODELS / "speaker_groups.json").read_text())
+    training = groups.get("training", {})
+    entries = [
+        {"name": "codebooks-v1", "kind": "codebooks", "file": "codebooks-v1.npz",
+         "training": "k-means (scripts/train_codebooks.py, seed 0, 15 iterations) on the 251 LibriSpeech "
+                     "train-clean-100 excerpts (52 min, 314,520 frames): 3 x 1024 x 17 MSVQ, 4096 x 18 "
+                     "signed middle-frame codebook, 4 correlation levels, c0 range"},
+        {"name": "speaker-encoder", "kind": "speaker_encoder", "file": "speaker_encoder.onnx",
+         "params": training.get("params"),
+         "training": "Siamese 2 x GRU(32) on log-magnitude STFT, BCE on dot-product logits (eq. 1), "
+                     f"{training.get('steps', '?')} steps on the 231 LibriSpeech training speakers (CPU); "
+                     "scripts/train_speaker_encoder.py"},
+        {"name": "speaker-groups", "kind": "speaker_groups", "file": "speaker_groups.json",
+         "training": "k-means on per-speaker mean embeddings of the 231 training speakers, C = 2..6 "
+                     f"(default C = {groups.get('default_groups')}); validation speakers by nearest centroid"},
+        {"name": "training-groups", "kind": "group_map", "file": "training_groups.json",
+         "training": "speaker -> group (C = 4) used to train the personalized decoders: LibriSpeech by the "
+                     "k-means assignment current at training time, other corpus speakers by nearest centroid "
+                     "(scripts/assign_groups.py + scripts/make_training_groups.py)"},
+        {"name": "speaker-splits", "kind": "splits", "file": "speaker_splits.json",
+         "training": "seeded train / validation / test speaker splits (training/corpus/splits.py)"},
+    ]
+    for e in entries:
+        e["sha256"] = sha256(MODELS / e["file"])
+    names = {e["name"] for e in entries}
+    man["models"] = entries + [m for m in man.get("models", []) if m.get("name") not in names]
+    man_path.write_text(json.dumps(man, indent=1) + "\n")
+    print(f"{man_path}: {len(man['models'])} entries")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
