@@ -10,13 +10,13 @@ RNG, so a given (model, features, seed) always decodes to the same audio.  Real-
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from shared.checksum import sha256_file
 
 FRAME_SIZE = 160
 LPC_ORDER = 16
@@ -36,13 +36,6 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -91,7 +84,7 @@ class ReferenceDecoder:
         frame_path, sample_path = Path(frame_path), Path(sample_path)
         if verify:
             for kind, p in (("frame", frame_path), ("sample", sample_path)):
-                if verify.get(kind) and _sha256(p) != verify[kind]:
+                if verify.get(kind) and sha256_file(p) != verify[kind]:
                     raise DecoderNotFound(f"{p}: sha256 does not match the manifest")
         self.frame = _session(frame_path, threads)
         self.sample = _session(sample_path, threads)

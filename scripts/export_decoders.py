@@ -13,7 +13,6 @@ For each personalized (size, group) the variant with the lower best validation l
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys
@@ -24,12 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from training.lpcnet.export import export_model, load_checkpoint  # noqa: E402
+from shared.checksum import sha256_file  # noqa: E402
 
 RUN_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)(-(?P<v>scratch|ft))?)$")
 
-
-def sha256(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 def run_info(run: Path) -> dict | None:
@@ -94,7 +91,7 @@ def main(argv=None) -> int:
             "initialised_from": info["init_from"], "training_note": a.training_note,
             "training_data": info["data_summary"], "config": ck.get("config"),
             "files": {k: str(p.relative_to(models)) for k, p in files.items()},
-            "sha256": {k: sha256(p) for k, p in files.items()},
+            "sha256": {k: sha256_file(p) for k, p in files.items()},
         })
         print(f"{name}: {params} params, val {info['val_loss']}, variant {info['variant']} "
               f"(alternatives {alternatives[name]})")

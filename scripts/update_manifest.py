@@ -7,16 +7,17 @@ Usage: python scripts/update_manifest.py
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
 
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from shared.checksum import sha256_file  # noqa: E402
+
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
-
-def sha256(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 def main() -> int:
@@ -45,7 +46,7 @@ def main() -> int:
          "training": "seeded train / validation / test speaker splits (training/corpus/splits.py)"},
     ]
     for e in entries:
-        e["sha256"] = sha256(MODELS / e["file"])
+        e["sha256"] = sha256_file(MODELS / e["file"])
     names = {e["name"] for e in entries}
     man["models"] = entries + [m for m in man.get("models", []) if m.get("name") not in names]
     man_path.write_text(json.dumps(man, indent=1) + "\n")

@@ -74,7 +74,7 @@ def main() -> int:
                     curves[name] = [(g, sum(weights[c] * _latest(series[c], g) for c in range(C))) for g in grid]
 
     print(f"validation speakers per group (LibriSpeech, C={C}): {n_val}")
-    print(f"| decoder | steps | " + " | ".join(f"group {c}" for c in range(C)) + " | eq. (3) |")
+    print("| decoder | steps | " + " | ".join(f"group {c}" for c in range(C)) + " | eq. (3) |")
     print("|---|---|" + "---|" * C + "---|")
     for name, r in rows.items():
         print(f"| {name} | {r['step']} | " + " | ".join(f"{v:.4f}" for v in r["per_group"]) + f" | **{r['eq3']:.4f}** |")

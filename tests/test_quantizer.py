@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from shared.constants import CORR_INDEX, FRAMES_PER_PACKET, PACKET_BYTES, PERIOD_INDEX, PITCH_MIN
+from shared.constants import CORR_INDEX, PACKET_BYTES, PERIOD_INDEX, PITCH_MIN
 from shared.features import extract_features
 from shared.quantizer import (
     CodebookError,

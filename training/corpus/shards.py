@@ -21,6 +21,7 @@ import numpy as np
 
 from .librispeech import CorpusError
 from .manifest import load_manifest
+from shared.checksum import sha256_file
 
 HARD_LIMIT = 60 * 2**20  # bytes: every shard (audio or examples) stays below this
 BLOCK = 512
@@ -30,13 +31,6 @@ INDEX_VERSION = 1
 class ShardError(CorpusError):
     pass
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _member_bytes(size: int) -> int:

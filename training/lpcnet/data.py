@@ -11,7 +11,6 @@ so DistributedDataParallel ranks see disjoint data and a run can resume mid-epoc
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from shared.checksum import sha256_file
 
 ARRAYS = ("features", "qfeatures", "lpc", "signal")
 
@@ -89,13 +89,6 @@ def select_speakers(splits_path=None, split: str | None = None, group_map: dict 
 
 
 # ---------------------------------------------------------------- shards
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def list_shards(data_dir: str | Path, verify: bool = False) -> list[Path]:
     data_dir = Path(data_dir)
@@ -113,7 +106,7 @@ def list_shards(data_dir: str | Path, verify: bool = False) -> list[Path]:
             p = data_dir / name
             if not p.is_file():
                 raise DataError(f"{index}: shard {name} missing")
-            if verify and sha and _sha256(p) != sha:
+            if verify and sha and sha256_file(p) != sha:
                 raise DataError(f"{p}: sha256 mismatch")
             out.append(p)
     else:

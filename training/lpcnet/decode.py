@@ -12,7 +12,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 
 def decode_wav(ckpt: str, wav_in: str, wav_out: str, seed: int = 0, quantized: bool = True) -> dict:
