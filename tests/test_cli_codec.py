@@ -92,3 +92,23 @@ def test_encode_bad_group(tmp_path, capsys, bad):
     clip = sorted(SAMPLES.glob("*.flac"))[0]
     assert main(["encode", str(clip), str(tmp_path / "o.pnsc"), "--group", bad]) == 2
     assert "--group must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["encode", "{clip}", "{tmp}/o.pnsc"], "codebook file not found"),
+        (["classify", "{clip}"], "speaker encoder model not found"),
+        (["decode", "{pnsc}", "{tmp}/o.wav"], "no model manifest"),
+    ],
+)
+def test_missing_models_are_a_clear_error(tmp_path, capsys, monkeypatch, argv, message):
+    clip = sorted(SAMPLES.glob("*.flac"))[0]
+    pnsc = tmp_path / "in.pnsc"
+    assert main(["encode", str(clip), str(pnsc)]) == 0
+    empty = tmp_path / "no-models"
+    empty.mkdir()
+    monkeypatch.setenv("PNSC_MODELS_DIR", str(empty))
+    args = [a.format(clip=clip, tmp=tmp_path, pnsc=pnsc) for a in argv]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
