@@ -9,7 +9,6 @@ Usage: python scripts/select_audio_shards.py --audio data/audio_shards --out .ca
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.corpus.shards import _tarinfo, load_index, sha256_file  # noqa: E402
+from training.corpus.shards import load_index, write_shard_tar  # noqa: E402
 
 
 def filtered_copy(src: Path, dst: Path, keep_record) -> dict:
@@ -28,14 +27,7 @@ def filtered_copy(src: Path, dst: Path, keep_record) -> dict:
         records = json.loads(tar.extractfile("shard.json").read())["utterances"]
         keep = [r for r in records if keep_record(r)]
         blobs = [(r["member"], tar.extractfile(r["member"]).read()) for r in keep]
-    header = json.dumps({"version": 1, "utterances": keep}, indent=0).encode()
-    with tarfile.open(dst, "w", format=tarfile.USTAR_FORMAT) as out:
-        out.addfile(_tarinfo("shard.json", len(header)), io.BytesIO(header))
-        for name, data in blobs:
-            out.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
-    return {"sha256": sha256_file(dst), "bytes": dst.stat().st_size, "utterances": len(keep),
-            "seconds": round(sum(r["samples"] for r in keep) / 16000.0, 2),
-            "speakers": len({r["speaker"] for r in keep})}
+    return write_shard_tar(dst, keep, blobs)
 
 
 def main() -> int:

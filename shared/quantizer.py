@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bitstream import pack_array, unpack_array
+from .bitstream import FIELD_NAMES, pack_array, unpack_array
 from .constants import (
     CORR_INDEX,
     FEATURE_DIM,
@@ -140,8 +140,7 @@ class PacketEncoder:
         if features.ndim != 2 or features.shape[1] != FEATURE_DIM or len(features) % FRAMES_PER_PACKET:
             raise ValueError(f"features must be (4k, {FEATURE_DIM}), got {features.shape}")
         k = len(features) // FRAMES_PER_PACKET
-        fields = {name: np.zeros(k, dtype=np.int64) for name in
-                  ("c0", "pitch", "pitch_mod", "corr", "vq0", "vq1", "vq2", "mid", "mid_sign", "interp")}
+        fields = {name: np.zeros(k, dtype=np.int64) for name in FIELD_NAMES}
         for s in range(k):
             for name, value in self._encode_superframe(features[s * 4 : s * 4 + 4]).items():
                 fields[name][s] = value

@@ -144,8 +144,16 @@ def write_shard(shard: dict, path: Path) -> dict:
         members.append((member, data))
         records.append({"utt": u["utt"], "speaker": u["speaker"], "source": u["source"], "real": u["real"],
                         "split": u["split"], "samples": samples, "member": member})
+    return {"file": Path(path).name, "split": shard["split"], **write_shard_tar(path, records, members),
+            "plan_sha256": shard["plan_sha256"]}
+
+
+def write_shard_tar(path: Path, records: list[dict], members: list[tuple[str, bytes]]) -> dict:
+    """Write an audio shard (``shard.json`` header of ``records`` + FLAC ``members``) atomically,
+    refusing to exceed the size limit; returns its checksum and totals for the index."""
+    path = Path(path)
     header = json.dumps({"version": INDEX_VERSION, "utterances": records}, indent=0).encode()
-    tmp = Path(path).with_name(Path(path).name + ".part")
+    tmp = path.with_name(path.name + ".part")
     with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
         tar.addfile(_tarinfo("shard.json", len(header)), io.BytesIO(header))
         for name, data in members:
@@ -155,9 +163,9 @@ def write_shard(shard: dict, path: Path) -> dict:
         tmp.unlink()
         raise ShardError(f"{path.name}: {size} bytes exceeds the {HARD_LIMIT} byte limit")
     os.replace(tmp, path)
-    return {"file": Path(path).name, "split": shard["split"], "sha256": sha256_file(path), "bytes": size,
-            "utterances": len(records), "seconds": round(sum(r["samples"] for r in records) / 16000.0, 2),
-            "speakers": len({r["speaker"] for r in records}), "plan_sha256": shard["plan_sha256"]}
+    return {"sha256": sha256_file(path), "bytes": size, "utterances": len(records),
+            "seconds": round(sum(r["samples"] for r in records) / 16000.0, 2),
+            "speakers": len({r["speaker"] for r in records})}
 
 
 def _write_index(out_dir: Path, index: dict) -> None:
