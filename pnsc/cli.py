@@ -33,9 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from shared.audio import AudioError
-    from shared.pnscfile import PnscFormatError
-    from shared.quantizer import CodebookError
+    from pnsc.shared.audio import AudioError
+    from pnsc.shared.pnscfile import PnscFormatError
+    from pnsc.shared.quantizer import CodebookError
 
     try:
         return int(args.func(args) or 0)

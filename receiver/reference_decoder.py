@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from shared.checksum import sha256_file
+from pnsc.shared.checksum import sha256_file
 
 FRAME_SIZE = 160
 LPC_ORDER = 16
@@ -96,7 +96,7 @@ class ReferenceDecoder:
     @classmethod
     def from_manifest(cls, family: str, group: int | None = None, models_dir: str | Path | None = None, **kw):
         if models_dir is None:
-            from shared.paths import models_dir as _md
+            from pnsc.shared.paths import models_dir as _md
 
             models_dir = _md()
         e = find_decoder(Path(models_dir), family, group)
@@ -134,8 +134,8 @@ class ReferenceDecoder:
     def decode(self, features: np.ndarray, seed: int | None = None) -> np.ndarray:
         """Dequantized features (T, 20) -> int16 PCM (T*160,) at 16 kHz (LPC from the cepstrum,
         synthesis, de-emphasis)."""
-        from shared.dsp import deemphasize
-        from shared.lpc import lpc_from_cepstrum
+        from pnsc.shared.dsp import deemphasize
+        from pnsc.shared.lpc import lpc_from_cepstrum
 
         features = np.asarray(features, np.float32)
         if features.ndim != 2 or features.shape[1] != 20:

@@ -22,11 +22,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sender import speaker_frontend as fe  # noqa: E402
-from sender.speaker_classifier import SpeakerClassifier, nearest_centroid  # noqa: E402
-from shared.audio import AudioError, load_audio  # noqa: E402
-from training.corpus.librispeech import by_speaker, scan_corpus  # noqa: E402
-from training.speaker.grouping import utterance_segments  # noqa: E402
+from pnsc.sender import speaker_frontend as fe  # noqa: E402
+from pnsc.sender.speaker_classifier import SpeakerClassifier, nearest_centroid  # noqa: E402
+from pnsc.shared.audio import AudioError, load_audio  # noqa: E402
+from pnsc.training.corpus.librispeech import by_speaker, scan_corpus  # noqa: E402
+from pnsc.training.speaker.grouping import utterance_segments  # noqa: E402
 
 
 def main(argv=None) -> int:

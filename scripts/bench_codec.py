@@ -16,11 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from shared.audio import load_audio  # noqa: E402
-from shared.constants import CORR_INDEX, NB_CEPS, PERIOD_INDEX, SAMPLE_RATE  # noqa: E402
-from shared.features import extract_features  # noqa: E402
-from shared.quantizer import PacketDecoder, PacketEncoder, VOICED_CORR, load_codebooks  # noqa: E402
-from training.corpus.librispeech import scan_corpus  # noqa: E402
+from pnsc.shared.audio import load_audio  # noqa: E402
+from pnsc.shared.constants import CORR_INDEX, NB_CEPS, PERIOD_INDEX, SAMPLE_RATE  # noqa: E402
+from pnsc.shared.features import extract_features  # noqa: E402
+from pnsc.shared.quantizer import PacketDecoder, PacketEncoder, VOICED_CORR, load_codebooks  # noqa: E402
+from pnsc.training.corpus.librispeech import scan_corpus  # noqa: E402
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared/data/librispeech-excerpts"
 

@@ -70,20 +70,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.cmd == "asterisk":
-        from training.corpus.sources import asterisk
+        from pnsc.training.corpus.sources import asterisk
 
         for lang in args.languages.split(","):
             voice_dir = asterisk.fetch_package(lang.strip(), args.workdir)
             r = asterisk.build_language(lang.strip(), voice_dir, args.corpus)
             print(f"{r.speaker}: {r.files} files, {r.seconds / 60:.1f} min")
     elif args.cmd == "synth":
-        from training.corpus.synth import generate
+        from pnsc.training.corpus.synth import generate
 
         r = generate(args.source, args.corpus, args.budget_min * 60, args.minutes_per_speaker, args.probe,
                      args.min_accuracy, args.threads)
         print(r)
     elif args.cmd == "manifest":
-        from training.corpus.manifest import build_manifest
+        from pnsc.training.corpus.manifest import build_manifest
 
         subsets = [x.strip() for x in args.subsets.split(",")] if args.subsets else None
         man = build_manifest(args.corpus, args.librispeech, seed=args.seed, n_val=args.n_val,
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in man["summary_lines"]:
             print(line)
     elif args.cmd == "shards":
-        from training.corpus.shards import build_audio_shards
+        from pnsc.training.corpus.shards import build_audio_shards
 
         idx = build_audio_shards(args.corpus / "manifest.json", args.out, target_mib=args.target_mib)
         sizes = [s["bytes"] for s in idx["shards"]]

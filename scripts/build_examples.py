@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker process
-    from training.corpus.examples import build_examples
-    from training.corpus.shards import verify_shards
+    from pnsc.training.corpus.examples import build_examples
+    from pnsc.training.corpus.shards import verify_shards
 
     bad = verify_shards(args.audio)
     if bad:

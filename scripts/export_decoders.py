@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from training.lpcnet.export import export_model, load_checkpoint  # noqa: E402
-from shared.checksum import sha256_file  # noqa: E402
+from pnsc.training.lpcnet.export import export_model, load_checkpoint  # noqa: E402
+from pnsc.shared.checksum import sha256_file  # noqa: E402
 
 RUN_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)(-(?P<v>scratch|ft))?)$")
 
@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     man_path.write_text(json.dumps(man, indent=1) + "\n")
     print(f"wrote {man_path} ({len(entries)} decoders)")
     if a.fig5:
-        from training.lpcnet.curves import plot_fig5, read_history
+        from pnsc.training.lpcnet.curves import plot_fig5, read_history
 
         base = {n: read_history(chosen[n]["run"]) for n in ("lpcnet-bl-s", "lpcnet-bl-l") if n in chosen}
         pers = {}

@@ -29,17 +29,17 @@ build() {  # build <audio dir> <split> <copies> <out>
 build .carry/val validation 1 data/ex/val || exit 1
 [ -n "${SHARD:-}" ] && { build "$SHARD" train "${COPIES:-3}" "data/ex/$(basename "$SHARD")" || exit 1; }
 if ls .carry/runs/runs-*.tar >/dev/null 2>&1 && [ ! -f "$RUNS/.unpacked" ]; then
-  $PY -m training.lpcnet.pack --unpack .carry/runs/runs-*.tar "$RUNS" && touch "$RUNS/.unpacked"
+  $PY -m pnsc.training.lpcnet.pack --unpack .carry/runs/runs-*.tar "$RUNS" && touch "$RUNS/.unpacked"
 fi
 DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
 echo "examples ready after $(elapsed) s: ${DATA[*]}"
 BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - 0.4), 2))")
 echo "training $MODELS for $BUDGET min, batch $BATCH"
-$PY -m training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
+$PY -m pnsc.training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
   --batch "$BATCH" -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
   --epochs 120 --log-every 20 ${TRAIN_EXTRA:-}
 RC=$?
-$PY -m training.lpcnet.pack "$RUNS" "$OUT" ${PACK_FLAGS:-}
+$PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" ${PACK_FLAGS:-}
 for r in "$RUNS"/*/; do
   n=$(basename "$r"); tail -n 1 "$r/stdout.log" 2>/dev/null | cut -c1-160 | sed "s/^/$n: /"
   [ -f "$r/status.json" ] && echo "$n status: $(cat "$r/status.json" | tr -d '\n' | cut -c1-200)"

@@ -21,7 +21,7 @@ for spec in ${TRAIN:-}; do
   ex=data/ex/$(basename "$audio")
   [ -f "$ex/index.json" ] || $PY scripts/build_examples.py --audio "$audio" --out "$ex" --split train --copies 3 \
     --workers "$(nproc)" 2>&1 | tr "\r" "\n" | tail -1
-  $PY -m training.lpcnet.train --data "$ex" --val-data data/ex/val --out "$RUNS/$name" --size "$size" --group "$group" \
+  $PY -m pnsc.training.lpcnet.train --data "$ex" --val-data data/ex/val --out "$RUNS/$name" --size "$size" --group "$group" \
     --name "plpcnet-$lo-g$group" --init-from "$RUNS/lpcnet-bl-$lo/last.pt" --groups models/training_groups.json \
     --batch 128 --max-steps "$steps" --budget-min 6 --device cuda --amp bf16 --quantized-after-epoch 0 --adapt all \
     --log-every 50 2>&1 | tail -2

@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from shared.audio import load_audio  # noqa: E402
-from shared.features import extract_features  # noqa: E402
-from shared.quantizer import quantize_features  # noqa: E402
-from training.corpus.librispeech import by_speaker, scan_corpus  # noqa: E402
-from training.lpcnet.batch_synth import synthesize_batch  # noqa: E402
-from training.lpcnet.export import load_checkpoint  # noqa: E402
+from pnsc.shared.audio import load_audio  # noqa: E402
+from pnsc.shared.features import extract_features  # noqa: E402
+from pnsc.shared.quantizer import quantize_features  # noqa: E402
+from pnsc.training.corpus.librispeech import by_speaker, scan_corpus  # noqa: E402
+from pnsc.training.lpcnet.batch_synth import synthesize_batch  # noqa: E402
+from pnsc.training.lpcnet.export import load_checkpoint  # noqa: E402
 
 
 def parse_models(specs: list[str]) -> dict[str, dict[int | None, Path]]:
@@ -51,7 +51,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    from sender.speaker_classifier import SpeakerClassifier
+    from pnsc.sender.speaker_classifier import SpeakerClassifier
 
     classifier = SpeakerClassifier()
     utts = []

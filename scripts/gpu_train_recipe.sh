@@ -15,7 +15,7 @@
 #   run(command="bash scripts/gpu_train_recipe.sh", carry=["data/audio_shards", ".whl", ".carry/runs"])
 # Fine-tuned PLPCNets (need lpcnet-bl-s/-l in the carried runs):
 #   run(command="MODELS=ft-s,ft-l bash scripts/gpu_train_recipe.sh", carry=[... same ...])
-# Back here: python -m training.lpcnet.pack --unpack <files_at>/runs-*.tar runs/
+# Back here: python -m pnsc.training.lpcnet.pack --unpack <files_at>/runs-*.tar runs/
 #            python scripts/export_decoders.py runs --fig5 models/fig5_val_loss.png
 #
 # Knobs (environment): CALL_MIN (whole call, default 9.3), MODELS (default all10), BATCH (global batch per
@@ -61,20 +61,20 @@ echo "examples ready after $(elapsed) s"
 
 # 2. previous runs
 if ls "$CARRY_RUNS"/runs-*.tar >/dev/null 2>&1; then
-  $PY -m training.lpcnet.pack --unpack "$CARRY_RUNS"/runs-*.tar "$RUNS" || exit 1
+  $PY -m pnsc.training.lpcnet.pack --unpack "$CARRY_RUNS"/runs-*.tar "$RUNS" || exit 1
 fi
 
 # 3. train (every process stops and saves inside the budget)
 BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - ${PACK_MIN:-0.35}), 2))")
 QARG=(); [ -n "${QEPOCH:-}" ] && QARG=(--quantized-after-epoch "$QEPOCH")
 echo "training $MODELS for $BUDGET min, batch $BATCH, amp $AMP"
-$PY -m training.lpcnet.multi --data "$EX/train" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
+$PY -m pnsc.training.lpcnet.multi --data "$EX/train" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
   --batch "$BATCH" -- --device cuda --amp "$AMP" --val-data "$EX/validation" --epochs "$EPOCHS" \
   --log-every 20 "${QARG[@]}" ${TRAIN_EXTRA:-}
 RC=$?
 
 # 4. pack back + summary
-$PY -m training.lpcnet.pack "$RUNS" "$OUT" ${PACK_FLAGS:-} || $PY -m training.lpcnet.pack "$RUNS" "$OUT"
+$PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" ${PACK_FLAGS:-} || $PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT"
 $PY - "$RUNS" <<'PYEOF'
 import json, sys
 from pathlib import Path

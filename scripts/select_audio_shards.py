@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.corpus.shards import load_index, write_shard_tar  # noqa: E402
+from pnsc.training.corpus.shards import load_index, write_shard_tar  # noqa: E402
 
 
 def filtered_copy(src: Path, dst: Path, keep_record) -> dict:
@@ -43,7 +43,7 @@ def main() -> int:
     if args.only_source:
         conditions.append(lambda r: r["source"] == args.only_source)
     if args.group is not None:
-        from training.lpcnet.data import load_group_map
+        from pnsc.training.lpcnet.data import load_group_map
 
         members = {s for s, g in load_group_map(args.group_map).items() if g == args.group}
         conditions.append(lambda r: r["speaker"] in members)

@@ -25,12 +25,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sender import speaker_frontend as fe  # noqa: E402
-from sender.speaker_classifier import DEFAULT_ACTIVE_SECONDS, SpeakerClassifier  # noqa: E402
-from shared.audio import load_audio  # noqa: E402
-from training.corpus.librispeech import by_speaker, read_speakers_txt, scan_corpus  # noqa: E402
-from training.speaker.grouping import utterance_segments  # noqa: E402
-from training.speaker.metrics import equal_error_rate, pair_scores  # noqa: E402
+from pnsc.sender import speaker_frontend as fe  # noqa: E402
+from pnsc.sender.speaker_classifier import DEFAULT_ACTIVE_SECONDS, SpeakerClassifier  # noqa: E402
+from pnsc.shared.audio import load_audio  # noqa: E402
+from pnsc.training.corpus.librispeech import by_speaker, read_speakers_txt, scan_corpus  # noqa: E402
+from pnsc.training.speaker.grouping import utterance_segments  # noqa: E402
+from pnsc.training.speaker.metrics import equal_error_rate, pair_scores  # noqa: E402
 
 DEFAULT_CORPUS = Path("/work/shared/data/librispeech-excerpts")
 

@@ -17,12 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from shared.audio import load_audio  # noqa: E402
-from shared.features import extract_features  # noqa: E402
-from shared.paths import models_dir  # noqa: E402
-from shared.quantizer import CODEBOOK_FILE  # noqa: E402
-from training.codebooks import train_codebooks  # noqa: E402
-from training.corpus.librispeech import scan_corpus  # noqa: E402
+from pnsc.shared.audio import load_audio  # noqa: E402
+from pnsc.shared.features import extract_features  # noqa: E402
+from pnsc.shared.paths import models_dir  # noqa: E402
+from pnsc.shared.quantizer import CODEBOOK_FILE  # noqa: E402
+from pnsc.training.codebooks import train_codebooks  # noqa: E402
+from pnsc.training.corpus.librispeech import scan_corpus  # noqa: E402
 
 DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared/data/librispeech-excerpts"
 

@@ -28,13 +28,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sender import speaker_frontend as fe  # noqa: E402
-from sender.speaker_classifier import MIN_ACTIVE_FRAMES, SEGMENT_FRAMES, SpeakerEncoderRuntime  # noqa: E402
-from shared.audio import load_audio  # noqa: E402
-from training.corpus.librispeech import by_speaker, read_speakers_txt, scan_corpus  # noqa: E402
-from training.speaker.grouping import (KMEANS_INITS, KMEANS_SEED, kmeans_groups, nearest,  # noqa: E402
+from pnsc.sender import speaker_frontend as fe  # noqa: E402
+from pnsc.sender.speaker_classifier import MIN_ACTIVE_FRAMES, SEGMENT_FRAMES, SpeakerEncoderRuntime  # noqa: E402
+from pnsc.shared.audio import load_audio  # noqa: E402
+from pnsc.training.corpus.librispeech import by_speaker, read_speakers_txt, scan_corpus  # noqa: E402
+from pnsc.training.speaker.grouping import (KMEANS_INITS, KMEANS_SEED, kmeans_groups, nearest,  # noqa: E402
                                        read_speaker_splits, utterance_segments)
-from training.speaker.metrics import equal_error_rate, pair_scores  # noqa: E402
+from pnsc.training.speaker.metrics import equal_error_rate, pair_scores  # noqa: E402
 
 DEFAULT_CORPUS = Path("/work/shared/data/librispeech-excerpts")
 
@@ -151,7 +151,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from training.speaker.model import EMBED_DIM, SpeakerEncoder, siamese_bce
+    from pnsc.training.speaker.model import EMBED_DIM, SpeakerEncoder, siamese_bce
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
     elif splits is None:
         # the corpus helper's own split function: its LibriSpeech part (seed 0, 20 validation
         # speakers drawn first, stratified by sex) is what models/speaker_splits.json will hold
-        from training.corpus.splits import make_splits
+        from pnsc.training.corpus.splits import make_splits
 
         recs = [{"speaker": s, "source": "librispeech", "subset": "train-clean-100",
                  "sex": speakers_txt[s].sex if s in speakers_txt else "?", "real": True} for s in all_train]
@@ -265,7 +265,7 @@ def main(argv=None) -> int:
     torch.save({"state_dict": model.state_dict(), "args": {k: str(v) for k, v in vars(args).items()},
                 "cmn": args.cmn, "frontend": fe.frontend_params(), "log": log, "steps": step, "train_minutes": train_minutes}, args.workdir / "encoder.pt")
 
-    from training.speaker.export import export_onnx
+    from pnsc.training.speaker.export import export_onnx
 
     onnx_path = args.models / "speaker_encoder.onnx"
     export_onnx(model, onnx_path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.checksum import sha256_file  # noqa: E402
+from pnsc.shared.checksum import sha256_file  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from training.lpcnet.data import load_group_map, load_splits  # noqa: E402
+from pnsc.training.lpcnet.data import load_group_map, load_splits  # noqa: E402
 
 
 def epochs(run: Path) -> list[dict]:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.audio import AudioError
-from shared.paths import models_dir
+from pnsc.shared.audio import AudioError
+from pnsc.shared.paths import models_dir
 
 from . import speaker_frontend as fe
 
@@ -198,7 +198,7 @@ class GroupTracker:
     @property
     def group_index(self) -> int:
         """The group to carry in the stream: ``shared.constants.GROUP_UNKNOWN`` until decided."""
-        from shared.constants import GROUP_UNKNOWN
+        from pnsc.shared.constants import GROUP_UNKNOWN
 
         return GROUP_UNKNOWN if self.group is None else int(self.group)
 

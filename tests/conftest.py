@@ -26,7 +26,7 @@ def harmonic_vowel(f0: float, seconds: float = 1.0, formants=((700, 130), (1220,
 @pytest.fixture(scope="session")
 def speech_clip() -> np.ndarray:
     """A few seconds of real speech from the bundled samples."""
-    from shared.audio import load_audio
+    from pnsc.shared.audio import load_audio
 
     clips = sorted(SAMPLES.glob("*.flac"))
     if not clips:

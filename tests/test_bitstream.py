@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from shared.bitstream import FIELD_BITS, FIELDS, BitstreamError, pack, pack_array, unpack, unpack_array
-from shared.constants import PACKET_BITS, PACKET_BYTES
+from pnsc.shared.bitstream import FIELD_BITS, FIELDS, BitstreamError, pack, pack_array, unpack, unpack_array
+from pnsc.shared.constants import PACKET_BITS, PACKET_BYTES
 
 field_values = st.fixed_dictionaries({name: st.integers(0, (1 << bits) - 1) for name, bits in FIELDS})
 

@@ -7,14 +7,14 @@ import pytest
 import soundfile as sf
 
 from pnsc.cli import main
-from shared.pnscfile import HEADER_BYTES, read_pnsc
+from pnsc.shared.pnscfile import HEADER_BYTES, read_pnsc
 from tests.conftest import SAMPLES, harmonic_vowel
 
 
 def test_encode_any_rate_and_channels(tmp_path, capsys):
     x = harmonic_vowel(140.0, seconds=1.3)
     stereo = np.stack([x, 0.5 * x], axis=1)
-    from shared.audio import resample
+    from pnsc.shared.audio import resample
 
     wav = tmp_path / "in44k.wav"
     sf.write(wav, resample(stereo[:, 0], 16000, 44100)[:, None].repeat(2, axis=1), 44100)

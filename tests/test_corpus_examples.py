@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("shared.features")
-pytest.importorskip("shared.quantizer")
+pytest.importorskip("pnsc.shared.features")
+pytest.importorskip("pnsc.shared.quantizer")
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from corpus_fixture import make_generated, make_librispeech, voice  # noqa: E402
 
-from training.corpus.examples import augment, build_examples, load_examples  # noqa: E402
-from training.corpus.manifest import build_manifest  # noqa: E402
-from training.corpus.shards import HARD_LIMIT, ShardError, build_audio_shards  # noqa: E402
+from pnsc.training.corpus.examples import augment, build_examples, load_examples  # noqa: E402
+from pnsc.training.corpus.manifest import build_manifest  # noqa: E402
+from pnsc.training.corpus.shards import HARD_LIMIT, ShardError, build_audio_shards  # noqa: E402
 
 T = 15
 
@@ -23,8 +23,8 @@ T = 15
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """Audio shards of the fixture corpus and a codebook file trained (k-means seeding only) on it."""
-    from shared.features import extract_features
-    from training.codebooks import train_codebooks
+    from pnsc.shared.features import extract_features
+    from pnsc.training.codebooks import train_codebooks
 
     base = tmp_path_factory.mktemp("ex")
     libri = make_librispeech(base / "libri", seconds=1.0)
@@ -72,8 +72,8 @@ def test_shard_layout_and_sizes(built):
 def test_features_signal_and_lpc_are_aligned(built):
     """Re-analysing a stored signal gives the stored features of the same frames (not of neighbours),
     and the stored LPC predicts the stored signal frame by frame."""
-    from shared.dsp import deemphasize
-    from shared.features import extract_features
+    from pnsc.shared.dsp import deemphasize
+    from pnsc.shared.features import extract_features
 
     out, index = built
     ex = load_examples(out / index["shards"][0]["file"])
@@ -138,7 +138,7 @@ def test_augmentation_ranges():
 
 def test_errors_for_missing_or_corrupt_inputs(setup, tmp_path):
     base, cb = setup
-    from shared.quantizer import CodebookError
+    from pnsc.shared.quantizer import CodebookError
 
     with pytest.raises(CodebookError):
         build_examples(base / "audio", tmp_path / "x", ["train"], codebooks_path=str(tmp_path / "nope.npz"),

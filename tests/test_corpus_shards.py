@@ -11,9 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from corpus_fixture import make_generated, make_librispeech  # noqa: E402
 
-from training.corpus.librispeech import CorpusError  # noqa: E402
-from training.corpus.manifest import build_manifest  # noqa: E402
-from training.corpus.shards import (  # noqa: E402
+from pnsc.training.corpus.librispeech import CorpusError  # noqa: E402
+from pnsc.training.corpus.manifest import build_manifest  # noqa: E402
+from pnsc.training.corpus.shards import (  # noqa: E402
     HARD_LIMIT,
     ShardError,
     build_audio_shards,
@@ -22,7 +22,7 @@ from training.corpus.shards import (  # noqa: E402
     read_shard_header,
     verify_shards,
 )
-from training.corpus.splits import load_splits  # noqa: E402
+from pnsc.training.corpus.splits import load_splits  # noqa: E402
 
 TARGET_MIB = 0.05  # ~52 kB: forces several shards out of the few seconds of fixture audio
 

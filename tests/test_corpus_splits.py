@@ -11,9 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from corpus_fixture import make_generated, make_librispeech, voice  # noqa: E402
 
-from training.corpus.librispeech import CorpusError, by_speaker, read_speakers_txt, scan_corpus  # noqa: E402
-from training.corpus.manifest import build_manifest, collect_speakers  # noqa: E402
-from training.corpus.splits import SplitError, check_splits, load_splits, make_splits, save_splits  # noqa: E402
+from pnsc.training.corpus.librispeech import CorpusError, by_speaker, read_speakers_txt, scan_corpus  # noqa: E402
+from pnsc.training.corpus.manifest import build_manifest, collect_speakers  # noqa: E402
+from pnsc.training.corpus.splits import SplitError, check_splits, load_splits, make_splits, save_splits  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_manifest_and_saved_splits(tmp_path, libri, generated):
 
 def test_asterisk_refuses_held_out_languages_and_decodes_g722():
     G722 = pytest.importorskip("G722")
-    from training.corpus.sources.asterisk import AsteriskError, decode_g722, package_name, trim_silence
+    from pnsc.training.corpus.sources.asterisk import AsteriskError, decode_g722, package_name, trim_silence
 
     for lang in ("en", "es", "de"):
         with pytest.raises(AsteriskError):
@@ -140,7 +140,7 @@ def test_asterisk_refuses_held_out_languages_and_decodes_g722():
 
 
 def test_distinctness_drops_duplicates():
-    from training.corpus.distinct import embedding, select_separable
+    from pnsc.training.corpus.distinct import embedding, select_separable
 
     def utts(f0, formants, seeds):
         return np.stack([embedding(voice(f0, formants, 0.8, seed)) for seed in seeds])
@@ -158,7 +158,7 @@ def test_distinctness_drops_duplicates():
 
 
 def test_textgen_is_deterministic_and_varied():
-    from training.corpus.textgen import sentence, utterance_text
+    from pnsc.training.corpus.textgen import sentence, utterance_text
 
     assert utterance_text("spk", 3) == utterance_text("spk", 3)
     assert len({sentence(0, i) for i in range(500)}) > 450
@@ -166,7 +166,7 @@ def test_textgen_is_deterministic_and_varied():
 
 
 def test_warp_changes_length_and_pitch():
-    from training.corpus.sources.common import warp_to_16k
+    from pnsc.training.corpus.sources.common import warp_to_16k
 
     x = np.sin(2 * np.pi * 200 * np.arange(24000) / 24000).astype(np.float32)
     y = warp_to_16k(x, 24000, 1.1)

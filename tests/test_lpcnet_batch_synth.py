@@ -5,12 +5,12 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from shared.dsp import deemphasize
-from shared.lpc import lpc_from_cepstrum
-from training.lpcnet.batch_synth import synthesize_batch
-from training.lpcnet.model import LPCNet, config_for, synthesize
-from training.lpcnet.onnx_fp16 import halve_initializers
-from training.lpcnet.export import build_frame_graph
+from pnsc.shared.dsp import deemphasize
+from pnsc.shared.lpc import lpc_from_cepstrum
+from pnsc.training.lpcnet.batch_synth import synthesize_batch
+from pnsc.training.lpcnet.model import LPCNet, config_for, synthesize
+from pnsc.training.lpcnet.onnx_fp16 import halve_initializers
+from pnsc.training.lpcnet.export import build_frame_graph
 
 
 def _features(seed: int, frames: int) -> np.ndarray:

@@ -13,8 +13,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 torch.set_num_threads(1)
 
-from training.lpcnet.export import build_frame_graph, build_step_graph, export_model  # noqa: E402
-from training.lpcnet.model import LPCNet, config_for, synthesize  # noqa: E402
+from pnsc.training.lpcnet.export import build_frame_graph, build_step_graph, export_model  # noqa: E402
+from pnsc.training.lpcnet.model import LPCNet, config_for, synthesize  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def test_single_step_probabilities_match_torch(model_s):
 
 
 def test_frame_loop_graph_matches_torch_synthesis(model_s, tmp_path):
-    from receiver.reference_decoder import ReferenceDecoder
+    from pnsc.receiver.reference_decoder import ReferenceDecoder
 
     files = export_model(model_s, tmp_path, "t")
     dec = ReferenceDecoder(files["frame"], files["sample"], seed=7)
@@ -101,8 +101,8 @@ def _fake_run(root: Path, name: str, size: str, val: float, init=None):
 
 
 def test_export_script_manifest_reference_decode_and_cli(tmp_path):
-    pytest.importorskip("shared.lpc")
-    from receiver.reference_decoder import ReferenceDecoder
+    pytest.importorskip("pnsc.shared.lpc")
+    from pnsc.receiver.reference_decoder import ReferenceDecoder
 
     runs, models = tmp_path / "runs", tmp_path / "models"
     models.mkdir()
@@ -131,9 +131,9 @@ def test_export_script_manifest_reference_decode_and_cli(tmp_path):
 
     # pnsc decode end to end: real packets from the codec
     from pnsc.cli import main as pnsc_main
-    from shared.pnscfile import write_pnsc
-    from shared.quantizer import quantize_features
-    from shared.features import extract_features
+    from pnsc.shared.pnscfile import write_pnsc
+    from pnsc.shared.quantizer import quantize_features
+    from pnsc.shared.features import extract_features
     import soundfile as sf
 
     t = np.arange(3200) / 16000.0

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from training.lpcnet.model import LPCNet, config_for, count_parameters, lin2ulaw, ulaw2lin, ulaw_index  # noqa: E402
-from training.lpcnet.noise import make_inputs, noisy_signal  # noqa: E402
+from pnsc.training.lpcnet.model import LPCNet, config_for, count_parameters, lin2ulaw, ulaw2lin, ulaw_index  # noqa: E402
+from pnsc.training.lpcnet.noise import make_inputs, noisy_signal  # noqa: E402
 
 
 def test_parameter_counts_match_paper():
@@ -34,7 +34,7 @@ def test_mulaw_roundtrip_and_formula():
 
 
 def test_mulaw_matches_shared_numpy():
-    mulaw = pytest.importorskip("shared.mulaw")
+    mulaw = pytest.importorskip("pnsc.shared.mulaw")
     x = np.concatenate([np.linspace(-32768, 32767, 4001), np.random.default_rng(0).normal(0, 800, 2000)])
     u_np = np.asarray(mulaw.lin2ulaw(x), np.float64)
     u_t = lin2ulaw(torch.tensor(x, dtype=torch.float64)).numpy()

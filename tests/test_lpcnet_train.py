@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
-from training.lpcnet import train  # noqa: E402
-from training.lpcnet.synthetic import write_fixture  # noqa: E402
+from pnsc.training.lpcnet import train  # noqa: E402
+from pnsc.training.lpcnet.synthetic import write_fixture  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,7 +113,7 @@ def test_ddp_gloo_two_processes_matches_single_process(data, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-           "-m", "training.lpcnet.train", *_args(data, ddp, *common)]
+           "-m", "pnsc.training.lpcnet.train", *_args(data, ddp, *common)]
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     cs, cd = torch.load(single / "last.pt", weights_only=False), torch.load(ddp / "last.pt", weights_only=False)
@@ -124,7 +124,7 @@ def test_ddp_gloo_two_processes_matches_single_process(data, tmp_path):
 
 
 def test_streaming_shards_and_rank_split_cover_each_sequence_once(data):
-    from training.lpcnet.data import ShardSet
+    from pnsc.training.lpcnet.data import ShardSet
 
     resident = ShardSet(data, None, seed=3)
     streamed = ShardSet(data, None, seed=3, max_resident_mb=1e-6)  # one shard per chunk
@@ -148,7 +148,7 @@ def test_streaming_shards_and_rank_split_cover_each_sequence_once(data):
 
 
 def test_group_map_formats(tmp_path):
-    from training.lpcnet.data import load_group_map
+    from pnsc.training.lpcnet.data import load_group_map
 
     enc = {"format": "pnsc-speaker-groups-1", "default_groups": 4, "speakers": {"19": {"split": "train"}},
            "groupings": {"2": {"assignment": {"19": 1}}, "4": {"centroids": [[0.0]], "train_sizes": [1, 1],

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from shared.constants import GROUP_UNKNOWN, PACKET_BYTES
-from shared.pnscfile import HEADER_BYTES, PnscFormatError, decode_pnsc, encode_pnsc, read_pnsc
+from pnsc.shared.constants import GROUP_UNKNOWN, PACKET_BYTES
+from pnsc.shared.pnscfile import HEADER_BYTES, PnscFormatError, decode_pnsc, encode_pnsc, read_pnsc
 
 
 @given(st.binary(max_size=8 * 50).map(lambda b: b[: len(b) // 8 * 8]), st.integers(0, 255))

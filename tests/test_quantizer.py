@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from shared.constants import CORR_INDEX, PACKET_BYTES, PERIOD_INDEX, PITCH_MIN
-from shared.features import extract_features
-from shared.quantizer import (
+from pnsc.shared.constants import CORR_INDEX, PACKET_BYTES, PERIOD_INDEX, PITCH_MIN
+from pnsc.shared.features import extract_features
+from pnsc.shared.quantizer import (
     CodebookError,
     PacketDecoder,
     PacketEncoder,

@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from pnsc.cli import main as pnsc_main
-from sender.speaker_classifier import Classification, SpeakerClassificationError, SpeakerClassifier, load_groups
-from shared.audio import AudioError, load_audio
+from pnsc.sender.speaker_classifier import Classification, SpeakerClassificationError, SpeakerClassifier, load_groups
+from pnsc.shared.audio import AudioError, load_audio
 
 CORPUS = Path("/work/shared/data/librispeech-excerpts")
 

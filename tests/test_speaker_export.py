@@ -4,10 +4,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sender.speaker_classifier import SpeakerEncoderRuntime  # noqa: E402
-from shared.paths import models_dir  # noqa: E402
-from training.speaker.export import export_onnx  # noqa: E402
-from training.speaker.model import SpeakerEncoder, pair_logits, siamese_bce  # noqa: E402
+from pnsc.sender.speaker_classifier import SpeakerEncoderRuntime  # noqa: E402
+from pnsc.shared.paths import models_dir  # noqa: E402
+from pnsc.training.speaker.export import export_onnx  # noqa: E402
+from pnsc.training.speaker.model import SpeakerEncoder, pair_logits, siamese_bce  # noqa: E402
 
 
 def test_onnx_matches_torch_random_model(tmp_path):

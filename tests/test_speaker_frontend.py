@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sender import speaker_frontend as fe
-from shared.audio import load_audio
+from pnsc.sender import speaker_frontend as fe
+from pnsc.shared.audio import load_audio
 
 CORPUS = Path("/work/shared/data/librispeech-excerpts")
 SPEECH = sorted((CORPUS / "test-other" / "1998").glob("*/*.flac"))

@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sender import speaker_frontend as fe
-from sender.speaker_classifier import SpeakerClassifier
-from shared.audio import load_audio
-from training.speaker.grouping import kmeans_groups, nearest, read_speaker_splits, utterance_segments
-from training.speaker.metrics import equal_error_rate, pair_scores
+from pnsc.sender import speaker_frontend as fe
+from pnsc.sender.speaker_classifier import SpeakerClassifier
+from pnsc.shared.audio import load_audio
+from pnsc.training.speaker.grouping import kmeans_groups, nearest, read_speaker_splits, utterance_segments
+from pnsc.training.speaker.metrics import equal_error_rate, pair_scores
 
 CORPUS = Path("/work/shared/data/librispeech-excerpts")
 

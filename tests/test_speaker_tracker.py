@@ -4,9 +4,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sender.speaker_classifier import Classification, GroupTracker, SpeakerClassifier
-from shared.audio import load_audio
-from shared.constants import GROUP_UNKNOWN
+from pnsc.sender.speaker_classifier import Classification, GroupTracker, SpeakerClassifier
+from pnsc.shared.audio import load_audio
+from pnsc.shared.constants import GROUP_UNKNOWN
 
 CORPUS = Path("/work/shared/data/librispeech-excerpts")
 TEST_SPEAKERS = ["1688", "1998", "2033", "2414", "3080"]  # test-other: unseen by training

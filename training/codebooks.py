@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.constants import CORR_INDEX, FRAMES_PER_PACKET, NB_CEPS
-from shared.quantizer import Codebooks
+from pnsc.shared.constants import CORR_INDEX, FRAMES_PER_PACKET, NB_CEPS
+from pnsc.shared.quantizer import Codebooks
 
 _CHUNK = 16384
 

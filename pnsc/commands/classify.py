@@ -22,8 +22,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from sender.speaker_classifier import SpeakerClassifier
-    from shared.audio import load_audio
+    from pnsc.sender.speaker_classifier import SpeakerClassifier
+    from pnsc.shared.audio import load_audio
 
     if args.seconds < 1.5:
         raise CommandError("--seconds must be at least 1.5")

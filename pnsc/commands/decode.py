@@ -26,7 +26,7 @@ def register(subparsers) -> None:
 
 def choose_decoder(family: str, header_group, group_arg):
     """-> (family, group) actually used."""
-    from shared.constants import GROUP_UNKNOWN, NUM_GROUPS
+    from pnsc.shared.constants import GROUP_UNKNOWN, NUM_GROUPS
 
     from pnsc.cli import CommandError
 
@@ -48,10 +48,10 @@ def run(args) -> int:
     import soundfile as sf
 
     from pnsc.cli import CommandError
-    from receiver.reference_decoder import DecoderNotFound, ReferenceDecoder
-    from shared.constants import SAMPLE_RATE
-    from shared.pnscfile import read_pnsc
-    from shared.quantizer import PacketDecoder, load_codebooks
+    from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder
+    from pnsc.shared.constants import SAMPLE_RATE
+    from pnsc.shared.pnscfile import read_pnsc
+    from pnsc.shared.quantizer import PacketDecoder, load_codebooks
 
     src = Path(args.input)
     if not src.is_file():

@@ -5,11 +5,11 @@ import argparse
 import sys
 
 from pnsc.cli import CommandError
-from shared.audio import load_audio
-from shared.constants import BITRATE, GROUP_UNKNOWN, PACKET_BYTES, SAMPLE_RATE
-from shared.features import extract_features
-from shared.pnscfile import HEADER_BYTES, write_pnsc
-from shared.quantizer import PacketEncoder
+from pnsc.shared.audio import load_audio
+from pnsc.shared.constants import BITRATE, GROUP_UNKNOWN, PACKET_BYTES, SAMPLE_RATE
+from pnsc.shared.features import extract_features
+from pnsc.shared.pnscfile import HEADER_BYTES, write_pnsc
+from pnsc.shared.quantizer import PacketEncoder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def _header_group(spec: str | None, pcm) -> int:
     if spec is None:
         return GROUP_UNKNOWN
     if spec == "auto":
-        from sender.speaker_classifier import SpeakerClassificationError, SpeakerClassifier
+        from pnsc.sender.speaker_classifier import SpeakerClassificationError, SpeakerClassifier
 
         try:
             result = SpeakerClassifier().classify(pcm)

@@ -6,11 +6,11 @@ import sys
 
 import numpy as np
 
-from shared.audio import load_audio
-from shared.features import extract_features
-from shared.lpc import lpc_from_cepstrum
-from shared.constants import NB_CEPS
-from shared.quantizer import quantize_features
+from pnsc.shared.audio import load_audio
+from pnsc.shared.features import extract_features
+from pnsc.shared.lpc import lpc_from_cepstrum
+from pnsc.shared.constants import NB_CEPS
+from pnsc.shared.quantizer import quantize_features
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from shared.constants import SAMPLE_RATE
+from pnsc.shared.constants import SAMPLE_RATE
 
 
 def _mel_matrix(n_fft: int = 512, n_mels: int = 40, rate: int = SAMPLE_RATE) -> np.ndarray:

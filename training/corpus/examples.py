@@ -94,12 +94,12 @@ def augment(audio: np.ndarray, rng: np.random.Generator, copy: int, warp_prob: f
 
 def utterance_sequences(pcm: np.ndarray, rng: np.random.Generator, T: int = SEQ_FRAMES, codebooks=None) -> dict:
     """Cut one augmented utterance (float32 in [-1, 1]) into teacher-forcing sequences."""
-    from shared.dsp import preemphasize
-    from shared.features import extract_features
-    from shared.lpc import lpc_from_cepstrum
-    from shared.quantizer import quantize_features
+    from pnsc.shared.dsp import preemphasize
+    from pnsc.shared.features import extract_features
+    from pnsc.shared.lpc import lpc_from_cepstrum
+    from pnsc.shared.quantizer import quantize_features
 
-    from shared.constants import NB_CEPS
+    from pnsc.shared.constants import NB_CEPS
 
     feats = extract_features(pcm)
     n_frames = len(feats)
@@ -167,8 +167,8 @@ def plan_jobs(audio_dir: Path, splits: list[str], copies: int, target_bytes: int
 def run_job(job: dict, audio_dir: str, out_dir: str, seed: int, T: int, warp_prob: float,
             codebooks_path: str | None) -> dict:
     """Build one example shard (runs in a worker process)."""
-    from shared.paths import models_dir
-    from shared.quantizer import CODEBOOK_FILE, load_codebooks
+    from pnsc.shared.paths import models_dir
+    from pnsc.shared.quantizer import CODEBOOK_FILE, load_codebooks
 
     cb = load_codebooks(codebooks_path)
     cb_sha = sha256_file(Path(codebooks_path) if codebooks_path else models_dir() / CODEBOOK_FILE)
@@ -228,7 +228,7 @@ def build_examples(audio_dir: Path, out_dir: Path, splits: list[str], copies: in
     """Build (or resume) the example shards for ``splits`` from the audio shards in ``audio_dir``."""
     from tqdm import tqdm
 
-    from shared.quantizer import load_codebooks
+    from pnsc.shared.quantizer import load_codebooks
 
     load_codebooks(codebooks_path)  # fail early and clearly if the codebooks are missing
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)

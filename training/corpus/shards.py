@@ -21,7 +21,7 @@ import numpy as np
 
 from .librispeech import CorpusError
 from .manifest import load_manifest
-from shared.checksum import sha256_file
+from pnsc.shared.checksum import sha256_file
 
 HARD_LIMIT = 60 * 2**20  # bytes: every shard (audio or examples) stays below this
 BLOCK = 512
@@ -70,7 +70,7 @@ def _flac_bytes(path: Path) -> tuple[bytes, int]:
         return data, frames
     import soundfile as sf
 
-    from shared.audio import AudioError, load_audio
+    from pnsc.shared.audio import AudioError, load_audio
 
     try:
         audio = load_audio(path, quiet=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.audio import load_audio
+from pnsc.shared.audio import load_audio
 
 from .distinct import embedding, select_separable
 from .sources.common import utterance_path, write_flac

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from shared.constants import CORR_INDEX, FRAME_SIZE, LPC_ORDER, NB_CEPS
-from shared.dsp import deemphasize
-from shared.lpc import lpc_from_cepstrum
+from pnsc.shared.constants import CORR_INDEX, FRAME_SIZE, LPC_ORDER, NB_CEPS
+from pnsc.shared.dsp import deemphasize
+from pnsc.shared.lpc import lpc_from_cepstrum
 
 from .model import PDF_FLOOR, LPCNet, sampling_boost, ulaw2lin, ulaw_index
 

@@ -1,6 +1,6 @@
 """Training-step throughput of LPCNet on random data (no example shards needed).
 
-    python -m training.lpcnet.bench --size S --batch 256 --steps 12 [--procs 1] [--amp bf16] [--device cuda]
+    python -m pnsc.training.lpcnet.bench --size S --batch 256 --steps 12 [--procs 1] [--amp bf16] [--device cuda]
 
 Prints one line per configuration: seconds per step, audio-hours per minute (15-frame sequences,
 2400 predicted samples each), peak GPU memory.  ``--procs N`` runs N copies at once (separate
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     for size in a.size.split(","):
         for batch in map(int, a.batch.split(",")):
             if a.procs > 1:
-                cmd = [sys.executable, "-m", "training.lpcnet.bench", "--size", size, "--batch", str(batch),
+                cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--size", size, "--batch", str(batch),
                        "--steps", str(a.steps), "--amp", a.amp, "--device", a.device, "--json"]
                 ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(a.procs)]
                 res = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in ps]

@@ -1,6 +1,6 @@
 """Loss curves: per-run ``curves.png`` and the paper's Fig. 5 (eq. 3 weighted PLPCNet validation loss).
 
-    python -m training.lpcnet.curves --fig5 OUT.png --baseline RUN_BL_S [--baseline RUN_BL_L ...] \
+    python -m pnsc.training.lpcnet.curves --fig5 OUT.png --baseline RUN_BL_S [--baseline RUN_BL_L ...] \
         --personalized RUN_P_S_G0 RUN_P_S_G1 RUN_P_S_G2 RUN_P_S_G3 [--label PLPCNet-S]
 
 A run folder holds ``history.json`` (list of per-epoch records) written by the trainer.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from shared.checksum import sha256_file
+from pnsc.shared.checksum import sha256_file
 
 ARRAYS = ("features", "qfeatures", "lpc", "signal")
 

@@ -1,6 +1,6 @@
 """Listen to a checkpoint: wav -> 1.6 kb/s features -> decoder (exported to ONNX on the fly) -> wav.
 
-    python -m training.lpcnet.decode CKPT IN.wav OUT.wav [--seed 0] [--unquantized]
+    python -m pnsc.training.lpcnet.decode CKPT IN.wav OUT.wav [--seed 0] [--unquantized]
 
 Uses the same run-time path as ``pnsc decode`` (receiver.reference_decoder: onnxruntime + numpy,
 LPC from the quantized cepstrum, de-emphasis), so what you hear is what the exported decoder gives.
@@ -17,11 +17,11 @@ import time
 def decode_wav(ckpt: str, wav_in: str, wav_out: str, seed: int = 0, quantized: bool = True) -> dict:
     import soundfile as sf
 
-    from receiver.reference_decoder import ReferenceDecoder
-    from shared.audio import load_audio
-    from shared.constants import SAMPLE_RATE
-    from shared.features import extract_features
-    from shared.quantizer import quantize_features
+    from pnsc.receiver.reference_decoder import ReferenceDecoder
+    from pnsc.shared.audio import load_audio
+    from pnsc.shared.constants import SAMPLE_RATE
+    from pnsc.shared.features import extract_features
+    from pnsc.shared.quantizer import quantize_features
 
     from .export import export_model, load_checkpoint
 

@@ -14,7 +14,7 @@ Two files per decoder:
   inverse CDF at ``uniforms[n]``.  sample x[n] = clip(u[n] + ulaw2lin(e[n]), -32768, 32767).
 - ``export_step`` builds a single-step graph (probabilities) used by the tests.
 
-    python -m training.lpcnet.export CKPT OUT_DIR [--name NAME]
+    python -m pnsc.training.lpcnet.export CKPT OUT_DIR [--name NAME]
 """
 from __future__ import annotations
 

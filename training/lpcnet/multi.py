@@ -1,6 +1,6 @@
 """Train several decoders at once (one process each, sharing the GPU(s)), all with the same budget.
 
-    python -m training.lpcnet.multi --data DIR --out-root ROOT --budget-min 9 \
+    python -m pnsc.training.lpcnet.multi --data DIR --out-root ROOT --budget-min 9 \
         --models all10 [--batch 512] [--gpus 0] [-- extra train.py options]
 
 Model names: ``lpcnet-bl-s``, ``lpcnet-bl-l``, ``plpcnet-{s,l}-g{G}-scratch`` (trained on group G's
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         # every process ends inside the caller's budget
         budget = a.budget_min - (time.monotonic() - t0) / 60.0
-        cmd = [sys.executable, "-m", "training.lpcnet.train", *sum((["--data", d] for d in a.data), []),
+        cmd = [sys.executable, "-m", "pnsc.training.lpcnet.train", *sum((["--data", d] for d in a.data), []),
                "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra]
         env = dict(os.environ)
         if gpus:

@@ -1,8 +1,8 @@
 """Pack training runs into a few tar files under a size cap (to bring them back from a GPU lease),
 and unpack them into a runs folder (to carry them into the next lease).
 
-    python -m training.lpcnet.pack RUNS_ROOT OUT_DIR [--max-mib 15.5] [--best] [--optim] [--max-files 8]
-    python -m training.lpcnet.pack --unpack OUT_DIR/runs-*.tar RUNS_ROOT
+    python -m pnsc.training.lpcnet.pack RUNS_ROOT OUT_DIR [--max-mib 15.5] [--best] [--optim] [--max-files 8]
+    python -m pnsc.training.lpcnet.pack --unpack OUT_DIR/runs-*.tar RUNS_ROOT
 
 Per run it packs last.pt (weights + training state, no optimizer moments), history.json,
 status.json, log.jsonl, curves.png, stdout.log; best.pt with --best; last-optim.pt with --optim

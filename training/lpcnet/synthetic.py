@@ -4,7 +4,7 @@ Each speaker has its own pitch range and a 2-pole resonance; the signal of a seq
 AR(2)-filtered pulse train plus noise, so the frame LPC (the AR coefficients) predicts it and the
 excitation (pulses + noise) is learnable.  Also writes speaker_splits.json and speaker_groups.json.
 
-    python -m training.lpcnet.synthetic OUT_DIR [--speakers 8] [--per-speaker 24] [--shards 2]
+    python -m pnsc.training.lpcnet.synthetic OUT_DIR [--speakers 8] [--per-speaker 24] [--shards 2]
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Budgeted, resumable LPCNet / PLPCNet training (single process, or DDP under torchrun).
 
-    python -m training.lpcnet.train --data DIR --out DIR --size S|L|tiny --group G|all \
+    python -m pnsc.training.lpcnet.train --data DIR --out DIR --size S|L|tiny --group G|all \
         --budget-min 9 --batch 512 [--init-from CKPT] [--quantized-after-epoch K] [--device cuda|cpu]
 
 One call trains until its wall-clock budget (or --epochs / --max-steps) is used up, saves

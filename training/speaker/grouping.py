@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sender import speaker_frontend as fe
-from sender.speaker_classifier import MIN_ACTIVE_FRAMES, SEGMENT_FRAMES
+from pnsc.sender import speaker_frontend as fe
+from pnsc.sender.speaker_classifier import MIN_ACTIVE_FRAMES, SEGMENT_FRAMES
 
 KMEANS_SEED = 0
 KMEANS_INITS = 20

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sender.speaker_frontend import N_BINS
+from pnsc.sender.speaker_frontend import N_BINS
 
 EMBED_DIM = 32
 

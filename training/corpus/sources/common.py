@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.constants import SAMPLE_RATE
+from pnsc.shared.constants import SAMPLE_RATE
 
 
 def warp_to_16k(audio: np.ndarray, rate: int, warp: float = 1.0) -> np.ndarray:
