@@ -42,8 +42,13 @@ carry)
   $PY scripts/select_audio_shards.py --audio data/audio_shards --out ".carry/$name" --files "$@"
   du -sh .carry/* | sed 's/^/carry: /'
   ;;
-state)
-  rm -rf .carry/state && mkdir -p .carry/state && git show HEAD:training/state/runs-state.tar > .carry/state/runs-state.tar
+state)  # [RUNS_DIR]: the runs to carry (weights and schedule state, no Adam moments), default: the committed state
+  rm -rf .carry/state && mkdir -p .carry/state
+  if [ -n "${1:-}" ]; then
+    $PY -m pnsc.training.lpcnet.pack "$1" .carry/state --max-mib 60 --max-files 1 && mv .carry/state/runs-0.tar .carry/state/runs-state.tar
+  else
+    git show HEAD:training/state/runs-state.tar > .carry/state/runs-state.tar
+  fi
   ls -la .carry/state
   ;;
 unpack)
@@ -75,6 +80,9 @@ train)
   for d in .carry/t*/; do [ -d "$d" ] && { build "${d%/}" train "${COPIES:-3}" "data/ex/$(basename "$d")" || exit 1; }; done
   if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
     $PY -m pnsc.training.lpcnet.pack --unpack .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
+  fi
+  if [ -n "${REQUIRE_RUNS:-}" ] && [ ! -f "$RUNS/$REQUIRE_RUNS/last.pt" ]; then
+    echo "no $RUNS/$REQUIRE_RUNS/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3
   fi
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
