@@ -7,21 +7,25 @@
 #                                           'off' brings them back (before exporting or testing).
 #   bash scripts/gpu.sh carry NAME SHARD... put audio shards (from data/audio_shards) into .carry/NAME, plus
 #                                           .carry/val (LibriSpeech validation speakers) when missing
-#   bash scripts/gpu.sh state               copy the committed training state (training/state/) to .carry/state
-#                                           for a call on a fresh machine
+#   bash scripts/gpu.sh state [RUNS]        put the committed training state (training/state/runs-state.tar), or
+#                                           that of RUNS, into .carry/state for a call on a fresh machine
+#   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs-state.tar (fp16 weights of every run,
+#                                           bf16 Adam moments of the baselines) from RUNS (default runs/gpu)
 #   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
 #
 #  There (the device machine; the command of a device call):
 #   bash scripts/gpu.sh train               build examples for every carried .carry/t* shard not built yet
 #                                           (kept on a warm machine), resume runs from runs/gpu (warm) or
 #                                           .carry/state (fresh), train $MODELS for the rest of the call, pack
-#                                           the runs (weights + Adam moments) into $OUT.
+#                                           the runs into $OUT (weights first, Adam moments while under 60 MiB).
+#   Every call may land on a fresh machine (a machine stays warm 30 s after a call): carry .carry/state
+#   unless the next call is issued at once; REQUIRE_RUNS=NAME makes a call stop rather than start NAME anew.
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
 #          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options).
 set -uo pipefail
 T0=$(date +%s)
 cd "$(dirname "$0")/.."
-PY=${PY:-python3}
+PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 cmd=${1:-}; shift || true
 elapsed() { echo $(( $(date +%s) - T0 )); }
 
@@ -42,14 +46,17 @@ carry)
   $PY scripts/select_audio_shards.py --audio data/audio_shards --out ".carry/$name" --files "$@"
   du -sh .carry/* | sed 's/^/carry: /'
   ;;
-state)  # [RUNS_DIR]: the runs to carry (weights and schedule state, no Adam moments), default: the committed state
+state)  # [RUNS_DIR]: carry these runs instead of the committed state (training/state/runs-state.tar)
   rm -rf .carry/state && mkdir -p .carry/state
   if [ -n "${1:-}" ]; then
-    $PY -m pnsc.training.lpcnet.pack "$1" .carry/state --max-mib 60 --max-files 1 && mv .carry/state/runs-0.tar .carry/state/runs-state.tar
+    $PY -m pnsc.training.lpcnet.state save "$1" .carry/state/runs-state.tar
   else
     git show HEAD:training/state/runs-state.tar > .carry/state/runs-state.tar
   fi
   ls -la .carry/state
+  ;;
+commit-state)  # [RUNS_DIR]: write the durable state of the runs (default runs/gpu) for git
+  $PY -m pnsc.training.lpcnet.state save "${1:-runs/gpu}" training/state/runs-state.tar
   ;;
 unpack)
   $PY -m pnsc.training.lpcnet.pack --unpack "$1"/runs-*.tar runs/gpu
@@ -79,7 +86,7 @@ train)
   build .carry/val validation 1 data/ex/val || exit 1
   for d in .carry/t*/; do [ -d "$d" ] && { build "${d%/}" train "${COPIES:-3}" "data/ex/$(basename "$d")" || exit 1; }; done
   if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
-    $PY -m pnsc.training.lpcnet.pack --unpack .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
+    $PY -m pnsc.training.lpcnet.state load .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
   fi
   if [ -n "${REQUIRE_RUNS:-}" ] && [ ! -f "$RUNS/$REQUIRE_RUNS/last.pt" ]; then
     echo "no $RUNS/$REQUIRE_RUNS/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3

@@ -31,10 +31,27 @@ def collect(root: Path, best: bool, optim: bool) -> list[tuple[Path, str]]:
     return out
 
 
+PRIORITY = ("last.pt", *SMALL, "last-optim.pt", "best.pt")  # what is worth most when space runs out
+
+
 def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, optim: bool = False,
-         max_files: int = 8) -> list[Path]:
+         max_files: int = 8, max_total_mib: float = 60.0) -> list[Path]:
+    """Pack runs into tars under ``max_mib`` each and ``max_total_mib`` together (the device tool brings
+    back at most 64 MiB per call). Weights and logs always go; Adam moments and best.pt only while
+    they fit, in that order, with a note for each one left out."""
     cap = int(max_mib * 2**20) - 64 * 1024  # tar headers and padding
-    items = collect(root, best, optim)
+    items = sorted(collect(root, best, optim), key=lambda x: (PRIORITY.index(x[1].split("/")[-1]), x[1]))
+    budget, kept = int(max_total_mib * 2**20), []
+    for p, arc in items:
+        s = p.stat().st_size + 1024
+        if budget - s < 0:
+            if arc.endswith(("last.pt", *SMALL)):
+                raise ValueError(f"the runs' weights and logs alone exceed {max_total_mib} MiB: pack fewer runs")
+            print(f"pack: left out {arc} ({s / 2**20:.1f} MiB): over the {max_total_mib} MiB total", file=sys.stderr)
+            continue
+        budget -= s
+        kept.append((p, arc))
+    items = kept
     bins: list[list[tuple[Path, str]]] = []
     sizes: list[int] = []
     for p, arc in sorted(items, key=lambda x: -x[0].stat().st_size):  # first-fit decreasing
@@ -82,6 +99,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-files", type=int, default=8)
     ap.add_argument("--best", action="store_true")
     ap.add_argument("--optim", action="store_true")
+    ap.add_argument("--max-total-mib", type=float, default=60.0, help="all tars together (device tool: 64 MiB)")
     a = ap.parse_args(argv)
     if a.unpack:
         *tars, root = a.paths
@@ -89,7 +107,7 @@ def main(argv=None) -> int:
         return 0
     if len(a.paths) != 2:
         ap.error("pack needs RUNS_ROOT OUT_DIR")
-    paths = pack(Path(a.paths[0]), Path(a.paths[1]), a.max_mib, a.best, a.optim, a.max_files)
+    paths = pack(Path(a.paths[0]), Path(a.paths[1]), a.max_mib, a.best, a.optim, a.max_files, a.max_total_mib)
     for p in paths:
         print(f"{p} {p.stat().st_size / 2**20:.2f} MiB", file=sys.stderr)
     return 0

@@ -1,0 +1,45 @@
+"""Durable training state: save (fp16 weights, bf16 Adam moments) and load back to resumable float32 files."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pnsc.training.lpcnet.state import load_state, save_state  # noqa: E402
+
+
+def _run(root, name, with_optim):
+    run = root / name
+    run.mkdir(parents=True)
+    model = torch.nn.GRU(8, 16)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(5, 2, 8))[0].sum().backward()
+    opt.step()
+    torch.save({"model": model.state_dict(), "step": 7, "epoch": 1, "batch_in_epoch": 3, "args": {"lr": 1e-3},
+                "history": [{"kind": "epoch", "val_loss": 2.5}]}, run / "last.pt")
+    if with_optim:
+        torch.save({"optimizer": opt.state_dict(), "step": 7}, run / "last-optim.pt")
+    (run / "status.json").write_text(json.dumps({"step": 7}))
+    return model, opt
+
+
+def test_state_roundtrip(tmp_path):
+    base, opt = _run(tmp_path / "runs", "lpcnet-bl-s", True)
+    ft, _ = _run(tmp_path / "runs", "plpcnet-s-g0-ft", True)
+    summary = save_state(tmp_path / "runs", tmp_path / "state.tar")
+    assert summary["lpcnet-bl-s"]["optimizer"] and not summary["plpcnet-s-g0-ft"]["optimizer"]
+    names = load_state(tmp_path / "state.tar", tmp_path / "back")
+    assert "lpcnet-bl-s/last-optim.pt" in names and "plpcnet-s-g0-ft/last-optim.pt" not in names
+    ck = torch.load(tmp_path / "back/lpcnet-bl-s/last.pt", weights_only=False)
+    assert ck["step"] == 7 and ck["batch_in_epoch"] == 3 and ck["history"][0]["val_loss"] == 2.5
+    for k, v in base.state_dict().items():
+        assert ck["model"][k].dtype == torch.float32
+        torch.testing.assert_close(ck["model"][k], v, rtol=1e-3, atol=1e-3)
+    o = torch.load(tmp_path / "back/lpcnet-bl-s/last-optim.pt", weights_only=False)
+    restored = torch.optim.Adam(torch.nn.GRU(8, 16).parameters(), lr=1e-3)
+    restored.load_state_dict(o["optimizer"])  # loads into a fresh optimizer: resumable
+    for k, st in opt.state_dict()["state"].items():
+        torch.testing.assert_close(o["optimizer"]["state"][k]["exp_avg"], st["exp_avg"], rtol=2e-2, atol=1e-6)
+    assert json.loads((tmp_path / "back/lpcnet-bl-s/status.json").read_text())["step"] == 7
