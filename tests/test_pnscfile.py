@@ -28,7 +28,7 @@ def test_specific_errors(tmp_path):
     good = encode_pnsc(np.zeros((3, 8), dtype=np.uint8), GROUP_UNKNOWN)
     with pytest.raises(PnscFormatError, match="too short"):
         decode_pnsc(good[:10])
-    with pytest.raises(PnscFormatError, match="magic"):
+    with pytest.raises(PnscFormatError, match="not a .pnsc file"):
         decode_pnsc(b"RIFF" + good[4:])
     with pytest.raises(PnscFormatError, match="version"):
         decode_pnsc(good[:4] + bytes([9]) + good[5:])
