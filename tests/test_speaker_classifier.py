@@ -1,6 +1,5 @@
 """Sender-side classification with the shipped encoder and groups: determinism, errors, CLI."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +9,8 @@ from pnsc.cli import main as pnsc_main
 from pnsc.sender.speaker_classifier import (DECIDE_SECONDS, Classification, SpeakerClassificationError,
                                             SpeakerClassifier, load_groups)
 from pnsc.shared.audio import AudioError, load_audio
+from tests.conftest import LIBRISPEECH, shared_files
 
-CORPUS = Path("/work/shared/data/librispeech-excerpts")
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +20,7 @@ def clf():
 
 @pytest.fixture(scope="module")
 def speech():
-    files = sorted((CORPUS / "test-other" / "2033").glob("*/*.flac"))
-    if not files:
-        pytest.skip("LibriSpeech excerpts not available")
+    files = shared_files(LIBRISPEECH, "test-other/2033/*/*.flac")
     return np.concatenate([load_audio(f, quiet=True) for f in files[:2]])
 
 
