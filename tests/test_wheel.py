@@ -57,15 +57,17 @@ def wheel(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def venv(wheel, tmp_path_factory) -> Path:
-    """A plain venv (no system site packages) with the wheel and its runtime dependencies."""
+def venv(wheel, tmp_path_factory):
+    """A plain venv (no system site packages) with the wheel and its runtime dependencies; removed
+    afterwards (a few hundred MB)."""
     env_dir = tmp_path_factory.mktemp("venv") / "v"
     _run([sys.executable, "-m", "venv", str(env_dir)], cwd=env_dir.parent, env=_clean_env())
     cfg = (env_dir / "pyvenv.cfg").read_text()
     assert "include-system-site-packages = false" in cfg
     _run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
          cwd=env_dir.parent, env=_clean_env())
-    return env_dir
+    yield env_dir
+    shutil.rmtree(env_dir, ignore_errors=True)
 
 
 def test_wheel_ships_only_pnsc_and_the_models(wheel):
