@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="audio file (any rate / channels; resampled to 16 kHz mono)")
     p.add_argument("output", help="output .pnsc file")
-    p.add_argument("--group", default="auto", help=GROUP_HELP)
+    p.add_argument("--group", default="auto", metavar="auto|unknown|N", help=GROUP_HELP)
     p.set_defaults(func=run)
 
 
