@@ -1,1 +1,2 @@
-"""Receiver side: message validation, jitter buffer, concealment, PLPCNet decoding, playback."""
+"""Receiver side: PLPCNet / LPCNet decoding (``reference_decoder``). The live call's receiver (jitter
+buffer, concealment, playback) is not built yet."""

@@ -2,8 +2,11 @@
 
 Runs a decoder exported by ``training.lpcnet.export``: the frame-rate graph once over the whole
 feature sequence, then the 160-sample frame-loop graph frame by frame.  Sampling uses a seeded numpy
-RNG, so a given (model, features, seed) always decodes to the same audio.  Real-time factor is about
-1 (N=384) on one CPU core (facts.md); the real-time receiver uses a faster kernel.
+RNG, so a given (model, features, seed) always decodes to the same audio.  It runs at about real time
+on one CPU core (S models; L about 1.3x real time), so it is meant for offline decoding and tests.
+
+A model that produces NaN or infinite values (conditioning, GRU states or samples) is broken:
+:class:`DecoderError` is raised, naming the model and the frame, instead of writing noise.
 
     dec = ReferenceDecoder.from_manifest("plpcnet-s", group=2)
     pcm16 = dec.decode(features)          # features (T, 20) dequantized -> int16 (T*160,)
@@ -17,16 +20,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from pnsc.shared.checksum import sha256_file
+from pnsc.shared.constants import CORR_INDEX, FEATURE_DIM, FRAME_CONTEXT, FRAME_SIZE, LPC_ORDER, NB_CEPS
 
-FRAME_SIZE = 160
-LPC_ORDER = 16
-CORR_INDEX = 19
-CONTEXT = 2  # frames of conv context each side
 DECODER_FAMILIES = ("plpcnet-s", "plpcnet-l", "lpcnet-bl-s", "lpcnet-bl-l")
 
 
 class DecoderNotFound(Exception):
-    pass
+    """No usable decoder: manifest, entry or model file missing, or a checksum mismatch."""
+
+
+class DecoderError(Exception):
+    """A decoder model misbehaved while decoding (non-finite values): the model is broken."""
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -92,6 +96,7 @@ class ReferenceDecoder:
         self.n_a = int(shapes["ha"][1])
         self.n_b = int(shapes["hb"][1])
         self.seed = seed
+        self.name = sample_path.name.removesuffix(".onnx")
 
     @classmethod
     def from_manifest(cls, family: str, group: int | None = None, models_dir: str | Path | None = None, **kw):
@@ -102,14 +107,20 @@ class ReferenceDecoder:
         e = find_decoder(Path(models_dir), family, group)
         dec = cls(e.frame, e.sample, verify=e.sha256, **kw)
         dec.entry = e
+        dec.name = e.name
         return dec
 
     # -- pieces
     def conditioning(self, features: np.ndarray) -> np.ndarray:
         """features (T, 20) -> cond (T, C); edges padded by repeating the first / last frame."""
         f = np.asarray(features, np.float32)
-        padded = np.concatenate([np.repeat(f[:1], CONTEXT, 0), f, np.repeat(f[-1:], CONTEXT, 0)])
-        return self.frame.run(["cond"], {"features": padded[None]})[0][0]
+        padded = np.concatenate([np.repeat(f[:1], FRAME_CONTEXT, 0), f, np.repeat(f[-1:], FRAME_CONTEXT, 0)])
+        cond = self.frame.run(["cond"], {"features": padded[None]})[0][0]
+        bad = ~np.isfinite(cond).all(axis=-1)
+        if bad.any():
+            raise DecoderError(f"decoder {self.name} is broken: its frame-rate network gave NaN/inf "
+                               f"conditioning at frame {int(np.argmax(bad))}")
+        return cond
 
     def synthesize(self, features: np.ndarray, lpc: np.ndarray, seed: int | None = None) -> np.ndarray:
         """Pre-emphasized int16-scale float32 samples (T*160,), before de-emphasis."""
@@ -127,6 +138,9 @@ class ReferenceDecoder:
             pcm, ha, hb, hist, exc = self.sample.run(None, {
                 "cond": cond[f:f + 1], "lpc": lpc[f], "corr": features[f, CORR_INDEX:CORR_INDEX + 1],
                 "uniforms": rng.random(FRAME_SIZE, dtype=np.float32), **state})
+            if not (np.isfinite(pcm).all() and np.isfinite(ha).all() and np.isfinite(hb).all()):
+                raise DecoderError(f"decoder {self.name} is broken: NaN/inf in its samples or GRU state "
+                                   f"at frame {f} of {T}")
             state = {"ha": ha, "hb": hb, "hist": hist, "exc": exc}
             out[f * FRAME_SIZE:(f + 1) * FRAME_SIZE] = pcm
         return out
@@ -138,12 +152,13 @@ class ReferenceDecoder:
         from pnsc.shared.lpc import lpc_from_cepstrum
 
         features = np.asarray(features, np.float32)
-        if features.ndim != 2 or features.shape[1] != 20:
-            raise ValueError(f"features must be (T, 20), got {features.shape}")
+        if features.ndim != 2 or features.shape[1] != FEATURE_DIM:
+            raise ValueError(f"features must be (T, {FEATURE_DIM}), got {features.shape}")
         if features.shape[0] == 0:
             return np.zeros(0, np.int16)
-        lpc = lpc_from_cepstrum(features[:, :18])
+        if not np.isfinite(features).all():
+            raise ValueError("features contain NaN or infinite values")
+        lpc = lpc_from_cepstrum(features[:, :NB_CEPS])
         y = self.synthesize(features, lpc, seed)
-        y = np.nan_to_num(y, nan=0.0, posinf=32767.0, neginf=-32768.0)
         x, _ = deemphasize(y, 0.0)
         return np.clip(np.round(x), -32768, 32767).astype(np.int16)

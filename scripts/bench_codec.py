@@ -21,8 +21,9 @@ from pnsc.shared.constants import CORR_INDEX, NB_CEPS, PERIOD_INDEX, SAMPLE_RATE
 from pnsc.shared.features import extract_features  # noqa: E402
 from pnsc.shared.quantizer import PacketDecoder, PacketEncoder, VOICED_CORR, load_codebooks  # noqa: E402
 from pnsc.training.corpus.librispeech import scan_corpus  # noqa: E402
+from pnsc.shared.paths import LIBRISPEECH_EXCERPTS, shared_path  # noqa: E402
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared/data/librispeech-excerpts"
+DEFAULT_CORPUS = shared_path(LIBRISPEECH_EXCERPTS)  # ../shared or $PNSC_SHARED_DIR
 
 
 def measure(paths: list[Path], cb) -> dict:

@@ -26,11 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pnsc.shared.paths import LIBRISPEECH_EXCERPTS, shared_path  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", type=Path, default=REPO / "data" / "corpus", help="generated corpus root")
-    p.add_argument("--librispeech", type=Path, default=REPO.parent / "shared" / "data" / "librispeech-excerpts")
+    p.add_argument("--librispeech", type=Path, default=shared_path(LIBRISPEECH_EXCERPTS))
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("asterisk", help="decode Debian asterisk-core-sounds-{fr,it,ru}-g722")
     a.add_argument("--workdir", type=Path, default=REPO / "data" / "debs")

@@ -31,8 +31,9 @@ from pnsc.shared.audio import load_audio  # noqa: E402
 from pnsc.training.corpus.librispeech import by_speaker, read_speakers_txt, scan_corpus  # noqa: E402
 from pnsc.training.speaker.grouping import utterance_segments  # noqa: E402
 from pnsc.training.speaker.metrics import equal_error_rate, pair_scores  # noqa: E402
+from pnsc.shared.paths import LIBRISPEECH_EXCERPTS, shared_path  # noqa: E402
 
-DEFAULT_CORPUS = Path("/work/shared/data/librispeech-excerpts")
+DEFAULT_CORPUS = shared_path(LIBRISPEECH_EXCERPTS)  # ../shared or $PNSC_SHARED_DIR
 
 
 def embed_corpus(clf: SpeakerClassifier, utts):

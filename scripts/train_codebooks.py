@@ -23,8 +23,9 @@ from pnsc.shared.paths import models_dir  # noqa: E402
 from pnsc.shared.quantizer import CODEBOOK_FILE  # noqa: E402
 from pnsc.training.codebooks import train_codebooks  # noqa: E402
 from pnsc.training.corpus.librispeech import scan_corpus  # noqa: E402
+from pnsc.shared.paths import LIBRISPEECH_EXCERPTS, shared_path  # noqa: E402
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent.parent / "shared/data/librispeech-excerpts"
+DEFAULT_CORPUS = shared_path(LIBRISPEECH_EXCERPTS)  # ../shared or $PNSC_SHARED_DIR
 
 
 def _features(path: Path) -> np.ndarray:

@@ -35,8 +35,9 @@ from pnsc.training.corpus.librispeech import by_speaker, read_speakers_txt, scan
 from pnsc.training.speaker.grouping import (KMEANS_INITS, KMEANS_SEED, kmeans_groups, nearest,  # noqa: E402
                                        read_speaker_splits, utterance_segments)
 from pnsc.training.speaker.metrics import equal_error_rate, pair_scores  # noqa: E402
+from pnsc.shared.paths import LIBRISPEECH_EXCERPTS, shared_path  # noqa: E402
 
-DEFAULT_CORPUS = Path("/work/shared/data/librispeech-excerpts")
+DEFAULT_CORPUS = shared_path(LIBRISPEECH_EXCERPTS)  # ../shared or $PNSC_SHARED_DIR
 
 
 def load_active(utts) -> dict[str, list[np.ndarray]]:

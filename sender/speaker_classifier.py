@@ -3,6 +3,8 @@
 * :class:`SpeakerEncoderRuntime` runs ``models/speaker_encoder.onnx`` on log-spectrum segments.
 * :class:`SpeakerClassifier` turns audio into a group: active (VAD) frames from the start of the
   audio, 3 s segments, mean embedding, nearest centroid of ``models/speaker_groups.json``.
+  ``classify`` uses whatever active speech there is (less than ``DECIDE_SECONDS`` is less reliable:
+  callers warn) and refuses only audio without speech.
 * :class:`GroupTracker` is the streaming decision used by a call: decide once enough active speech
   has been heard, then re-check every window and switch only after several consecutive windows
   disagree (hysteresis), so a talker change is followed without flapping.
@@ -27,8 +29,9 @@ from . import speaker_frontend as fe
 ENCODER_FILE = "speaker_encoder.onnx"
 GROUPS_FILE = "speaker_groups.json"
 SEGMENT_FRAMES = 300  # 3 s of active speech per embedding
-MIN_ACTIVE_FRAMES = 150  # 1.5 s: less active speech than this is refused
+MIN_ACTIVE_FRAMES = 150  # 1.5 s: shortest segment (a shorter tail joins the previous segment)
 DEFAULT_ACTIVE_SECONDS = 6.0  # classify() uses up to this much active speech from the start
+DECIDE_SECONDS = 3.0  # active speech the streaming tracker waits for; less gives a less reliable group
 
 
 class SpeakerClassificationError(AudioError):
@@ -110,9 +113,12 @@ class SpeakerClassifier:
         self.centroids = np.asarray(self.groups_data["groupings"][str(c)]["centroids"], dtype=np.float64)
 
     # -- embeddings -------------------------------------------------------------------------
-    def embed_features(self, feats: np.ndarray) -> tuple[np.ndarray, int]:
-        """Mean embedding of the 3 s segments of active log-spectrum frames ``feats``."""
+    def embed_features(self, feats: np.ndarray, allow_short: bool = False) -> tuple[np.ndarray, int]:
+        """Mean embedding of the 3 s segments of active log-spectrum frames ``feats``. Less than
+        ``MIN_ACTIVE_FRAMES`` frames is refused unless ``allow_short`` (then it is one segment)."""
         segs = fe.split_segments(feats, SEGMENT_FRAMES, MIN_ACTIVE_FRAMES)
+        if not segs and allow_short and len(feats) > 0:
+            segs = [feats]
         if not segs:
             raise SpeakerClassificationError(
                 f"too little active speech: {len(feats) / fe.FRAMES_PER_SECOND:.2f} s found, "
@@ -125,7 +131,8 @@ class SpeakerClassifier:
         except ValueError as exc:
             raise SpeakerClassificationError(str(exc)) from exc
         if len(x) < fe.WIN:
-            raise SpeakerClassificationError(f"audio too short: {len(x) / fe.SAMPLE_RATE:.3f} s")
+            raise SpeakerClassificationError(f"audio too short to classify: {len(x) / fe.SAMPLE_RATE:.3f} s "
+                                             f"(need {fe.WIN / fe.SAMPLE_RATE:.3f} s)")
         feats = fe.active_features(x)
         if len(feats) == 0:
             raise SpeakerClassificationError(
@@ -142,13 +149,17 @@ class SpeakerClassifier:
         g, d, conf = nearest_centroid(np.asarray(z, dtype=np.float64), self.centroids)
         return Classification(g, [float(v) for v in d], conf, active_seconds, segments)
 
-    def classify_features(self, feats: np.ndarray) -> Classification:
-        z, n = self.embed_features(feats)
+    def classify_features(self, feats: np.ndarray, allow_short: bool = False) -> Classification:
+        z, n = self.embed_features(feats, allow_short)
         return self.classify_embedding(z, len(feats) / fe.FRAMES_PER_SECOND, n)
 
     def classify(self, pcm: np.ndarray, max_active_seconds: float = DEFAULT_ACTIVE_SECONDS) -> Classification:
-        """Group of the talker in ``pcm`` (16 kHz), from the first ``max_active_seconds`` of speech."""
-        return self.classify_features(self.active_speech(pcm, max_active_seconds))
+        """Group of the talker in ``pcm`` (16 kHz), from the first ``max_active_seconds`` of speech.
+
+        Any amount of active speech is used (``active_seconds`` says how much; below
+        ``DECIDE_SECONDS`` the result is less reliable); raises :class:`SpeakerClassificationError`
+        only when there is no speech at all."""
+        return self.classify_features(self.active_speech(pcm, max_active_seconds), allow_short=True)
 
 
 @dataclass
@@ -174,7 +185,7 @@ class GroupTracker:
     """
 
     classifier: SpeakerClassifier
-    decide_seconds: float = 3.0
+    decide_seconds: float = DECIDE_SECONDS
     window_seconds: float = 2.0
     context_seconds: float = 6.0
     switch_after: int = 3

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from pnsc.shared.constants import SAMPLE_RATE
+
 WIN = 400  # 25 ms
 HOP = 160  # 10 ms
 N_FFT = 512

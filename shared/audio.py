@@ -52,10 +52,16 @@ def load_audio(path: str | Path, quiet: bool = False) -> np.ndarray:
         raise AudioError(f"audio file not found: {path}")
     if path.is_dir():
         raise AudioError(f"expected an audio file, got a folder: {path}")
+    if path.stat().st_size == 0:
+        raise AudioError(f"cannot read audio file {path}: the file is empty (0 bytes)")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / TypeError
-        raise AudioError(f"cannot read audio file {path}: {exc}") from exc
+        reason = str(exc).replace(f"Error opening {str(path)!r}: ", "").strip().rstrip(".")
+        reason = " ".join(reason.split()) or type(exc).__name__
+        reason = reason[:1].lower() + reason[1:]
+        raise AudioError(f"cannot read audio file {path}: {reason} (not an audio format libsndfile reads: "
+                         f"wav, flac, ogg, ...)") from exc
     return to_mono_16k(data, rate, source=str(path), quiet=quiet)
 
 

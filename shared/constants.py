@@ -1,4 +1,7 @@
-"""Fixed parameters of the 1.6 kb/s LPCNet-style codec (see facts.md)."""
+"""Fixed parameters of the 1.6 kb/s LPCNet-style codec: the one home of every codec constant.
+
+Sender, receiver, training and tests import these names; no module defines its own copy.
+"""
 from __future__ import annotations
 
 SAMPLE_RATE = 16_000
@@ -21,6 +24,8 @@ NB_CEPS = NB_BANDS
 PERIOD_INDEX = 18
 CORR_INDEX = 19
 FEATURE_DIM = 20
+VOICED_CORR = 0.35  # pitch correlation at or above this counts as voiced (pitch tracker, quantizer)
+FRAME_CONTEXT = 2  # feature frames of context each side for the decoder's frame-rate network convs
 
 # Speaker groups (paper: C = 4); GROUP_UNKNOWN marks "no group decided yet".
 NUM_GROUPS = 4

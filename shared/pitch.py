@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import FRAME_SIZE, PITCH_MAX, PITCH_MIN
+from .constants import FRAME_SIZE, PITCH_MAX, PITCH_MIN, VOICED_CORR
 
 PITCH_WINDOW = 2 * FRAME_SIZE  # 20 ms of residual is compared against its lagged copy
 HISTORY = PITCH_WINDOW + PITCH_MAX  # residual samples needed per frame (576)
@@ -16,7 +16,6 @@ _OFFSETS = PITCH_MAX - LAGS  # start of the lagged segment inside the HISTORY bu
 PEAK_RATIO = 0.85  # a shorter-lag peak within this ratio of the best wins (avoids period doubling)
 TRACK_BONUS = 0.08  # preference for peaks within TRACK_TOLERANCE of the previous voiced period
 TRACK_TOLERANCE = 0.12
-VOICED_CORR = 0.35
 
 
 @dataclass

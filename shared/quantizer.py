@@ -27,6 +27,7 @@ from .constants import (
     PERIOD_INDEX,
     PITCH_MAX,
     PITCH_MIN,
+    VOICED_CORR,
 )
 from .paths import models_dir
 
@@ -35,7 +36,6 @@ CODEBOOK_VERSION = 1
 MBEST = 5
 PITCH_STEPS_PER_OCTAVE = 21
 PITCH_MOD_STEP = 0.015  # log2(period) change per frame for one step of pitch_mod
-VOICED_CORR = 0.35
 # (w0, w2): frame0 = w0*prev3 + (1-w0)*q1 ; frame2 = w2*q1 + (1-w2)*q3
 INTERP_WEIGHTS = np.array(
     [[0.5, 0.5], [0.0, 0.0], [0.0, 0.5], [0.0, 1.0], [0.5, 0.0], [0.5, 1.0], [1.0, 0.5], [1.0, 1.0]]

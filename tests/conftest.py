@@ -1,6 +1,13 @@
-"""Shared fixtures: real LibriSpeech clips bundled with the project, and synthetic voiced signals."""
+"""Shared fixtures: real LibriSpeech clips bundled with the project, synthetic voiced signals, and
+access to the project's shared data folder (``../shared`` beside the checkout, or ``$PNSC_SHARED_DIR``).
+
+Tests that need shared data call :func:`shared_files`. When the data is missing they skip with a
+reason naming what is missing, unless ``PNSC_REQUIRE_SHARED=1`` (``.ci/run`` sets it on CI, where the
+shared folder is always present): then they fail, so CI never silently skips them.
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +17,33 @@ from scipy.signal import lfilter
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 SR = 16000
+REQUIRE_SHARED_ENV = "PNSC_REQUIRE_SHARED"
+LIBRISPEECH = "data/librispeech-excerpts"
+
+
+def missing_shared(what: str) -> None:
+    """Skip (or fail, with ``PNSC_REQUIRE_SHARED=1``) because shared data ``what`` is missing."""
+    from pnsc.shared.paths import SHARED_ENV, shared_data_dir
+
+    base = shared_data_dir()
+    where = "none" if base is None else f"{base}{'' if base.is_dir() else ', which does not exist'}"
+    msg = (f"needs shared data {what} (shared folder: {where}; it is ../shared beside the checkout "
+           f"or ${SHARED_ENV})")
+    if os.environ.get(REQUIRE_SHARED_ENV) == "1":
+        pytest.fail(f"{msg}; {REQUIRE_SHARED_ENV}=1 forbids skipping", pytrace=False)
+    pytest.skip(msg)
+
+
+def shared_files(relative: str, pattern: str) -> list[Path]:
+    """Sorted files matching ``pattern`` under ``relative`` in the shared data folder; at least one,
+    else :func:`missing_shared`."""
+    from pnsc.shared.paths import shared_data_dir
+
+    base = shared_data_dir()
+    files = sorted((base / relative).glob(pattern)) if base is not None else []
+    if not files:
+        missing_shared(f"{relative}/{pattern}")
+    return files
 
 
 def harmonic_vowel(f0: float, seconds: float = 1.0, formants=((700, 130), (1220, 70), (2600, 160))) -> np.ndarray:

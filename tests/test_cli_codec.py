@@ -69,25 +69,37 @@ def test_missing_input_and_subprocess_exit_code(tmp_path):
     assert "audio file not found" in proc.stderr
 
 
-def test_encode_group_auto_classifies_the_talker(tmp_path, capsys):
+@pytest.mark.parametrize("extra", [[], ["--group", "auto"]])
+def test_encode_classifies_the_talker_by_default(tmp_path, capsys, extra):
     clip = sorted(SAMPLES.glob("*.flac"))[0]
     out = tmp_path / "auto.pnsc"
-    assert main(["encode", str(clip), str(out), "--group", "auto"]) == 0
+    assert main(["encode", str(clip), str(out), *extra]) == 0
     header, _ = read_pnsc(out)
     assert 0 <= header.group < 4
-    assert f"classified into group {header.group}" in capsys.readouterr().err
+    assert header.num_samples == sf.info(clip).frames
+    err = capsys.readouterr().err
+    assert f"classified into group {header.group}" in err and f"speaker group {header.group} ->" in err
+
+
+def test_encode_group_unknown_and_number(tmp_path, capsys):
+    clip = sorted(SAMPLES.glob("*.flac"))[0]
+    assert main(["encode", str(clip), str(tmp_path / "u.pnsc"), "--group", "unknown"]) == 0
+    assert read_pnsc(tmp_path / "u.pnsc")[0].group == 255
+    assert main(["encode", str(clip), str(tmp_path / "3.pnsc"), "--group", "3"]) == 0
+    assert read_pnsc(tmp_path / "3.pnsc")[0].group == 3
+    assert "classified" not in capsys.readouterr().err
 
 
 def test_encode_group_auto_on_silence_writes_unknown(tmp_path, capsys):
     wav = tmp_path / "silence.wav"
     sf.write(wav, np.zeros(32000, dtype=np.float32), 16000)
     out = tmp_path / "s.pnsc"
-    assert main(["encode", str(wav), str(out), "--group", "auto"]) == 0
+    assert main(["encode", str(wav), str(out)]) == 0
     assert read_pnsc(out)[0].group == 255
     assert "cannot classify the talker" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("bad", ["x", "255", "-1"])
+@pytest.mark.parametrize("bad", ["x", "255", "-1", "4", "17"])
 def test_encode_bad_group(tmp_path, capsys, bad):
     clip = sorted(SAMPLES.glob("*.flac"))[0]
     assert main(["encode", str(clip), str(tmp_path / "o.pnsc"), "--group", bad]) == 2
@@ -97,7 +109,8 @@ def test_encode_bad_group(tmp_path, capsys, bad):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["encode", "{clip}", "{tmp}/o.pnsc"], "codebook file not found"),
+        (["encode", "{clip}", "{tmp}/o.pnsc", "--group", "1"], "codebook file not found"),
+        (["encode", "{clip}", "{tmp}/o.pnsc"], "speaker encoder model not found"),
         (["classify", "{clip}"], "speaker encoder model not found"),
         (["decode", "{pnsc}", "{tmp}/o.wav"], "no model manifest"),
     ],
@@ -105,7 +118,7 @@ def test_encode_bad_group(tmp_path, capsys, bad):
 def test_missing_models_are_a_clear_error(tmp_path, capsys, monkeypatch, argv, message):
     clip = sorted(SAMPLES.glob("*.flac"))[0]
     pnsc = tmp_path / "in.pnsc"
-    assert main(["encode", str(clip), str(pnsc)]) == 0
+    assert main(["encode", str(clip), str(pnsc), "--group", "1"]) == 0
     empty = tmp_path / "no-models"
     empty.mkdir()
     monkeypatch.setenv("PNSC_MODELS_DIR", str(empty))

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("pnsc.shared.features")
-pytest.importorskip("pnsc.shared.quantizer")
+pytest.importorskip("tqdm", reason="training extra (tqdm) not installed")
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from corpus_fixture import make_generated, make_librispeech, voice  # noqa: E402
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("tqdm", reason="training extra (tqdm) not installed")
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from corpus_fixture import make_generated, make_librispeech  # noqa: E402
 

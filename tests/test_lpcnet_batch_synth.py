@@ -1,11 +1,13 @@
 """Batched synthesis (used to score every decoder on the GPU) against the step-by-step reference,
 and float16-weight ONNX export against the float32 one."""
 import numpy as np
-import onnx
 import onnxruntime as ort
-import torch
+import pytest
 
-from pnsc.shared.dsp import deemphasize
+onnx = pytest.importorskip("onnx", reason="training extra (onnx) not installed")
+torch = pytest.importorskip("torch", reason="training extra (torch) not installed")
+
+from pnsc.shared.dsp import deemphasize  # noqa: E402
 from pnsc.shared.lpc import lpc_from_cepstrum
 from pnsc.training.lpcnet.batch_synth import synthesize_batch
 from pnsc.training.lpcnet.model import LPCNet, config_for, synthesize

@@ -1,16 +1,16 @@
 """Sender-side classification with the shipped encoder and groups: determinism, errors, CLI."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from pnsc.cli import main as pnsc_main
-from pnsc.sender.speaker_classifier import Classification, SpeakerClassificationError, SpeakerClassifier, load_groups
+from pnsc.sender.speaker_classifier import (DECIDE_SECONDS, Classification, SpeakerClassificationError,
+                                            SpeakerClassifier, load_groups)
 from pnsc.shared.audio import AudioError, load_audio
+from tests.conftest import LIBRISPEECH, shared_files
 
-CORPUS = Path("/work/shared/data/librispeech-excerpts")
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +20,7 @@ def clf():
 
 @pytest.fixture(scope="module")
 def speech():
-    files = sorted((CORPUS / "test-other" / "2033").glob("*/*.flac"))
-    if not files:
-        pytest.skip("LibriSpeech excerpts not available")
+    files = shared_files(LIBRISPEECH, "test-other/2033/*/*.flac")
     return np.concatenate([load_audio(f, quiet=True) for f in files[:2]])
 
 
@@ -66,12 +64,32 @@ def test_bad_audio_gets_clear_errors(clf, speech):
     with pytest.raises(SpeakerClassificationError, match="no speech"):
         clf.classify((0.05 * rng.standard_normal(16000 * 5)).astype(np.float32))
     with pytest.raises(SpeakerClassificationError, match="too little active speech"):
-        clf.classify(np.concatenate([np.zeros(16000 * 3), speech[16000:16000 + 8000], np.zeros(16000 * 3)]))
+        clf.classify_features(clf.active_speech(speech[16000:16000 + 8000], None))  # the tracker's rule
     with pytest.raises(SpeakerClassificationError, match="too short"):
         clf.classify(np.zeros(100, dtype=np.float32))
     with pytest.raises(SpeakerClassificationError, match="NaN"):
         clf.classify(np.full(16000, np.nan, dtype=np.float32))
     assert issubclass(SpeakerClassificationError, AudioError)
+
+
+def test_short_speech_is_classified_with_its_seconds(clf, speech):
+    short = np.concatenate([np.zeros(16000 * 3), speech[16000:16000 + 8000], np.zeros(16000 * 3)])
+    c = clf.classify(short)
+    assert 0 < c.active_seconds <= 0.55 and c.segments == 1  # at most the 0.5 s of speech (+ window overlap)
+    assert 0 <= c.group < 4 and 0.0 <= c.confidence <= 1.0
+    full = clf.classify(speech)
+    assert full.active_seconds > DECIDE_SECONDS  # long speech: the first 6 s, unchanged rule
+    assert c == clf.classify(short.copy())
+
+
+def test_cli_classify_short_speech_warns(tmp_path, speech, capsys):
+    wav = tmp_path / "short.wav"
+    sf.write(wav, speech[16000:16000 + 32000], 16000)
+    assert pnsc_main(["classify", str(wav), "--json"]) == 0
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    assert 0 < out["active_seconds"] < DECIDE_SECONDS
+    assert f"only {out['active_seconds']:.2f} s of active speech" in cap.err and "less reliable" in cap.err
 
 
 def test_cli_classify(tmp_path, speech, capsys):

@@ -1,21 +1,17 @@
 """Front end and VAD of the speaker encoder on real and synthetic audio."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pnsc.sender import speaker_frontend as fe
 from pnsc.shared.audio import load_audio
+from tests.conftest import LIBRISPEECH, shared_files
 
-CORPUS = Path("/work/shared/data/librispeech-excerpts")
-SPEECH = sorted((CORPUS / "test-other" / "1998").glob("*/*.flac"))
 
 
 @pytest.fixture(scope="module")
 def speech():
-    if not SPEECH:
-        pytest.skip("LibriSpeech excerpts not available")
-    return load_audio(SPEECH[0], quiet=True)
+    return load_audio(shared_files(LIBRISPEECH, "test-other/1998/*/*.flac")[0], quiet=True)
 
 
 def test_framing_matches_spectrogram(speech):

@@ -9,8 +9,8 @@ from pnsc.sender.speaker_classifier import SpeakerClassifier
 from pnsc.shared.audio import load_audio
 from pnsc.training.speaker.grouping import kmeans_groups, nearest, read_speaker_splits, utterance_segments
 from pnsc.training.speaker.metrics import equal_error_rate, pair_scores
+from tests.conftest import LIBRISPEECH, shared_files
 
-CORPUS = Path("/work/shared/data/librispeech-excerpts")
 
 
 def blobs(seed=0):
@@ -21,6 +21,7 @@ def blobs(seed=0):
 
 
 def test_kmeans_is_seeded_and_ordered_by_size():
+    pytest.importorskip("sklearn", reason="training extra (scikit-learn) not installed")
     x, sizes = blobs()
     c1, l1 = kmeans_groups(x, 4)
     c2, l2 = kmeans_groups(x[::-1].copy(), 4)  # order of the speakers does not matter
@@ -49,9 +50,7 @@ def test_shipped_assignment_is_reproduced_by_shipped_encoder():
     if splits is not None:
         val = {s for s in splits[1] if s in g["speakers"]}
         assert val == {s for s, v in g["speakers"].items() if v["split"] == "validation"}
-    files = sorted((CORPUS / "train-clean-100").glob("*/*/*.flac"))
-    if not files:
-        pytest.skip("LibriSpeech excerpts not available")
+    files = shared_files(LIBRISPEECH, "train-clean-100/*/*/*.flac")
     for f in files[::5]:  # 51 speakers (one utterance each)
         spk = f.parent.parent.name
         segs = utterance_segments(fe.active_features(load_audio(f, quiet=True)), allow_short=True)

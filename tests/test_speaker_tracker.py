@@ -1,5 +1,4 @@
 """Streaming group decision (GroupTracker): first decision, hysteresis, talker change on real audio."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,15 +6,13 @@ import pytest
 from pnsc.sender.speaker_classifier import Classification, GroupTracker, SpeakerClassifier
 from pnsc.shared.audio import load_audio
 from pnsc.shared.constants import GROUP_UNKNOWN
+from tests.conftest import LIBRISPEECH, shared_files
 
-CORPUS = Path("/work/shared/data/librispeech-excerpts")
 TEST_SPEAKERS = ["1688", "1998", "2033", "2414", "3080"]  # test-other: unseen by training
 
 
 def speaker_audio(spk: str, n_utts: int = 4) -> np.ndarray:
-    files = sorted((CORPUS / "test-other" / spk).glob("*/*.flac"))[:n_utts]
-    if not files:
-        pytest.skip("LibriSpeech excerpts not available")
+    files = shared_files(LIBRISPEECH, f"test-other/{spk}/*/*.flac")[:n_utts]
     return np.concatenate([load_audio(f, quiet=True) for f in files])
 
 

@@ -1,8 +1,10 @@
 """``pnsc decode IN.pnsc OUT.wav``: offline decoding of a .pnsc bitstream with the reference decoder.
 
 Personalized decoders (plpcnet-s / plpcnet-l) use the speaker group from the file header unless
-``--group`` is given; when the header carries no group (255), the generic decoder of the same size
-is used instead (with a note on stderr).
+``--group`` is given; when neither gives a group (the header says 'unknown'), the generic decoder of
+the same size is used instead. Whenever the decoder or group used differs from what was asked,
+a note on stderr says which one runs and why. Format-version-2 files store the input's length and
+decode to exactly that many samples.
 """
 from __future__ import annotations
 
@@ -13,61 +15,79 @@ FAMILIES = ("plpcnet-s", "plpcnet-l", "lpcnet-bl-s", "lpcnet-bl-l")
 
 
 def register(subparsers) -> None:
+    import argparse
+
     p = subparsers.add_parser("decode", help="decode a .pnsc file to a 16 kHz wav (slow reference decoder)",
-                              description=__doc__)
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="IN.pnsc")
-    p.add_argument("output", metavar="OUT.wav")
+    p.add_argument("output", metavar="OUT.wav", help="output audio file (.wav or .flac, 16-bit)")
     p.add_argument("--decoder", choices=FAMILIES, default="plpcnet-s")
-    p.add_argument("--group", type=int, default=None, help="speaker group for a personalized decoder")
+    p.add_argument("--group", type=int, default=None,
+                   help="speaker group for a personalized decoder (default: the group in the file header)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
     p.add_argument("--models-dir", default=None, help="models folder (default: $PNSC_MODELS_DIR or models/)")
     p.set_defaults(func=run)
 
 
-def choose_decoder(family: str, header_group, group_arg):
-    """-> (family, group) actually used."""
+def choose_decoder(family: str, header_group: int | None, group_arg: int | None) -> tuple[str, int | None, str | None]:
+    """-> (family, group, note): the decoder actually used, and a note when it is not what was asked."""
+    from pnsc.cli import CommandError
     from pnsc.shared.constants import GROUP_UNKNOWN, NUM_GROUPS
 
-    from pnsc.cli import CommandError
-
+    if group_arg is not None and not 0 <= group_arg < NUM_GROUPS:
+        raise CommandError(f"--group must be 0..{NUM_GROUPS - 1}, got {group_arg}")
+    header_known = header_group is not None and int(header_group) != GROUP_UNKNOWN
     if not family.startswith("plpcnet"):
-        return family, None
-    group = group_arg if group_arg is not None else header_group
-    if group is None or int(group) == GROUP_UNKNOWN:
+        note = (f"--group {group_arg} ignored: {family} is the generic decoder (one for all speaker groups)"
+                if group_arg is not None else None)
+        return family, None, note
+    if group_arg is not None:
+        note = None
+        if header_known and int(header_group) != group_arg:
+            note = f"using speaker group {group_arg} from --group; the file header says group {int(header_group)}"
+        return family, group_arg, note
+    if not header_known:
         fallback = family.replace("plpcnet", "lpcnet-bl")
-        print(f"pnsc decode: no speaker group in the file; using the generic {fallback}", file=sys.stderr)
-        return fallback, None
-    group = int(group)
+        return fallback, None, (f"using the generic {fallback} instead of {family}: the file carries no speaker "
+                                f"group (encoded with --group unknown, or no speech to classify); "
+                                f"give --group 0..{NUM_GROUPS - 1} to choose one")
+    group = int(header_group)
     if not 0 <= group < NUM_GROUPS:
-        raise CommandError(f"speaker group {group} out of range 0..{NUM_GROUPS - 1}")
-    return family, group
+        raise CommandError(f"the file's speaker group {group} is out of range 0..{NUM_GROUPS - 1}; "
+                           f"give --group to choose one")
+    return family, group, None
 
 
 def run(args) -> int:
     import numpy as np
     import soundfile as sf
 
+    from pnsc.checks import AUDIO_OUTPUT_SUFFIXES, check_output_path
     from pnsc.cli import CommandError
-    from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder
-    from pnsc.shared.constants import SAMPLE_RATE
+    from pnsc.receiver.reference_decoder import ReferenceDecoder
+    from pnsc.shared.constants import FEATURE_DIM, SAMPLE_RATE
     from pnsc.shared.pnscfile import read_pnsc
     from pnsc.shared.quantizer import PacketDecoder, load_codebooks
 
     src = Path(args.input)
     if not src.is_file():
         raise CommandError(f"no such file: {src}")
+    check_output_path(args.output, AUDIO_OUTPUT_SUFFIXES)
     header, packets = read_pnsc(src)
-    family, group = choose_decoder(args.decoder, getattr(header, "group", None), args.group)
-    try:
-        dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed)
-    except DecoderNotFound as exc:
-        raise CommandError(str(exc)) from None
+    family, group, note = choose_decoder(args.decoder, header.group, args.group)
+    if note:
+        print(f"pnsc: note: {note}", file=sys.stderr)
+    dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed)
     packets = np.asarray(packets, np.uint8)
     cb_path = Path(args.models_dir) / "codebooks-v1.npz" if args.models_dir else None
     codebooks = load_codebooks(cb_path if cb_path is not None and cb_path.is_file() else None)
-    features = PacketDecoder(codebooks).decode(packets) if len(packets) else np.zeros((0, 20), np.float32)
-    pcm = dec.decode(features)
+    features = PacketDecoder(codebooks).decode(packets) if len(packets) else np.zeros((0, FEATURE_DIM), np.float32)
+    pcm = dec.decode(features)[:header.output_samples]
+    if header.num_samples is None:
+        print(f"pnsc: note: {src} is format version {header.version} (no stored length): the output is padded "
+              f"to whole 40 ms packets", file=sys.stderr)
     sf.write(str(args.output), pcm, SAMPLE_RATE, subtype="PCM_16")
-    print(f"pnsc decode: {len(packets)} packets -> {len(pcm) / SAMPLE_RATE:.2f} s with {dec.entry.name}",
-          file=sys.stderr)
+    group_text = "" if group is None else f" (speaker group {group})"
+    print(f"pnsc decode: {len(packets)} packets -> {len(pcm)} samples ({len(pcm) / SAMPLE_RATE:.2f} s) "
+          f"with {dec.name}{group_text}, reference decoder -> {args.output}", file=sys.stderr)
     return 0

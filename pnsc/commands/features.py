@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from pnsc.checks import check_output_path
 from pnsc.shared.audio import load_audio
 from pnsc.shared.features import extract_features
 from pnsc.shared.lpc import lpc_from_cepstrum
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.output)
     pcm = load_audio(args.input)
     feats = extract_features(pcm)
     packets, qfeats = quantize_features(feats)

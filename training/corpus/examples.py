@@ -46,12 +46,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pnsc.shared.constants import FEATURE_DIM, FRAME_CONTEXT as CONTEXT, FRAME_SIZE as FRAME, LPC_ORDER, SAMPLE_RATE
+
 from .shards import HARD_LIMIT, ShardError, iter_shard_audio, load_index, sha256_file
 
 FORMAT_VERSION = 1
-FRAME = 160
 SEQ_FRAMES = 15
-CONTEXT = 2
 WARP_RANGE = (0.9, 1.1)
 GAIN_DB = (-20.0, 3.0)
 FILTER_RANGE = 3.0 / 8.0
@@ -59,7 +59,7 @@ PEAK = 32000.0
 
 
 def bytes_per_sequence(T: int = SEQ_FRAMES) -> int:
-    return (T + 2 * CONTEXT) * 20 * 2 * 2 + T * 16 * 4 + (T + 1) * FRAME * 2 + 4
+    return (T + 2 * CONTEXT) * FEATURE_DIM * 2 * 2 + T * LPC_ORDER * 4 + (T + 1) * FRAME * 2 + 4
 
 
 def _rng(seed: int, utt: str, copy: int) -> np.random.Generator:
@@ -77,7 +77,7 @@ def augment(audio: np.ndarray, rng: np.random.Generator, copy: int, warp_prob: f
     params: dict = {"warp": 1.0}
     if copy > 0 and rng.random() < warp_prob:
         w = float(rng.uniform(*WARP_RANGE))
-        x = warp_to_16k(x, 16000, w).astype(np.float64)
+        x = warp_to_16k(x, SAMPLE_RATE, w).astype(np.float64)
         params["warp"] = round(w, 4)
     coef = rng.uniform(-FILTER_RANGE, FILTER_RANGE, size=4)
     x = lfilter([1.0, coef[0], coef[1]], [1.0, coef[2], coef[3]], x)
@@ -188,11 +188,12 @@ def run_job(job: dict, audio_dir: str, out_dir: str, seed: int, T: int, warp_pro
         n = len(seqs["signal"])
         spk = spk_index.setdefault(rec["speaker"], len(spk_index))
         speaker_ids.append(np.full(n, spk, np.int32))
-        seconds += n * T * FRAME / 16000.0
+        seconds += n * T * FRAME / SAMPLE_RATE
         warps.append(params["warp"])
     if not speaker_ids:
-        empty = {"features": np.zeros((0, T + 4, 20), np.float16), "qfeatures": np.zeros((0, T + 4, 20), np.float16),
-                 "lpc": np.zeros((0, T, 16), np.float32), "signal": np.zeros((0, (T + 1) * FRAME), np.int16)}
+        empty = {"features": np.zeros((0, T + 2 * CONTEXT, FEATURE_DIM), np.float16),
+                 "qfeatures": np.zeros((0, T + 2 * CONTEXT, FEATURE_DIM), np.float16),
+                 "lpc": np.zeros((0, T, LPC_ORDER), np.float32), "signal": np.zeros((0, (T + 1) * FRAME), np.int16)}
         arrays = {**empty, "speaker": np.zeros(0, np.int32)}
     else:
         arrays = {k: np.concatenate(v) for k, v in parts.items()}
