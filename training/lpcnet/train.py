@@ -272,7 +272,7 @@ def main(argv=None) -> int:
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999))
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "pending_val": False, "best_val": None,
              "epoch_loss_sum": 0.0, "epoch_loss_n": 0, "epoch_gnorm_sum": 0.0, "history": [],
-             "train_seconds": 0.0}
+             "train_seconds": 0.0, "audio_seconds": 0.0}
     if ckpt is not None:
         state.update({k: ckpt[k] for k in state if k in ckpt})
         if ckpt["args"].get("batch") != a.batch:  # positions within the epoch are counted in batches
@@ -411,6 +411,7 @@ def main(argv=None) -> int:
             step_time = dt if step_time is None else 0.9 * step_time + 0.1 * dt
             seq_samples = batch["signal"].shape[1] - 160
             seqs_window += batch["signal"].shape[0] * D.world
+            state["audio_seconds"] += batch["signal"].shape[0] * D.world * seq_samples / 16000.0
             if D.main and state["step"] % a.log_every == 0:
                 wall = time.monotonic() - t_window
                 hours_per_min = seqs_window * seq_samples / 16000 / 3600 / (wall / 60)
