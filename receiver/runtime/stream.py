@@ -21,14 +21,31 @@ from pathlib import Path
 import numpy as np
 
 from pnsc.shared.constants import PREEMPHASIS
-from pnsc.shared.lpc import lpc_from_cepstrum
+from pnsc.shared.dsp import deemphasize
+from pnsc.shared.lpc import lpc_from_cepstrum as _lpc_numpy
 
-from .backends import SynthState, requested_kernel
+from .backends import KernelUnavailable, SynthState, requested_kernel
 from .model import CONTEXT, CORR_INDEX, FEATURE_DIM, FRAME_SIZE, LoadedModel, locate
 
 DEFAULT_PRECISION = "int8"
 FAMILIES_BY_SIZE = {"s": ("plpcnet-s", "lpcnet-bl-s"), "l": ("plpcnet-l", "lpcnet-bl-l")}
 _XFADE = ((np.arange(FRAME_SIZE, dtype=np.float32) + 0.5) / FRAME_SIZE).astype(np.float32)
+
+
+try:  # per-frame LPC and de-emphasis in C; numpy when the extension is missing (the onnx fallback)
+    from .ckernel import extension as _ext
+
+    _ext()
+    from .fastdsp import deemphasize_int16 as _deemph
+    from .fastdsp import lpc_from_cepstrum as _lpc
+except KernelUnavailable:
+    def _lpc(ceps: np.ndarray) -> np.ndarray:
+        return _lpc_numpy(ceps[None, :18])[0]
+
+    def _deemph(y: np.ndarray, mem: float) -> tuple[np.ndarray, float]:
+        y = np.nan_to_num(np.asarray(y, np.float32), nan=0.0, posinf=32767.0, neginf=-32768.0)
+        x, mem = deemphasize(y, mem)
+        return np.clip(np.round(x), -32768, 32767).astype(np.int16), mem
 
 
 def _key(family: str, group: int | None) -> tuple[str, int | None]:
@@ -154,7 +171,7 @@ class StreamingDecoder:
 
     def _synth(self, window: np.ndarray) -> np.ndarray:
         center = window[CONTEXT]
-        lpc = lpc_from_cepstrum(center[None, :18])[0]
+        lpc = _lpc(center)
         corr = float(center[CORR_INDEX])
         uniforms = self._rng.random(FRAME_SIZE, dtype=np.float32)
         old = self._pending_switch
@@ -176,14 +193,8 @@ class StreamingDecoder:
         return backend.run_frame(cond, lpc, corr, uniforms, state)
 
     def _finish(self, y: np.ndarray) -> np.ndarray:
-        y = np.nan_to_num(np.asarray(y, np.float64), nan=0.0, posinf=32767.0, neginf=-32768.0)
-        x = np.empty_like(y)
-        mem = self._deemph
-        for n in range(y.shape[0]):  # x[n] = y[n] + 0.85 x[n-1], float64 like the reference's lfilter
-            mem = y[n] + PREEMPHASIS * mem
-            x[n] = mem
-        self._deemph = mem
-        return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+        pcm, self._deemph = _deemph(y, self._deemph)
+        return pcm
 
 
 class DecoderBank:
