@@ -39,7 +39,8 @@ static inline void quantize_state(uint8_t *xq, const float *h, int n) {
     for (int j = 0; j < n; j++) xq[j] = (uint8_t)(int)(h[j] * 127.0f + 127.5f);
 }
 
-static void gru_gates(float *h, const float *gi, const float *gh, float *tmp, float *nn, int n) {
+static void gru_gates(float *restrict h, const float *restrict gi, const float *restrict gh, float *restrict tmp,
+                      float *restrict nn, int n) {
     /* r = s(ir + hr), z = s(iz + hz), n = tanh(in + r * hn), h' = n + z * (h - n) */
     for (int j = 0; j < 2 * n; j++) tmp[j] = gi[j] + gh[j];
     v_sigmoid(tmp, 2 * n);
