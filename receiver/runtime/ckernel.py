@@ -40,14 +40,18 @@ def cpu_kernels() -> list[str]:
 
 
 def pick_kernel(request: str | None) -> str:
-    """Kernel path name for a request (None = best); KernelUnavailable if the CPU lacks it."""
+    """Kernel path name for a request (None = best).  A path this CPU cannot run falls back to the best
+    one it can, with a warning on stderr naming both."""
     have = cpu_kernels()
     if request is None:
         return have[0]
     name = _ISA_NAMES[request]
     if name not in have:
-        raise KernelUnavailable(f"kernel {request} needs CPU instructions this machine lacks "
-                                f"(available here: {', '.join(have)})")
+        import sys
+
+        print(f"pnsc: warning: kernel {request} needs CPU instructions this machine lacks "
+              f"(available here: {', '.join(have)}); running {have[0]}", file=sys.stderr)
+        return have[0]
     return name
 
 

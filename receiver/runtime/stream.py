@@ -113,18 +113,20 @@ class StreamingDecoder:
         self._pushed = 0  # frames pushed since the last reset / flush
         self._done = 0  # of those, frames synthesized
         self._pending_switch: LoadedModel | None = None
+        self._old_state: SynthState | None = None
 
     def switch(self, family: str, group: int | None = None) -> None:
         """Decode later frames with another decoder, without a click (see the module docstring)."""
         if _key(family, group) == _key(self.family, self.group) and self._pending_switch is None:
             return
         new = self._load(family, group)
-        old = self.model
-        self._pending_switch = old if self._pending_switch is None else self._pending_switch
+        if self._pending_switch is None:  # the outgoing decoder and its state, for the crossfade frame
+            self._pending_switch, self._old_state = self.model, self._state.copy()
         self._set_model(new)
-        if new.size != old.size:
-            self._state.ha = np.zeros(new.size[0], np.float32)
-            self._state.hb = np.zeros(new.size[1], np.float32)
+        if (self._state.ha.size, self._state.hb.size) != new.size:  # another size: its GRU states start at zero
+            same = (self._old_state.ha.size, self._old_state.hb.size) == new.size
+            self._state.ha = self._old_state.ha.copy() if same else np.zeros(new.size[0], np.float32)
+            self._state.hb = self._old_state.hb.copy() if same else np.zeros(new.size[1], np.float32)
 
     # -- streaming
     def push(self, frame: np.ndarray) -> np.ndarray:
@@ -179,10 +181,7 @@ class StreamingDecoder:
             return self._run(self.model, self.backend, window, lpc, corr, uniforms, self._state)
         self._pending_switch = None
         old_backend = old.backend(self.precision, self._kernel_req)
-        old_state = self._state.copy()
-        if old_state.ha.shape[0] != old.size[0]:
-            old_state.ha = np.zeros(old.size[0], np.float32)
-            old_state.hb = np.zeros(old.size[1], np.float32)
+        old_state = self._old_state
         y_old = self._run(old, old_backend, window, lpc, corr, uniforms, old_state)
         y_new = self._run(self.model, self.backend, window, lpc, corr, uniforms, self._state)
         return (1.0 - _XFADE) * y_old + _XFADE * y_new
