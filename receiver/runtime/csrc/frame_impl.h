@@ -1,5 +1,6 @@
 /* The 160-sample frame loop, included by each isa_*.c after it defines:
  *   mv_f32(W, rows, cols, x, y)   y[0..rows) = blocked W . x
+ *   mv_f16(W, rows, cols, x, y)   the same with half-precision stored weights (float32 arithmetic)
  *   mv_q8(W, rows, cg, xu, acc)   acc[0..rows) = blocked int8 W . uint8 xu (int32)
  *   v_sigmoid(x, n), v_tanh(x, n) in place (n rounded up to 16 may be touched)
  *   softmax_floor(l, boost) -> total: l := max(softmax(boost*l) - 0.002, 0), returns the sum
@@ -82,7 +83,10 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
             for (int j = 0; j < N3; j++)
                 gh[j] = (float)(acc[j] - 127 * net->wa_rowsum[j]) * net->wa_scale[j] + net->ba_hh[j];
         } else {
-            mv_f32(net->wa, net->ra, N, h_a, gh);
+            if (net->wa16)
+                mv_f16(net->wa16, net->ra, N, h_a, gh);
+            else
+                mv_f32(net->wa, net->ra, N, h_a, gh);
             for (int j = 0; j < N3; j++) gh[j] += net->ba_hh[j];
         }
         gru_gates(h_a, gi, gh, tmp, nn, N);

@@ -27,6 +27,25 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
+static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
+    for (int b = 0; b < rows / BLK; b++) {
+        const uint16_t *w = W + (size_t)b * cols * BLK;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < cols; j++, w += BLK) {
+            const __m512 xv = _mm512_set1_ps(x[j]);
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)w)), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 16))), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 32))), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 48))), xv, a3);
+        }
+        float *o = y + b * BLK;
+        _mm512_storeu_ps(o, a0);
+        _mm512_storeu_ps(o + 16, a1);
+        _mm512_storeu_ps(o + 32, a2);
+        _mm512_storeu_ps(o + 48, a3);
+    }
+}
+
 static void mv_q8(const int8_t *W, int rows, int cg, const uint8_t *x, int32_t *y) {
     /* two independent accumulator sets (even / odd column groups) hide the vpdpbusd latency */
     for (int b = 0; b < rows / BLK; b++) {

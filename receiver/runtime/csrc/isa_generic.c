@@ -14,6 +14,27 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
+static float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ffu;
+    float v;
+    if (exp == 0) v = ldexpf((float)man, -24);                     /* zero / subnormal */
+    else if (exp == 31) v = man ? NAN : INFINITY;
+    else v = ldexpf((float)(man | 0x400u), (int)exp - 25);
+    return sign ? -v : v;
+}
+
+static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
+    for (int b = 0; b < rows / BLK; b++) {
+        const uint16_t *w = W + (size_t)b * cols * BLK;
+        float acc[BLK] = {0};
+        for (int j = 0; j < cols; j++, w += BLK) {
+            const float xv = x[j];
+            for (int r = 0; r < BLK; r++) acc[r] += half_to_float(w[r]) * xv;
+        }
+        for (int r = 0; r < BLK; r++) y[b * BLK + r] = acc[r];
+    }
+}
+
 static void mv_q8(const int8_t *W, int rows, int cg, const uint8_t *x, int32_t *y) {
     for (int b = 0; b < rows / BLK; b++) {
         const int8_t *w = W + (size_t)b * cg * 4 * BLK;

@@ -22,6 +22,7 @@ typedef struct {
     int cg;                   /* ceil(n_a / 4): int8 column groups */
     float *tables;            /* [3][256][3*n_a] embedding x GRU-A input matrix */
     float *wa;                /* fp32 GRU-A recurrent, blocked [ra/64][n_a][64] */
+    uint16_t *wa16;           /* or the same as IEEE half (the ONNX files store float16: lossless, half the bytes) */
     int8_t *wq;               /* int8 GRU-A recurrent, blocked [ra/64][cg][64][4] */
     float *wa_scale;          /* [ra] row scale / 127 */
     int32_t *wa_rowsum;       /* [ra] sum of a row's int8 weights */

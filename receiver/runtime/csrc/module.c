@@ -28,7 +28,7 @@ static int cpu_has_avx512(void) {
 static int cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #else
     return 0;
 #endif
@@ -49,7 +49,8 @@ static void *copy_aligned(PyObject *obj, const char *name, Py_ssize_t count, Py_
     if (PyObject_GetBuffer(obj, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     const char *f = v.format ? v.format : "B";
     if (*f == '<' || *f == '=' || *f == '@') f++;
-    int ok = v.itemsize == itemsize && (kind == 'f' ? *f == 'f' : kind == 'i' ? (*f == 'i' || *f == 'l') : (*f == 'b'));
+    int ok = v.itemsize == itemsize && (kind == 'f' ? *f == 'f' : kind == 'i' ? (*f == 'i' || *f == 'l') :
+                                        kind == 'e' ? *f == 'e' : (*f == 'b'));
     if (!ok || v.len != count * itemsize) {
         PyErr_Format(PyExc_ValueError, "weight %s: expected %zd items of kind %c, got %zd bytes (format %s)",
                      name, count, kind, v.len, v.format ? v.format : "?");
@@ -70,7 +71,7 @@ static void *copy_aligned(PyObject *obj, const char *name, Py_ssize_t count, Py_
 }
 
 static void net_free_weights(Net *n) {
-    void *ps[] = {n->tables, n->wa, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wbq, n->wb_scale,
+    void *ps[] = {n->tables, n->wa, n->wa16, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wbq, n->wb_scale,
                   n->wb_rowsum, n->wb_hh, n->bb_hh, n->wd, n->bd, n->fd};
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) free(ps[i]);
     memset(n, 0, sizeof(*n));
@@ -124,7 +125,13 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
         if (!(n->wa_scale = copy_aligned(o[2], "wa_scale", n->ra, 4, 'f'))) goto fail;
         if (!(n->wa_rowsum = copy_aligned(o[3], "wa_rowsum", n->ra, 4, 'i'))) goto fail;
     } else {
-        if (!(n->wa = copy_aligned(o[1], "wa", (Py_ssize_t)n->ra * n_a, 4, 'f'))) goto fail;
+        Py_buffer probe;
+        if (PyObject_GetBuffer(o[1], &probe, PyBUF_C_CONTIGUOUS) < 0) goto fail;
+        const int half = probe.itemsize == 2;
+        PyBuffer_Release(&probe);
+        if (half) {
+            if (!(n->wa16 = copy_aligned(o[1], "wa (float16)", (Py_ssize_t)n->ra * n_a, 2, 'e'))) goto fail;
+        } else if (!(n->wa = copy_aligned(o[1], "wa", (Py_ssize_t)n->ra * n_a, 4, 'f'))) goto fail;
     }
     if (!(n->ba_hh = copy_aligned(o[4], "ba_hh", 3 * n_a, 4, 'f'))) goto fail;
     if (int8) {
