@@ -79,12 +79,15 @@ def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def block_q8(q: np.ndarray) -> np.ndarray:
-    """(R, C) int8 -> (ceil(R/64), ceil(C/4), 64, 4): 256-byte tiles of 64 rows x 4 columns."""
+def block_q8(q: np.ndarray, tiles: bool = True) -> np.ndarray:
+    """(R, C) int8 -> (ceil(R/64), ceil(C/4), 64, 4): 256-byte tiles of 64 rows x 4 columns (the SIMD
+    paths); ``tiles=False``: padded row-major (ceil(R/64)*64, ceil(C/4)*4) (the generic path)."""
     q = pad_rows(q)
     c4 = -q.shape[1] % 4
     if c4:
         q = np.concatenate([q, np.zeros((q.shape[0], c4), np.int8)], axis=1)
+    if not tiles:
+        return np.ascontiguousarray(q)
     rb, cg = q.shape[0] // BLOCK, q.shape[1] // 4
     return np.ascontiguousarray(q.reshape(rb, BLOCK, cg, 4).transpose(0, 2, 1, 3))
 
@@ -109,7 +112,7 @@ class CBackend:
         if precision == "int8":
             for key, mat in (("wa", w.wa_hh), ("wb_in", w.wb_ih[:, :n])):
                 q, scale = quantize_rows(mat)
-                kw[key] = block_q8(q)
+                kw[key] = block_q8(q, tiles=self.kernel != "generic")
                 kw[f"{key[:2]}_scale"] = pad_rows(scale / 127.0)
                 kw[f"{key[:2]}_rowsum"] = pad_rows(q.astype(np.int32).sum(axis=1)).astype(np.int32)
         else:

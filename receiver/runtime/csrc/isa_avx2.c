@@ -1,5 +1,6 @@
 /* AVX2 + FMA kernels: fp32 FMA on 8 lanes; int8 weights widened to int16 and multiplied with vpmaddwd
  * (exact int32 sums, identical to the VNNI path). */
+#if defined(__x86_64__) || defined(__i386__)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #elif defined(__GNUC__)
@@ -152,4 +153,13 @@ static float softmax_floor(float *l, float boost) {
 
 #if defined(__clang__)
 #pragma clang attribute pop
+#endif
+
+#else /* not x86: never selected (module.c reports only the generic path) */
+#include "lpcnet.h"
+void pnsc_frame_avx2(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, const float *uniforms,
+          const float *force, float *ha, float *hb, float *hist, int32_t *exc, float *out) {
+    (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
+        (void)exc, (void)out;
+}
 #endif

@@ -1,4 +1,5 @@
 /* AVX-512 kernels: fp32 FMA on 16 lanes, int8 x uint8 dot products with VNNI vpdpbusd. */
+#if defined(__x86_64__) || defined(__i386__)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,avx2"))), apply_to = function)
 #elif defined(__GNUC__)
@@ -158,4 +159,13 @@ static float softmax_floor(float *l, float boost) {
 
 #if defined(__clang__)
 #pragma clang attribute pop
+#endif
+
+#else /* not x86: never selected (module.c reports only the generic path) */
+#include "lpcnet.h"
+void pnsc_frame_avx512(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, const float *uniforms,
+          const float *force, float *ha, float *hb, float *hist, int32_t *exc, float *out) {
+    (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
+        (void)exc, (void)out;
+}
 #endif
