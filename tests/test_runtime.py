@@ -80,6 +80,18 @@ def test_int8_paths_compute_the_same_integer_products(feats):
         assert abs(o["choice_match"] - outs[0]["choice_match"]) < 0.002
 
 
+@pytest.mark.parametrize("family,group", [("plpcnet-s", 1), ("lpcnet-bl-l", None)])
+def test_frame_net_in_c_matches_onnxruntime(family, group, feats):
+    dec = StreamingDecoder(family, group)
+    b, m = dec.backend, dec.model
+    assert b.c_frame_net  # the stream runs the frame-rate network in C, not onnxruntime
+    for t in range(0, feats.shape[0] - 5, 9):
+        win = np.ascontiguousarray(feats[t:t + 5])
+        b.net.cond(win, b._ga, b._gb)
+        ra, rb = m.weights.cond_terms(m.frame_net.run(win))
+        assert np.allclose(b._ga, ra, atol=2e-5, rtol=1e-5) and np.allclose(b._gb, rb, atol=2e-5, rtol=1e-5)
+
+
 def test_push_timing_flush_and_reset(feats):
     dec = StreamingDecoder("plpcnet-s", 1, seed=5)
     assert dec.lookahead_frames == 2

@@ -149,6 +149,7 @@ static float softmax_floor(float *l, float boost) {
 }
 
 #define FRAME_FN pnsc_frame_avx2
+#define COND_FN pnsc_cond_avx2
 #include "frame_impl.h"
 
 #if defined(__clang__)
@@ -161,5 +162,8 @@ void pnsc_frame_avx2(const Net *net, const float *ga, const float *gb, const flo
           const float *force, float *ha, float *hb, float *hist, int32_t *exc, float *out) {
     (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
         (void)exc, (void)out;
+}
+void pnsc_cond_avx2(const Net *net, const float *window, float *ga, float *gb) {
+    (void)net, (void)window, (void)ga, (void)gb;
 }
 #endif

@@ -155,6 +155,7 @@ static float softmax_floor(float *l, float boost) {
 }
 
 #define FRAME_FN pnsc_frame_avx512
+#define COND_FN pnsc_cond_avx512
 #include "frame_impl.h"
 
 #if defined(__clang__)
@@ -167,5 +168,8 @@ void pnsc_frame_avx512(const Net *net, const float *ga, const float *gb, const f
           const float *force, float *ha, float *hb, float *hist, int32_t *exc, float *out) {
     (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
         (void)exc, (void)out;
+}
+void pnsc_cond_avx512(const Net *net, const float *window, float *ga, float *gb) {
+    (void)net, (void)window, (void)ga, (void)gb;
 }
 #endif

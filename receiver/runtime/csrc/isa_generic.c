@@ -77,4 +77,5 @@ static float softmax_floor(float *l, float boost) {
 }
 
 #define FRAME_FN pnsc_frame_generic
+#define COND_FN pnsc_cond_generic
 #include "frame_impl.h"
