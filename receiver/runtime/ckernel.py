@@ -172,9 +172,10 @@ class CBackend:
     def run_window(self, window: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
                    st: SynthState) -> np.ndarray:
         """Frame-rate network on the (5, 20) window and the 160-sample loop, both in C."""
-        self.net.cond(np.ascontiguousarray(window, np.float32), self._ga, self._gb)
+        ga, gb = np.empty_like(self._ga), np.empty_like(self._gb)  # per call: streams may share this backend
+        self.net.cond(np.ascontiguousarray(window, np.float32), ga, gb)
         out = np.empty(FRAME_SIZE, np.float32)
-        self.net.frame(self._ga, self._gb, lpc, float(sampling_boost(corr)), uniforms, st.ha, st.hb, st.hist,
+        self.net.frame(ga, gb, lpc, float(sampling_boost(corr)), uniforms, st.ha, st.hb, st.hist,
                        st.exc, out)
         return out
 
