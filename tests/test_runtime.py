@@ -262,3 +262,22 @@ def test_bench_command_json(capsys):
     assert row["family"] == "plpcnet-s" and row["precision"] == "int8" and row["kernel"] == res["cpu_kernels"][0]
     assert 0 < row["rtf"] < 5 and 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
     assert main(["bench", "decoder", "--families", "nope"]) == 2
+
+
+def test_streams_sharing_a_bank_in_threads(feats):
+    """Net.frame releases the GIL; two streams on one loaded model in two threads decode as they do alone."""
+    import threading
+
+    bank = DecoderBank("s", groups=[1])
+    alone = [bank.get("plpcnet-s", 1, seed=s).decode(feats[:30]) for s in (1, 2)]
+    got: dict[int, np.ndarray] = {}
+
+    def run(s: int) -> None:
+        got[s] = bank.get("plpcnet-s", 1, seed=s).decode(feats[:30])
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert np.array_equal(got[1], alone[0]) and np.array_equal(got[2], alone[1])
