@@ -1,4 +1,7 @@
-"""``pnsc decode IN.pnsc OUT.wav``: offline decoding of a .pnsc bitstream with the reference decoder.
+"""``pnsc decode IN.pnsc OUT.wav``: decode a .pnsc bitstream with the real-time decoder runtime
+(compiled sample loop, ``pnsc.receiver.runtime``); ``--reference`` uses the slow onnxruntime reference
+decoder instead.  With ``--precision fp32`` the runtime follows the reference's sampling choices (same
+seed, same random stream) up to float rounding.
 
 Personalized decoders (plpcnet-s / plpcnet-l) use the speaker group from the file header unless
 ``--group`` is given; when neither gives a group (the header says 'unknown'), the generic decoder of
@@ -17,7 +20,7 @@ FAMILIES = ("plpcnet-s", "plpcnet-l", "lpcnet-bl-s", "lpcnet-bl-l")
 def register(subparsers) -> None:
     import argparse
 
-    p = subparsers.add_parser("decode", help="decode a .pnsc file to a 16 kHz wav (slow reference decoder)",
+    p = subparsers.add_parser("decode", help="decode a .pnsc file to a 16 kHz wav (real-time C runtime)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", metavar="IN.pnsc")
     p.add_argument("output", metavar="OUT.wav", help="output audio file (.wav or .flac, 16-bit)")
@@ -25,6 +28,9 @@ def register(subparsers) -> None:
     p.add_argument("--group", type=int, default=None,
                    help="speaker group for a personalized decoder (default: the group in the file header)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
+    p.add_argument("--precision", choices=("int8", "fp32"), default=None,
+                   help="runtime weight precision (default: the runtime's, int8)")
+    p.add_argument("--reference", action="store_true", help="use the slow onnxruntime reference decoder")
     p.add_argument("--models-dir", default=None, help="models folder (default: $PNSC_MODELS_DIR or models/)")
     p.set_defaults(func=run)
 
@@ -77,7 +83,20 @@ def run(args) -> int:
     family, group, note = choose_decoder(args.decoder, header.group, args.group)
     if note:
         print(f"pnsc: note: {note}", file=sys.stderr)
-    dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed)
+    from pnsc.receiver.runtime import KernelUnavailable
+
+    try:
+        if args.reference:
+            dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed)
+            name = f"{dec.entry.name}, reference decoder"
+        else:
+            from pnsc.receiver.runtime import DEFAULT_PRECISION, StreamingDecoder
+
+            dec = StreamingDecoder(family, group, seed=args.seed, models_dir=args.models_dir,
+                                   precision=args.precision or DEFAULT_PRECISION)
+            name = f"{dec.name}, {dec.precision} {dec.kernel} kernel"
+    except (DecoderNotFound, KernelUnavailable, ValueError) as exc:
+        raise CommandError(str(exc)) from None
     packets = np.asarray(packets, np.uint8)
     cb_path = Path(args.models_dir) / "codebooks-v1.npz" if args.models_dir else None
     codebooks = load_codebooks(cb_path if cb_path is not None and cb_path.is_file() else None)
@@ -89,5 +108,5 @@ def run(args) -> int:
     sf.write(str(args.output), pcm, SAMPLE_RATE, subtype="PCM_16")
     group_text = "" if group is None else f" (speaker group {group})"
     print(f"pnsc decode: {len(packets)} packets -> {len(pcm)} samples ({len(pcm) / SAMPLE_RATE:.2f} s) "
-          f"with {dec.name}{group_text}, reference decoder -> {args.output}", file=sys.stderr)
+          f"with {name}{group_text} -> {args.output}", file=sys.stderr)
     return 0
