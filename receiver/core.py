@@ -51,7 +51,8 @@ class ReceiverConfig:
     personalized: bool = True  # False: always the generic decoder of the size
     seed: int = 0  # decoder sampling seed (same packets + same seed -> same audio)
     models_dir: str | None = None
-    precision: str | None = None  # passed to the runtime decoder when set
+    precision: str | None = None  # runtime decoder precision ("int8" default, "fp32")
+    kernel: str | None = None  # runtime sample-loop kernel (None: best for this CPU)
     mode: str = "realtime"  # or "drain"
     initial_delay_ms: float = 40.0
     min_delay_ms: float = 0.0
@@ -108,7 +109,7 @@ class ReceiverCore:
             raise ValueError(f"mode must be 'realtime' or 'drain', got {c.mode!r}")
         self._codebooks = codebooks or load_codebooks()
         self.decoder = decoder or decoders.open_decoder(c.size, seed=c.seed, models_dir=c.models_dir,
-                                                        precision=c.precision)
+                                                        precision=c.precision, kernel=c.kernel)
         self._lock = threading.RLock()
         self.stats = ReceiverStats(personalized=c.personalized)
         self.jb = JitterBuffer()
@@ -318,7 +319,8 @@ class ReceiverCore:
             self.stats.concealed_frames += 1
         else:
             f = self.concealer.observe(f)
-        if self._decoder_reset:
+        fresh = self._decoder_reset
+        if fresh:
             self._decoder_reset = False
             self.decoder.reset()
             self._ts_pipe.clear()
@@ -326,6 +328,8 @@ class ReceiverCore:
         if want != self._current:
             self.decoder.switch(*want)
             self._current = want
+            if fresh:  # nothing decoded yet: start on the new decoder without a crossfade
+                self.decoder.reset()
         t0 = time.perf_counter()
         pcm = self.decoder.push(f)
         dt = time.perf_counter() - t0

@@ -2,7 +2,7 @@
 size, and opening them (all decoders of the size loaded up front, so group switches are instant)."""
 from __future__ import annotations
 
-from pnsc.shared.constants import GROUP_UNKNOWN, NUM_GROUPS
+from pnsc.shared.constants import GROUP_UNKNOWN
 
 SIZES = ("s", "l")
 
@@ -22,21 +22,15 @@ def choose(size: str, personalized: bool, group: int | None) -> tuple[str, int |
     return personalized_family(size), int(group)
 
 
-def open_decoder(size: str, *, seed: int = 0, models_dir=None, precision: str | None = None, preload: bool = True):
-    """A ``StreamingDecoder`` on the generic decoder of ``size``, with every decoder of that size loaded."""
+def open_decoder(size: str, *, seed: int = 0, models_dir=None, precision: str | None = None, kernel: str | None = None):
+    """A runtime ``StreamingDecoder`` on the generic decoder of ``size``, drawing from a
+    ``DecoderBank`` that loaded every decoder of that size up front (instant group switches)."""
+    from pnsc.receiver.runtime import DecoderBank
+
     if size not in SIZES:
         raise ValueError(f"decoder size must be one of {SIZES}, got {size!r}")
-    try:
-        from pnsc.receiver.runtime import StreamingDecoder  # the real-time C runtime
-    except ImportError:  # pragma: no cover - until the runtime branch is merged
-        from pnsc.receiver._interim_decoder import StreamingDecoder
-    kw = {"seed": seed, "models_dir": models_dir}
+    kw = {"models_dir": models_dir, "kernel": kernel}
     if precision is not None:
         kw["precision"] = precision
-    dec = StreamingDecoder(baseline_family(size), None, **kw)
-    if preload:
-        for g in range(NUM_GROUPS):
-            dec.switch(personalized_family(size), g)
-        dec.switch(baseline_family(size), None)
-        dec.reset()
-    return dec
+    bank = DecoderBank(size, **kw)
+    return bank.get(baseline_family(size), None, seed=seed)

@@ -111,3 +111,21 @@ class Netem:
             self.counts["duplicated"] += 1
         self.counts["delivered"] += len(out)
         return out
+
+
+def add_impairment_arguments(p) -> None:
+    """The tester's impairment options (``pnsc send`` and ``pnsc netem``)."""
+    g = p.add_argument_group("impairments (seeded, reproducible)")
+    g.add_argument("--loss", type=float, default=0.0, metavar="P", help="message loss probability 0..1")
+    g.add_argument("--burst", type=float, default=0.0, metavar="MEAN_LEN",
+                   help="bursty loss: Gilbert-Elliott with this mean burst length (messages)")
+    g.add_argument("--jitter", type=float, default=0.0, metavar="MS", help="mean extra delay, uniform 0..2*MS")
+    g.add_argument("--reorder", type=float, default=0.0, metavar="P", help="probability a message is overtaken")
+    g.add_argument("--duplicate", type=float, default=0.0, metavar="P", help="probability a message is sent twice")
+    g.add_argument("--delay", type=float, default=0.0, metavar="MS", help="constant one-way delay")
+    g.add_argument("--seed", type=int, default=0, help="impairment random seed")
+
+
+def impairments_from_args(args) -> Impairments:
+    return Impairments(loss=args.loss, burst=args.burst, delay=args.delay, jitter=args.jitter,
+                       reorder=args.reorder, duplicate=args.duplicate, seed=args.seed).validate()

@@ -216,3 +216,24 @@ def parse_message(data) -> Message:
             raise ProtocolError("range", f"{len(r)} redundant packets for sequence {seq}")
         red = tuple(_packet(p, "redundant packet") for p in r)
     return Audio(seq=seq, ts=ts, packet=packet, group=group, confidence=conf, redundancy=red)
+
+
+def parse_hostport(text: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
+    """``HOST:PORT`` / ``:PORT`` / ``PORT`` -> (host, port); ValueError with a clear message."""
+    host, sep, port = str(text).rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or default_host
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT with a port 0..65535, got {text!r}")
+    return host, int(port)
+
+
+def normalize_uri(text: str) -> str:
+    """``ws://HOST:PORT`` / ``wss://...`` as given; a bare ``HOST:PORT`` becomes ``ws://HOST:PORT``."""
+    if text.startswith(("ws://", "wss://")):
+        return text
+    if "://" in text:
+        raise ValueError(f"receiver address must be ws://HOST:PORT or wss://HOST:PORT, got {text!r}")
+    host, port = parse_hostport(text, "127.0.0.1")
+    return f"ws://{host}:{port}"
