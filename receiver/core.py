@@ -120,6 +120,7 @@ class ReceiverCore:
     # -- stream state ------------------------------------------------------------------------------
     def _reset_stream(self) -> None:
         self.jb.reset()
+        self.dm.min_ms = self.config.min_delay_ms
         self.dm.reset()
         self.concealer = Concealer()
         self._pd = PacketDecoder(self._codebooks)
@@ -137,6 +138,8 @@ class ReceiverCore:
         self._want = decoders.choose(self.config.size, self.config.personalized, None)
         self._current: tuple | None = None
         self._decoder_reset = True  # done by the playout thread before its next frame
+        self._loss_ema = 0.0
+        self._red_seen = False
         self._lost_seqs: deque = deque(maxlen=256)  # recently concealed packets counted lost
         self._pending_lost: deque = deque(maxlen=4096)  # concealed past the newest packet
         self._m2e: float | None = None
@@ -214,6 +217,8 @@ class ReceiverCore:
         while self._pending_lost and self._pending_lost[0] < msg.seq:
             self.stats.lost += 1
             self._lost_seqs.append(self._pending_lost.popleft())
+        if msg.redundancy:
+            self._red_seen = True
         for i, p in enumerate(msg.redundancy):
             s = msg.seq - 1 - i
             if s >= 0:
@@ -224,6 +229,11 @@ class ReceiverCore:
     def _load_packet(self, seq: int) -> None:
         """Take packet ``seq`` (or conceal it) into the frame queue."""
         e = self.jb.take(seq)
+        self._loss_ema = 0.98 * self._loss_ema + 0.02 * (e is None or e.redundant)
+        # With redundancy in the stream and losses happening, wait one packet longer so the next
+        # message's copy can fill a hole (the price of redundancy, as Opus LBRR's extra frame).
+        self.dm.min_ms = max(self.config.min_delay_ms,
+                             (PACKET_S * 1000 + 5) if (self._red_seen and self._loss_ema > 0.005) else 0.0)
         if e is None:
             if self.jb.max_seq is not None and seq <= self.jb.max_seq:
                 self.stats.lost += 1
