@@ -346,8 +346,8 @@ class ReceiverCore:
         rtf = dt / FRAME_S
         self.stats.decoder_rtf = rtf if self.stats.decoder_rtf == 0 else 0.95 * self.stats.decoder_rtf + 0.05 * rtf
         self._ts_pipe.append(ts)
-        if len(pcm) == 0:
-            return SILENCE
+        if len(pcm) == 0:  # the decoder's lookahead is still filling
+            return np.zeros(0, np.int16)
         out_ts = self._ts_pipe.popleft() if len(self._ts_pipe) > self.decoder.lookahead_frames else None
         if out_ts is not None and self.config.mode == "realtime":
             m2e = now * 1000.0 + self.config.output_latency_ms - out_ts
@@ -367,7 +367,8 @@ class ReceiverCore:
             self.stats.state = self._state
         if isinstance(nxt, str):
             return SILENCE.copy()
-        return self._account(self._decode(nxt[0], nxt[1], now))
+        pcm = self._decode(nxt[0], nxt[1], now)
+        return self._account(pcm if len(pcm) else SILENCE.copy())
 
     def drain(self, now: float | None = None) -> np.ndarray:
         """Drain mode: every frame decodable now (int16, multiple of 160 samples)."""
@@ -379,7 +380,9 @@ class ReceiverCore:
                 self.stats.state = "playing" if not isinstance(nxt, str) else "waiting"
             if isinstance(nxt, str):
                 break
-            out.append(self._account(self._decode(nxt[0], nxt[1], now)))
+            pcm = self._decode(nxt[0], nxt[1], now)
+            if len(pcm):
+                out.append(self._account(pcm))
         return np.concatenate(out) if out else np.zeros(0, np.int16)
 
     def finish(self, now: float | None = None) -> np.ndarray:

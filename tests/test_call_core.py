@@ -185,6 +185,7 @@ def test_jitter_buffer_classifies_arrivals():
     assert jb.insert(11, r) == "recovered"
     assert jb.insert(11, r) == "redundant"
     assert jb.take(10) is not None and jb.insert(10, e) == "duplicate"
+    assert jb.take(11).redundant and jb.insert(11, e) == "covered"
     assert jb.insert(9, e) == "late"
     assert jb.insert(10 + 5000, e) == "range"
 
