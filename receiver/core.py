@@ -61,6 +61,7 @@ class ReceiverConfig:
     idle_after_s: float = 2.0  # realtime: no packet for this long -> silence, decoder stops
     output_latency_ms: float = 0.0  # playback device latency (for the mouth-to-ear estimate)
     time_scaling: bool = True  # drop / repeat frames in silence to follow the target delay
+    trace: bool = False  # keep per-packet timing records in ``core.trace`` (benchmarks)
 
 
 @dataclass
@@ -115,6 +116,8 @@ class ReceiverCore:
         self.jb = JitterBuffer()
         self.dm = DelayManager(initial_ms=c.initial_delay_ms, min_ms=c.min_delay_ms, max_ms=c.max_delay_ms)
         self._sid: int | None = None
+        self.trace: list | None = [] if c.trace else None
+        self._trace_open: dict = {}
         self._reset_stream()
 
     # -- stream state ------------------------------------------------------------------------------
@@ -196,7 +199,7 @@ class ReceiverCore:
         if self._state == "waiting" and self.jb.next_seq is not None and msg.seq < self.jb.next_seq \
                 and self.jb.next_seq - msg.seq > 50:
             self._reset_stream()  # the sender's stream went backwards while we were idle: restart
-        res = self.jb.insert(msg.seq, Entry(msg.packet, msg.ts, msg.group, msg.confidence, False))
+        res = self.jb.insert(msg.seq, Entry(msg.packet, msg.ts, msg.group, msg.confidence, False, now))
         if res == "range":
             self._count_invalid("sequence")
             return "sequence"
@@ -222,11 +225,11 @@ class ReceiverCore:
         for i, p in enumerate(msg.redundancy):
             s = msg.seq - 1 - i
             if s >= 0:
-                self.jb.insert(s, Entry(p, None, None, None, True))
+                self.jb.insert(s, Entry(p, None, None, None, True, now))
         return "ok"
 
     # -- output ----------------------------------------------------------------------------------
-    def _load_packet(self, seq: int) -> None:
+    def _load_packet(self, seq: int, now: float = 0.0) -> None:
         """Take packet ``seq`` (or conceal it) into the frame queue."""
         e = self.jb.take(seq)
         self._loss_ema = 0.98 * self._loss_ema + 0.02 * (e is None or e.redundant)
@@ -246,6 +249,10 @@ class ReceiverCore:
             return
         if e.redundant:
             self.stats.redundancy_recovered += 1
+        if self.trace is not None and e.ts is not None:
+            rec = {"seq": seq, "ts": e.ts / 1000.0, "arrival": e.arrival, "taken": now, "out": None}
+            self.trace.append(rec)
+            self._trace_open[e.ts] = rec
         if e.group is not None:
             self._group = None if e.group == GROUP_UNKNOWN else e.group
             self._confidence = e.confidence
@@ -288,7 +295,7 @@ class ReceiverCore:
                 if not (jb.has_later(n) or d >= dm.target_ms or self._ended):
                     self.stats.expanded += 1  # stretch: the packet is not late yet
                     return None, None
-            self._load_packet(n)
+            self._load_packet(n, now)
             self._pos = n * PACKET_S
         f, ts = self._frames.popleft()
         pos = self._pos
@@ -320,7 +327,7 @@ class ReceiverCore:
                 later = jb.max_seq is not None and jb.max_seq >= n + self.config.reorder_window
                 if not (later or (self._ended and jb.packets)):
                     return "silence"
-            self._load_packet(n)
+            self._load_packet(n, time.time())
         return self._frames.popleft()
 
     def _decode(self, f, ts, now: float) -> np.ndarray:
@@ -349,6 +356,10 @@ class ReceiverCore:
         if len(pcm) == 0:  # the decoder's lookahead is still filling
             return np.zeros(0, np.int16)
         out_ts = self._ts_pipe.popleft() if len(self._ts_pipe) > self.decoder.lookahead_frames else None
+        if out_ts is not None and self._trace_open:
+            rec = self._trace_open.pop(out_ts, None)
+            if rec is not None:
+                rec["out"] = now
         if out_ts is not None and self.config.mode == "realtime":
             m2e = now * 1000.0 + self.config.output_latency_ms - out_ts
             self._m2e = m2e if self._m2e is None else 0.9 * self._m2e + 0.1 * m2e

@@ -18,6 +18,7 @@ class Entry:
     group: int | None  # group carried with the packet (None: not carried)
     confidence: float | None
     redundant: bool  # filled from a redundant copy, not the primary message
+    arrival: float = 0.0  # arrival time (s)
 
 
 class JitterBuffer:

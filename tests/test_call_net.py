@@ -388,3 +388,29 @@ def test_realtime_call_through_the_netem_proxy(clip, decoder, tmp_path):
     assert st.mouth_to_ear_ms is not None and 60 < st.mouth_to_ear_ms < 400
     y, sr = sf.read(tmp_path / "rt.wav", dtype="int16")
     assert len(y) >= 16000 and np.abs(y).max() > 1000  # real time: at least the clip's second of audio
+
+
+def test_cli_two_way_call(clip, tmp_path):
+    """Two `pnsc call` processes, each sending a file to the other and recording what it hears."""
+    import socket
+
+    import soundfile as sf
+
+    ports = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        ports.append(s.getsockname()[1])
+        s.close()
+    wav = tmp_path / "in.wav"
+    sf.write(wav, clip[:16000], 16000)
+    procs = [subprocess.Popen([sys.executable, "-m", "pnsc", "call", "--listen", f"127.0.0.1:{ports[i]}",
+                               "--peer", f"127.0.0.1:{ports[1 - i]}", "--input", str(wav), "--group", "0",
+                               "--output", str(tmp_path / f"heard{i}.wav"), "--linger", "1.5",
+                               "--token", "t"], stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+    for i in range(2):
+        y, _ = sf.read(tmp_path / f"heard{i}.wav", dtype="int16")
+        assert len(y) > 16000 and np.abs(y).max() > 1000
