@@ -42,6 +42,7 @@ from .delay_manager import PACKET_S, DelayManager
 from .jitter_buffer import Entry, JitterBuffer
 
 FRAME_S = FRAME_SIZE / 16000.0
+MAX_CONCEAL_PACKETS = 50  # a hole longer than 2 s before a later packet is skipped, not concealed
 SILENCE = np.zeros(FRAME_SIZE, np.int16)
 
 
@@ -264,6 +265,17 @@ class ReceiverCore:
         for k in range(FRAMES_PER_PACKET):
             self._frames.append((feats[k], None if e.ts is None else e.ts + 10 * k))
 
+    def _skip_long_gap(self) -> None:
+        """A sequence jump far ahead (a misbehaving sender): conceal at most 2 s of it, skip the rest."""
+        jb, n = self.jb, self.jb.next_seq
+        if n is None or jb.has(n) or not jb.packets:
+            return
+        m = min(jb.packets)
+        if m - n > MAX_CONCEAL_PACKETS:
+            skip = m - n - MAX_CONCEAL_PACKETS
+            self.stats.lost += skip
+            jb.next_seq = n + skip
+
     def _quiet(self, f: np.ndarray) -> bool:
         self._peak_c0 = max(self._peak_c0 - 0.002, float(f[0]))
         return f[0] < self._peak_c0 - 30 * C0_PER_DB or f[0] < self.concealer.cn[0] + 3 * C0_PER_DB
@@ -295,6 +307,8 @@ class ReceiverCore:
                 if not (jb.has_later(n) or d >= dm.target_ms or self._ended):
                     self.stats.expanded += 1  # stretch: the packet is not late yet
                     return None, None
+                self._skip_long_gap()
+                n = jb.next_seq
             self._load_packet(n, now)
             self._pos = n * PACKET_S
         f, ts = self._frames.popleft()
@@ -327,6 +341,8 @@ class ReceiverCore:
                 later = jb.max_seq is not None and jb.max_seq >= n + self.config.reorder_window
                 if not (later or (self._ended and jb.packets)):
                     return "silence"
+                self._skip_long_gap()
+                n = jb.next_seq
             self._load_packet(n, time.time())
         return self._frames.popleft()
 

@@ -77,7 +77,7 @@ def run(args) -> int:
             raise CommandError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
         log_r(f"listening on {server.uri}; calling {client.uri}")
         try:
-            await client.run(source)
+            await client.run(source, wait_connected=10.0 if args.input else 0.0)
             if args.input and args.linger > 0:
                 await asyncio.sleep(args.linger)
         finally:
