@@ -18,6 +18,17 @@
 - Rate limit: token bucket of ``max_rate`` messages/s (burst ``burst``); excess is dropped
   ("rate"); sustained flooding (``flood_close`` drops within ~2 s) closes with 1008.
 - ``on_audio``: called after each accepted message (drain-mode file writers hook in here).
+
+Sender and receiver in one process (what ``pnsc call`` and a live demo do)::
+
+    core = ReceiverCore(ReceiverConfig(size="s"))
+    server = await ReceiverServer(core, "127.0.0.1", 0).start()
+    play = DevicePlayback(core).start()                  # or RealtimeWavPlayback(core, "heard.wav")
+    client = SenderClient(server.uri, SenderCore(), netem=Impairments(loss=0.05, seed=1))
+    task = asyncio.create_task(client.run(DeviceSource()))   # or FileSource("talk.wav")
+    core.snapshot(); client.snapshot(); server.snapshot()    # live counters (dataclasses, .to_dict())
+    core.set_personalized(False)                             # generic decoder of the same size, next frame
+    client.set_loss(0.2)                                     # injected loss, live
 """
 from __future__ import annotations
 
