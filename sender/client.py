@@ -65,6 +65,7 @@ class SenderClient:
         self._tie = itertools.count()
         self._ws = None
         self._stop: asyncio.Event | None = None
+        self._user_stop = False
         self._fatal: Exception | None = None
         self._delivered = 0
 
@@ -85,8 +86,8 @@ class SenderClient:
         return s
 
     def stop(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
+        """End ``run()``: the source loop stops, ``bye`` is sent, the connection closes."""
+        self._user_stop = True
 
     # -- connection ------------------------------------------------------------------------------
     async def _connect_loop(self) -> None:
@@ -208,10 +209,10 @@ class SenderClient:
         pacer = asyncio.ensure_future(self._pacer()) if self.pace and self.netem is not None else None
         try:
             t_end = time.monotonic() + wait_connected
-            while self._ws is None and time.monotonic() < t_end and not self._stop.is_set():
+            while self._ws is None and time.monotonic() < t_end and not self._stop.is_set() and not self._user_stop:
                 await asyncio.sleep(0.01)
             async for pcm, t_cap in source:
-                if self._stop.is_set():
+                if self._stop.is_set() or self._user_stop:
                     break
                 for msg in self.core.push(pcm, t_cap):
                     self._submit(msg, time.time() if self.pace else self._virtual_now(t_cap))
