@@ -324,7 +324,7 @@ class ReceiverCore:
         quiet = self._quiet(f)
         self._since_scale += 1
         unvoiced = f[CORR_INDEX] < 0.3
-        if self._frames and ((self._since_scale >= 2 and ((excess > 20 and quiet) or excess > 200))
+        if self._frames and ((self._since_scale >= 2 and ((excess > 10 and quiet) or excess > 200))
                              or (self._since_scale >= 4 and excess > 60 and unvoiced)):
             self.stats.accelerated += 1  # drop this frame, play the next one
             self._since_scale = 0
