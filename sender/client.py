@@ -215,9 +215,9 @@ class SenderClient:
                 if self._stop.is_set() or self._user_stop:
                     break
                 for msg in self.core.push(pcm, t_cap):
-                    self._submit(msg, time.time() if self.pace else self._virtual_now(t_cap))
+                    self._submit(msg, time.time() if self.pace else t_cap)  # no-pace: the stream's own clock
                 if not self.pace:
-                    self._release(self._virtual_now(t_cap))
+                    self._release(t_cap)
                     await self._drain_queue()
             if not self._stop.is_set():
                 for msg in self.core.flush():
@@ -247,9 +247,6 @@ class SenderClient:
         if self._fatal is not None:
             raise self._fatal
         return self.snapshot()
-
-    def _virtual_now(self, t_cap: float) -> float:
-        return t_cap
 
     async def _drain_queue(self, timeout: float = 5.0) -> None:
         """Let the writer empty the queue (fast mode keeps memory flat and ordering exact)."""
