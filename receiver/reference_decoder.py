@@ -73,6 +73,7 @@ def find_decoder(models_dir: Path, family: str, group: int | None) -> DecoderEnt
                        if m.get("kind") == "decoder"})
         raise DecoderNotFound(f"no decoder {family} for group {group} in {models_dir}/manifest.json (have {have})")
     m = entries[0]
+    check_grouping(models_dir, m)
     files = {k: models_dir / v for k, v in m["files"].items()}
     for p in files.values():
         if not p.is_file():
@@ -80,6 +81,23 @@ def find_decoder(models_dir: Path, family: str, group: int | None) -> DecoderEnt
     g = m.get("group")
     return DecoderEntry(m["name"], family, g if isinstance(g, int) else None, files["frame"], files["sample"],
                         m.get("sha256", {}))
+
+
+GROUPS_FILE = "speaker_groups.json"  # the shipped classifier's centroids and grouping
+
+
+def check_grouping(models_dir: Path, entry: dict) -> None:
+    """A personalized decoder must have been trained with the grouping the shipped classifier uses:
+    its manifest entry records the sha256 of ``speaker_groups.json`` it was trained against."""
+    want = entry.get("classifier_groups_sha256")
+    if entry.get("family", "").startswith("plpcnet") and want:
+        path = Path(models_dir) / GROUPS_FILE
+        have = sha256_file(path) if path.is_file() else None
+        if have != want:
+            raise DecoderNotFound(
+                f"decoder {entry.get('name')} was trained for another speaker grouping than {path} "
+                f"(sha256 {str(have)[:12]}... vs {want[:12]}... in the manifest): the sender's group would "
+                f"pick the wrong decoder; retrain or re-export the personalized decoders for this grouping")
 
 
 class ReferenceDecoder:

@@ -29,6 +29,11 @@ RUN_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)(
 
 
 
+def _audio_hours(meta: dict) -> float | None:
+    s = meta.get("audio_seconds")
+    return round(s / 3600.0, 2) if s else None
+
+
 def run_info(run: Path) -> dict | None:
     ck = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
     if not ck.is_file():
@@ -48,6 +53,8 @@ def main(argv=None) -> int:
     ap.add_argument("--fp32", action="store_true", help="store float32 weights (default: float16 weights)")
     ap.add_argument("--training-note", default=None,
                     help="how these decoders were trained, in words (recorded in every manifest entry)")
+    ap.add_argument("--audio-hours", default=None,
+                    help="JSON {run name: audio-hours seen} for runs whose checkpoints predate the counter")
     a = ap.parse_args(argv)
     root, models = Path(a.runs_root), Path(a.models_dir)
     chosen: dict[str, dict] = {}
@@ -78,6 +85,12 @@ def main(argv=None) -> int:
         return 1
     out_dir = models / "decoders"
     entries = []
+    # Which grouping the personalized decoders follow: the shipped classifier's (speaker_groups.json),
+    # extended to the non-LibriSpeech training speakers in training_groups.json. Loading refuses a
+    # personalized decoder whose recorded classifier grouping differs from the shipped one.
+    grouping = {"classifier_groups_sha256": sha256_file(models / "speaker_groups.json"),
+                "training_groups_sha256": sha256_file(models / "training_groups.json")}
+    audio_hours = json.loads(Path(a.audio_hours).read_text()) if a.audio_hours else {}
     for name, info in sorted(chosen.items()):
         model, ck = load_checkpoint(info["ckpt"])
         files = export_model(model, out_dir, name, {"name": name, "step": info["step"]}, fp16_weights=not a.fp32)
@@ -90,6 +103,8 @@ def main(argv=None) -> int:
             "step": info["step"], "epoch": info["epoch"], "training_finished": info["done"],
             "initialised_from": info["init_from"], "training_note": a.training_note,
             "training_data": info["data_summary"], "config": ck.get("config"),
+            **grouping,
+            "audio_hours_seen": audio_hours.get(info["run"].name),
             "files": {k: str(p.relative_to(models)) for k, p in files.items()},
             "sha256": {k: sha256_file(p) for k, p in files.items()},
         })
