@@ -62,3 +62,65 @@ def receiver_path_available() -> tuple[bool, str]:
     except Exception as exc:
         return False, f"{type(exc).__name__}: {exc}"
     return True, ""
+
+
+LOSS_METRICS = ("pesq_wb", "estoi")
+
+
+def opus_curves(utts, peers, rates, bursts, scorer, progress, seed: int = 0) -> dict:
+    """Opus with libopus concealment: {label: {'rates', 'stats'}} for every Opus peer and loss kind."""
+    from .errors import EvalError
+    from .stats import mean_ci
+
+    curves = {}
+    for p in peers:
+        if p.kind != "opus":
+            continue
+        for burst in bursts:
+            label = f"{p.name} PLC, {'bursty (mean burst %g)' % burst if burst > 1 else 'random'}"
+            stats = []
+            for rate in progress(rates, label):
+                vals: dict[str, list[float]] = {m: [] for m in scorer.metrics}
+                for i, u in enumerate(utts):
+                    cond = LossCondition(rate, burst, seed + i)
+                    n_slots = int(np.ceil(len(u.audio) / 16000 / SLOT_S))
+                    mask = loss_mask(n_slots, cond)
+                    y = p.run_with_loss(u.audio, lambda n: expand_mask(mask, n, 0.02))
+                    try:
+                        sc = scorer.score(u.audio, y)
+                    except EvalError:
+                        continue
+                    for m in scorer.metrics:
+                        vals[m].append(sc.get(m, np.nan))
+                stats.append({m: mean_ci(v) for m, v in vals.items()})
+            curves[label] = {"rates": list(rates), "stats": stats}
+    return curves
+
+
+def summarize(curves: dict, metric: str) -> list[str]:
+    """One sentence per curve: quality at 0% and at the highest loss rate."""
+    out = []
+    for label, c in curves.items():
+        st = [s.get(metric, {}) for s in c["stats"]]
+        if not st or st[0].get("mean") is None or st[-1].get("mean") is None:
+            continue
+        out.append(f"{label}: {metric.upper().replace('_', '-')} {st[0]['mean']:.2f} at "
+                   f"{100 * c['rates'][0]:.0f}% loss, {st[-1]['mean']:.2f} at {100 * c['rates'][-1]:.0f}%.")
+    return out
+
+
+def run_loss(utts, peers, rates, bursts, metrics, progress, seed: int = 0) -> dict:
+    """Quality-versus-loss curves; pnsc's need the receiver path (reported as missing when absent)."""
+    from .metrics import Scorer
+
+    scorer = Scorer(tuple(m for m in LOSS_METRICS if m in metrics) or ("pesq_wb",))
+    curves = opus_curves(utts, peers, rates, bursts, scorer, progress, seed)
+    ok, why = receiver_path_available()
+    missing = None
+    if not ok:
+        missing = ("the in-process receiver path (jitter buffer, concealment, redundancy) is not in this "
+                   f"checkout ({why}); no pnsc loss curve is drawn.")
+    res = {"metrics": list(scorer.metrics), "curves": curves, "utterances": [u.id for u in utts],
+           "missing": missing}
+    res["summary_lines"] = summarize(curves, scorer.metrics[0])
+    return res

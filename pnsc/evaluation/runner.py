@@ -189,17 +189,24 @@ def run_eval(utts: list[Utterance], cfg: EvalConfig) -> tuple[dict, dict]:
                for s in main_systems}
     summary["reference"] = {m: mean_ci([ref_scores[u.id].get(m, np.nan) for u in utts])
                             for m in metrics if m.startswith("dnsmos")}
+    # Paired over the utterances the classifier assigned a group (others fall back to the baseline,
+    # which would add exact zeros).
+    grouped = {u.id for u in utts if cls is None or cls["utterance_group"].get(u.id) is not None}
     paired = {}
     for s, b in BASELINE_OF.items():
         if s in per and b in per:
-            ids = [u.id for u in utts if u.id in per[s] and u.id in per[b]]
+            ids = [u.id for u in utts if u.id in per[s] and u.id in per[b] and u.id in grouped]
             paired[f"{s} - {b}"] = {m: paired_difference([per[s][i].get(m, np.nan) for i in ids],
                                                          [per[b][i].get(m, np.nan) for i in ids]) for m in metrics}
     if "plpcnet-s" in per and "lpcnet-bl-l" in per:
-        ids = [u.id for u in utts if u.id in per["plpcnet-s"] and u.id in per["lpcnet-bl-l"]]
+        ids = [u.id for u in utts if u.id in per["plpcnet-s"] and u.id in per["lpcnet-bl-l"] and u.id in grouped]
         paired["plpcnet-s - lpcnet-bl-l"] = {m: paired_difference(
             [per["plpcnet-s"][i].get(m, np.nan) for i in ids], [per["lpcnet-bl-l"][i].get(m, np.nan) for i in ids])
             for m in metrics}
+    if cls and cls["unclassified"] and pnsc_systems:
+        cfg.notes.append(f"{len(cls['unclassified'])} utterance(s) had too little speech for the classifier; "
+                         "their PLPCNet rows use the same-size baseline (as pnsc decode does) and they are left "
+                         "out of the paired differences: " + ", ".join(cls["unclassified"]))
     wrong = wrong_group_analysis(utts, per, cls, pnsc_systems) if cfg.wrong_group and cls else {}
 
     params = decoder_params(cfg.models_dir)
@@ -231,7 +238,7 @@ def run_eval(utts: list[Utterance], cfg: EvalConfig) -> tuple[dict, dict]:
         "visqol_mapping": scorer.visqol_mapping,
         "failures": failures,
         "config": {k: v for k, v in asdict(cfg).items() if k != "notes"},
-        "notes": list(cfg.notes),
+        "notes": cfg.notes,
         "elapsed_s": None,
     }
     results["elapsed_s"] = time.time() - t_start
