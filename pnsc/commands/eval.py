@@ -100,6 +100,10 @@ def _run(args) -> int:
                          "(apt-get install asterisk-core-sounds-en-g722 to add them)")
         elif args.asterisk:
             notes.append("plus prompts of the US English Asterisk voice (held out: evaluation only)")
+    from pnsc.evaluation.metrics import check_signal
+
+    for u in utts:
+        check_signal(u.audio, f"reference {u.id}")
     if maxs:
         notes.append(f"references cropped to {maxs:g} s")
     print(f"pnsc eval: {len(utts)} references, systems {', '.join(systems)}", file=sys.stderr)

@@ -27,8 +27,9 @@ INTRUSIVE = ("pesq_wb", "stoi", "estoi", "visqol")
 DNSMOS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
 SPEAKER = ("spk_sim",)
 ALL_METRICS = INTRUSIVE + DNSMOS + SPEAKER
-# Best possible value of each metric (identical signals); DNSMOS has no ceiling of that kind.
-CEILING = {"pesq_wb": 4.644, "stoi": 1.0, "estoi": 1.0, "visqol": 4.75, "spk_sim": 1.0}
+# Value of identical signals. ViSQOL's ceiling depends on the signal (its similarity NSIM is then 1,
+# the MOS mapping gives about 4.4-4.7), DNSMOS has none.
+CEILING = {"pesq_wb": 4.644, "stoi": 1.0, "estoi": 1.0, "spk_sim": 1.0}
 LABELS = {"pesq_wb": "PESQ-WB", "stoi": "STOI", "estoi": "ESTOI", "visqol": "ViSQOL",
           "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK", "dnsmos_ovrl": "DNSMOS OVRL",
           "spk_sim": "speaker sim."}
@@ -125,10 +126,16 @@ class Scorer:
             if "estoi" in self.metrics:
                 out["estoi"] = float(stoi(ref, deg, SAMPLE_RATE, extended=True))
         if "visqol" in self.metrics:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out["visqol"] = float(self._visqol_api().measure_from_arrays(ref, deg, SAMPLE_RATE).moslqo)
+            out["visqol"] = self.visqol(ref, deg)[0]
         return out
+
+    def visqol(self, ref: np.ndarray, deg: np.ndarray) -> tuple[float, float]:
+        """ViSQOL speech mode: (MOS-LQO, mean patch similarity NSIM)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            r = self._visqol_api().measure_from_arrays(np.asarray(ref, np.float64), np.asarray(deg, np.float64),
+                                                       SAMPLE_RATE)
+        return float(r.moslqo), float(r.vnsim)
 
     def dnsmos(self, x: np.ndarray) -> dict[str, float]:
         """DNSMOS P.835 (non-intrusive) of one signal."""

@@ -16,14 +16,18 @@ import numpy as np
 from .errors import EvalError, MissingToolError
 
 
-def read_ogg_packets(path: str | Path) -> tuple[list[bytes], int]:
-    """``(audio packets, pre_skip at 48 kHz)`` of a single-stream Ogg Opus file."""
+def read_ogg_packets(path: str | Path) -> tuple[list[bytes], int, int]:
+    """``(audio packets, pre_skip, final granule position)`` of a single-stream Ogg Opus file
+    (both counts in 48 kHz samples; the stream's length is ``granule - pre_skip``)."""
     data = Path(path).read_bytes()
     packets: list[bytes] = []
-    pos, partial = 0, b""
+    pos, partial, granule = 0, b"", 0
     while pos < len(data):
         if data[pos:pos + 4] != b"OggS":
             raise EvalError(f"{path}: not an Ogg stream at byte {pos}")
+        g = struct.unpack("<q", data[pos + 6: pos + 14])[0]
+        if g >= 0:
+            granule = g
         nseg = data[pos + 26]
         lacing = data[pos + 27: pos + 27 + nseg]
         body = pos + 27 + nseg
@@ -37,7 +41,7 @@ def read_ogg_packets(path: str | Path) -> tuple[list[bytes], int]:
     if len(packets) < 2 or not packets[0].startswith(b"OpusHead"):
         raise EvalError(f"{path}: not an Ogg Opus file")
     pre_skip = struct.unpack("<H", packets[0][10:12])[0]
-    return packets[2:], pre_skip
+    return packets[2:], pre_skip, granule
 
 
 def payload_bitrate(packets: list[bytes], seconds: float) -> float:
@@ -63,8 +67,10 @@ def _libopus():
     return lib
 
 
-def decode_with_loss(packets: list[bytes], lost: np.ndarray, rate: int = 16000, pre_skip48: int = 0) -> np.ndarray:
-    """Decode mono Opus ``packets`` at ``rate``; ``lost[i]`` true -> packet i is concealed by libopus' PLC."""
+def decode_with_loss(packets: list[bytes], lost: np.ndarray, rate: int = 16000, pre_skip48: int = 0,
+                     granule48: int | None = None) -> np.ndarray:
+    """Decode mono Opus ``packets`` at ``rate``; ``lost[i]`` true -> packet i is concealed by libopus' PLC.
+    The output is trimmed as opusdec trims it (pre-skip at the start, final granule position at the end)."""
     lib = _libopus()
     err = ctypes.c_int(0)
     dec = lib.opus_decoder_create(rate, 1, ctypes.byref(err))
@@ -89,4 +95,5 @@ def decode_with_loss(packets: list[bytes], lost: np.ndarray, rate: int = 16000, 
         lib.opus_decoder_destroy(dec)
     pcm = np.concatenate(out) if out else np.zeros(0, np.int16)
     skip = pre_skip48 * rate // 48000
-    return pcm[skip:].astype(np.float32) / 32768.0
+    end = len(pcm) if granule48 is None else min(len(pcm), granule48 * rate // 48000)
+    return pcm[skip:end].astype(np.float32) / 32768.0

@@ -62,7 +62,7 @@ class PeerCodec:
         bits, dur = CODEC2_BITS_PER_FRAME[self.mode]
         return resample(y8, 8000, SR), bits / dur
 
-    def _opus(self, x: np.ndarray) -> tuple[np.ndarray, float, list[bytes], int]:
+    def _opus(self, x: np.ndarray) -> tuple[np.ndarray, float, list[bytes], int, int]:
         import soundfile as sf
 
         enc, dec = require_program("opusenc", "opus-tools"), require_program("opusdec", "opus-tools")
@@ -70,21 +70,21 @@ class PeerCodec:
             t = Path(tmp)
             sf.write(t / "in.wav", _to_int16(x), SR, subtype="PCM_16")
             _run([enc, "--quiet", "--bitrate", self.mode, "--framesize", "20", str(t / "in.wav"), str(t / "out.opus")])
-            _run([dec, "--quiet", "--rate", str(SR), str(t / "out.opus"), str(t / "out.wav")])
+            _run([dec, "--quiet", "--no-dither", "--rate", str(SR), str(t / "out.opus"), str(t / "out.wav")])
             y, rate = sf.read(t / "out.wav", dtype="float32")
-            packets, pre_skip = read_ogg_packets(t / "out.opus")
+            packets, pre_skip, granule = read_ogg_packets(t / "out.opus")
         if y.ndim == 2:
             y = y.mean(axis=1)
         if rate != SR:
             raise EvalError(f"opusdec wrote {rate} Hz, expected {SR}")
-        return y, payload_bitrate(packets, len(x) / SR), packets, pre_skip
+        return y, payload_bitrate(packets, len(x) / SR), packets, pre_skip, granule
 
     def run_with_loss(self, x: np.ndarray, lost_fn) -> np.ndarray:
         """Opus only: encode, then decode with ``lost_fn(n_packets) -> bool mask`` packets lost (libopus PLC)."""
         if self.kind != "opus":
             raise EvalError(f"{self.name}: loss simulation is only available for Opus")
-        _, _, packets, pre_skip = self._opus(x)
-        return decode_with_loss(packets, np.asarray(lost_fn(len(packets)), bool), SR, pre_skip)
+        _, _, packets, pre_skip, granule = self._opus(x)
+        return decode_with_loss(packets, np.asarray(lost_fn(len(packets)), bool), SR, pre_skip, granule)
 
 
 PEERS = {
