@@ -54,6 +54,10 @@ def register(subparsers) -> None:
     p.add_argument("--no-wrong-group", action="store_true", help="skip decoding with every group's decoder")
     p.add_argument("--backend", choices=("auto", "runtime", "reference"), default="auto",
                    help="pnsc decoder: the C runtime, the onnxruntime reference decoder, or auto (runtime if built)")
+    p.add_argument("--precision", choices=("int8", "fp32"), default=None,
+                   help="runtime decoder precision (default: the runtime's default, int8)")
+    p.add_argument("--redundancy", type=_floats, default=(0.0, 2.0), metavar="KS",
+                   help="redundancy settings K for the pnsc loss curves (default 0,2)")
     p.add_argument("--jobs", type=int, default=1, help="decoder processes (default 1)")
     p.add_argument("--players", type=int, default=6, help="utterances with audio players in the report (default 6)")
     p.add_argument("--models-dir", default=None, help="models folder (default: $PNSC_MODELS_DIR or models/)")
@@ -84,6 +88,8 @@ def _run(args) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     if args.jobs < 1 or args.players < 0 or args.loss_utterances < 0:
         raise CommandError("--jobs must be >= 1, --players and --loss-utterances >= 0")
+    if any(not 0 <= k <= 8 or k != int(k) for k in args.redundancy):
+        raise CommandError("--redundancy values must be whole numbers 0..8")
     if any(not 0 <= r < 1 for r in args.loss):
         raise CommandError("--loss rates must be in 0..1 (e.g. 0.1 for 10%)")
     maxs = args.max_seconds if args.max_seconds and args.max_seconds > 0 else None
@@ -107,15 +113,18 @@ def _run(args) -> int:
     if maxs:
         notes.append(f"references cropped to {maxs:g} s")
     print(f"pnsc eval: {len(utts)} references, systems {', '.join(systems)}", file=sys.stderr)
-    cfg = EvalConfig(systems=systems, metrics=metrics, backend=args.backend, jobs=args.jobs,
+    cfg = EvalConfig(systems=systems, metrics=metrics, backend=args.backend, precision=args.precision, jobs=args.jobs,
                      wrong_group=not args.no_wrong_group, seed=args.seed, models_dir=args.models_dir,
                      loss_rates=tuple(args.loss), loss_bursts=tuple(args.burst),
                      loss_utterances=args.loss_utterances, notes=notes)
     res, audio = run_eval(utts, cfg)
     if args.loss and args.loss_utterances:
         peers = [PEERS[s] for s in systems if s in PEERS]
+        cls = res.get("classification") or {}
         res["loss"] = run_loss(utts[: args.loss_utterances], peers, sorted(args.loss), args.burst, metrics,
-                               _progress, args.seed)
+                               _progress, args.seed, groups=cls.get("utterance_group", {}),
+                               redundancies=tuple(int(k) for k in args.redundancy), size="s",
+                               precision=args.precision, models_dir=args.models_dir)
     res["elapsed_s"] = time.time() - t0
     path = write_report(res, audio, {u.id: u.audio for u in utts}, Path(args.out), args.players)
     from pnsc.evaluation.report import headline_rows

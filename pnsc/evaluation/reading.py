@@ -81,7 +81,7 @@ def reading(res: dict) -> list[str]:
         d = w["classified_minus_others"]
         out.append(f"Wrong-group test ({pretty(fam)}, every group's decoder on every utterance): the classified "
                    f"group's decoder is the best by {LABELS[m]} on {w['classified_best']} of {w['n']} utterances "
-                   f"(chance: {w['n'] / k:.1f}); on average it is {d['mean']:+.3f} ± {d['ci95'] or 0:.3f} against "
+                   f"(chance alone would give about {w['n'] / k:.1f}); on average it is {d['mean']:+.3f} ± {d['ci95'] or 0:.3f} against "
                    f"the other groups' decoders.")
         if "spk_sim" in by_metric:
             s = by_metric["spk_sim"]

@@ -28,6 +28,7 @@ class EvalConfig:
     systems: tuple[str, ...] = DEFAULT_SYSTEMS
     metrics: tuple[str, ...] = ALL_METRICS
     backend: str = "auto"
+    precision: str | None = None
     jobs: int = 1
     wrong_group: bool = True
     seed: int = 0
@@ -48,12 +49,12 @@ def _progress(iterable, desc: str, total: int | None = None):
 _BACKEND = None
 
 
-def _init_worker(backend: str, models_dir: str | None) -> None:
+def _init_worker(backend: str, models_dir: str | None, precision: str | None) -> None:
     global _BACKEND
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _BACKEND = make_backend(backend, models_dir)
+    _BACKEND = make_backend(backend, models_dir, precision)
 
 
 def _decode_task(task: tuple) -> tuple:
@@ -67,7 +68,7 @@ def _run_decodes(tasks: list[tuple], cfg: EvalConfig) -> tuple[dict, dict, str]:
     """-> ({key: audio}, {family: [seconds of work, seconds of audio]}, backend name)."""
     out: dict = {}
     timing: dict[str, list[float]] = {}
-    probe = make_backend(cfg.backend, cfg.models_dir)
+    probe = make_backend(cfg.backend, cfg.models_dir, cfg.precision)
     name = probe.name
 
     def collect(res, task):
@@ -85,10 +86,12 @@ def _run_decodes(tasks: list[tuple], cfg: EvalConfig) -> tuple[dict, dict, str]:
             collect(_decode_task(task), task)
     else:
         by_key = {t[0]: t for t in tasks}
-        with ProcessPoolExecutor(cfg.jobs, initializer=_init_worker, initargs=(cfg.backend, cfg.models_dir)) as ex:
+        with ProcessPoolExecutor(cfg.jobs, initializer=_init_worker, initargs=(cfg.backend, cfg.models_dir, cfg.precision)) as ex:
             for res in _progress(ex.map(_decode_task, tasks, chunksize=1), f"decode ({name}, {cfg.jobs} jobs)",
                                  total=len(tasks)):
                 collect(res, by_key[res[0]])
+    if getattr(probe, "kernel", ""):
+        name = f"{name} ({probe.kernel})"
     return out, timing, name
 
 

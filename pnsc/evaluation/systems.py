@@ -60,28 +60,38 @@ class ReferenceBackend:
 
 
 class RuntimeBackend:
-    """The C streaming decoder: one frame in, 160 samples out (with its lag), then ``flush``."""
+    """The C streaming decoder (``pnsc.receiver.runtime``): frames pushed one by one, then ``flush``;
+    one decoder per (family, group), reset before every utterance."""
 
     name = "runtime"
 
-    def __init__(self, precision: str | None = None):
+    def __init__(self, precision: str | None = None, models_dir: str | Path | None = None):
         from pnsc.receiver.runtime import StreamingDecoder  # noqa: F401  (fails early if not built)
 
         self.precision = precision
+        self.models_dir = models_dir
+        self._cache: dict = {}
+        self.kernel = ""
 
     def decode(self, family: str, group: int | None, features: np.ndarray, seed: int = 0) -> np.ndarray:
         from pnsc.receiver.runtime import StreamingDecoder
 
-        kw = {"seed": seed}
-        if self.precision:
-            kw["precision"] = self.precision
-        try:
-            dec = StreamingDecoder(family, group, **kw)
-        except Exception as exc:  # a missing model or an unbuilt extension: one clear line
-            raise EvalError(f"runtime decoder {family}/{group}: {exc}") from None
+        key = (family, group)
+        if key not in self._cache:
+            kw = {"seed": seed, "models_dir": self.models_dir}
+            if self.precision:
+                kw["precision"] = self.precision
+            try:
+                self._cache[key] = StreamingDecoder(family, group, **kw)
+            except Exception as exc:  # a missing model or an unbuilt extension: one clear line
+                raise EvalError(f"runtime decoder {family}/{group}: {exc}") from None
+        dec = self._cache[key]
+        self.kernel = f"{dec.kernel}, {dec.precision}"
+        dec.seed = seed
+        dec.reset()
         out = [np.asarray(dec.push(f), np.int16) for f in np.asarray(features, np.float32)]
         out.append(np.asarray(dec.flush(), np.int16))
-        return np.concatenate([o.reshape(-1) for o in out])
+        return np.concatenate(out)
 
 
 def runtime_available() -> tuple[bool, str]:
@@ -100,11 +110,7 @@ def make_backend(kind: str = "auto", models_dir: str | Path | None = None,
     if kind in ("auto", "runtime"):
         ok, why = runtime_available()
         if ok:
-            if models_dir is not None:
-                import os
-
-                os.environ["PNSC_MODELS_DIR"] = str(models_dir)
-            return RuntimeBackend(precision)
+            return RuntimeBackend(precision, models_dir)
         if kind == "runtime":
             raise EvalError(f"the C runtime decoder is not available ({why}); use --backend reference")
     return ReferenceBackend(models_dir)
