@@ -31,6 +31,15 @@ def _floats(text: str) -> tuple[float, ...]:
     return vals
 
 
+def _spread(utts: list, count: int) -> list:
+    """``count`` utterances covering as many speakers as possible (first of each speaker first)."""
+    seen, first, rest = set(), [], []
+    for u in utts:
+        (rest if u.speaker in seen else first).append(u)
+        seen.add(u.speaker)
+    return (first + rest)[:count]
+
+
 def register(subparsers) -> None:
     from pnsc.evaluation.metrics import ALL_METRICS
     from pnsc.evaluation.runner import DEFAULT_SYSTEMS
@@ -46,7 +55,7 @@ def register(subparsers) -> None:
                    help="packet-loss rates for the loss curves, e.g. 0,0.05,0.1,0.2,0.3 (default); '' skips them")
     p.add_argument("--burst", type=_floats, default=(1.0, 3.0), metavar="LENGTHS",
                    help="mean burst lengths in packets (1 = random loss; default 1,3)")
-    p.add_argument("--loss-utterances", type=int, default=5, help="utterances used for the loss curves (default 5)")
+    p.add_argument("--loss-utterances", type=int, default=5, help="utterances for the loss curves, one per speaker first (default 5)")
     p.add_argument("--per-speaker", type=int, default=3, help="test-other utterances per speaker (default 3)")
     p.add_argument("--asterisk", type=int, default=5, help="held-out Asterisk English prompts (default 5; 0 = none)")
     p.add_argument("--max-seconds", type=float, default=6.0, help="crop each reference to this length (default 6)")
@@ -121,7 +130,7 @@ def _run(args) -> int:
     if args.loss and args.loss_utterances:
         peers = [PEERS[s] for s in systems if s in PEERS]
         cls = res.get("classification") or {}
-        res["loss"] = run_loss(utts[: args.loss_utterances], peers, sorted(args.loss), args.burst, metrics,
+        res["loss"] = run_loss(_spread(utts, args.loss_utterances), peers, sorted(args.loss), args.burst, metrics,
                                _progress, args.seed, groups=cls.get("utterance_group", {}),
                                redundancies=tuple(int(k) for k in args.redundancy), size="s",
                                precision=args.precision, models_dir=args.models_dir)

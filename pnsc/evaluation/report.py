@@ -84,7 +84,8 @@ def wrong_group_chart(res: dict, path: Path, metric: str) -> bool:
             if g is not None:
                 ax.add_patch(plt.Rectangle((g - 0.5, i - 0.5), 1, 1, fill=False, ec="red", lw=2))
             for j in range(mat.shape[1]):
-                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
+                light = (mat[i, j] - mat.min()) > 0.6 * (np.ptp(mat) or 1.0)
+                ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=7, color="k" if light else "w")
         ax.set_yticks(range(len(spk)), spk, fontsize=8)
         ax.set_xticks(range(mat.shape[1]), [f"g{j}" for j in range(mat.shape[1])])
         ax.set_xlabel("decoder group")
@@ -102,20 +103,33 @@ def loss_chart(loss: dict, path: Path) -> bool:
         return False
     plt = _plt()
     metrics = loss.get("metrics", [])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4.6), squeeze=False)
+    blues, oranges = plt.get_cmap("Blues"), plt.get_cmap("Oranges")
+    labels = list(curves)
+    n_p = sum(1 for lab in labels if not lab.startswith("opus"))
+    n_o = len(labels) - n_p
     for ax, m in zip(axes.flat, metrics):
-        for label, c in curves.items():
+        ip = io = 0
+        for label in labels:
+            c = curves[label]
+            if label.startswith("opus"):
+                color = oranges(0.45 + 0.5 * io / max(1, n_o - 1))
+                io += 1
+            else:
+                color = blues(0.45 + 0.5 * ip / max(1, n_p - 1))
+                ip += 1
             pts = [(r, st[m]["mean"], st[m]["ci95"] or 0) for r, st in zip(c["rates"], c["stats"])
                    if st.get(m, {}).get("mean") is not None]
             if pts:
                 r, y, e = map(np.array, zip(*pts))
-                ax.errorbar(100 * r, y, yerr=e, marker="o", ms=3, capsize=2, label=label,
-                            ls="--" if "bursty" in label else "-")
+                ax.plot(100 * r, y, marker="o", ms=3, color=color, label=label, ls="--" if "bursty" in label else "-")
+                ax.fill_between(100 * r, y - e, y + e, color=color, alpha=0.12)
         ax.set_xlabel("packet loss (%)")
-        ax.set_title(LABELS[m], fontsize=10)
+        ax.set_title(f"{LABELS[m]} (mean, band = 95% CI)", fontsize=10)
         ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=7)
-    fig.tight_layout()
+    handles, labs = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labs, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(labs) + 1) // 2), 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True

@@ -45,6 +45,13 @@ def _progress(iterable, desc: str, total: int | None = None):
     return tqdm(iterable, desc=desc, total=total, file=sys.stderr, leave=True, dynamic_ncols=True)
 
 
+def _spawn():
+    """Fresh worker processes (forking a process that runs onnxruntime / TFLite threads is unsafe)."""
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn")
+
+
 # -- decoding in worker processes ----------------------------------------------------------
 _BACKEND = None
 
@@ -86,13 +93,38 @@ def _run_decodes(tasks: list[tuple], cfg: EvalConfig) -> tuple[dict, dict, str]:
             collect(_decode_task(task), task)
     else:
         by_key = {t[0]: t for t in tasks}
-        with ProcessPoolExecutor(cfg.jobs, initializer=_init_worker, initargs=(cfg.backend, cfg.models_dir, cfg.precision)) as ex:
+        with ProcessPoolExecutor(cfg.jobs, mp_context=_spawn(), initializer=_init_worker, initargs=(cfg.backend, cfg.models_dir, cfg.precision)) as ex:
             for res in _progress(ex.map(_decode_task, tasks, chunksize=1), f"decode ({name}, {cfg.jobs} jobs)",
                                  total=len(tasks)):
                 collect(res, by_key[res[0]])
     if getattr(probe, "kernel", ""):
         name = f"{name} ({probe.kernel})"
     return out, timing, name
+
+
+# -- scoring in worker processes -------------------------------------------------------------
+_SCORERS: dict = {}
+
+
+def _score_task(task: tuple) -> tuple:
+    s, uid, ref, deg, emb, metrics = task
+    if metrics not in _SCORERS:
+        _SCORERS[metrics] = Scorer(metrics)
+    try:
+        return s, uid, _SCORERS[metrics].score(ref, deg, emb)
+    except EvalError as exc:
+        return s, uid, str(exc)
+
+
+def _run_scoring(todo: list[tuple], jobs: int, scorers: dict):
+    """Yield (system, utterance, scores or error message), in this process or in ``jobs`` workers."""
+    if jobs <= 1:
+        _SCORERS.update(scorers)
+        for task in _progress(todo, "score"):
+            yield _score_task(task)
+        return
+    with ProcessPoolExecutor(jobs, mp_context=_spawn()) as ex:
+        yield from _progress(ex.map(_score_task, todo, chunksize=2), f"score ({jobs} jobs)", total=len(todo))
 
 
 # -- classification -------------------------------------------------------------------------
@@ -175,17 +207,28 @@ def run_eval(utts: list[Utterance], cfg: EvalConfig) -> tuple[dict, dict]:
     failures: list[str] = []
     wrong_scorer = Scorer(tuple(m for m in WRONG_GROUP_METRICS if m in cfg.metrics))
     wrong_scorer._visqol, wrong_scorer._voice_encoder = scorer._visqol, scorer._voice_encoder
-    jobs = [(s, u) for u in utts for s in audio if u.id in audio[s]]
+    # main systems first, so a wrong-group decode that is the main system's own decode reuses its scores
+    jobs = [(s, u) for s in sorted(audio, key=lambda k: "@g" in k) for u in utts if u.id in audio[s]]
     for u in _progress(utts, "score references"):
         ref_scores[u.id] = scorer.dnsmos(u.audio)
         embeddings[u.id] = scorer.embedding(u.audio) if "spk_sim" in cfg.metrics else None
-    for s, u in _progress(jobs, "score"):
-        sc = wrong_scorer if "@g" in s else scorer
-        try:
-            per[s][u.id] = sc.score(u.audio, audio[s][u.id], embeddings.get(u.id))
-        except EvalError as exc:
-            failures.append(f"{s} / {u.id}: {exc}")
-            per[s][u.id] = {}
+    todo = []
+    for s, u in jobs:
+        main = s.split("@")[0]
+        if "@g" in s and audio[s][u.id] is audio.get(main, {}).get(u.id):
+            continue  # the main system's own decode: its scores are copied below
+        metrics_for = wrong_scorer.metrics if "@g" in s else scorer.metrics
+        todo.append((s, u.id, u.audio, audio[s][u.id], embeddings.get(u.id), metrics_for))
+    for s, uid, res_or_err in _run_scoring(todo, cfg.jobs, {scorer.metrics: scorer, wrong_scorer.metrics: wrong_scorer}):
+        if isinstance(res_or_err, str):
+            failures.append(f"{s} / {uid}: {res_or_err}")
+            per[s][uid] = {}
+        else:
+            per[s][uid] = res_or_err
+    for s, u in jobs:
+        main = s.split("@")[0]
+        if "@g" in s and u.id not in per[s]:
+            per[s][u.id] = {m: v for m, v in per[main].get(u.id, {}).items() if m in wrong_scorer.metrics or m == "lag"}
 
     metrics = [m for m in cfg.metrics]
     summary = {s: {m: mean_ci([per[s][u.id].get(m, np.nan) for u in utts if u.id in per[s]]) for m in metrics}
