@@ -18,6 +18,7 @@ Example (regenerates the shipped report): pnsc eval --out docs/report
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -67,7 +68,8 @@ def register(subparsers) -> None:
                    help="runtime decoder precision (default: the runtime's default, int8)")
     p.add_argument("--redundancy", type=_floats, default=(0.0, 2.0), metavar="KS",
                    help="redundancy settings K for the pnsc loss curves (default 0,2)")
-    p.add_argument("--jobs", type=int, default=1, help="decoder processes (default 1)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes for decoding and scoring (default: 2, or 1 on a one-core machine)")
     p.add_argument("--players", type=int, default=6, help="utterances with audio players in the report (default 6)")
     p.add_argument("--models-dir", default=None, help="models folder (default: $PNSC_MODELS_DIR or models/)")
     p.add_argument("--seed", type=int, default=0, help="decoder sampling and loss-pattern seed")
