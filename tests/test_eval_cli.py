@@ -55,7 +55,7 @@ def test_eval_writes_report_with_players_and_scores(tmp_path, capsys):
         pytest.importorskip(mod)
     refs = _refs(tmp_path)
     out = tmp_path / "report"
-    rc = main(["eval", "--refs", str(refs), "--out", str(out), "--no-wrong-group",
+    rc = main(["eval", "--refs", str(refs), "--out", str(out), "--no-wrong-group", "--jobs", "1",
                "--systems", "plpcnet-s,lpcnet-bl-s,opus-9k,codec2-1600", "--metrics", "pesq_wb,stoi",
                "--loss", "0,0.2", "--loss-utterances", "1", "--players", "2"])
     cap = capsys.readouterr()
