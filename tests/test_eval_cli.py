@@ -77,7 +77,9 @@ def test_eval_writes_report_with_players_and_scores(tmp_path, capsys):
     assert any(k.startswith("opus-9k PLC, random") for k in curves)
     from pnsc.evaluation.loss import receiver_path_available
 
-    if receiver_path_available()[0]:
+    if receiver_path_available()[0]:  # runtime built: the decoder benchmark ran too
+        assert {r["family"] for r in res["decoder_bench"]} == {"plpcnet-s", "lpcnet-bl-s"}
+        assert 0 < res["systems"]["plpcnet-s"]["cpu_rtf"] < 5
         assert {"PLPCNet-S receiver, no redundancy, random", "PLPCNet-S receiver, redundancy 2, random"} <= set(curves)
         assert res["loss"]["missing"] is None
     c = curves["opus-9k PLC, random"]

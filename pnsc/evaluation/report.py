@@ -145,12 +145,15 @@ def _cell(st: dict | None, digits: int = 2) -> str:
 def headline_rows(res: dict) -> tuple[list[str], list[list[str]]]:
     """Header and rows (plain text) of the headline table; also used for the closing summary."""
     metrics = res["metrics"]
-    head = ["system", "bitrate (b/s)", "params", "decoder RTF"] + [LABELS[m] for m in metrics]
+    bench = bool(res.get("decoder_bench"))
+    head = ["system", "bitrate (b/s)", "params", "decoder RTF (CPU)" if bench else "decoder RTF"]
+    head += [LABELS[m] for m in metrics]
     rows = []
     for s, info in res["systems"].items():
+        rtf = info.get("cpu_rtf") if bench else info.get("rtf")
         row = [pretty(s), f"{info['bitrate']:.0f}" if info.get("bitrate") else "–",
                f"{info['params'] / 1e6:.3f}M" if info.get("params") else "–",
-               f"{info['rtf']:.2f}" if info.get("rtf") else "–"]
+               f"{rtf:.3f}" if rtf else "–"]
         row += [_cell(res["summary"][s].get(m)) for m in metrics]
         rows.append(row)
     ref = res["summary"].get("reference", {})
@@ -209,8 +212,11 @@ def write_report(res: dict, audio: dict, refs: dict, out: Path, players: int = 6
     parts += ["<h2>Scores (mean ± 95% CI)</h2>", _table(head, rows),
               "<p>Intrusive metrics (PESQ-WB, STOI, ESTOI, ViSQOL) after delay compensation by cross-correlation;"
               " DNSMOS P.835 is non-intrusive; speaker similarity = cosine of resemblyzer embeddings of the "
-              "decoded and the original utterance. Peer bitrates are measured payload rates; pnsc decoder RTF is "
-              "the decoding time over audio time in this run.</p>",
+              "decoded and the original utterance. Peer bitrates are measured payload rates (Opus is VBR). "
+              + ("pnsc decoder RTF: <code>pnsc bench decoder</code> (10 s of coded speech, one thread, the "
+                 "thread's CPU time over audio time, so it holds on a busy machine)."
+                 if res.get("decoder_bench") else
+                 "pnsc decoder RTF: decoding time over audio time in this run (reference decoder).") + "</p>",
               "<img src='media/quality.png' alt='bar charts'>"]
     if res.get("paired"):
         metrics = res["metrics"]

@@ -265,8 +265,14 @@ def run_eval(utts: list[Utterance], cfg: EvalConfig) -> tuple[dict, dict]:
             info["params"] = params.get(s)
             fams = {want[(s, u.id)][0] for u in utts if (s, u.id) in want}
             rt = [speed[f]["rtf"] for f in fams if f in speed and speed[f]["rtf"] is not None]
-            info["rtf"] = float(np.mean(rt)) if rt else None
+            info["rtf_in_run"] = float(np.mean(rt)) if rt else None
+            info["rtf"] = info["rtf_in_run"]
         systems_info[s] = info
+    bench = decoder_bench([s.family for s in pnsc_systems], cfg) if pnsc_systems else None
+    for row in bench or []:
+        info = systems_info.get(row["family"])
+        if info is not None:
+            info["rtf"], info["cpu_rtf"], info["p99_ms"] = row["rtf"], row["cpu_rtf"], row["p99_ms"]
 
     results = {
         "utterances": [{"id": u.id, "speaker": u.speaker, "source": u.source, "seconds": round(u.seconds, 3)}
@@ -281,6 +287,7 @@ def run_eval(utts: list[Utterance], cfg: EvalConfig) -> tuple[dict, dict]:
         "reference_scores": ref_scores,
         "decoder_backend": backend_name,
         "decode_speed": speed,
+        "decoder_bench": bench,
         "visqol_mapping": scorer.visqol_mapping,
         "failures": failures,
         "config": {k: v for k, v in asdict(cfg).items() if k != "notes"},
@@ -289,6 +296,21 @@ def run_eval(utts: list[Utterance], cfg: EvalConfig) -> tuple[dict, dict]:
     }
     results["elapsed_s"] = time.time() - t_start
     return results, audio
+
+
+def decoder_bench(families: list[str], cfg: EvalConfig, seconds: float = 10.0) -> list[dict] | None:
+    """``pnsc bench decoder`` on each family (runtime only; one thread, bundled speech): real-time factor
+    by the wall clock and by the thread's CPU time (the latter holds on a shared machine)."""
+    from .systems import runtime_available
+
+    if cfg.backend == "reference" or not runtime_available()[0]:
+        return None
+    from pnsc.receiver.runtime.bench import run_benchmark
+
+    rows = []
+    for fam in _progress(families, "bench decoder"):
+        rows += run_benchmark(seconds, families=(fam,), precisions=(cfg.precision or "int8",))
+    return rows
 
 
 def wrong_group_analysis(utts: list[Utterance], per: dict, cls: dict, systems: list[PnscSystem]) -> dict:
