@@ -74,3 +74,34 @@ def test_reference_folder_and_speaker_names(tmp_path, speech_clip):
     assert [x.speaker for x in u] == ["1688", "spk7"]
     assert u[1].seconds == pytest.approx(2.0)
     assert speaker_of(tmp_path / "a" / "b.wav") == "a"
+
+
+def _res(plp: float, bl: float) -> dict:
+    st = lambda m: {"mean": m, "ci95": 0.01, "n": 10}  # noqa: E731
+    return {"metrics": ["pesq_wb"], "utterances": [{"id": str(i)} for i in range(10)],
+            "systems": {"plpcnet-s": {"kind": "pnsc", "bitrate": 1600.0},
+                        "lpcnet-bl-s": {"kind": "pnsc", "bitrate": 1600.0},
+                        "opus-9k": {"kind": "opus", "bitrate": 8500.0}},
+            "summary": {"plpcnet-s": {"pesq_wb": st(plp)}, "lpcnet-bl-s": {"pesq_wb": st(bl)},
+                        "opus-9k": {"pesq_wb": st(2.9)}},
+            "paired": {"plpcnet-s - lpcnet-bl-s": {"pesq_wb": {"mean": plp - bl, "ci95": 0.01, "n": 10,
+                                                               "wins": 9 if plp > bl else 1,
+                                                               "significant": abs(plp - bl) > 0.01}}},
+            "loss": {"metrics": ["estoi"], "curves": {
+                "PLPCNet-S receiver, no redundancy, random": {"rates": [0, 0.3], "stats": [
+                    {"estoi": st(0.6)}, {"estoi": st(0.4)}]},
+                "PLPCNet-S receiver, redundancy 2, random": {"rates": [0, 0.3], "stats": [
+                    {"estoi": st(0.6)}, {"estoi": st(0.55)}]}}}}
+
+
+def test_reading_follows_the_numbers():
+    from pnsc.evaluation.reading import reading
+
+    a = " ".join(reading(_res(1.3, 1.1)))
+    b = " ".join(reading(_res(1.1, 1.3)))
+    assert "ranks the systems: Opus 9 kb/s 2.90, PLPCNet-S 1.30, LPCNet-BL-S 1.10" in a
+    assert "ranks the systems: Opus 9 kb/s 2.90, LPCNet-BL-S 1.30, PLPCNet-S 1.10" in b
+    assert "PESQ-WB +0.200" in a and "higher on 9 of 10 (the 95% interval excludes zero)" in a
+    assert "PESQ-WB -0.200" in b and "higher on 1 of 10" in b
+    assert "5.3 times the bitrate" in a
+    assert "keeps ESTOI at 0.55 at 30% random loss, against 0.40 without redundancy" in a

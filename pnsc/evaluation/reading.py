@@ -92,8 +92,45 @@ def reading(res: dict) -> list[str]:
                    f"utterances into their speaker's group (speaker group = nearest centroid of the mean "
                    f"embedding over all of that speaker's utterances).")
     loss = res.get("loss") or {}
-    for line in loss.get("summary_lines", []):
-        out.append(line)
+    out += loss_reading(loss)
     if loss.get("missing"):
         out.append(f"pnsc under packet loss was not measured: {loss['missing']}")
+    return out
+
+
+def _end_points(curve: dict, metric: str) -> tuple[float, float] | None:
+    st = [x.get(metric, {}) for x in curve["stats"]]
+    if not st or st[0].get("mean") is None or st[-1].get("mean") is None:
+        return None
+    return st[0]["mean"], st[-1]["mean"]
+
+
+def loss_reading(loss: dict) -> list[str]:
+    """How much each system keeps at the highest random loss rate, and what redundancy buys."""
+    curves = loss.get("curves") or {}
+    metrics = loss.get("metrics") or []
+    if not curves or not metrics:
+        return []
+    m = "estoi" if "estoi" in metrics else metrics[0]
+    top = None
+    parts = []
+    for label, c in curves.items():
+        if "random" not in label:
+            continue
+        ends = _end_points(c, m)
+        if ends is None:
+            continue
+        top = 100 * c["rates"][-1]
+        parts.append(f"{label.replace(', random', '')} {ends[0]:.2f} -> {ends[1]:.2f}")
+    out = []
+    if parts:
+        out.append(f"Random packet loss from 0 to {top:.0f}% ({LABELS[m]}): " + "; ".join(parts) + ".")
+    red = [lab for lab in curves if "redundancy" in lab and "no redundancy" not in lab and "random" in lab]
+    base = [lab for lab in curves if "no redundancy" in lab and "random" in lab]
+    if red and base:
+        a, b = _end_points(curves[red[0]], m), _end_points(curves[base[0]], m)
+        if a and b:
+            k = red[0].split("redundancy ")[1].split(",")[0]
+            out.append(f"Carrying {k} earlier packets in each message keeps {LABELS[m]} at {a[1]:.2f} at {top:.0f}% "
+                       f"random loss, against {b[1]:.2f} without redundancy.")
     return out

@@ -267,11 +267,16 @@ def write_report(res: dict, audio: dict, refs: dict, out: Path, players: int = 6
 
     utt_ids = player_utterances(res, players)
     systems = list(res["systems"])
-    lrows = []
+    header = ["system"]
+    ref_row = ["original"]
     for uid in utt_ids:
         write_audio(media / f"{uid}-ref.flac", refs[uid])
-        cells = [f"{html.escape(uid)}<br><audio controls preload=none src='media/{uid}-ref.flac'></audio>"]
-        for s in systems:
+        header.append(html.escape(uid))
+        ref_row.append(f"<audio controls preload=none src='media/{uid}-ref.flac'></audio>")
+    lrows = [ref_row]
+    for s in systems:
+        cells = [f"{html.escape(pretty(s))}<br><small>{res['systems'][s]['bitrate'] or 0:.0f} b/s</small>"]
+        for uid in utt_ids:
             if uid in audio.get(s, {}):
                 write_audio(media / f"{uid}-{s}.flac", audio[s][uid])
                 sc = res["per_utterance"].get(s, {}).get(uid, {})
@@ -280,9 +285,8 @@ def write_report(res: dict, audio: dict, refs: dict, out: Path, players: int = 6
             else:
                 cells.append("–")
         lrows.append(cells)
-    parts += ["<h2>Listen</h2><p>Original and every system side by side (numbers: PESQ-WB / ViSQOL).</p>",
-              _table(["original"] + [f"{pretty(s)} ({res['systems'][s]['bitrate'] or 0:.0f} b/s)" for s in systems],
-                     lrows)]
+    parts += ["<h2>Listen</h2><p>One column per utterance, the original on top and every system below it "
+              "(numbers: PESQ-WB / ViSQOL of that file).</p>", _table(header, lrows)]
     for name, (src, caption) in FIGURES.items():
         p = Path(REPO_ROOT) / src
         if p.is_file():
