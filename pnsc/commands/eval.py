@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", default="eval-report", help="report folder (default: eval-report)")
     p.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
                    help=f"comma-separated systems (default: all: {','.join(DEFAULT_SYSTEMS)})")
-    p.add_argument("--metrics", default=",".join(ALL_METRICS), help="comma-separated metrics (default: all)")
+    p.add_argument("--metrics", default=",".join(ALL_METRICS), help=f"comma-separated metrics (default: all: {','.join(ALL_METRICS)})")
     p.add_argument("--loss", type=_floats, default=(0.0, 0.05, 0.1, 0.2, 0.3), metavar="RATES",
                    help="packet-loss rates for the loss curves, e.g. 0,0.05,0.1,0.2,0.3 (default); '' skips them")
     p.add_argument("--burst", type=_floats, default=(1.0, 3.0), metavar="LENGTHS",
