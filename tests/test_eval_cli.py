@@ -25,6 +25,16 @@ def _refs(tmp_path, seconds=3.0):
     return d
 
 
+def test_missing_codec_program_exits_2_naming_the_package(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("pystoi")
+    refs = _refs(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    rc = main(["eval", "--refs", str(refs), "--out", str(tmp_path / "o"), "--systems", "codec2-1600",
+               "--metrics", "stoi", "--loss", ""])
+    assert rc == 2
+    assert "install the Debian package codec2" in capsys.readouterr().err
+
+
 def test_bad_references_exit_2_with_a_message(tmp_path, capsys):
     assert main(["eval", "--refs", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "reference folder not found" in capsys.readouterr().err

@@ -94,7 +94,11 @@ def _run(args) -> int:
     from pnsc.evaluation.report import write_report
     from pnsc.evaluation.runner import EvalConfig, _progress, run_eval
 
+    from pnsc.evaluation.errors import require_module
+
     t0 = time.time()
+    require_module("tqdm", "tqdm", "progress display")
+    require_module("matplotlib", "matplotlib", "the report's charts")
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     if args.jobs < 1 or args.players < 0 or args.loss_utterances < 0:
