@@ -1,0 +1,37 @@
+"""Means with 95% confidence intervals (Student t) and paired differences."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def t_quantile(df: int, p: float = 0.975) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
+
+
+def mean_ci(values, level: float = 0.95) -> dict:
+    """``{'mean', 'ci95', 'n'}`` of the finite values (``ci95`` = half width; None below 2 values)."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": None, "ci95": None, "n": 0}
+    half = None
+    if v.size > 1:
+        half = t_quantile(v.size - 1, 0.5 + level / 2) * float(v.std(ddof=1)) / np.sqrt(v.size)
+    return {"mean": float(v.mean()), "ci95": half, "n": int(v.size)}
+
+
+def paired_difference(a, b, level: float = 0.95) -> dict:
+    """Mean of ``a - b`` over pairs where both are finite, with its CI, and how often ``a > b``."""
+    a = np.asarray(a, dtype=float)
+    b = np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    out = mean_ci(d, level)
+    out["wins"] = int((d > 0).sum())
+    if out["mean"] is not None and out["ci95"] is not None:
+        out["significant"] = bool(abs(out["mean"]) > out["ci95"])
+    else:
+        out["significant"] = False
+    return out

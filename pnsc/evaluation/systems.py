@@ -1,0 +1,155 @@
+"""pnsc as a system under test: encode to 1.6 kb/s packets, dequantize, decode with a decoder family.
+
+Decoding is pluggable (:class:`DecoderBackend`): ``reference`` is the slow onnxruntime reference
+decoder (``pnsc.receiver.reference_decoder``, about real time per decoder on one core); ``runtime``
+is the C streaming decoder ``pnsc.receiver.runtime.StreamingDecoder`` when it is built; ``auto``
+takes the runtime when it imports, else the reference decoder.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pnsc.shared.constants import BITRATE
+
+from .errors import EvalError
+
+FAMILIES = ("plpcnet-s", "plpcnet-l", "lpcnet-bl-s", "lpcnet-bl-l")
+BASELINE_OF = {"plpcnet-s": "lpcnet-bl-s", "plpcnet-l": "lpcnet-bl-l"}
+
+
+def encode(pcm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """16 kHz float audio -> (packets uint8 (k, 8), dequantized features (4k, 20)) at 1600 b/s."""
+    from pnsc.shared.features import extract_features
+    from pnsc.shared.quantizer import PacketDecoder, PacketEncoder, load_codebooks
+
+    cb = load_codebooks()
+    packets = PacketEncoder(cb).encode(extract_features(pcm))
+    return packets, PacketDecoder(cb).decode(packets)
+
+
+class DecoderBackend(Protocol):
+    name: str
+
+    def decode(self, family: str, group: int | None, features: np.ndarray, seed: int = 0) -> np.ndarray:
+        """Dequantized features (T, 20) -> int16 16 kHz PCM."""
+
+
+class ReferenceBackend:
+    """onnxruntime reference decoder (one session pair per decoder, cached)."""
+
+    name = "reference"
+
+    def __init__(self, models_dir: str | Path | None = None):
+        self.models_dir = models_dir
+        self._cache: dict = {}
+
+    def decode(self, family: str, group: int | None, features: np.ndarray, seed: int = 0) -> np.ndarray:
+        from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder
+
+        key = (family, group)
+        if key not in self._cache:
+            try:
+                self._cache[key] = ReferenceDecoder.from_manifest(family, group, self.models_dir)
+            except DecoderNotFound as exc:
+                raise EvalError(str(exc)) from None
+        return self._cache[key].decode(features, seed=seed)
+
+
+class RuntimeBackend:
+    """The C streaming decoder (``pnsc.receiver.runtime``): frames pushed one by one, then ``flush``;
+    one decoder per (family, group), reset before every utterance."""
+
+    name = "runtime"
+
+    def __init__(self, precision: str | None = None, models_dir: str | Path | None = None):
+        from pnsc.receiver.runtime import StreamingDecoder  # noqa: F401  (fails early if not built)
+
+        self.precision = precision
+        self.models_dir = models_dir
+        self._cache: dict = {}
+        self.kernel = ""
+
+    def decode(self, family: str, group: int | None, features: np.ndarray, seed: int = 0) -> np.ndarray:
+        from pnsc.receiver.runtime import StreamingDecoder
+
+        key = (family, group)
+        if key not in self._cache:
+            kw = {"seed": seed, "models_dir": self.models_dir}
+            if self.precision:
+                kw["precision"] = self.precision
+            try:
+                self._cache[key] = StreamingDecoder(family, group, **kw)
+            except Exception as exc:  # a missing model or an unbuilt extension: one clear line
+                raise EvalError(f"runtime decoder {family}/{group}: {exc}") from None
+        dec = self._cache[key]
+        self.kernel = f"{dec.kernel}, {dec.precision}"
+        dec.seed = seed
+        dec.reset()
+        out = [np.asarray(dec.push(f), np.int16) for f in np.asarray(features, np.float32)]
+        out.append(np.asarray(dec.flush(), np.int16))
+        return np.concatenate(out)
+
+
+def runtime_available() -> tuple[bool, str]:
+    try:
+        from pnsc.receiver.runtime import StreamingDecoder  # noqa: F401
+    except Exception as exc:  # ImportError, or the extension failing to load
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, ""
+
+
+def make_backend(kind: str = "auto", models_dir: str | Path | None = None,
+                 precision: str | None = None) -> DecoderBackend:
+    """``reference``, ``runtime`` or ``auto`` (runtime if it imports, else reference)."""
+    if kind not in ("auto", "reference", "runtime"):
+        raise EvalError(f"unknown decoder backend {kind!r} (auto, reference, runtime)")
+    if kind in ("auto", "runtime"):
+        ok, why = runtime_available()
+        if ok:
+            return RuntimeBackend(precision, models_dir)
+        if kind == "runtime":
+            raise EvalError(f"the C runtime decoder is not available ({why}); use --backend reference")
+    return ReferenceBackend(models_dir)
+
+
+@dataclass(frozen=True)
+class PnscSystem:
+    """A decoder family; personalized families use the utterance's group (classified or forced)."""
+
+    family: str
+
+    @property
+    def name(self) -> str:
+        return self.family
+
+    @property
+    def personalized(self) -> bool:
+        return self.family.startswith("plpcnet")
+
+    @property
+    def bitrate(self) -> float:
+        return float(BITRATE)
+
+    def decoder_for(self, group: int | None) -> tuple[str, int | None]:
+        """(family, group) actually used: a personalized family without a group falls back to its baseline."""
+        if not self.personalized:
+            return self.family, None
+        if group is None:
+            return BASELINE_OF[self.family], None
+        return self.family, int(group)
+
+
+def decoder_params(models_dir: str | Path | None = None) -> dict[str, int]:
+    """Parameter count per decoder family from ``models/manifest.json``."""
+    from pnsc.receiver.reference_decoder import read_manifest
+    from pnsc.shared.paths import models_dir as default_dir
+
+    out: dict[str, int] = {}
+    for m in read_manifest(Path(models_dir) if models_dir else default_dir()):
+        if m.get("kind") == "decoder" and m.get("params") and m.get("family") not in out:
+            out[m["family"]] = int(m["params"])
+    return out
