@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pnsc.shared.paths import REPO_ROOT
+from pnsc.shared.paths import SHARED_ENV, shared_data_dir
 
 from .errors import EvalError
 
@@ -40,8 +40,10 @@ class Utterance:
 
 def shared_dir() -> Path:
     """``$PNSC_SHARED_DIR`` or the ``shared`` folder beside the repository checkout."""
-    env = os.environ.get("PNSC_SHARED_DIR")
-    return Path(env) if env else Path(REPO_ROOT).parent / "shared"
+    d = shared_data_dir()
+    if d is None:
+        raise FileNotFoundError(f"no shared data folder: set {SHARED_ENV} or give --refs DIR")
+    return d
 
 
 def _crop(x: np.ndarray, max_seconds: float | None) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pnsc.shared.paths import REPO_ROOT
+from pnsc.shared.paths import PACKAGE_ROOT
 
 from .metrics import CEILING, LABELS
 from .reading import pretty, reading
@@ -288,7 +288,7 @@ def write_report(res: dict, audio: dict, refs: dict, out: Path, players: int = 6
     parts += ["<h2>Listen</h2><p>One column per utterance, the original on top and every system below it "
               "(numbers: PESQ-WB / ViSQOL of that file).</p>", _table(header, lrows)]
     for name, (src, caption) in FIGURES.items():
-        p = Path(REPO_ROOT) / src
+        p = Path(PACKAGE_ROOT) / src
         if p.is_file():
             shutil.copy(p, media / name)
             parts.append(f"<h2>{html.escape(caption.split(':')[0])}</h2><figure><img src='media/{name}' "

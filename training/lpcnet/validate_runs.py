@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--only", default=None, help="comma-separated run names (default: every run)")
     a = ap.parse_args(argv)
     dev = torch.device(a.device)
     group_map = load_group_map(a.groups)
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             weights[str(g)] = weights.get(str(g), 0) + 1
     D = Dist(a.device)
     results = {}
-    for run in sorted(p for p in a.runs.iterdir() if (p / "last.pt").is_file()):
+    only = set(a.only.split(",")) if a.only else None
+    for run in sorted(p for p in a.runs.iterdir() if (p / "last.pt").is_file() and (only is None or p.name in only)):
         ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
         model = LPCNet(config_for(ck["args"]["size"]))
         model.load_state_dict(ck["model"])
