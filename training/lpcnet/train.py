@@ -334,6 +334,7 @@ def main(argv=None) -> int:
                "features": "qfeatures" if state["epoch"] >= q_epoch else "features",
                "val_loss": vloss, "val_groups": vgroups, "val_speakers": val_speakers,
                "val_features": feat, "train_seconds": round(state["train_seconds"], 1),
+               "audio_hours": round(state["audio_seconds"] / 3600.0, 3),
                "val_seconds": round(time.monotonic() - t0, 2)}
         if vgroups and val_groups_spk:
             w = {g: val_groups_spk.get(g, 0) for g in vgroups}
