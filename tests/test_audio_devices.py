@@ -1,0 +1,101 @@
+"""Real audio devices, not mocked: a private PulseAudio server with a null sink; decoded speech is
+played with sounddevice (PortAudio -> ALSA pulse plugin -> server) while its monitor is recorded,
+and the capture must carry the offline decode.
+
+Skipped only where pulseaudio / the ALSA pulse plugin are missing; CI (.ci/run) installs them and
+sets PNSC_REQUIRE_AUDIO_SERVER=1, which turns that skip into a failure.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures import pulse_server
+
+REPO = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory):
+    why = pulse_server.available()
+    if why is not None:
+        if os.environ.get("PNSC_REQUIRE_AUDIO_SERVER") == "1":
+            pytest.fail(f"audio server required in CI: {why}")
+        pytest.skip(why)
+    server = pulse_server.PulseServer(tmp_path_factory.mktemp("pulse")).start()
+    yield server
+    server.stop()
+
+
+def best_correlation(capture: np.ndarray, played: np.ndarray, max_lag: int) -> tuple[float, int]:
+    """Largest normalized cross-correlation of ``played`` inside ``capture`` over lags 0..max_lag."""
+    from scipy.signal import fftconvolve
+
+    capture = capture.astype(np.float64)
+    played = played.astype(np.float64)
+    n = len(played)
+    cc = fftconvolve(capture, played[::-1], mode="full")[n - 1:n - 1 + max_lag + 1]
+    energy = np.convolve(capture ** 2, np.ones(n), mode="full")[n - 1:n - 1 + max_lag + 1]
+    norm = np.sqrt(np.maximum(energy, 1e-12) * np.sum(played ** 2))
+    score = cc / norm
+    lag = int(np.argmax(score))
+    return float(score[lag]), lag
+
+
+PLAY_AND_RECORD = r"""
+import sys, time, numpy as np, soundfile as sf, sounddevice as sd
+played, _ = sf.read(sys.argv[1], dtype="float32")
+out = sys.argv[2]
+dev = sd.query_devices(kind="output")
+print("output device:", dev["name"], flush=True)
+chunks = []
+def on_input(indata, frames, t, status):
+    chunks.append(indata[:, 0].copy())
+with sd.InputStream(samplerate=16000, channels=1, dtype="float32", callback=on_input):
+    time.sleep(0.3)
+    sd.play(played, 16000, blocking=True)
+    time.sleep(0.6)
+np.save(out, np.concatenate(chunks) if chunks else np.zeros(0, np.float32))
+"""
+
+
+def offline_decode(path: Path, seconds: float) -> np.ndarray:
+    """The offline reference decode (lpcnet-bl-s) of the first ``seconds`` of a bundled clip, float in [-1, 1]."""
+    from pnsc.receiver.reference_decoder import ReferenceDecoder
+    from pnsc.shared.audio import load_audio
+    from pnsc.shared.features import extract_features
+    from pnsc.shared.quantizer import quantize_features
+
+    pcm = load_audio(path, quiet=True)[: int(seconds * SR)]
+    _, feats = quantize_features(extract_features(pcm))
+    dec = ReferenceDecoder.from_manifest("lpcnet-bl-s", None)
+    return dec.decode(feats).astype(np.float32) / 32768.0
+
+
+def test_decoded_speech_through_a_real_sound_server(pulse, tmp_path):
+    import soundfile as sf
+
+    decoded = offline_decode(REPO / "samples" / "3080-5032-0005.flac", 2.0)
+    decoded *= 0.5 / max(1e-6, float(np.abs(decoded).max()))
+    wav, cap = tmp_path / "decoded.wav", tmp_path / "capture.npy"
+    sf.write(wav, decoded, SR, subtype="FLOAT")
+    proc = subprocess.run([sys.executable, "-c", PLAY_AND_RECORD, str(wav), str(cap)], cwd=REPO,
+                          env=pulse.env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "output device:" in proc.stdout
+    capture = np.load(cap)
+    assert len(capture) > len(decoded), (len(capture), len(decoded))
+    score, lag = best_correlation(capture, decoded, max_lag=len(capture) - len(decoded))
+    assert score > 0.9, (score, lag)
+    assert 0 <= lag < SR  # the capture starts before the playback; under 1 s of latency
+    # the same capture does not match other speech (the check can fail)
+    other = offline_decode(REPO / "samples" / "2033-164914-0000.flac", 2.0)
+    other_score, _ = best_correlation(capture, other, max_lag=len(capture) - len(other))
+    print(f"capture vs decode: correlation {score:.3f} at lag {lag} samples; vs other speech {other_score:.3f}")
+    assert other_score < 0.5, other_score
