@@ -213,6 +213,11 @@ class PacketDecoder:
             out[s * 4 : s * 4 + 4] = self._decode_superframe({n: int(v[s]) for n, v in fields.items()})
         return out
 
+    def set_reference(self, frame3_ceps: np.ndarray | None) -> None:
+        """Set the cepstrum (18,) that frames 0..2 of the next packet interpolate from (normally the
+        previous packet's frame 3; after a lost packet, the receiver's concealed frame)."""
+        self._prev3 = None if frame3_ceps is None else np.asarray(frame3_ceps, np.float64)[:NB_CEPS].copy()
+
     def _decode_superframe(self, p: dict[str, int]) -> np.ndarray:
         t, cb = self._t, self._t.cb
         q3 = t.frame3(p["c0"], (p["vq0"], p["vq1"], p["vq2"]))

@@ -1,0 +1,120 @@
+"""The compiled sample loop (extension ``pnsc.receiver.runtime._lpcnet``): weight preparation and dispatch.
+
+Weights are re-laid out once at load time for the kernel: row blocks of 64 outputs, each block
+column-interleaved (float32: 64 values per input column; int8: 64 rows x 4 columns per 256 bytes,
+the operand order of AVX-512 VNNI ``vpdpbusd``).  int8 applies to GRU-A's recurrent matrix (about 90 %
+of the multiply-adds) with one scale per row; its input (the GRU-A state, in (-1, 1)) is quantized to
+1/127 steps each sample, as LPCNet does.  Everything else stays float32.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .backends import KernelUnavailable, SynthState, sampling_boost
+from .model import FRAME_SIZE, ModelFileError
+
+BLOCK = 64
+_ISA_NAMES = {"avx512": "avx512-vnni", "avx2": "avx2", "generic": "generic"}
+
+try:
+    from . import _lpcnet  # type: ignore[attr-defined]
+except ImportError as _exc:  # pragma: no cover - exercised only on a broken install
+    _lpcnet = None
+    _IMPORT_ERROR = str(_exc)
+else:
+    _IMPORT_ERROR = ""
+
+
+def extension():
+    """The compiled module, or KernelUnavailable with the reason."""
+    if _lpcnet is None:
+        raise KernelUnavailable(f"the C extension pnsc.receiver.runtime._lpcnet is not built ({_IMPORT_ERROR}); "
+                                "reinstall with `pip install -e .` (needs a C compiler and Python headers)")
+    return _lpcnet
+
+
+def cpu_kernels() -> list[str]:
+    """Compiled kernel paths this CPU can run, best first (e.g. ['avx512-vnni', 'avx2', 'generic'])."""
+    return list(extension().available())
+
+
+def pick_kernel(request: str | None) -> str:
+    """Kernel path name for a request (None = best); KernelUnavailable if the CPU lacks it."""
+    have = cpu_kernels()
+    if request is None:
+        return have[0]
+    name = _ISA_NAMES[request]
+    if name not in have:
+        raise KernelUnavailable(f"kernel {request} needs CPU instructions this machine lacks "
+                                f"(available here: {', '.join(have)})")
+    return name
+
+
+def pad_rows(w: np.ndarray, block: int = BLOCK) -> np.ndarray:
+    r = -w.shape[0] % block
+    return np.concatenate([w, np.zeros((r,) + w.shape[1:], w.dtype)]) if r else w
+
+
+def block_f32(w: np.ndarray) -> np.ndarray:
+    """(R, C) -> (ceil(R/64), C, 64) float32: for each row block, 64 outputs contiguous per input column."""
+    w = pad_rows(np.asarray(w, np.float32))
+    rb = w.shape[0] // BLOCK
+    return np.ascontiguousarray(w.reshape(rb, BLOCK, w.shape[1]).transpose(0, 2, 1))
+
+
+def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 with one scale per row: w ~ q * scale, |q| <= 127."""
+    w = np.asarray(w, np.float32)
+    amax = np.abs(w).max(axis=1)
+    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.round(w / scale[:, None]), -127, 127).astype(np.int8)
+    return q, scale
+
+
+def block_q8(q: np.ndarray) -> np.ndarray:
+    """(R, C) int8 -> (ceil(R/64), ceil(C/4), 64, 4): 256-byte tiles of 64 rows x 4 columns."""
+    q = pad_rows(q)
+    c4 = -q.shape[1] % 4
+    if c4:
+        q = np.concatenate([q, np.zeros((q.shape[0], c4), np.int8)], axis=1)
+    rb, cg = q.shape[0] // BLOCK, q.shape[1] // 4
+    return np.ascontiguousarray(q.reshape(rb, BLOCK, cg, 4).transpose(0, 2, 1, 3))
+
+
+class CBackend:
+    """Sample loop in C for one loaded model (precision fp32 or int8) on one ISA path."""
+
+    def __init__(self, model, precision: str, kernel: str | None):
+        ext = extension()
+        self.kernel = pick_kernel(kernel)
+        self.precision = precision
+        w = model.weights
+        self.weights = w
+        self.n_a, self.n_b = w.n_a, w.n_b
+        n = w.n_a
+        kw = dict(
+            n_a=n, n_b=w.n_b, kernel=self.kernel, int8=precision == "int8",
+            tables=np.ascontiguousarray(w.embedding_tables()),
+            ba_hh=w.ba_hh, wb_in=block_f32(w.wb_ih[:, :n]), wb_hh=block_f32(w.wb_hh), bb_hh=w.bb_hh,
+            wd=block_f32(w.dual_w.reshape(2 * 256, w.n_b)), bd=w.dual_b.reshape(-1), fd=w.dual_f.reshape(-1))
+        if precision == "int8":
+            q, scale = quantize_rows(w.wa_hh)
+            kw.update(wa=block_q8(q), wa_scale=pad_rows(scale / 127.0),
+                      wa_rowsum=pad_rows(q.astype(np.int32).sum(axis=1)).astype(np.int32))
+        else:
+            kw.update(wa=block_f32(w.wa_hh), wa_scale=np.zeros(0, np.float32), wa_rowsum=np.zeros(0, np.int32))
+        kw = {k: (np.ascontiguousarray(v, np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64 else v)
+              for k, v in kw.items()}
+        try:
+            self.net = ext.Net(**kw)
+        except ValueError as exc:
+            raise ModelFileError(f"{model.files.sample}: {exc}") from None
+        self._out = np.empty(FRAME_SIZE, np.float32)
+
+    def run_frame(self, cond: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
+                  st: SynthState, force: np.ndarray | None = None) -> np.ndarray:
+        ga, gb = self.weights.cond_terms(np.asarray(cond, np.float32))
+        out = np.empty(FRAME_SIZE, np.float32)
+        self.net.frame(ga, gb, np.ascontiguousarray(lpc, np.float32), float(sampling_boost(corr)),
+                       np.ascontiguousarray(uniforms, np.float32), st.ha, st.hb, st.hist, st.exc, out)
+        return out

@@ -1,0 +1,112 @@
+/* The 160-sample frame loop, included by each isa_*.c after it defines:
+ *   mv_f32(W, rows, cols, x, y)   y[0..rows) = blocked W . x
+ *   mv_q8(W, rows, cg, xu, acc)   acc[0..rows) = blocked int8 W . uint8 xu (int32)
+ *   v_sigmoid(x, n), v_tanh(x, n) in place (n rounded up to 16 may be touched)
+ *   softmax_floor(l, boost) -> total: l := max(softmax(boost*l) - 0.002, 0), returns the sum
+ *   FRAME_FN: the function name.
+ * Arithmetic order follows the exported ONNX loop graph (training/lpcnet/export.py). */
+#include <math.h>
+#include <string.h>
+
+#define ALIGNED __attribute__((aligned(64)))
+
+static inline int ulaw_index(float v) {
+    float a = fabsf(v);
+    float l = logf(1.0f + a * (255.0f / 32768.0f));
+    float s = v > 0.0f ? 1.0f : (v < 0.0f ? -1.0f : 0.0f);
+    float u = 128.0f + s * (l * 23.083120654223414f);
+    float f = floorf(u + 0.5f);
+    if (!(f >= 0.0f)) f = 0.0f;
+    if (f > 255.0f) f = 255.0f;
+    return (int)f;
+}
+
+static inline int sample_cdf(const float *p, float thr) {
+    /* number of cumulative sums below thr (the graph's count of cdf < thr), at most 255 */
+    float c = 0.0f;
+    int i = 0;
+    for (; i < LEVELS; i++) {
+        c += p[i];
+        if (!(c < thr)) break;
+    }
+    return i > 255 ? 255 : i;
+}
+
+static void gru_gates(float *h, const float *gi, const float *gh, float *tmp, float *nn, int n) {
+    /* r = s(ir + hr), z = s(iz + hz), n = tanh(in + r * hn), h' = n + z * (h - n) */
+    for (int j = 0; j < 2 * n; j++) tmp[j] = gi[j] + gh[j];
+    v_sigmoid(tmp, 2 * n);
+    for (int j = 0; j < n; j++) nn[j] = gi[2 * n + j] + tmp[j] * gh[2 * n + j];
+    v_tanh(nn, n);
+    for (int j = 0; j < n; j++) h[j] = nn[j] + tmp[n + j] * (h[j] - nn[j]);
+}
+
+void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc, float boost,
+              const float *uniforms, const float *force, float *ha, float *hb, float *hist, int32_t *excp,
+              float *out) {
+    const int N = net->n_a, NB = net->n_b, N3 = 3 * N, NB3 = 3 * NB;
+    float gi[MAX_ROWS + 64] ALIGNED, gh[MAX_ROWS + 64] ALIGNED, tmp[2 * MAX_NA + 64] ALIGNED;
+    float nn[MAX_NA + 64] ALIGNED, h_a[MAX_NA + 64] ALIGNED;
+    float gib[3 * MAX_NB + 64] ALIGNED, ghb[3 * MAX_NB + 64] ALIGNED, h_b[MAX_NB + 64] ALIGNED;
+    float y[2 * LEVELS] ALIGNED, logits[LEVELS] ALIGNED;
+    int32_t acc[MAX_ROWS + 64] ALIGNED;
+    uint8_t xq[MAX_NA + 64] ALIGNED;
+    int exc = *excp;
+    memset(tmp, 0, sizeof(tmp));
+    memset(nn, 0, sizeof(nn));
+    memset(h_a, 0, sizeof(h_a));
+    memset(h_b, 0, sizeof(h_b));
+    memcpy(h_a, ha, sizeof(float) * N);
+    memcpy(h_b, hb, sizeof(float) * NB);
+    for (int j = N; j < 4 * net->cg; j++) xq[j] = 127; /* padding columns: value 0 */
+    for (int n = 0; n < FRAME; n++) {
+        float u = 0.0f;
+        for (int m = 0; m < ORDER; m++) u += lpc[m] * hist[m];
+        const int si = ulaw_index(hist[0]), pi = ulaw_index(u);
+        const float *t0 = net->tables + (size_t)si * N3;
+        const float *t1 = net->tables + (size_t)(LEVELS + pi) * N3;
+        const float *t2 = net->tables + (size_t)(2 * LEVELS + exc) * N3;
+        for (int j = 0; j < N3; j++) gi[j] = (t0[j] + t1[j] + t2[j]) + ga[j];
+        /* GRU-A recurrent product */
+        if (net->int8) {
+            for (int j = 0; j < N; j++) xq[j] = (uint8_t)(int)(h_a[j] * 127.0f + 127.5f);
+            mv_q8(net->wq, net->ra, net->cg, xq, acc);
+            for (int j = 0; j < N3; j++)
+                gh[j] = (float)(acc[j] - 127 * net->wa_rowsum[j]) * net->wa_scale[j] + net->ba_hh[j];
+        } else {
+            mv_f32(net->wa, net->ra, N, h_a, gh);
+            for (int j = 0; j < N3; j++) gh[j] += net->ba_hh[j];
+        }
+        gru_gates(h_a, gi, gh, tmp, nn, N);
+        /* GRU-B */
+        mv_f32(net->wb_in, net->rb, N, h_a, gib);
+        for (int j = 0; j < NB3; j++) gib[j] += gb[j];
+        mv_f32(net->wb_hh, net->rb, NB, h_b, ghb);
+        for (int j = 0; j < NB3; j++) ghb[j] += net->bb_hh[j];
+        gru_gates(h_b, gib, ghb, tmp, nn, NB);
+        float x;
+        int idx;
+        if (force) { /* teacher forcing: the sample is given, its excitation index follows */
+            x = force[n];
+            idx = ulaw_index(x - u);
+        } else {
+            /* dual FC */
+            mv_f32(net->wd, 2 * LEVELS, NB, h_b, y);
+            for (int j = 0; j < 2 * LEVELS; j++) y[j] += net->bd[j];
+            v_tanh(y, 2 * LEVELS);
+            for (int j = 0; j < LEVELS; j++) logits[j] = y[j] * net->fd[j] + y[LEVELS + j] * net->fd[LEVELS + j];
+            float total = softmax_floor(logits, boost);
+            idx = sample_cdf(logits, uniforms[n] * total);
+            x = u + net->ulaw_tab[idx];
+            if (x > 32767.0f) x = 32767.0f;
+            if (!(x >= -32768.0f)) x = x != x ? 0.0f : -32768.0f;
+        }
+        memmove(hist + 1, hist, sizeof(float) * (ORDER - 1));
+        hist[0] = x;
+        exc = idx;
+        out[n] = x;
+    }
+    memcpy(ha, h_a, sizeof(float) * N);
+    memcpy(hb, h_b, sizeof(float) * NB);
+    *excp = exc;
+}

@@ -1,0 +1,121 @@
+/* AVX-512 kernels: fp32 FMA on 16 lanes, int8 x uint8 dot products with VNNI vpdpbusd. */
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,avx2"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,avx2")
+#endif
+#include <immintrin.h>
+#include <math.h>
+#include "lpcnet.h"
+
+static void mv_f32(const float *W, int rows, int cols, const float *x, float *y) {
+    for (int b = 0; b < rows / BLK; b++) {
+        const float *w = W + (size_t)b * cols * BLK;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < cols; j++, w += BLK) {
+            const __m512 xv = _mm512_set1_ps(x[j]);
+            a0 = _mm512_fmadd_ps(_mm512_load_ps(w), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_load_ps(w + 16), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_load_ps(w + 32), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_load_ps(w + 48), xv, a3);
+        }
+        float *o = y + b * BLK;
+        _mm512_storeu_ps(o, a0);
+        _mm512_storeu_ps(o + 16, a1);
+        _mm512_storeu_ps(o + 32, a2);
+        _mm512_storeu_ps(o + 48, a3);
+    }
+}
+
+static void mv_q8(const int8_t *W, int rows, int cg, const uint8_t *x, int32_t *y) {
+    for (int b = 0; b < rows / BLK; b++) {
+        const int8_t *w = W + (size_t)b * cg * 4 * BLK;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int g = 0; g < cg; g++, w += 4 * BLK) {
+            int32_t xs;
+            __builtin_memcpy(&xs, x + 4 * g, 4);
+            const __m512i xv = _mm512_set1_epi32(xs);
+            a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_load_si512((const void *)w));
+            a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_load_si512((const void *)(w + 64)));
+            a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_load_si512((const void *)(w + 128)));
+            a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_load_si512((const void *)(w + 192)));
+        }
+        int32_t *o = y + b * BLK;
+        _mm512_storeu_si512((void *)o, a0);
+        _mm512_storeu_si512((void *)(o + 16), a1);
+        _mm512_storeu_si512((void *)(o + 32), a2);
+        _mm512_storeu_si512((void *)(o + 48), a3);
+    }
+}
+
+/* Cephes-style expf: x = n ln2 + r, polynomial in r, scaled by 2^n (about 1 ulp). */
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.0f));
+    const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, fx);
+}
+
+static void v_sigmoid(float *x, int n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        _mm512_storeu_ps(x + i, _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v)))));
+    }
+}
+
+static void v_tanh(float *x, int n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    for (int i = 0; i < n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        const __m512 a = _mm512_min_ps(_mm512_abs_ps(v), _mm512_set1_ps(9.0f));
+        const __m512 t = exp16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
+        const __m512 th = _mm512_div_ps(_mm512_sub_ps(one, t), _mm512_add_ps(one, t));
+        const __m512i s = _mm512_and_si512(_mm512_castps_si512(v), sign);
+        _mm512_storeu_ps(x + i, _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(th), s)));
+    }
+}
+
+static float softmax_floor(float *l, float boost) {
+    const __m512 b = _mm512_set1_ps(boost);
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    for (int i = 0; i < LEVELS; i += 16) {
+        const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(l + i), b);
+        _mm512_storeu_ps(l + i, v);
+        m = _mm512_max_ps(m, v);
+    }
+    const __m512 mx = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    __m512 s = _mm512_setzero_ps();
+    for (int i = 0; i < LEVELS; i += 16) {
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(l + i), mx));
+        _mm512_storeu_ps(l + i, e);
+        s = _mm512_add_ps(s, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s));
+    const __m512 fl = _mm512_set1_ps(PDF_FLOOR);
+    __m512 t = _mm512_setzero_ps();
+    for (int i = 0; i < LEVELS; i += 16) {
+        const __m512 p = _mm512_max_ps(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(l + i), inv), fl),
+                                       _mm512_setzero_ps());
+        _mm512_storeu_ps(l + i, p);
+        t = _mm512_add_ps(t, p);
+    }
+    return _mm512_reduce_add_ps(t);
+}
+
+#define FRAME_FN pnsc_frame_avx512
+#include "frame_impl.h"
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#endif

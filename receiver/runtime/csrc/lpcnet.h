@@ -1,0 +1,47 @@
+/* pnsc decoder runtime: LPCNet sample-rate network, one 160-sample frame per call.
+ * Weights are prepared in Python (ckernel.py) and copied into 64-byte aligned buffers here.
+ * The same frame loop (frame_impl.h) is compiled once per instruction set: isa_generic.c,
+ * isa_avx2.c (AVX2 + FMA), isa_avx512.c (AVX-512 F/BW/VL + VNNI); module.c picks one at run time. */
+#ifndef PNSC_LPCNET_H
+#define PNSC_LPCNET_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define BLK 64          /* rows per weight block */
+#define FRAME 160
+#define ORDER 16
+#define LEVELS 256
+#define MAX_NA 1024
+#define MAX_NB 64
+#define MAX_ROWS (3 * MAX_NA)
+#define PDF_FLOOR 0.002f
+
+typedef struct {
+    int n_a, n_b, int8;
+    int ra, rb;               /* 3*n_a, 3*n_b padded to BLK */
+    int cg;                   /* ceil(n_a / 4): int8 column groups */
+    float *tables;            /* [3][256][3*n_a] embedding x GRU-A input matrix */
+    float *wa;                /* fp32 GRU-A recurrent, blocked [ra/64][n_a][64] */
+    int8_t *wq;               /* int8 GRU-A recurrent, blocked [ra/64][cg][64][4] */
+    float *wa_scale;          /* [ra] row scale / 127 */
+    int32_t *wa_rowsum;       /* [ra] sum of a row's int8 weights */
+    float *ba_hh;             /* [3*n_a] */
+    float *wb_in;             /* [rb/64][n_a][64] GRU-B input from GRU-A */
+    float *wb_hh;             /* [rb/64][n_b][64] */
+    float *bb_hh;             /* [3*n_b] */
+    float *wd;                /* [512/64][n_b][64] dual FC, row = channel*256 + level */
+    float *bd, *fd;           /* [512] */
+    float ulaw_tab[LEVELS];   /* mu-law index -> int16-scale value */
+} Net;
+
+typedef void (*frame_fn)(const Net *net, const float *ga, const float *gb, const float *lpc, float boost,
+                         const float *uniforms, const float *force, float *ha, float *hb, float *hist,
+                         int32_t *exc, float *out);
+
+void pnsc_frame_generic(const Net *, const float *, const float *, const float *, float, const float *,
+                        const float *, float *, float *, float *, int32_t *, float *);
+void pnsc_frame_avx2(const Net *, const float *, const float *, const float *, float, const float *,
+                     const float *, float *, float *, float *, int32_t *, float *);
+void pnsc_frame_avx512(const Net *, const float *, const float *, const float *, float, const float *,
+                       const float *, float *, float *, float *, int32_t *, float *);
+#endif

@@ -1,0 +1,250 @@
+/* Python binding of the LPCNet sample loop: _lpcnet.Net(...) holds prepared weights (immutable, shareable
+ * between streams and threads); Net.frame(...) runs 160 samples on caller-owned state, GIL released. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lpcnet.h"
+
+typedef struct {
+    PyObject_HEAD
+    Net net;
+    frame_fn fn;
+    const char *kernel;
+} NetObject;
+
+static int cpu_has_avx512(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+static int cpu_has_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
+}
+
+static PyObject *available(PyObject *self, PyObject *noargs) {
+    PyObject *t = PyList_New(0);
+    if (!t) return NULL;
+    if (cpu_has_avx512()) PyList_Append(t, PyUnicode_FromString("avx512-vnni"));
+    if (cpu_has_avx2()) PyList_Append(t, PyUnicode_FromString("avx2"));
+    PyList_Append(t, PyUnicode_FromString("generic"));
+    return t;
+}
+
+/* Copy a C-contiguous buffer of `count` items of `itemsize` bytes into a 64-byte aligned block. */
+static void *copy_aligned(PyObject *obj, const char *name, Py_ssize_t count, Py_ssize_t itemsize, char kind) {
+    Py_buffer v;
+    if (PyObject_GetBuffer(obj, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
+    const char *f = v.format ? v.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    int ok = v.itemsize == itemsize && (kind == 'f' ? *f == 'f' : kind == 'i' ? (*f == 'i' || *f == 'l') : (*f == 'b'));
+    if (!ok || v.len != count * itemsize) {
+        PyErr_Format(PyExc_ValueError, "weight %s: expected %zd items of kind %c, got %zd bytes (format %s)",
+                     name, count, kind, v.len, v.format ? v.format : "?");
+        PyBuffer_Release(&v);
+        return NULL;
+    }
+    size_t bytes = ((size_t)v.len + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) {
+        PyBuffer_Release(&v);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memset(p, 0, bytes ? bytes : 64);
+    memcpy(p, v.buf, (size_t)v.len);
+    PyBuffer_Release(&v);
+    return p;
+}
+
+static void net_free_weights(Net *n) {
+    void *ps[] = {n->tables, n->wa, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wb_hh, n->bb_hh,
+                  n->wd, n->bd, n->fd};
+    for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) free(ps[i]);
+    memset(n, 0, sizeof(*n));
+}
+
+static void Net_dealloc(NetObject *self) {
+    net_free_weights(&self->net);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"n_a", "n_b", "kernel", "int8", "tables", "wa", "wa_scale", "wa_rowsum", "ba_hh",
+                             "wb_in", "wb_hh", "bb_hh", "wd", "bd", "fd", NULL};
+    int n_a, n_b, int8;
+    const char *kernel;
+    PyObject *o[11];
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iisp$OOOOOOOOOOO", kwlist, &n_a, &n_b, &kernel, &int8, &o[0], &o[1],
+                                     &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &o[9], &o[10]))
+        return -1;
+    net_free_weights(&self->net);
+    if (n_a < 1 || n_a > MAX_NA || n_b < 1 || n_b > MAX_NB) {
+        PyErr_Format(PyExc_ValueError, "unsupported decoder shape: GRU-A %d (1..%d), GRU-B %d (1..%d)", n_a, MAX_NA,
+                     n_b, MAX_NB);
+        return -1;
+    }
+    if (strcmp(kernel, "avx512-vnni") == 0) {
+        if (!cpu_has_avx512()) goto nocpu;
+        self->fn = pnsc_frame_avx512;
+        self->kernel = "avx512-vnni";
+    } else if (strcmp(kernel, "avx2") == 0) {
+        if (!cpu_has_avx2()) goto nocpu;
+        self->fn = pnsc_frame_avx2;
+        self->kernel = "avx2";
+    } else if (strcmp(kernel, "generic") == 0) {
+        self->fn = pnsc_frame_generic;
+        self->kernel = "generic";
+    } else {
+        PyErr_Format(PyExc_ValueError, "unknown kernel %s", kernel);
+        return -1;
+    }
+    Net *n = &self->net;
+    n->n_a = n_a;
+    n->n_b = n_b;
+    n->int8 = int8;
+    n->ra = (3 * n_a + BLK - 1) / BLK * BLK;
+    n->rb = (3 * n_b + BLK - 1) / BLK * BLK;
+    n->cg = (n_a + 3) / 4;
+    if (!(n->tables = copy_aligned(o[0], "tables", (Py_ssize_t)3 * LEVELS * 3 * n_a, 4, 'f'))) goto fail;
+    if (int8) {
+        if (!(n->wq = copy_aligned(o[1], "wa (int8)", (Py_ssize_t)n->ra * n->cg * 4, 1, 'b'))) goto fail;
+        if (!(n->wa_scale = copy_aligned(o[2], "wa_scale", n->ra, 4, 'f'))) goto fail;
+        if (!(n->wa_rowsum = copy_aligned(o[3], "wa_rowsum", n->ra, 4, 'i'))) goto fail;
+    } else {
+        if (!(n->wa = copy_aligned(o[1], "wa", (Py_ssize_t)n->ra * n_a, 4, 'f'))) goto fail;
+    }
+    if (!(n->ba_hh = copy_aligned(o[4], "ba_hh", 3 * n_a, 4, 'f'))) goto fail;
+    if (!(n->wb_in = copy_aligned(o[5], "wb_in", (Py_ssize_t)n->rb * n_a, 4, 'f'))) goto fail;
+    if (!(n->wb_hh = copy_aligned(o[6], "wb_hh", (Py_ssize_t)n->rb * n_b, 4, 'f'))) goto fail;
+    if (!(n->bb_hh = copy_aligned(o[7], "bb_hh", 3 * n_b, 4, 'f'))) goto fail;
+    if (!(n->wd = copy_aligned(o[8], "wd", (Py_ssize_t)2 * LEVELS * n_b, 4, 'f'))) goto fail;
+    if (!(n->bd = copy_aligned(o[9], "bd", 2 * LEVELS, 4, 'f'))) goto fail;
+    if (!(n->fd = copy_aligned(o[10], "fd", 2 * LEVELS, 4, 'f'))) goto fail;
+    for (int i = 0; i < LEVELS; i++) { /* the graph's ulaw2lin, float32 */
+        float d = (float)i - 128.0f;
+        float s = d > 0.0f ? 1.0f : (d < 0.0f ? -1.0f : 0.0f);
+        float mag = expf(fabsf(d) * (float)(0.04332169878499658 /* ln(256)/128 */)) - 1.0f;
+        n->ulaw_tab[i] = (s * (float)(32768.0 / 255.0)) * mag;
+    }
+    return 0;
+nocpu:
+    PyErr_Format(PyExc_ValueError, "kernel %s needs CPU instructions this machine lacks", kernel);
+    return -1;
+fail:
+    net_free_weights(&self->net);
+    return -1;
+}
+
+typedef struct {
+    Py_buffer v;
+    int held;
+} Buf;
+
+static int get_buf(PyObject *obj, Buf *b, Py_ssize_t count, int writable, char kind, const char *name) {
+    b->held = 0;
+    if (PyObject_GetBuffer(obj, &b->v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    b->held = 1;
+    const char *f = b->v.format ? b->v.format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if (b->v.itemsize != 4 || (kind == 'f' ? *f != 'f' : (*f != 'i' && *f != 'l')) || b->v.len != count * 4) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd contiguous %s values", name, count,
+                     kind == 'f' ? "float32" : "int32");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"ga", "gb", "lpc", "boost", "uniforms", "ha", "hb", "hist", "exc", "out", "force", NULL};
+    PyObject *o[10], *force = Py_None;
+    float boost;
+    if (!self->fn) {
+        PyErr_SetString(PyExc_RuntimeError, "Net not initialised");
+        return NULL;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfOOOOOO|O", kwlist, &o[0], &o[1], &o[2], &boost, &o[3], &o[4],
+                                     &o[5], &o[6], &o[7], &o[8], &force))
+        return NULL;
+    const Net *n = &self->net;
+    Buf b[11];
+    memset(b, 0, sizeof(b));
+    PyObject *ret = NULL;
+    if (get_buf(o[0], &b[0], 3 * n->n_a, 0, 'f', "ga") || get_buf(o[1], &b[1], 3 * n->n_b, 0, 'f', "gb") ||
+        get_buf(o[2], &b[2], ORDER, 0, 'f', "lpc") || get_buf(o[3], &b[3], FRAME, 0, 'f', "uniforms") ||
+        get_buf(o[4], &b[4], n->n_a, 1, 'f', "ha") || get_buf(o[5], &b[5], n->n_b, 1, 'f', "hb") ||
+        get_buf(o[6], &b[6], ORDER, 1, 'f', "hist") || get_buf(o[7], &b[7], 1, 1, 'i', "exc") ||
+        get_buf(o[8], &b[8], FRAME, 1, 'f', "out") ||
+        (force != Py_None && get_buf(force, &b[9], FRAME, 0, 'f', "force")))
+        goto done;
+    int32_t *exc = (int32_t *)b[7].v.buf;
+    if (*exc < 0 || *exc > 255) {
+        PyErr_SetString(PyExc_ValueError, "exc must be a mu-law index 0..255");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    self->fn(n, b[0].v.buf, b[1].v.buf, b[2].v.buf, boost, b[3].v.buf, force != Py_None ? b[9].v.buf : NULL,
+             b[4].v.buf, b[5].v.buf, b[6].v.buf, exc, b[8].v.buf);
+    Py_END_ALLOW_THREADS
+    ret = Py_None;
+    Py_INCREF(ret);
+done:
+    for (int i = 0; i < 11; i++)
+        if (b[i].held) PyBuffer_Release(&b[i].v);
+    return ret;
+}
+
+static PyObject *Net_get_kernel(NetObject *self, void *c) { return PyUnicode_FromString(self->kernel ? self->kernel : ""); }
+
+static PyMethodDef Net_methods[] = {
+    {"frame", (PyCFunction)(void (*)(void))Net_frame, METH_VARARGS | METH_KEYWORDS,
+     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None): 160 samples into out; "
+     "ha/hb/hist/exc updated in place. With force (160 samples) the samples are given (teacher forcing)."},
+    {NULL}};
+
+static PyGetSetDef Net_getset[] = {{"kernel", (getter)Net_get_kernel, NULL, "kernel path", NULL}, {NULL}};
+
+static PyTypeObject NetType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pnsc.receiver.runtime._lpcnet.Net",
+    .tp_basicsize = sizeof(NetObject),
+    .tp_dealloc = (destructor)Net_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "LPCNet sample-rate network with prepared weights",
+    .tp_methods = Net_methods,
+    .tp_getset = Net_getset,
+    .tp_init = (initproc)Net_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyMethodDef module_methods[] = {
+    {"available", available, METH_NOARGS, "kernel paths this CPU runs, best first"}, {NULL}};
+
+static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_lpcnet",
+                                       "Compiled LPCNet sample loop (AVX-512 VNNI / AVX2 / generic)", -1,
+                                       module_methods};
+
+PyMODINIT_FUNC PyInit__lpcnet(void) {
+    if (PyType_Ready(&NetType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    Py_INCREF(&NetType);
+    if (PyModule_AddObject(m, "Net", (PyObject *)&NetType) < 0) {
+        Py_DECREF(&NetType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,200 @@
+"""One shipped decoder loaded for the runtime: manifest lookup, integrity checks, weights, frame net.
+
+Weights come from the ONNX initializers of ``<name>.onnx`` (PyTorch names, see
+``training.lpcnet.export``); the frame-rate network ``<name>.frame.onnx`` runs in onnxruntime.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from pnsc.receiver.reference_decoder import DecoderNotFound, find_decoder
+from pnsc.shared.checksum import sha256_file
+
+from .onnx_weights import ModelFileError as _ProtoError
+from .onnx_weights import read_onnx
+
+FRAME_SIZE = 160
+LPC_ORDER = 16
+FEATURE_DIM = 20
+CORR_INDEX = 19
+MU_LEVELS = 256
+CONTEXT = 2  # frames of conv context each side of the frame-rate network
+MAX_GRU_A = 1024
+MAX_GRU_B = 64
+
+
+class ModelFileError(DecoderNotFound):
+    """A decoder file is missing, corrupt, fails its manifest sha256, or has an unsupported shape."""
+
+
+@dataclass
+class SampleWeights:
+    """Sample-rate network weights (float32), as the exported loop graph uses them."""
+
+    embed: np.ndarray  # (256, E)
+    wa_ih: np.ndarray  # (3N, 3E + C)
+    wa_hh: np.ndarray  # (3N, N)
+    ba_ih: np.ndarray  # (3N,)
+    ba_hh: np.ndarray
+    wb_ih: np.ndarray  # (3NB, N + C)
+    wb_hh: np.ndarray  # (3NB, NB)
+    bb_ih: np.ndarray
+    bb_hh: np.ndarray
+    dual_w: np.ndarray  # (2, 256, NB)
+    dual_b: np.ndarray  # (2, 256)
+    dual_f: np.ndarray  # (2, 256)
+
+    @property
+    def n_a(self) -> int:
+        return self.wa_hh.shape[1]
+
+    @property
+    def n_b(self) -> int:
+        return self.wb_hh.shape[1]
+
+    @property
+    def embed_dim(self) -> int:
+        return self.embed.shape[1]
+
+    @property
+    def cond_dim(self) -> int:
+        return self.wa_ih.shape[1] - 3 * self.embed_dim
+
+    def cond_terms(self, cond: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Frame conditioning (C,) -> GRU-A and GRU-B input-gate terms (3N,), (3NB,), input biases included."""
+        e3, n = 3 * self.embed_dim, self.n_a
+        ga = self.wa_ih[:, e3:] @ cond + self.ba_ih
+        gb = self.wb_ih[:, n:] @ cond + self.bb_ih
+        return ga.astype(np.float32), gb.astype(np.float32)
+
+    def embedding_tables(self) -> np.ndarray:
+        """(3, 256, 3N): the mu-law embedding times each third of GRU-A's input matrix (LPCNet's trick:
+        three row gathers replace the 3E-wide input product at every sample)."""
+        e = self.embed_dim
+        return np.stack([self.embed @ self.wa_ih[:, k * e:(k + 1) * e].T for k in range(3)]).astype(np.float32)
+
+
+_KEYS = {"embed": "embed.weight", "wa_ih": "gru_a.weight_ih_l0", "wa_hh": "gru_a.weight_hh_l0",
+         "ba_ih": "gru_a.bias_ih_l0", "ba_hh": "gru_a.bias_hh_l0", "wb_ih": "gru_b.weight_ih_l0",
+         "wb_hh": "gru_b.weight_hh_l0", "bb_ih": "gru_b.bias_ih_l0", "bb_hh": "gru_b.bias_hh_l0",
+         "dual_w": "dual_fc.weight", "dual_b": "dual_fc.bias", "dual_f": "dual_fc.factor"}
+
+
+def sample_weights(path: str | Path) -> SampleWeights:
+    """Read and shape-check the sample-rate weights of an exported ``<name>.onnx``."""
+    try:
+        inits, _ = read_onnx(path)
+    except _ProtoError as exc:
+        raise ModelFileError(str(exc)) from None
+    missing = [v for v in _KEYS.values() if v not in inits]
+    if missing:
+        raise ModelFileError(f"{path}: not an exported LPCNet sample network (missing {', '.join(missing)})")
+    w = SampleWeights(**{k: np.ascontiguousarray(inits[v], np.float32) for k, v in _KEYS.items()})
+    _check_shapes(w, path)
+    return w
+
+
+def _check_shapes(w: SampleWeights, path) -> None:
+    n, nb, e = w.wa_hh.shape[1], w.wb_hh.shape[1], w.embed.shape[1] if w.embed.ndim == 2 else -1
+    c = w.wa_ih.shape[1] - 3 * e if w.wa_ih.ndim == 2 else -1
+    want = {"embed": (MU_LEVELS, e), "wa_ih": (3 * n, 3 * e + c), "wa_hh": (3 * n, n), "ba_ih": (3 * n,),
+            "ba_hh": (3 * n,), "wb_ih": (3 * nb, n + c), "wb_hh": (3 * nb, nb), "bb_ih": (3 * nb,),
+            "bb_hh": (3 * nb,), "dual_w": (2, MU_LEVELS, nb), "dual_b": (2, MU_LEVELS), "dual_f": (2, MU_LEVELS)}
+    for k, shape in want.items():
+        if getattr(w, k).shape != shape:
+            raise ModelFileError(f"{path}: unsupported decoder shape: {_KEYS[k]} is {getattr(w, k).shape}, "
+                                 f"the runtime expects {shape}")
+    if not (1 <= n <= MAX_GRU_A and 1 <= nb <= MAX_GRU_B and e >= 1 and c >= 1):
+        raise ModelFileError(f"{path}: unsupported decoder shape: GRU-A {n} (1..{MAX_GRU_A}), "
+                             f"GRU-B {nb} (1..{MAX_GRU_B}), embedding {e}, conditioning {c}")
+    for k in want:
+        if not np.all(np.isfinite(getattr(w, k))):
+            raise ModelFileError(f"{path}: corrupt weights ({_KEYS[k]} has non-finite values)")
+
+
+def _frame_session(path: Path) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for unreadable models
+        raise ModelFileError(f"{path}: corrupt ONNX file ({str(exc).splitlines()[0][:200]})") from None
+
+
+class FrameNet:
+    """The frame-rate network on a 5-frame window (two frames of context each side) -> (C,) conditioning."""
+
+    def __init__(self, path: Path, cond_dim: int):
+        self.session = _frame_session(path)
+        self.cond_dim = cond_dim
+        inp = self.session.get_inputs()
+        if len(inp) != 1 or inp[0].name != "features":
+            raise ModelFileError(f"{path}: not an exported LPCNet frame-rate network (inputs {[i.name for i in inp]})")
+        probe = self.run(np.zeros((2 * CONTEXT + 1, FEATURE_DIM), np.float32))
+        if probe.shape != (cond_dim,):
+            raise ModelFileError(f"{path}: frame-rate network gives {probe.shape} conditioning, "
+                                 f"the sample network takes ({cond_dim},)")
+
+    def run(self, window: np.ndarray) -> np.ndarray:
+        return self.session.run(["cond"], {"features": window[None]})[0][0, -1]
+
+    def run_sequence(self, padded: np.ndarray) -> np.ndarray:
+        """(T+4, 20) edge-padded features -> (T, C)."""
+        return self.session.run(["cond"], {"features": padded[None]})[0][0]
+
+
+@dataclass
+class ModelFiles:
+    name: str
+    family: str
+    group: int | None
+    frame: Path
+    sample: Path
+
+
+def locate(family: str, group: int | None, models_dir: str | Path | None = None, verify: bool = True) -> ModelFiles:
+    """Manifest entry of a decoder; with ``verify`` the files' sha256 must match ``models/manifest.json``."""
+    if models_dir is None:
+        from pnsc.shared.paths import models_dir as _md
+
+        models_dir = _md()
+    e = find_decoder(Path(models_dir), family, group)
+    if verify:
+        for kind, p in (("frame", e.frame), ("sample", e.sample)):
+            want = (e.sha256 or {}).get(kind)
+            if want and sha256_file(p) != want:
+                raise ModelFileError(f"{p}: sha256 does not match models/manifest.json (corrupt or replaced file)")
+    return ModelFiles(e.name, family, e.group, e.frame, e.sample)
+
+
+class LoadedModel:
+    """A decoder's frame net + sample weights, ready for any number of streams (stateless itself)."""
+
+    def __init__(self, files: ModelFiles):
+        self.files = files
+        self.name = files.name
+        self.family = files.family
+        self.group = files.group
+        self.weights = sample_weights(files.sample)
+        self.frame_net = FrameNet(files.frame, self.weights.cond_dim)
+        self._backends: dict = {}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(GRU-A, GRU-B) sizes: decoders of equal size can share recurrent state."""
+        return self.weights.n_a, self.weights.n_b
+
+    def backend(self, precision: str, kernel: str | None):
+        """The sample-loop engine for (precision, kernel), built once per model."""
+        from .backends import make_backend
+
+        key = (precision, kernel)
+        if key not in self._backends:
+            self._backends[key] = make_backend(self, precision, kernel)
+        return self._backends[key]

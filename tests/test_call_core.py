@@ -1,0 +1,221 @@
+"""The receive path in-process (no sockets) on timed message lists: jitter buffer, delay manager,
+concealment, redundancy, decoder switching; and the seeded impairments."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pnsc.receiver.core import ReceiverConfig, ReceiverCore, run_events
+from pnsc.receiver.delay_manager import DelayManager
+from pnsc.receiver.jitter_buffer import Entry, JitterBuffer
+from pnsc.sender.stream import SenderConfig, SenderCore
+from pnsc.shared.netem import Impairments, Netem
+from pnsc.shared.quantizer import PacketDecoder
+
+T0 = 1000.0
+
+
+@pytest.fixture(scope="module")
+def clip(speech_clip):
+    return speech_clip[:16000 * 2]
+
+
+@pytest.fixture(scope="module")
+def sent(clip):
+    """Messages of a 2 s clip sent with group 1 and redundancy 2; packets for the offline decode."""
+    s = SenderCore(SenderConfig(group=1, redundancy=2), sid=7)
+    msgs = [s.hello()]
+    for i in range(0, len(clip), 160):
+        msgs += s.push(clip[i:i + 160], T0 + i / 16000)
+    msgs += s.flush()
+    return msgs
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    from pnsc.receiver.decoders import open_decoder
+
+    return open_decoder("s")
+
+
+def timed(msgs, imp=None, net_ms=1.0):
+    """Arrival events: packet n is complete at T0 + (n+1)*40 ms, plus network time and impairments."""
+    ne = Netem(imp or Impairments())
+    ev = [(T0, msgs[0])]
+    for k, m in enumerate(msgs[1:]):
+        ev += ne.process(m, T0 + (k + 1) * 0.040 + net_ms / 1000)
+    return ev, ne
+
+
+def offline(msgs, decoder, group=1):
+    from pnsc.shared.protocol import parse_message
+
+    pk = np.stack([np.frombuffer(parse_message(m).packet, np.uint8) for m in msgs[1:]])
+    decoder.switch("plpcnet-s", group)
+    decoder.reset()
+    return decoder.decode(PacketDecoder().decode(pk))
+
+
+def test_clean_path_equals_offline_decode(sent, decoder):
+    ev, _ = timed(sent)
+    core = ReceiverCore(ReceiverConfig(time_scaling=False), decoder=decoder)
+    y, st = run_events(ev, core=core, tail_s=0.2)
+    ref = offline(sent, decoder)
+    # the first packet's 40 ms wait + the decoder lookahead lead the output; then it is the offline decode
+    start = int(np.flatnonzero(y)[0])
+    n = len(ref) - 2 * 160  # the realtime path never flushes the lookahead
+    assert np.array_equal(y[start:start + n], ref[:n])
+    assert st.received == len(sent) - 1 and st.lost == 0 and st.concealed_frames >= 0
+    assert st.decoder == "plpcnet-s-g1" and st.group == 1
+    assert 60 < st.mouth_to_ear_ms < 140  # 40 packet + 1 net + <=10 wait + 20 lookahead + 10 block (+ initial 40)
+
+
+def test_loss_is_concealed_and_counted(sent, decoder):
+    ev, ne = timed(sent[:1] + [m for m in sent[1:]], Impairments(loss=0.25, seed=4))
+    core = ReceiverCore(ReceiverConfig(), decoder=decoder)
+    y, st = run_events(ev, core=core, tail_s=0.3)
+    n = len(sent) - 1
+    assert st.received == n - ne.counts["dropped"]
+    assert st.redundancy_recovered > 0 and st.lost > 0
+    assert st.concealed_frames >= 4 * st.lost
+    assert np.isfinite(y.astype(float)).all() and np.abs(y).max() < 32767
+
+
+def test_redundancy_recovers_isolated_losses(clip, decoder):
+    """Every 3rd message lost: K=2 recovers them all, K=0 recovers none."""
+    res = {}
+    for k in (0, 2):
+        s = SenderCore(SenderConfig(group=0, redundancy=k), sid=1)
+        msgs = [s.hello()] + [m for i in range(0, len(clip), 640) for m in s.push(clip[i:i + 640], T0 + i / 16000)]
+        ev = [(T0, msgs[0])] + [(T0 + (j + 1) * 0.04, m) for j, m in enumerate(msgs[1:]) if j % 3 != 1]
+        _, st = run_events(ev, core=ReceiverCore(ReceiverConfig(), decoder=decoder), tail_s=0.1)
+        res[k] = st
+    last = max(j for j in range(len(msgs) - 1) if j % 3 != 1)  # a loss after the last arrival is not known
+    n_lost = len([j for j in range(last) if j % 3 == 1])
+    assert res[0].lost == n_lost and res[0].redundancy_recovered == 0
+    # the first hole may come before the buffer learnt to wait one packet for the copy
+    assert res[2].lost <= 1 and res[2].redundancy_recovered >= n_lost - 1
+
+
+def test_jitter_raises_target_and_late_packets_are_counted(sent, decoder):
+    ev, _ = timed(sent, Impairments(jitter=40, seed=2))
+    core = ReceiverCore(ReceiverConfig(initial_delay_ms=0.0), decoder=decoder)
+    _, st = run_events(ev, core=core, tail_s=0.3)
+    assert st.jb_target_ms > 40  # jitter 0..80 ms: the 95th percentile is ~75 ms
+    assert st.lost + st.late < 0.25 * (len(sent) - 1)
+    assert st.received == len(sent) - 1
+
+
+def test_duplicates_and_reordering_are_repaired(sent, decoder):
+    ev, ne = timed(sent, Impairments(reorder=0.3, duplicate=0.3, seed=5))
+    assert ne.counts["reordered"] > 0 and ne.counts["duplicated"] > 0
+    core = ReceiverCore(ReceiverConfig(initial_delay_ms=100, time_scaling=False), decoder=decoder)
+    y, st = run_events(ev, core=core, tail_s=0.3)
+    assert st.duplicates == ne.counts["duplicated"] and st.lost == 0 and st.late == 0
+    ref = offline(sent, decoder)
+    start = int(np.flatnonzero(y)[0])
+    n = len(ref) - 320
+    assert np.array_equal(y[start:start + n], ref[:n])
+
+
+def test_long_gap_fades_to_comfort_noise_and_recovers(sent, decoder):
+    ev, _ = timed(sent)
+    ev = [e for i, e in enumerate(ev) if not 12 <= i < 37]  # one second missing
+    core = ReceiverCore(ReceiverConfig(time_scaling=False), decoder=decoder)
+    y, st = run_events(ev, core=core, tail_s=0.2)
+    assert st.lost + st.redundancy_recovered == 25
+    frames = y[: len(y) // 160 * 160].reshape(-1, 160).astype(float)
+    lvl = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1)
+    start = int(np.flatnonzero(y)[0]) // 160
+    gap = lvl[start + 4 * 11 + 30: start + 4 * 33]  # packets 11..35 missing: well inside the gap
+    speech = np.percentile(np.concatenate([lvl[start:start + 44], lvl[start + 4 * 37:]]), 90)
+    assert gap.max() < speech - 15  # faded towards comfort noise
+    assert lvl[start + 4 * 37:].max() > gap.max() + 10  # speech is back after the gap
+
+
+def test_group_change_switches_decoder(clip, decoder):
+    s = SenderCore(SenderConfig(group=0, redundancy=0), sid=3)
+    msgs = [s.hello()]
+    for i in range(0, len(clip), 640):
+        if i == 640 * 20:
+            s.config.group = 3
+        msgs += s.push(clip[i:i + 640], T0 + i / 16000)
+    ev = [(T0, msgs[0])] + [(T0 + (j + 1) * 0.04, m) for j, m in enumerate(msgs[1:])]
+    core = ReceiverCore(ReceiverConfig(), decoder=decoder)
+    run_events(ev[:15], core=core, tail_s=0.05)
+    assert core.snapshot().decoder == "plpcnet-s-g0"
+    _, st = run_events(ev[15:], core=core, tail_s=0.1, start=ev[14][0] + 0.05)
+    assert st.decoder == "plpcnet-s-g3" and st.group == 3
+    core.set_personalized(False)
+    core.pull(ev[-1][0] + 0.5)
+    assert core.snapshot().decoder == "lpcnet-bl-s"
+
+
+def test_generic_decoder_until_a_group_is_known(clip, decoder):
+    s = SenderCore(SenderConfig(classify=False, redundancy=0), sid=9)  # no group: 255 rides
+    msgs = [s.hello()] + s.push(clip[:6400], T0)
+    ev = [(T0, msgs[0])] + [(T0 + (j + 1) * 0.04, m) for j, m in enumerate(msgs[1:])]
+    _, st = run_events(ev, core=ReceiverCore(ReceiverConfig(), decoder=decoder))
+    assert st.decoder == "lpcnet-bl-s" and st.group is None
+
+
+def test_delay_manager_grows_fast_shrinks_slowly():
+    dm = DelayManager(initial_ms=0, window=50)
+    for n in range(50):
+        dm.on_arrival(n, n * 0.04)
+    assert dm.target_ms < 10
+    dm.on_arrival(50, 50 * 0.04 + 0.2)  # one 200 ms spike... a percentile ignores a single one
+    for n in range(51, 56):
+        dm.on_arrival(n, n * 0.04 + (0.15 if n % 2 else 0))
+    high = dm.target_ms
+    assert high > 100
+    for n in range(56, 156):  # 4 s of clean arrivals: the spikes leave the 50-packet window after 2 s
+        dm.on_arrival(n, n * 0.04)
+    assert high - 60 < dm.target_ms < high - 20  # then it shrinks by 20 ms per second
+
+
+def test_jitter_buffer_classifies_arrivals():
+    jb = JitterBuffer()
+    e = Entry(b"12345678", 0, None, None, False)
+    r = Entry(b"12345678", None, None, None, True)
+    assert jb.insert(10, e) == "new"
+    assert jb.insert(10, e) == "duplicate"
+    assert jb.insert(12, r) == "recovered"
+    assert jb.insert(12, e) == "new-after-copy"
+    assert jb.insert(11, r) == "recovered"
+    assert jb.insert(11, r) == "redundant"
+    assert jb.take(10) is not None and jb.insert(10, e) == "duplicate"
+    assert jb.insert(9, e) == "late"
+    assert jb.insert(10 + 5000, e) == "range"
+
+
+def test_netem_is_seeded_and_matches_its_settings():
+    msgs = [bytes([i % 256]) for i in range(20000)]
+
+    def run(imp):
+        ne = Netem(imp)
+        out = [d for i, m in enumerate(msgs) for d in ne.process(m, i * 0.04)]
+        return ne, out
+
+    a, oa = run(Impairments(loss=0.2, seed=1))
+    b, ob = run(Impairments(loss=0.2, seed=1))
+    assert oa == ob and abs(a.counts["dropped"] / len(msgs) - 0.2) < 0.02
+    g, _ = run(Impairments(loss=0.2, burst=4, seed=1))
+    assert abs(g.counts["dropped"] / len(msgs) - 0.2) < 0.03
+    ne = Netem(Impairments(loss=0.2, burst=4, seed=3))
+    lost = [not ne.process(b"x", 0.0) for _ in range(20000)]
+    runs, k = [], 0
+    for x in lost + [False]:
+        if x:
+            k += 1
+        elif k:
+            runs.append(k)
+            k = 0
+    assert 3.3 < np.mean(runs) < 4.7
+    j, oj = run(Impairments(jitter=20, delay=30, seed=1))
+    d = np.array([t for t, _ in oj]) - np.arange(len(msgs)) * 0.04
+    assert 0.030 <= d.min() and d.max() <= 0.0701 and abs(d.mean() - 0.050) < 0.002
+    dup, od = run(Impairments(duplicate=0.1, seed=1))
+    assert len(od) == len(msgs) + dup.counts["duplicated"] and 1700 < dup.counts["duplicated"] < 2300
+    with pytest.raises(ValueError):
+        Impairments(loss=1.5).validate()
