@@ -16,7 +16,8 @@ from .png import Canvas, colormap
 
 SAMPLE_RATE = 16000
 PACKET_SECONDS = 0.04
-EVENT_COLORS = {"ok": (120, 190, 120), "lost": (220, 40, 40), "late": (245, 150, 30)}
+EVENT_COLORS = {"ok": (120, 190, 120), "lost": (220, 40, 40), "late": (245, 150, 30), "recovered": (60, 150, 230)}
+KIND_NAMES = ("ok", "lost", "late", "recovered")
 MARKER_COLOR = (40, 90, 220)
 
 
@@ -47,21 +48,20 @@ def _panel(spec_db: np.ndarray, width: int, height: int, top_db: float, floor_db
     return colormap((img - floor_db) / max(top_db - floor_db, 1e-6))
 
 
-def packet_kinds(n_packets: int, lost: list[int] | set[int], late: list[int] | set[int]) -> np.ndarray:
-    """Per-packet kind codes for the event strip: 0 received, 1 lost, 2 late."""
+def packet_kinds(n_packets: int, lost, late, recovered=()) -> np.ndarray:
+    """Per-packet kind codes for the event strip (indices into ``KIND_NAMES``): 0 received, 1 lost
+    (concealed), 2 late (concealed, arrived after its playout), 3 recovered from redundancy."""
     kinds = np.zeros(n_packets, dtype=np.int8)
-    for seq in lost:
-        if 0 <= seq < n_packets:
-            kinds[seq] = 1
-    for seq in late:
-        if 0 <= seq < n_packets:
-            kinds[seq] = 2
+    for code, seqs in ((3, recovered), (1, lost), (2, late)):
+        for seq in seqs:
+            if 0 <= seq < n_packets:
+                kinds[seq] = code
     return kinds
 
 
 def render_call_figure(reference: np.ndarray, received: np.ndarray, lost: list[int], late: list[int],
                        title: str, received_label: str = "received", markers: list[Marker] | None = None,
-                       width: int = 1000, panel_height: int = 180) -> Canvas:
+                       width: int = 1000, panel_height: int = 180, recovered: list[int] = ()) -> Canvas:
     """Draw the figure; ``received`` must be time-aligned with ``reference`` (packet k at k * 40 ms)."""
     duration = max(len(reference), len(received)) / SAMPLE_RATE
     if duration <= 0:
@@ -74,7 +74,7 @@ def render_call_figure(reference: np.ndarray, received: np.ndarray, lost: list[i
     floor = top - 80.0
 
     left, right, gap = 70, 20, 28
-    canvas = Canvas(left + width + right, 40 + 2 * (panel_height + gap) + 110)
+    canvas = Canvas(left + width + right, 40 + 2 * (panel_height + gap) + 84)
     canvas.text(left, 10, title, scale=2)
     y_ref = 40 + gap - 8
     y_rec = y_ref + panel_height + gap
@@ -88,10 +88,10 @@ def render_call_figure(reference: np.ndarray, received: np.ndarray, lost: list[i
         canvas.text(4, y + panel_height // 2 - 3, "KHZ", scale=1)
 
     n_packets = int(np.ceil(duration / PACKET_SECONDS))
-    kinds = packet_kinds(n_packets, lost, late)
+    kinds = packet_kinds(n_packets, lost, late, recovered)
     px_per_s = width / duration
     # shade concealed packets on the received panel
-    for seq in np.nonzero(kinds)[0]:
+    for seq in np.nonzero((kinds == 1) | (kinds == 2))[0]:
         x0 = left + int(seq * PACKET_SECONDS * px_per_s)
         x1 = max(x0 + 1, left + int((seq + 1) * PACKET_SECONDS * px_per_s))
         color = EVENT_COLORS["lost"] if kinds[seq] == 1 else EVENT_COLORS["late"]
@@ -102,7 +102,7 @@ def render_call_figure(reference: np.ndarray, received: np.ndarray, lost: list[i
     for seq in range(n_packets):
         x0 = left + int(seq * PACKET_SECONDS * px_per_s)
         x1 = max(x0 + 1, left + int((seq + 1) * PACKET_SECONDS * px_per_s))
-        color = (EVENT_COLORS["ok"], EVENT_COLORS["lost"], EVENT_COLORS["late"])[int(kinds[seq])]
+        color = EVENT_COLORS[KIND_NAMES[int(kinds[seq])]]
         canvas.fill(x0, y_strip, x1, y_strip + 12, color)
     # markers (decisions, switches)
     for i, m in enumerate(markers or []):
@@ -123,9 +123,9 @@ def render_call_figure(reference: np.ndarray, received: np.ndarray, lost: list[i
     # legend
     x = left
     y_leg = y_axis + 36
-    n_lost, n_late = int((kinds == 1).sum()), int((kinds == 2).sum())
-    for key, label in (("ok", f"received {n_packets - n_lost - n_late}"), ("lost", f"lost {n_lost}"),
-                       ("late", f"late {n_late}")):
+    n = [int((kinds == k).sum()) for k in range(len(KIND_NAMES))]
+    for key, label in (("ok", f"received {n[0]}"), ("recovered", f"recovered {n[3]}"),
+                       ("lost", f"lost {n[1]}"), ("late", f"late {n[2]}")):
         canvas.fill(x, y_leg, x + 14, y_leg + 14, EVENT_COLORS[key])
         x = canvas.text(x + 20, y_leg, label, scale=2) + 24
     if markers:
