@@ -136,8 +136,13 @@ def test_frame_text_shows_every_field():
     text = dash.frame_text(snap)
     for needle in ("2  (confidence 0.31)", "plpcnet-s-g2  [personalized]", "payload 1600 b/s", "6400 b/s",
                    "lost 30", "late 2", "concealed 32", "depth 80 ms / target 80 ms", "0.420", "150 ms",
-                   "-20.0 dBFS", "-22.5 dBFS", "loss 10 %"):
+                   "-20.0 dBFS", "-22.5 dBFS", "loss 10 %, independent losses, jitter 0 ms"):
         assert needle in text, needle
+
+
+def test_odd_value_types_do_not_break_the_view():
+    text = dash.frame_text({"packets_sent": 12.0, "burst": 3.0, "decoder_rtf": "n/a", "jitter_ms": 40})
+    assert "sent 12 " in text and "bursts of 3 on average" in text and "n/a" in text and "jitter 40 ms" in text
 
 
 def test_bad_snapshot_type_is_rejected():

@@ -59,7 +59,12 @@ def next_loss_percent(current: float | None) -> int:
 def _num(v: Any, fmt: str, unit: str = "") -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
-    return f"{v:{fmt}}{unit}"
+    if fmt == "d" and isinstance(v, float):
+        v = int(round(v))
+    try:
+        return f"{v:{fmt}}{unit}"
+    except (TypeError, ValueError):  # a snapshot value of an unexpected type: show it as it is
+        return f"{v}{unit}"
 
 
 def meter(dbfs: float | None, width: int = METER_WIDTH) -> str:
@@ -85,8 +90,9 @@ def decoder_text(s: Mapping[str, Any]) -> str:
 
 
 def impairment_text(s: Mapping[str, Any]) -> str:
-    return (f"loss {_num(s.get('loss_percent'), '.0f', ' %')}, burst {_num(s.get('burst'), 'd')}, "
-            f"jitter {_num(s.get('jitter_ms'), '.0f', ' ms')}")
+    burst = s.get("burst")
+    kind = "" if burst is None else ", independent losses" if burst <= 1 else f", bursts of {burst:g} on average"
+    return f"loss {_num(s.get('loss_percent'), '.0f', ' %')}{kind}, jitter {_num(s.get('jitter_ms'), 'g', ' ms')}"
 
 
 def packets_text(s: Mapping[str, Any]) -> str:
