@@ -99,3 +99,44 @@ def test_decoded_speech_through_a_real_sound_server(pulse, tmp_path):
     other_score, _ = best_correlation(capture, other, max_lag=len(capture) - len(other))
     print(f"capture vs decode: correlation {score:.3f} at lag {lag} samples; vs other speech {other_score:.3f}")
     assert other_score < 0.5, other_score
+
+
+RECORD_UNTIL_STDIN = r"""
+import sys, numpy as np, sounddevice as sd
+chunks = []
+def on_input(indata, frames, t, status):
+    chunks.append(indata[:, 0].copy())
+with sd.InputStream(samplerate=16000, channels=1, dtype="float32", callback=on_input):
+    print("recording", flush=True)
+    sys.stdin.readline()
+np.save(sys.argv[1], np.concatenate(chunks) if chunks else np.zeros(0, np.float32))
+"""
+
+
+def test_demo_plays_the_call_through_the_sound_server(pulse, tmp_path):
+    """`pnsc demo` finds the (null-sink) output device, plays the call through it, and what the
+    sound server received is the audio the demo reports as played."""
+    import soundfile as sf
+
+    cap = tmp_path / "capture.npy"
+    env = dict(pulse.env(), OMP_NUM_THREADS="1")
+    rec = subprocess.Popen([sys.executable, "-c", RECORD_UNTIL_STDIN, str(cap)], cwd=REPO, env=env,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert rec.stdout.readline().strip() == "recording"
+        out = tmp_path / "demo"
+        r = subprocess.run([sys.executable, "-m", "pnsc", "demo", "--seconds", "4", "--out", str(out)], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "played through: " in r.stdout, r.stdout[-2000:]
+    finally:
+        rec.communicate("stop\n", timeout=30)
+    assert rec.returncode == 0
+    capture = np.load(cap)
+    received, sr = sf.read(out / "received.wav", dtype="float32")
+    assert sr == SR and len(received) == 4 * SR
+    played = received[SR // 2: SR // 2 + 3 * SR]  # 3 s from the middle of the call
+    assert len(capture) > len(played)
+    score, lag = best_correlation(capture, played, max_lag=len(capture) - len(played))
+    print(f"demo through the sound server: correlation {score:.3f} at lag {lag / SR:.2f} s")
+    assert score > 0.9, (score, lag)
