@@ -47,19 +47,18 @@ class LoopbackOptions:
 
 @dataclass
 class PacketLog:
-    """What happened to each packet at the receiver (from ``ReceiverCore.on_packet``)."""
-    kinds: dict = field(default_factory=dict)  # seq -> "ok" | "recovered" | "concealed" | "late"
+    """What happened to packets at the receiver (from ``ReceiverCore.on_packet``); packets played
+    normally are not stored, so the log stays small in long calls without loss."""
+    kinds: dict = field(default_factory=dict)  # seq -> "recovered" | "concealed" | "late"
     decoders: list = field(default_factory=list)  # [(seq, decoder name)] whenever the decoder changed
     _last_decoder: str = ""
 
     def on_packet(self, seq: int, kind: str, decoder: str) -> None:
-        if kind == "late":
-            self.kinds[seq] = "late"  # it was concealed at playout and arrived afterwards
-        else:
+        if kind != "late" and decoder != self._last_decoder:
+            self.decoders.append((seq, decoder))
+            self._last_decoder = decoder
+        if kind != "ok":  # "late": it was concealed at playout and arrived afterwards
             self.kinds[seq] = kind
-            if decoder != self._last_decoder:
-                self.decoders.append((seq, decoder))
-                self._last_decoder = decoder
 
     def seqs(self, kind: str, below: int | None = None) -> list[int]:
         """Sequence numbers of ``kind``; ``below``: only packets the sender made (the receiver also
@@ -168,7 +167,7 @@ class LoopbackCall:
     """Receiver and sender of one call on loopback; see the module docstring."""
 
     def __init__(self, options: LoopbackOptions, *, source_pcm: np.ndarray | None = None, source=None,
-                 max_seconds: float | None = None, sample_every: float = 0.25, log=None):
+                 max_seconds: float | None = None, sample_every: float | None = 0.25, log=None):
         from pnsc.receiver.core import ReceiverConfig, ReceiverCore
         from pnsc.receiver.server import ReceiverServer
         from pnsc.sender.capture import FileSource
@@ -288,7 +287,7 @@ class LoopbackCall:
                                         pace=True, log=self.log)
         output = self._open_output()
         self._t0 = time.monotonic()
-        sampler = asyncio.ensure_future(self._sampler())
+        sampler = asyncio.ensure_future(self._sampler()) if self.sample_every else None
         try:
             await self._client.run(self.source, wait_connected=5.0, linger=1.0)
             # let the jitter buffer play out what is still queued, then a short tail
@@ -302,15 +301,22 @@ class LoopbackCall:
             while time.monotonic() < tail_end and not self._quit.is_set():
                 await asyncio.sleep(0.02)
         finally:
-            sampler.cancel()
+            if sampler is not None:
+                sampler.cancel()
             output.close()
             await self.server.stop()
         return self._quit.is_set()
+
+    @property
+    def started(self) -> bool:
+        """The call is running (the sender streams, the playback pulls)."""
+        return self._t0 is not None
 
     def run(self) -> CallResult:
         t = time.monotonic()
         quit_early = asyncio.run(self._main())
         final = self.snapshot()
-        self._history.append((time.monotonic() - self._t0, final))
+        if self.sample_every:
+            self._history.append((time.monotonic() - self._t0, final))
         return CallResult(self.source.audio(), self.tap.audio(), self.packets, self._history, final,
                           time.monotonic() - t, self.device_name, quit_early)

@@ -73,9 +73,10 @@ def summary_rows(fig: dict) -> list[tuple[str, str]]:
         f"{g} (confidence {_fmt(fig['group_confidence'], '.2f')}, decided after "
         f"{_fmt(fig['group_decided_after_s'], '.1f', ' s')})")
     burst = fig["burst"]
-    imp = (f"loss {_fmt(fig['loss_percent'], '.0f', ' %')} "
-           f"({'independent' if not burst or burst <= 1 else f'bursts of {burst:g} on average'}), "
-           f"jitter {_fmt(fig['jitter_ms'], 'g', ' ms')}")
+    loss = (f"loss {_fmt(fig['loss_percent'], '.0f', ' %')} "
+            f"({'independent' if not burst or burst <= 1 else f'bursts of {burst:g} on average'})") \
+        if fig["loss_percent"] else "loss none"
+    imp = f"{loss}, jitter {_fmt(fig['jitter_ms'], 'g', ' ms')}"
     return [
         ("duration", f"{fig['audio_s']:.1f} s of speech sent ({fig['wall_s']:.1f} s wall time)"),
         ("bitrate", f"payload {_fmt(fig['payload_bps'], 'd', ' b/s')}, on the wire {_fmt(fig['wire_bps'], 'd', ' b/s')} "
