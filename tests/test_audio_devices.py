@@ -140,3 +140,37 @@ def test_demo_plays_the_call_through_the_sound_server(pulse, tmp_path):
     score, lag = best_correlation(capture, played, max_lag=len(capture) - len(played))
     print(f"demo through the sound server: correlation {score:.3f} at lag {lag / SR:.2f} s")
     assert score > 0.9, (score, lag)
+
+
+PLAY_FILE = r"""
+import sys, soundfile as sf, sounddevice as sd
+x, sr = sf.read(sys.argv[1], dtype="float32")
+print("playing", flush=True)
+sd.play(x, sr, blocking=True)
+"""
+
+
+def test_demo_mic_captures_live_speech(pulse, tmp_path):
+    """`pnsc demo --mic` records from the default input device (here the null sink's monitor, while
+    another process plays a bundled clip into the sink) and sends that speech through the call."""
+    import soundfile as sf
+
+    clip = REPO / "samples" / "2033-164914-0000.flac"
+    env = dict(pulse.env(), OMP_NUM_THREADS="1")
+    player = subprocess.Popen([sys.executable, "-c", PLAY_FILE, str(clip)], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert player.stdout.readline().strip() == "playing"
+        out = tmp_path / "demo"
+        r = subprocess.run([sys.executable, "-m", "pnsc", "demo", "--mic", "--no-play", "--seconds", "4", "--out",
+                            str(out)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "sending the microphone" in r.stderr
+    finally:
+        player.wait(timeout=60)
+    sent, sr = sf.read(out / "reference.wav", dtype="float32")
+    assert sr == SR and 3.5 * SR <= len(sent) <= 4 * SR
+    speech, _ = sf.read(clip, dtype="float32")
+    score, lag = best_correlation(speech, sent[SR // 2:], max_lag=len(speech) - len(sent) + SR // 2)
+    print(f"demo --mic: captured speech vs the clip played into the sink: correlation {score:.3f}")
+    assert score > 0.9, (score, lag)
