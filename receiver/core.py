@@ -42,6 +42,7 @@ from .delay_manager import PACKET_S, DelayManager
 from .jitter_buffer import Entry, JitterBuffer
 
 FRAME_S = FRAME_SIZE / 16000.0
+MAX_CONCEAL_PACKETS = 50  # a hole longer than 2 s before a later packet is skipped, not concealed
 SILENCE = np.zeros(FRAME_SIZE, np.int16)
 
 
@@ -61,6 +62,7 @@ class ReceiverConfig:
     idle_after_s: float = 2.0  # realtime: no packet for this long -> silence, decoder stops
     output_latency_ms: float = 0.0  # playback device latency (for the mouth-to-ear estimate)
     time_scaling: bool = True  # drop / repeat frames in silence to follow the target delay
+    trace: bool = False  # keep per-packet timing records in ``core.trace`` (benchmarks)
 
 
 @dataclass
@@ -119,6 +121,8 @@ class ReceiverCore:
         # kind "ok" / "recovered" (played from a redundant copy) / "concealed" (missing at playout),
         # and "late" when a packet arrives after its playout time. Must be quick and not raise.
         self.on_packet = None
+        self.trace: list | None = [] if c.trace else None
+        self._trace_open: dict = {}
         self._reset_stream()
 
     # -- stream state ------------------------------------------------------------------------------
@@ -200,7 +204,7 @@ class ReceiverCore:
         if self._state == "waiting" and self.jb.next_seq is not None and msg.seq < self.jb.next_seq \
                 and self.jb.next_seq - msg.seq > 50:
             self._reset_stream()  # the sender's stream went backwards while we were idle: restart
-        res = self.jb.insert(msg.seq, Entry(msg.packet, msg.ts, msg.group, msg.confidence, False))
+        res = self.jb.insert(msg.seq, Entry(msg.packet, msg.ts, msg.group, msg.confidence, False, now))
         if res == "range":
             self._count_invalid("sequence")
             return "sequence"
@@ -228,11 +232,11 @@ class ReceiverCore:
         for i, p in enumerate(msg.redundancy):
             s = msg.seq - 1 - i
             if s >= 0:
-                self.jb.insert(s, Entry(p, None, None, None, True))
+                self.jb.insert(s, Entry(p, None, None, None, True, now))
         return "ok"
 
     # -- output ----------------------------------------------------------------------------------
-    def _load_packet(self, seq: int) -> None:
+    def _load_packet(self, seq: int, now: float = 0.0) -> None:
         """Take packet ``seq`` (or conceal it) into the frame queue."""
         e = self.jb.take(seq)
         if self.on_packet is not None:
@@ -254,6 +258,10 @@ class ReceiverCore:
             return
         if e.redundant:
             self.stats.redundancy_recovered += 1
+        if self.trace is not None and e.ts is not None:
+            rec = {"seq": seq, "ts": e.ts / 1000.0, "arrival": e.arrival, "taken": now, "out": None}
+            self.trace.append(rec)
+            self._trace_open[e.ts] = rec
         if e.group is not None:
             self._group = None if e.group == GROUP_UNKNOWN else e.group
             self._confidence = e.confidence
@@ -264,6 +272,17 @@ class ReceiverCore:
         feats = self._pd.decode(np.frombuffer(e.packet, np.uint8)[None])
         for k in range(FRAMES_PER_PACKET):
             self._frames.append((feats[k], None if e.ts is None else e.ts + 10 * k))
+
+    def _skip_long_gap(self) -> None:
+        """A sequence jump far ahead (a misbehaving sender): conceal at most 2 s of it, skip the rest."""
+        jb, n = self.jb, self.jb.next_seq
+        if n is None or jb.has(n) or not jb.packets:
+            return
+        m = min(jb.packets)
+        if m - n > MAX_CONCEAL_PACKETS:
+            skip = m - n - MAX_CONCEAL_PACKETS
+            self.stats.lost += skip
+            jb.next_seq = n + skip
 
     def _quiet(self, f: np.ndarray) -> bool:
         self._peak_c0 = max(self._peak_c0 - 0.002, float(f[0]))
@@ -296,7 +315,9 @@ class ReceiverCore:
                 if not (jb.has_later(n) or d >= dm.target_ms or self._ended):
                     self.stats.expanded += 1  # stretch: the packet is not late yet
                     return None, None
-            self._load_packet(n)
+                self._skip_long_gap()
+                n = jb.next_seq
+            self._load_packet(n, now)
             self._pos = n * PACKET_S
         f, ts = self._frames.popleft()
         pos = self._pos
@@ -328,7 +349,9 @@ class ReceiverCore:
                 later = jb.max_seq is not None and jb.max_seq >= n + self.config.reorder_window
                 if not (later or (self._ended and jb.packets)):
                     return "silence"
-            self._load_packet(n)
+                self._skip_long_gap()
+                n = jb.next_seq
+            self._load_packet(n, time.time())
         return self._frames.popleft()
 
     def _decode(self, f, ts, now: float) -> np.ndarray:
@@ -354,9 +377,13 @@ class ReceiverCore:
         rtf = dt / FRAME_S
         self.stats.decoder_rtf = rtf if self.stats.decoder_rtf == 0 else 0.95 * self.stats.decoder_rtf + 0.05 * rtf
         self._ts_pipe.append(ts)
-        if len(pcm) == 0:
-            return SILENCE
+        if len(pcm) == 0:  # the decoder's lookahead is still filling
+            return np.zeros(0, np.int16)
         out_ts = self._ts_pipe.popleft() if len(self._ts_pipe) > self.decoder.lookahead_frames else None
+        if out_ts is not None and self._trace_open:
+            rec = self._trace_open.pop(out_ts, None)
+            if rec is not None:
+                rec["out"] = now
         if out_ts is not None and self.config.mode == "realtime":
             m2e = now * 1000.0 + self.config.output_latency_ms - out_ts
             self._m2e = m2e if self._m2e is None else 0.9 * self._m2e + 0.1 * m2e
@@ -375,7 +402,8 @@ class ReceiverCore:
             self.stats.state = self._state
         if isinstance(nxt, str):
             return SILENCE.copy()
-        return self._account(self._decode(nxt[0], nxt[1], now))
+        pcm = self._decode(nxt[0], nxt[1], now)
+        return self._account(pcm if len(pcm) else SILENCE.copy())
 
     def drain(self, now: float | None = None) -> np.ndarray:
         """Drain mode: every frame decodable now (int16, multiple of 160 samples)."""
@@ -387,7 +415,9 @@ class ReceiverCore:
                 self.stats.state = "playing" if not isinstance(nxt, str) else "waiting"
             if isinstance(nxt, str):
                 break
-            out.append(self._account(self._decode(nxt[0], nxt[1], now)))
+            pcm = self._decode(nxt[0], nxt[1], now)
+            if len(pcm):
+                out.append(self._account(pcm))
         return np.concatenate(out) if out else np.zeros(0, np.int16)
 
     def finish(self, now: float | None = None) -> np.ndarray:

@@ -18,6 +18,7 @@ class Entry:
     group: int | None  # group carried with the packet (None: not carried)
     confidence: float | None
     redundant: bool  # filled from a redundant copy, not the primary message
+    arrival: float = 0.0  # arrival time (s)
 
 
 class JitterBuffer:
@@ -27,7 +28,7 @@ class JitterBuffer:
         self.packets: dict[int, Entry] = {}
         self.next_seq: int | None = None  # None: no stream yet
         self.max_seq: int | None = None
-        self.played: set[int] = set()  # recently played (for duplicate vs late), bounded
+        self.played: dict[int, bool] = {}  # recently played seq -> played from the primary message
 
     def reset(self) -> None:
         self.__init__()
@@ -38,8 +39,9 @@ class JitterBuffer:
         return self.next_seq - MAX_BEHIND <= seq <= self.next_seq + MAX_AHEAD
 
     def insert(self, seq: int, entry: Entry) -> str:
-        """-> "new", "recovered" (a redundant copy filled a hole), "duplicate", "late", "redundant"
-        (copy of a packet already here), "range" (sequence number not plausible)."""
+        """-> "new", "new-after-copy", "recovered" (a redundant copy filled a hole), "duplicate",
+        "late", "covered" (the primary after its redundant copy was played), "redundant" (copy of a
+        packet already here or played), "range" (sequence number not plausible)."""
         if not self.in_range(seq):
             return "range"
         if self.next_seq is None:
@@ -47,7 +49,9 @@ class JitterBuffer:
         if seq < self.next_seq:
             if entry.redundant:
                 return "redundant"
-            return "duplicate" if seq in self.played else "late"
+            if seq in self.played:  # the primary again, or the primary after its copy was played
+                return "duplicate" if self.played[seq] else "covered"
+            return "late"
         have = self.packets.get(seq)
         if have is not None:
             if entry.redundant:
@@ -70,10 +74,10 @@ class JitterBuffer:
         """Remove and return packet ``seq`` (None if missing) and move the playout point past it."""
         e = self.packets.pop(seq, None)
         if e is not None:
-            self.played.add(seq)
+            self.played[seq] = not e.redundant
         if len(self.played) > 4 * MAX_BEHIND:
             lo = seq - MAX_BEHIND
-            self.played = {s for s in self.played if s >= lo}
+            self.played = {s: p for s, p in self.played.items() if s >= lo}
         self.next_seq = seq + 1
         return e
 

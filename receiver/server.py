@@ -16,8 +16,19 @@
   and counted by reason (``core.stats.invalid``); a client whose violation score (+1 per bad
   message, -0.05 per good one) reaches ``max_violations`` is closed with 1008 and the reason.
 - Rate limit: token bucket of ``max_rate`` messages/s (burst ``burst``); excess is dropped
-  ("rate"); sustained flooding (``flood_close`` drops in a row) closes with 1008.
+  ("rate"); sustained flooding (``flood_close`` drops within ~2 s) closes with 1008.
 - ``on_audio``: called after each accepted message (drain-mode file writers hook in here).
+
+Sender and receiver in one process (what ``pnsc call`` and a live demo do)::
+
+    core = ReceiverCore(ReceiverConfig(size="s"))
+    server = await ReceiverServer(core, "127.0.0.1", 0).start()
+    play = DevicePlayback(core).start()                  # or RealtimeWavPlayback(core, "heard.wav")
+    client = SenderClient(server.uri, SenderCore(), netem=Impairments(loss=0.05, seed=1))
+    task = asyncio.create_task(client.run(DeviceSource()))   # or FileSource("talk.wav")
+    core.snapshot(); client.snapshot(); server.snapshot()    # live counters (dataclasses, .to_dict())
+    core.set_personalized(False)                             # generic decoder of the same size, next frame
+    client.set_loss(0.2)                                     # injected loss, live
 """
 from __future__ import annotations
 
@@ -67,7 +78,7 @@ class ServerStats:
 class ReceiverServer:
     def __init__(self, core: ReceiverCore, host: str = "127.0.0.1", port: int = 0, *, token: str | None = None,
                  ssl_context: ssl.SSLContext | None = None, max_rate: float = 100.0, burst: float = 100.0,
-                 flood_close: int = 200, max_violations: float = 10.0, hello_timeout: float = 5.0,
+                 flood_close: int = 100, max_violations: float = 10.0, hello_timeout: float = 5.0,
                  open_timeout: float = 5.0, on_audio=None, on_disconnect=None, log=None):
         self.core, self.host, self.port = core, host, port
         self.token = token.encode() if token else None
@@ -144,7 +155,15 @@ class ReceiverServer:
     async def _close(self, ws, code: int, reason: str) -> None:
         self.stats.last_close = f"{code} {reason}"
         self.log(f"closing: {code} {reason}")
-        await ws.close(code, reason)
+        from websockets.exceptions import ConnectionClosed
+
+        closing = asyncio.ensure_future(ws.close(code, reason))
+        try:  # discard what the peer had already sent, so its close reply gets read
+            async for _ in ws:
+                pass
+        except ConnectionClosed:
+            pass
+        await closing
 
     async def _serve_call(self, ws) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -169,7 +188,8 @@ class ReceiverServer:
             await self._close(ws, CLOSE_POLICY, "first message must be hello")
             return
         core.handle_message(msg, time.time())
-        tokens, last, score, flood = self.burst, time.monotonic(), 0.0, 0
+        tokens, last, score, flood = self.burst, time.monotonic(), 0.0, 0.0
+        flood_t = last
         try:
             async for data in ws:
                 now_m = time.monotonic()
@@ -178,14 +198,14 @@ class ReceiverServer:
                 if tokens < 1.0:
                     self.stats.rate_dropped += 1
                     core._count_invalid("rate")
-                    flood += 1
+                    flood = flood * 0.5 ** ((now_m - flood_t) / 2.0) + 1.0  # drops, half-life 2 s
+                    flood_t = now_m
                     if flood >= self.flood_close:
                         self.stats.closed_for_abuse += 1
                         await self._close(ws, CLOSE_POLICY, "message rate limit exceeded")
                         return
                     continue
                 tokens -= 1.0
-                flood = 0
                 res = core.handle(data, time.time())
                 if res == "ok":
                     score = max(0.0, score - 0.05)

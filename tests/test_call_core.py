@@ -185,6 +185,7 @@ def test_jitter_buffer_classifies_arrivals():
     assert jb.insert(11, r) == "recovered"
     assert jb.insert(11, r) == "redundant"
     assert jb.take(10) is not None and jb.insert(10, e) == "duplicate"
+    assert jb.take(11).redundant and jb.insert(11, e) == "covered"
     assert jb.insert(9, e) == "late"
     assert jb.insert(10 + 5000, e) == "range"
 
@@ -219,3 +220,57 @@ def test_netem_is_seeded_and_matches_its_settings():
     assert len(od) == len(msgs) + dup.counts["duplicated"] and 1700 < dup.counts["duplicated"] < 2300
     with pytest.raises(ValueError):
         Impairments(loss=1.5).validate()
+
+
+def test_sequence_jump_conceals_at_most_two_seconds(decoder):
+    from pnsc.receiver.core import MAX_CONCEAL_PACKETS
+    from pnsc.shared.protocol import encode_audio, encode_hello
+
+    core = ReceiverCore(ReceiverConfig(mode="drain"), decoder=decoder)
+    core.handle(encode_hello(1), 0.0)
+    pk = bytes([0x40, 0, 0, 0, 0, 0, 0, 0])
+    core.handle(encode_audio(0, 0, pk), 0.0)
+    core.handle(encode_audio(1400, 0, pk), 0.0)
+    y = core.finish()
+    st = core.snapshot()
+    assert st.lost == 1399 and st.received == 2
+    assert len(y) == (2 + MAX_CONCEAL_PACKETS) * 640
+
+
+class _Recording:
+    """The real decoder, recording the feature frames it is given."""
+
+    def __init__(self, dec):
+        self._dec, self.frames = dec, []
+
+    def __getattr__(self, name):
+        return getattr(self._dec, name)
+
+    def push(self, f):
+        self.frames.append(np.array(f, np.float32))
+        return self._dec.push(f)
+
+
+def test_loss_propagation_stays_within_30_ms(sent, decoder):
+    """After a lost packet the next packet's frames 0..2 may differ (they interpolate from the lost
+    packet's frame 3); from its frame 3 on the decoder gets exactly the loss-free features."""
+    from pnsc.shared.protocol import Audio, encode_audio, parse_message
+
+    rec = _Recording(decoder)
+    core = ReceiverCore(ReceiverConfig(mode="drain"), decoder=rec)
+    lost = 10
+    for m in sent:
+        msg = parse_message(m)
+        if getattr(msg, "seq", None) == lost:
+            continue
+        if isinstance(msg, Audio):  # without redundancy, so the packet really is lost
+            m = encode_audio(msg.seq, msg.ts, msg.packet, msg.group, msg.confidence)
+        core.handle(m, 0.0)
+    core.finish()
+    clean = PacketDecoder().decode(np.stack([np.frombuffer(parse_message(m).packet, np.uint8) for m in sent[1:]]))
+    got = np.stack(rec.frames)
+    assert core.snapshot().lost == 1
+    first_bad = 4 * lost
+    assert np.array_equal(got[:first_bad], clean[:first_bad].astype(np.float32))
+    assert not np.allclose(got[first_bad:first_bad + 4], clean[first_bad:first_bad + 4])  # concealed
+    assert np.allclose(got[first_bad + 4 + 3:], clean[first_bad + 4 + 3:], atol=1e-6)  # <= 30 ms after

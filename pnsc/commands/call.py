@@ -21,6 +21,10 @@ def register(subparsers) -> None:
     p.add_argument("--input", metavar="FILE", help="send this file instead of the microphone")
     p.add_argument("--input-device", metavar="N", dest="device", help="input sound device")
     p.add_argument("--output-device", metavar="N", help="output sound device")
+    p.add_argument("--output", metavar="FILE.wav", help="write what we receive to a WAV file (real time) "
+                   "instead of the speaker")
+    p.add_argument("--linger", type=float, default=1.0, metavar="S",
+                   help="with --input: keep receiving this long after our file is sent (default 1)")
     p.add_argument("--loop", action="store_true", help="repeat --input")
     p.add_argument("--redundancy", type=int, default=DEFAULT_REDUNDANCY, metavar="K")
     p.add_argument("--group", type=int, default=None, help="fixed speaker group for what we send")
@@ -36,7 +40,7 @@ def run(args) -> int:
     from types import SimpleNamespace
 
     from pnsc.cli import CommandError
-    from pnsc.receiver.playback import DevicePlayback, StatsWriter
+    from pnsc.receiver.playback import DevicePlayback, RealtimeWavPlayback, StatsWriter
     from pnsc.sender.client import SenderError
 
     from .receive import make_receiver
@@ -53,11 +57,14 @@ def run(args) -> int:
     send_args.cert = args.peer_cert
     _, client = make_sender(send_args, log=log_s)
     source = make_source(send_args)
-    try:
-        out_dev = args.output_device
-        play = DevicePlayback(core_r, int(out_dev) if out_dev and out_dev.isdigit() else out_dev).start()
-    except Exception as exc:
-        raise CommandError(f"cannot open output device {args.output_device!r}: {exc}") from None
+    if args.output:
+        play = RealtimeWavPlayback(core_r, args.output).start()
+    else:
+        try:
+            out_dev = args.output_device
+            play = DevicePlayback(core_r, int(out_dev) if out_dev and out_dev.isdigit() else out_dev).start()
+        except Exception as exc:
+            raise CommandError(f"cannot open output device {args.output_device!r}: {exc}") from None
     stats = StatsWriter(args.json_stats, lambda: {"receiver": core_r.snapshot().to_dict(),
                                                   "server": server.snapshot().to_dict(),
                                                   "sender": client.snapshot().to_dict()}).start() \
@@ -70,7 +77,9 @@ def run(args) -> int:
             raise CommandError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
         log_r(f"listening on {server.uri}; calling {client.uri}")
         try:
-            await client.run(source)
+            await client.run(source, wait_connected=10.0 if args.input else 0.0)
+            if args.input and args.linger > 0:
+                await asyncio.sleep(args.linger)
         finally:
             await server.stop()
 

@@ -1,4 +1,7 @@
-"""``pnsc decode IN.pnsc OUT.wav``: offline decoding of a .pnsc bitstream with the reference decoder.
+"""``pnsc decode IN.pnsc OUT.wav``: decode a .pnsc bitstream with the real-time decoder runtime
+(compiled sample loop, ``pnsc.receiver.runtime``); ``--reference`` uses the slow onnxruntime reference
+decoder instead.  With ``--precision fp32`` the runtime follows the reference's sampling choices (same
+seed, same random stream) up to float rounding.
 
 Personalized decoders (plpcnet-s / plpcnet-l) use the speaker group from the file header unless
 ``--group`` is given; when the header carries no group (255), the generic decoder of the same size
@@ -13,13 +16,16 @@ FAMILIES = ("plpcnet-s", "plpcnet-l", "lpcnet-bl-s", "lpcnet-bl-l")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("decode", help="decode a .pnsc file to a 16 kHz wav (slow reference decoder)",
+    p = subparsers.add_parser("decode", help="decode a .pnsc file to a 16 kHz wav",
                               description=__doc__)
     p.add_argument("input", metavar="IN.pnsc")
     p.add_argument("output", metavar="OUT.wav")
     p.add_argument("--decoder", choices=FAMILIES, default="plpcnet-s")
     p.add_argument("--group", type=int, default=None, help="speaker group for a personalized decoder")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
+    p.add_argument("--precision", choices=("int8", "fp32"), default=None,
+                   help="runtime weight precision (default: the runtime's, int8)")
+    p.add_argument("--reference", action="store_true", help="use the slow onnxruntime reference decoder")
     p.add_argument("--models-dir", default=None, help="models folder (default: $PNSC_MODELS_DIR or models/)")
     p.set_defaults(func=run)
 
@@ -58,9 +64,19 @@ def run(args) -> int:
         raise CommandError(f"no such file: {src}")
     header, packets = read_pnsc(src)
     family, group = choose_decoder(args.decoder, getattr(header, "group", None), args.group)
+    from pnsc.receiver.runtime import KernelUnavailable
+
     try:
-        dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed)
-    except DecoderNotFound as exc:
+        if args.reference:
+            dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed)
+            name = f"{dec.entry.name} (reference)"
+        else:
+            from pnsc.receiver.runtime import DEFAULT_PRECISION, StreamingDecoder
+
+            dec = StreamingDecoder(family, group, seed=args.seed, models_dir=args.models_dir,
+                                   precision=args.precision or DEFAULT_PRECISION)
+            name = f"{dec.name} ({dec.precision}, {dec.kernel} kernel)"
+    except (DecoderNotFound, KernelUnavailable, ValueError) as exc:
         raise CommandError(str(exc)) from None
     packets = np.asarray(packets, np.uint8)
     cb_path = Path(args.models_dir) / "codebooks-v1.npz" if args.models_dir else None
@@ -68,6 +84,6 @@ def run(args) -> int:
     features = PacketDecoder(codebooks).decode(packets) if len(packets) else np.zeros((0, 20), np.float32)
     pcm = dec.decode(features)
     sf.write(str(args.output), pcm, SAMPLE_RATE, subtype="PCM_16")
-    print(f"pnsc decode: {len(packets)} packets -> {len(pcm) / SAMPLE_RATE:.2f} s with {dec.entry.name}",
+    print(f"pnsc decode: {len(packets)} packets -> {len(pcm) / SAMPLE_RATE:.2f} s with {name}",
           file=sys.stderr)
     return 0

@@ -116,5 +116,6 @@ class CBackend:
         ga, gb = self.weights.cond_terms(np.asarray(cond, np.float32))
         out = np.empty(FRAME_SIZE, np.float32)
         self.net.frame(ga, gb, np.ascontiguousarray(lpc, np.float32), float(sampling_boost(corr)),
-                       np.ascontiguousarray(uniforms, np.float32), st.ha, st.hb, st.hist, st.exc, out)
+                       np.ascontiguousarray(uniforms, np.float32), st.ha, st.hb, st.hist, st.exc, out,
+                       None if force is None else np.ascontiguousarray(force, np.float32))
         return out

@@ -4,6 +4,8 @@
  *   v_sigmoid(x, n), v_tanh(x, n) in place (n rounded up to 16 may be touched)
  *   softmax_floor(l, boost) -> total: l := max(softmax(boost*l) - 0.002, 0), returns the sum
  *   FRAME_FN: the function name.
+ * With force (160 samples), the loop follows the given samples (LPC history and excitation index from
+ * them) while out[] still receives the sample this kernel would have chosen at each step.
  * Arithmetic order follows the exported ONNX loop graph (training/lpcnet/export.py). */
 #include <math.h>
 #include <string.h>
@@ -84,27 +86,24 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
         mv_f32(net->wb_hh, net->rb, NB, h_b, ghb);
         for (int j = 0; j < NB3; j++) ghb[j] += net->bb_hh[j];
         gru_gates(h_b, gib, ghb, tmp, nn, NB);
-        float x;
-        int idx;
-        if (force) { /* teacher forcing: the sample is given, its excitation index follows */
+        /* dual FC */
+        mv_f32(net->wd, 2 * LEVELS, NB, h_b, y);
+        for (int j = 0; j < 2 * LEVELS; j++) y[j] += net->bd[j];
+        v_tanh(y, 2 * LEVELS);
+        for (int j = 0; j < LEVELS; j++) logits[j] = y[j] * net->fd[j] + y[LEVELS + j] * net->fd[LEVELS + j];
+        const float total = softmax_floor(logits, boost);
+        int idx = sample_cdf(logits, uniforms[n] * total);
+        float x = u + net->ulaw_tab[idx];
+        if (x > 32767.0f) x = 32767.0f;
+        if (!(x >= -32768.0f)) x = x != x ? 0.0f : -32768.0f;
+        out[n] = x;
+        if (force) { /* teacher forcing: continue from the given sample (out keeps this kernel's own choice) */
             x = force[n];
             idx = ulaw_index(x - u);
-        } else {
-            /* dual FC */
-            mv_f32(net->wd, 2 * LEVELS, NB, h_b, y);
-            for (int j = 0; j < 2 * LEVELS; j++) y[j] += net->bd[j];
-            v_tanh(y, 2 * LEVELS);
-            for (int j = 0; j < LEVELS; j++) logits[j] = y[j] * net->fd[j] + y[LEVELS + j] * net->fd[LEVELS + j];
-            float total = softmax_floor(logits, boost);
-            idx = sample_cdf(logits, uniforms[n] * total);
-            x = u + net->ulaw_tab[idx];
-            if (x > 32767.0f) x = 32767.0f;
-            if (!(x >= -32768.0f)) x = x != x ? 0.0f : -32768.0f;
         }
         memmove(hist + 1, hist, sizeof(float) * (ORDER - 1));
         hist[0] = x;
         exc = idx;
-        out[n] = x;
     }
     memcpy(ha, h_a, sizeof(float) * N);
     memcpy(hb, h_b, sizeof(float) * NB);

@@ -1,0 +1,60 @@
+"""``pnsc bench decoder [--json]``: speed of the real-time decoder runtime on this machine.
+
+For every decoder family, fp32 and int8: real-time factor (decode time / audio time) and per-frame
+latency (p50 / p99 / max of one ``push``: frame-rate net, 160-sample loop, de-emphasis) over at least
+30 s of real coded speech (the bundled samples through the 1.6 kb/s codec), one thread, and the kernel
+path that ran (``PNSC_KERNEL`` or ``--kernel`` forces one).
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from ..cli import CommandError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("bench", help="benchmarks (decoder runtime speed)", description=__doc__)
+    sub = p.add_subparsers(dest="what", metavar="WHAT")
+    d = sub.add_parser("decoder", help="real-time factor and frame latency of every decoder", description=__doc__)
+    d.add_argument("--json", action="store_true", help="print the results as JSON")
+    d.add_argument("--seconds", type=float, default=30.0, help="audio decoded per decoder (default 30)")
+    d.add_argument("--families", default=None, help="comma-separated families (default: all four)")
+    d.add_argument("--precisions", default="fp32,int8", help="comma-separated: fp32,int8 (default both)")
+    d.add_argument("--kernel", choices=("avx512", "avx2", "generic", "onnx"), default=None,
+                   help="force a sample-loop path (default: $PNSC_KERNEL or the best this CPU runs)")
+    d.add_argument("--group", type=int, default=1, help="speaker group of the personalized decoders (default 1)")
+    d.set_defaults(func=run_decoder)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_decoder(args) -> int:
+    from pnsc.receiver.reference_decoder import DecoderNotFound
+    from pnsc.receiver.runtime import PRECISIONS, KernelUnavailable
+    from pnsc.receiver.runtime.bench import FAMILIES, run_benchmark
+    from pnsc.receiver.runtime.ckernel import cpu_kernels
+
+    fams = tuple(args.families.split(",")) if args.families else FAMILIES
+    precs = tuple(args.precisions.split(","))
+    bad = [f for f in fams if f not in FAMILIES] + [p for p in precs if p not in PRECISIONS]
+    if bad:
+        raise CommandError(f"unknown decoder family or precision: {', '.join(bad)}")
+    if args.seconds <= 0:
+        raise CommandError("--seconds must be positive")
+
+    def progress(r):
+        if not args.json:
+            print(f"{r['family']:<12} {r['precision']:<5} {r['kernel']:<12} {r['rtf']:7.4f} {r['p50_ms']:8.3f} "
+                  f"{r['p99_ms']:8.3f} {r['max_ms']:8.3f}", flush=True)
+
+    if not args.json:
+        print(f"kernels this CPU runs: {', '.join(cpu_kernels())}; one thread; {args.seconds:g} s of coded speech "
+              "per decoder", file=sys.stderr)
+        print(f"{'family':<12} {'prec':<5} {'kernel':<12} {'RTF':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    try:
+        rows = run_benchmark(args.seconds, fams, precs, args.group, args.kernel, progress)
+    except (DecoderNotFound, KernelUnavailable, ValueError, FileNotFoundError) as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"cpu_kernels": cpu_kernels(), "seconds": args.seconds, "results": rows}, indent=1))
+    return 0

@@ -1,0 +1,72 @@
+"""Speed of the decoder runtime on real coded speech: real-time factor and per-frame latency.
+
+Features come from the bundled ``samples/*.flac`` run through the codec core (analysis + 1.6 kb/s
+quantization + dequantization), repeated until the requested duration.  Each ``push`` (frame net +
+160-sample loop + de-emphasis, everything the receiver does per 10 ms frame) is timed on one thread.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .model import FRAME_SIZE
+from .stream import StreamingDecoder
+
+SAMPLE_RATE = 16000
+FAMILIES = ("plpcnet-s", "lpcnet-bl-s", "plpcnet-l", "lpcnet-bl-l")
+
+
+def coded_speech_features(seconds: float, files: list[Path] | None = None) -> np.ndarray:
+    """(T, 20) dequantized features of at least ``seconds`` of the bundled speech (cycled)."""
+    from pnsc.shared.audio import load_audio
+    from pnsc.shared.features import extract_features
+    from pnsc.shared.paths import PACKAGE_ROOT
+    from pnsc.shared.quantizer import quantize_features
+
+    if files is None:
+        files = sorted((PACKAGE_ROOT / "samples").glob("*.flac"))
+    if not files:
+        raise FileNotFoundError(f"no speech files for the benchmark under {PACKAGE_ROOT / 'samples'}")
+    parts = [quantize_features(extract_features(load_audio(f, quiet=True)))[1] for f in files]
+    feats = np.concatenate(parts)
+    need = int(np.ceil(seconds * SAMPLE_RATE / FRAME_SIZE))
+    reps = -(-need // len(feats))
+    return np.concatenate([feats] * reps)[:max(need, 1)]
+
+
+def bench_stream(dec: StreamingDecoder, features: np.ndarray) -> dict:
+    """Push every frame through ``dec`` (then flush), timing each call."""
+    times = np.empty(features.shape[0] + 1)
+    n_out = 0
+    for i, f in enumerate(features):
+        t0 = time.perf_counter()
+        n_out += dec.push(f).size
+        times[i] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_out += dec.flush().size
+    times[-1] = time.perf_counter() - t0
+    audio = n_out / SAMPLE_RATE
+    per_frame = times[dec.lookahead_frames:-1] * 1e3  # pushes that produced a frame
+    return {"decoder": dec.name, "precision": dec.precision, "kernel": dec.kernel, "audio_s": round(audio, 2),
+            "rtf": float(times.sum() / audio), "p50_ms": float(np.percentile(per_frame, 50)),
+            "p99_ms": float(np.percentile(per_frame, 99)), "max_ms": float(per_frame.max())}
+
+
+def run_benchmark(seconds: float = 30.0, families=FAMILIES, precisions=("fp32", "int8"), group: int = 1,
+                  kernel: str | None = None, progress=None) -> list[dict]:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    feats = coded_speech_features(seconds)
+    rows = []
+    for fam in families:
+        for prec in precisions:
+            dec = StreamingDecoder(fam, group if fam.startswith("plpcnet") else None, precision=prec, kernel=kernel)
+            bench_stream(dec, feats[:50])  # warm caches and code paths
+            dec.reset()
+            row = {"family": fam, **bench_stream(dec, feats)}
+            rows.append(row)
+            if progress:
+                progress(row)
+    return rows

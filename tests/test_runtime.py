@@ -1,0 +1,252 @@
+"""Decoder runtime (pnsc.receiver.runtime): the compiled kernel on the real shipped decoders against the
+onnxruntime reference loop, streaming timing, switching, bank, errors, and the decode / bench commands."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder, read_manifest
+from pnsc.receiver.runtime import DecoderBank, KernelUnavailable, ModelFileError, StreamingDecoder
+from pnsc.receiver.runtime.model import LoadedModel, locate
+from pnsc.receiver.runtime.verify import compare_with_reference
+from tests.conftest import SAMPLES
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "models"
+DECODERS = [(m["family"], m["group"] if isinstance(m["group"], int) else None)
+            for m in read_manifest(MODELS) if m.get("kind") == "decoder"]
+
+
+@pytest.fixture(scope="module")
+def feats() -> np.ndarray:
+    """1 s of real coded speech: the bundled clip through analysis and 1.6 kb/s quantization."""
+    from pnsc.shared.audio import load_audio
+    from pnsc.shared.features import extract_features
+    from pnsc.shared.quantizer import quantize_features
+
+    pcm = load_audio(sorted(SAMPLES.glob("*.flac"))[1], quiet=True)[8000:24000]
+    return quantize_features(extract_features(pcm))[1]
+
+
+def _ckernels() -> list[str]:
+    from pnsc.receiver.runtime.ckernel import cpu_kernels
+
+    return cpu_kernels()
+
+
+def test_extension_is_compiled_and_is_the_default_path():
+    from pnsc.receiver.runtime import _lpcnet  # the compiled module itself, no fallback
+
+    names = _lpcnet.available()
+    assert names[-1] == "generic" and set(names) <= {"avx512-vnni", "avx2", "generic"}
+    dec = StreamingDecoder("plpcnet-s", 0)
+    assert dec.kernel == names[0] and dec.precision == "int8"
+
+
+@pytest.mark.parametrize("family,group", DECODERS, ids=[f"{f}-{g}" for f, g in DECODERS])
+def test_fp32_kernel_follows_the_reference_loop_on_every_shipped_decoder(family, group, feats):
+    model = LoadedModel(locate(family, group))
+    r = compare_with_reference(model, feats[:50], precision="fp32")
+    assert r["kernel"] != "onnx" and r["samples"] == 50 * 160
+    assert r["choice_match"] >= 0.999, r
+    assert r["max_abs_err"] < 0.1 and r["max_state_err"] < 1e-4, r
+
+
+@pytest.mark.parametrize("kernel", ["avx512", "avx2", "generic"])
+def test_each_kernel_path_this_cpu_runs(kernel, feats, monkeypatch):
+    name = {"avx512": "avx512-vnni"}.get(kernel, kernel)
+    if name not in _ckernels():
+        pytest.skip(f"this CPU has no {name}")
+    monkeypatch.setenv("PNSC_KERNEL", kernel)
+    model = LoadedModel(locate("plpcnet-l", 2))
+    r = compare_with_reference(model, feats[:30], precision="fp32")
+    assert r["kernel"] == name and r["choice_match"] >= 0.999, r
+    dec = StreamingDecoder("plpcnet-s", 1, precision="int8")
+    assert dec.kernel == name
+    pcm = dec.decode(feats[:20])
+    assert pcm.dtype == np.int16 and pcm.shape == (20 * 160,) and np.abs(pcm).max() > 0
+
+
+def test_int8_paths_compute_the_same_integer_products(feats):
+    """The int8 kernels differ only in float activation rounding: per-step choices agree closely."""
+    model = LoadedModel(locate("plpcnet-s", 1))
+    ks = [k for k in ("avx512", "avx2") if {"avx512": "avx512-vnni"}.get(k, k) in _ckernels()]
+    outs = [compare_with_reference(model, feats[:20], precision="int8", kernel=k) for k in ks]
+    for o in outs[1:]:
+        assert abs(o["choice_match"] - outs[0]["choice_match"]) < 0.002
+
+
+def test_push_timing_flush_and_reset(feats):
+    dec = StreamingDecoder("plpcnet-s", 1, seed=5)
+    assert dec.lookahead_frames == 2
+    outs = [dec.push(f) for f in feats[:10]]
+    assert [o.size for o in outs] == [0, 0] + [160] * 8 and all(o.dtype == np.int16 for o in outs)
+    tail = dec.flush()
+    assert tail.size == 320 and tail.dtype == np.int16
+    first = np.concatenate(outs + [tail])
+    dec.reset()
+    assert np.array_equal(dec.decode(feats[:10]), first)
+    dec.reset()
+    assert dec.push(feats[0]).size == 0 and dec.flush().size == 160
+    assert dec.flush().size == 0
+
+
+def test_stream_equals_reference_decoder_on_the_onnx_path(feats):
+    ref = ReferenceDecoder.from_manifest("plpcnet-s", 2, seed=7).decode(feats[:40])
+    dec = StreamingDecoder("plpcnet-s", 2, seed=7, precision="fp32", kernel="onnx")
+    out = dec.decode(feats[:40])
+    assert out.shape == ref.shape
+    assert np.mean(np.abs(out.astype(int) - ref) <= 1) >= 0.99
+
+
+def test_decode_command_runtime_agrees_with_reference(tmp_path, capsys):
+    import soundfile as sf
+
+    from pnsc.cli import main
+    from pnsc.shared.audio import load_audio
+
+    wav_in = tmp_path / "in.wav"
+    sf.write(wav_in, load_audio(sorted(SAMPLES.glob("*.flac"))[0], quiet=True)[16000:20800], 16000)
+    src = tmp_path / "in.pnsc"
+    assert main(["encode", str(wav_in), str(src), "--group", "1"]) == 0
+    a, b = tmp_path / "rt.wav", tmp_path / "ref.wav"
+    assert main(["decode", str(src), str(a), "--precision", "fp32"]) == 0
+    err = capsys.readouterr().err
+    assert "fp32" in err and "kernel" in err
+    assert main(["decode", str(src), str(b), "--reference"]) == 0
+    x, y = sf.read(a, dtype="int16")[0].astype(int), sf.read(b, dtype="int16")[0].astype(int)
+    assert x.shape == y.shape and x.size == 8 * 640
+    assert np.mean(np.abs(x - y) <= 1) >= 0.95  # same sampling choices; rare late near-ties may diverge
+    assert main(["decode", str(src), str(a)]) == 0  # default: int8 runtime
+    assert "int8" in capsys.readouterr().err
+
+
+def _boundary_ok(pcm: np.ndarray, at: int) -> bool:
+    """The switch at sample ``at`` makes no jump larger than the utterance's own largest step elsewhere."""
+    d = np.abs(np.diff(pcm.astype(np.float64)))
+    win = slice(at - 40, at + 200)
+    rest = np.concatenate([d[:win.start], d[win.stop:]])
+    return d[win].max() <= rest.max()
+
+
+@pytest.mark.parametrize("target", [("plpcnet-s", 3), ("lpcnet-bl-s", None), ("plpcnet-l", 0)])
+def test_switch_between_frames_is_continuous(feats, target):
+    dec = StreamingDecoder("plpcnet-s", 1, seed=3)
+    out = [dec.push(f) for f in feats[:40]]
+    dec.switch(*target)
+    assert dec.family == target[0] and dec.group == target[1]
+    out += [dec.push(f) for f in feats[40:]] + [dec.flush()]
+    pcm = np.concatenate(out)
+    assert pcm.size == feats.shape[0] * 160
+    assert _boundary_ok(pcm, 38 * 160)
+
+
+def test_switch_to_the_same_decoder_changes_nothing(feats):
+    a = StreamingDecoder("plpcnet-s", 1, seed=3)
+    b = StreamingDecoder("plpcnet-s", 1, seed=3)
+    out_a = [a.push(f) for f in feats[:30]]
+    out_b = [b.push(f) for f in feats[:15]]
+    b.switch("plpcnet-s", 1)
+    out_b += [b.push(f) for f in feats[15:30]]
+    assert np.array_equal(np.concatenate(out_a), np.concatenate(out_b))
+
+
+def test_bank_switches_without_loading(feats):
+    bank = DecoderBank("s")
+    assert ("lpcnet-bl-s", None) in bank.keys() and ("plpcnet-s", 3) in bank.keys()
+    dec = bank.get("plpcnet-s", 0)
+    assert dec.model is bank.model("plpcnet-s", 0)
+    dec.push(feats[0])
+    dec.switch("plpcnet-s", 2)
+    assert dec.model is bank.model("plpcnet-s", 2) and dec.name == "plpcnet-s-g2"
+    with pytest.raises(DecoderNotFound, match="not in this S bank"):
+        bank.get("plpcnet-l", 0)
+
+
+def _model_copy(tmp_path: Path, name: str = "plpcnet-s-g1") -> Path:
+    models = tmp_path / "models"
+    (models / "decoders").mkdir(parents=True)
+    man = json.loads((MODELS / "manifest.json").read_text())
+    man["models"] = [m for m in man["models"] if m.get("name") == name]
+    (models / "manifest.json").write_text(json.dumps(man))
+    for p in man["models"][0]["files"].values():
+        shutil.copy(MODELS / p, models / p)
+    return models
+
+
+def test_clear_errors_for_bad_model_files(tmp_path, feats):
+    models = _model_copy(tmp_path)
+    sample = models / "decoders" / "plpcnet-s-g1.onnx"
+    data = sample.read_bytes()
+    sample.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="sha256 does not match"):
+        StreamingDecoder("plpcnet-s", 1, models_dir=models)
+    man = json.loads((models / "manifest.json").read_text())
+    man["models"][0].pop("sha256", None)
+    (models / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelFileError, match="corrupt ONNX file|truncated"):
+        StreamingDecoder("plpcnet-s", 1, models_dir=models)
+    sample.unlink()
+    with pytest.raises(DecoderNotFound, match="decoder file missing"):
+        StreamingDecoder("plpcnet-s", 1, models_dir=models)
+    with pytest.raises(DecoderNotFound, match="no decoder"):
+        StreamingDecoder("plpcnet-l", 1, models_dir=models)
+
+
+def test_unsupported_shape_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    models = _model_copy(tmp_path)
+    path = models / "decoders" / "plpcnet-s-g1.onnx"
+    m = onnx.load(path)
+    for i, t in enumerate(m.graph.initializer):
+        if t.name == "gru_a.weight_hh_l0__f16":
+            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(np.zeros((768, 200), np.float16), t.name))
+    onnx.save(m, path)
+    man = json.loads((models / "manifest.json").read_text())
+    man["models"][0].pop("sha256", None)
+    (models / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ModelFileError, match="unsupported decoder shape"):
+        StreamingDecoder("plpcnet-s", 1, models_dir=models)
+
+
+def test_bad_requests(monkeypatch, feats):
+    monkeypatch.setenv("PNSC_KERNEL", "sse9")
+    with pytest.raises(ValueError, match="unknown kernel 'sse9'"):
+        StreamingDecoder("plpcnet-s", 1)
+    monkeypatch.delenv("PNSC_KERNEL")
+    with pytest.raises(ValueError, match="unknown precision"):
+        StreamingDecoder("plpcnet-s", 1, precision="int4")
+    dec = StreamingDecoder("plpcnet-s", 1)
+    with pytest.raises(ValueError, match="20 values"):
+        dec.push(np.zeros(18, np.float32))
+    bad = feats[0].copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        dec.push(bad)
+
+
+def test_missing_cpu_path_is_reported(monkeypatch):
+    from pnsc.receiver.runtime import ckernel
+
+    monkeypatch.setattr(ckernel, "cpu_kernels", lambda: ["generic"])
+    with pytest.raises(KernelUnavailable, match="available here: generic"):
+        StreamingDecoder("plpcnet-s", 1, kernel="avx512")
+    assert StreamingDecoder("plpcnet-s", 1).kernel == "generic"
+
+
+def test_bench_command_json(capsys):
+    from pnsc.cli import main
+
+    assert main(["bench", "decoder", "--json", "--seconds", "0.5", "--families", "plpcnet-s",
+                 "--precisions", "int8"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    (row,) = res["results"]
+    assert row["family"] == "plpcnet-s" and row["precision"] == "int8" and row["kernel"] == res["cpu_kernels"][0]
+    assert 0 < row["rtf"] < 5 and 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert main(["bench", "decoder", "--families", "nope"]) == 2
