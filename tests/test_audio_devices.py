@@ -7,6 +7,7 @@ sets PNSC_REQUIRE_AUDIO_SERVER=1, which turns that skip into a failure.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -135,11 +136,21 @@ def test_demo_plays_the_call_through_the_sound_server(pulse, tmp_path):
     capture = np.load(cap)
     received, sr = sf.read(out / "received.wav", dtype="float32")
     assert sr == SR and len(received) == 4 * SR
-    played = received[SR // 2: SR // 2 + 3 * SR]  # 3 s from the middle of the call
-    assert len(capture) > len(played)
-    score, lag = best_correlation(capture, played, max_lag=len(capture) - len(played))
-    print(f"demo through the sound server: correlation {score:.3f} at lag {lag / SR:.2f} s")
-    assert score > 0.9, (score, lag)
+    # 0.5 s windows from the middle of the call, each found in the capture (a device underrun on a
+    # busy machine shifts what follows it, so windows are matched one by one)
+    scores, lags = [], []
+    for start in np.arange(0.5, 3.5, 0.5):
+        win = received[int(start * SR): int((start + 0.5) * SR)]
+        if np.sqrt(np.mean(win ** 2)) < 1e-3:  # a pause: nothing to match
+            continue
+        sc, lg = best_correlation(capture, win, max_lag=len(capture) - len(win))
+        scores.append(sc)
+        lags.append(lg / SR - start)
+    fig = json.loads((out / "summary.json").read_text())
+    print(f"demo through the sound server: window correlations {np.round(scores, 3).tolist()}, "
+          f"delays {np.round(lags, 3).tolist()} s, underruns {fig['underruns']}")
+    assert len(scores) >= 3
+    assert np.median(scores) > 0.9, (scores, lags, fig["underruns"])
 
 
 PLAY_FILE = r"""
