@@ -11,7 +11,7 @@ Callbacks run on the view's thread; make them thread-safe (e.g. ``loop.call_soon
 
 Snapshot keys read (all optional): ``elapsed_s``, ``talker_group``, ``group_confidence``,
 ``decoder``, ``variant`` ("personalized"/"baseline"), ``payload_bps``, ``wire_bps``,
-``packets_sent``, ``packets_received``, ``packets_lost``, ``packets_late``, ``packets_concealed``,
+``packets_sent``, ``packets_received``, ``packets_recovered`` (from redundancy), ``packets_lost``, ``packets_late``, ``packets_concealed``,
 ``jitter_depth_ms``, ``jitter_target_ms``, ``decoder_rtf``, ``mouth_to_ear_ms``, ``input_dbfs``,
 ``output_dbfs``, ``loss_percent``, ``burst``, ``jitter_ms``, ``underruns``, ``status``.
 """
@@ -97,8 +97,8 @@ def impairment_text(s: Mapping[str, Any]) -> str:
 
 def packets_text(s: Mapping[str, Any]) -> str:
     return (f"sent {_num(s.get('packets_sent'), 'd')}  received {_num(s.get('packets_received'), 'd')}  "
-            f"lost {_num(s.get('packets_lost'), 'd')}  late {_num(s.get('packets_late'), 'd')}  "
-            f"concealed {_num(s.get('packets_concealed'), 'd')}")
+            f"recovered {_num(s.get('packets_recovered'), 'd')}  lost {_num(s.get('packets_lost'), 'd')}  "
+            f"late {_num(s.get('packets_late'), 'd')}  concealed {_num(s.get('packets_concealed'), 'd')}")
 
 
 def rows(snapshot: Any) -> list[tuple[str, str]]:
