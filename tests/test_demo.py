@@ -108,6 +108,7 @@ def test_demo_keys_in_a_terminal(tmp_path):
         _read_until(master, b"loss 20 %", buf)
         os.write(master, b"b")
         _read_until(master, b"baseline (A/B)", buf)
+        time.sleep(2.0)  # ~50 packets at 20 % injected loss
         os.write(master, b"q")
         _read_until(master, b"stopped early", buf)
         assert proc.wait(timeout=30) == 0
