@@ -199,11 +199,14 @@ def _write_outputs(call, result, out: Path, label: str, args, say) -> None:
     console.print()
     console.print(summary_table(fig))
     print("files:")
-    print(f"  {paths['received']}   what the receiver played: listen to this")
-    print(f"  {paths['reference']}   what the sender sent")
+    rows = [(paths["received"], "what the receiver played: listen to this"),
+            (paths["reference"], "what the sender sent")]
     if "figure" in paths:
-        print(f"  {paths['figure']}   spectrograms of both, lost and late packets marked: open this")
-    print(f"  {paths['summary']}   the numbers above")
+        rows.append((paths["figure"], "spectrograms of both, lost and late packets marked: open this"))
+    rows.append((paths["summary"], "the numbers above"))
+    width = max(len(str(p)) for p, _ in rows)
+    for p, what in rows:
+        print(f"  {str(p):<{width}}   {what}")
     if result.device_name:
         print(f"played through: {result.device_name}")
     else:
