@@ -64,7 +64,7 @@ def output_device(requested: str | None) -> tuple[object, str | None, str]:
     dev = int(requested) if requested is not None and requested.isdigit() else requested
     try:
         import sounddevice as sd
-    except OSError as exc:  # PortAudio library missing
+    except (OSError, ImportError) as exc:  # PortAudio library (or sounddevice) missing
         return dev, None, f"no audio library ({exc})"
     try:
         info = sd.query_devices(dev, "output")
