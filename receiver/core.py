@@ -80,18 +80,18 @@ class ReceiverStats:
     expanded: int = 0  # frames inserted (grow delay / underrun stretch)
     underruns: int = 0  # playback device underflows (set by the playback)
     invalid: dict = field(default_factory=dict)  # rejected messages by reason
-    jb_depth_ms: float = 0.0
-    jb_target_ms: float = 0.0
-    jitter_ms: float = 0.0
-    playout_delay_ms: float = 0.0
-    decoder: str = ""
-    decoder_kernel: str = ""
-    personalized: bool = True
-    group: int | None = None
-    confidence: float | None = None
-    decoder_rtf: float = 0.0
-    mouth_to_ear_ms: float | None = None
-    output_dbfs: float = -120.0
+    jb_depth_ms: float = 0.0  # audio buffered ahead of the playout point (holes included)
+    jb_target_ms: float = 0.0  # the delay manager's target
+    jitter_ms: float = 0.0  # measured arrival-jitter percentile
+    playout_delay_ms: float = 0.0  # how far the playout runs behind the earliest possible arrival
+    decoder: str = ""  # decoder in use, e.g. plpcnet-s-g2 or lpcnet-bl-s
+    decoder_kernel: str = ""  # runtime sample-loop path (avx512-vnni, avx2, generic, onnx)
+    personalized: bool = True  # False: generic decoder forced (set_personalized)
+    group: int | None = None  # the sender's speaker group (None until decided)
+    confidence: float | None = None  # the sender classifier's confidence in it
+    decoder_rtf: float = 0.0  # decode time / audio time (moving average)
+    mouth_to_ear_ms: float | None = None  # capture of a packet's first sample -> its playout (+ device latency)
+    output_dbfs: float = -120.0  # output level (moving average)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,6 +151,7 @@ class ReceiverCore:
         self._lost_seqs: deque = deque(maxlen=256)  # recently concealed packets counted lost
         self._pending_lost: deque = deque(maxlen=4096)  # concealed past the newest packet
         self._m2e: float | None = None
+        self._last_d = 0.0
 
     def set_personalized(self, on: bool) -> None:
         """Live switch between the personalized and the generic decoder of the same size."""
@@ -325,6 +326,7 @@ class ReceiverCore:
         if f is None or not c.time_scaling:
             return f, ts
         d = dm.playout_delay_ms(now, pos)
+        self._last_d = 0.0 if d is None else float(d)
         excess = 0.0 if d is None else d - dm.target_ms
         quiet = self._quiet(f)
         self._since_scale += 1
@@ -437,8 +439,7 @@ class ReceiverCore:
             s.jb_depth_ms = self.jb.span_packets() * PACKET_S * 1000 + len(self._frames) * FRAME_S * 1000
             s.jb_target_ms = self.dm.target_ms
             s.jitter_ms = self.dm.jitter_ms
-            d = self.dm.playout_delay_ms(time.time(), self._pos) if self.config.mode == "realtime" else None
-            s.playout_delay_ms = float(d) if d is not None and abs(d) < 1e6 else 0.0
+            s.playout_delay_ms = round(self._last_d, 1)
             s.decoder = getattr(self.decoder, "name", "")
             s.decoder_kernel = str(getattr(self.decoder, "kernel", "") or "")
             s.group, s.confidence = self._group, self._confidence

@@ -5,7 +5,19 @@
     pcm = dec.push(frame)                                 # (20,) features -> int16 (160,) two frames later
     print(dec.kernel)                                     # avx512-vnni / avx2 / generic / onnx
 
-``PNSC_KERNEL=avx512|avx2|generic|onnx`` forces a sample-loop path (tests cover each one the CPU has).
+``PNSC_KERNEL=avx512|avx2|generic|onnx`` forces a sample-loop path (tests cover each one the CPU has);
+a path the CPU lacks falls back to the best it has, with a warning.
+
+- Streaming: ``push`` one (20,) dequantized feature frame per 10 ms; the audio of a frame comes out two
+  pushes later (the frame-rate net's lookahead); ``flush`` ends an utterance; ``reset`` forgets all.
+- Concealment: push extrapolated feature frames as if received; all state carries across.
+- Speaker-group changes: ``switch(family, group)`` between frames (state carried, one crossfaded frame;
+  see ``stream.py``); ``DecoderBank("s")`` preloads every decoder of a size so a switch loads nothing.
+- Precision: int8 (default; per-row weight scales on the GRU-A-state products) or fp32 (follows the
+  onnxruntime reference loop choice for choice, see ``verify.py``).
+- Weights come from the ONNX initializers at load time (``onnx_weights.py``), files checked against
+  ``models/manifest.json`` (sha256); errors are ``DecoderNotFound`` / ``ModelFileError`` with one line.
+- Speed: ``pnsc bench decoder``.  Quality cost of int8: ``scripts/runtime_quality.py``.
 """
 from __future__ import annotations
 

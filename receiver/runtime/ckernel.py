@@ -2,9 +2,10 @@
 
 Weights are re-laid out once at load time for the kernel: row blocks of 64 outputs, each block
 column-interleaved (float32: 64 values per input column; int8: 64 rows x 4 columns per 256 bytes,
-the operand order of AVX-512 VNNI ``vpdpbusd``).  int8 applies to GRU-A's recurrent matrix (about 90 %
-of the multiply-adds) with one scale per row; its input (the GRU-A state, in (-1, 1)) is quantized to
-1/127 steps each sample, as LPCNet does.  Everything else stays float32.
+the operand order of AVX-512 VNNI ``vpdpbusd``).  int8 applies to the two matrices that take the GRU-A state
+as input (GRU-A's recurrent matrix, about 90 % of the multiply-adds, and GRU-B's input matrix), with one
+scale per row; their input (the GRU-A state, in (-1, 1)) is quantized to 1/127 steps once per sample, as
+LPCNet does.  Everything else (tables, GRU-B recurrence, dual FC, sampling) stays float32.
 """
 from __future__ import annotations
 
@@ -39,14 +40,18 @@ def cpu_kernels() -> list[str]:
 
 
 def pick_kernel(request: str | None) -> str:
-    """Kernel path name for a request (None = best); KernelUnavailable if the CPU lacks it."""
+    """Kernel path name for a request (None = best).  A path this CPU cannot run falls back to the best
+    one it can, with a warning on stderr naming both."""
     have = cpu_kernels()
     if request is None:
         return have[0]
     name = _ISA_NAMES[request]
     if name not in have:
-        raise KernelUnavailable(f"kernel {request} needs CPU instructions this machine lacks "
-                                f"(available here: {', '.join(have)})")
+        import sys
+
+        print(f"pnsc: warning: kernel {request} needs CPU instructions this machine lacks "
+              f"(available here: {', '.join(have)}); running {have[0]}", file=sys.stderr)
+        return have[0]
     return name
 
 
@@ -95,14 +100,18 @@ class CBackend:
         kw = dict(
             n_a=n, n_b=w.n_b, kernel=self.kernel, int8=precision == "int8",
             tables=np.ascontiguousarray(w.embedding_tables()),
-            ba_hh=w.ba_hh, wb_in=block_f32(w.wb_ih[:, :n]), wb_hh=block_f32(w.wb_hh), bb_hh=w.bb_hh,
+            ba_hh=w.ba_hh, wb_hh=block_f32(w.wb_hh), bb_hh=w.bb_hh,
             wd=block_f32(w.dual_w.reshape(2 * 256, w.n_b)), bd=w.dual_b.reshape(-1), fd=w.dual_f.reshape(-1))
+        none_f, none_i = np.zeros(0, np.float32), np.zeros(0, np.int32)
         if precision == "int8":
-            q, scale = quantize_rows(w.wa_hh)
-            kw.update(wa=block_q8(q), wa_scale=pad_rows(scale / 127.0),
-                      wa_rowsum=pad_rows(q.astype(np.int32).sum(axis=1)).astype(np.int32))
+            for key, mat in (("wa", w.wa_hh), ("wb_in", w.wb_ih[:, :n])):
+                q, scale = quantize_rows(mat)
+                kw[key] = block_q8(q)
+                kw[f"{key[:2]}_scale"] = pad_rows(scale / 127.0)
+                kw[f"{key[:2]}_rowsum"] = pad_rows(q.astype(np.int32).sum(axis=1)).astype(np.int32)
         else:
-            kw.update(wa=block_f32(w.wa_hh), wa_scale=np.zeros(0, np.float32), wa_rowsum=np.zeros(0, np.int32))
+            kw.update(wa=block_f32(w.wa_hh), wb_in=block_f32(w.wb_ih[:, :n]), wa_scale=none_f, wa_rowsum=none_i,
+                      wb_scale=none_f, wb_rowsum=none_i)
         kw = {k: (np.ascontiguousarray(v, np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64 else v)
               for k, v in kw.items()}
         try:

@@ -21,14 +21,31 @@ from pathlib import Path
 import numpy as np
 
 from pnsc.shared.constants import PREEMPHASIS
-from pnsc.shared.lpc import lpc_from_cepstrum
+from pnsc.shared.dsp import deemphasize
+from pnsc.shared.lpc import lpc_from_cepstrum as _lpc_numpy
 
-from .backends import SynthState, requested_kernel
+from .backends import KernelUnavailable, SynthState, requested_kernel
 from .model import CONTEXT, CORR_INDEX, FEATURE_DIM, FRAME_SIZE, LoadedModel, locate
 
 DEFAULT_PRECISION = "int8"
 FAMILIES_BY_SIZE = {"s": ("plpcnet-s", "lpcnet-bl-s"), "l": ("plpcnet-l", "lpcnet-bl-l")}
 _XFADE = ((np.arange(FRAME_SIZE, dtype=np.float32) + 0.5) / FRAME_SIZE).astype(np.float32)
+
+
+try:  # per-frame LPC and de-emphasis in C; numpy when the extension is missing (the onnx fallback)
+    from .ckernel import extension as _ext
+
+    _ext()
+    from .fastdsp import deemphasize_int16 as _deemph
+    from .fastdsp import lpc_from_cepstrum as _lpc
+except KernelUnavailable:
+    def _lpc(ceps: np.ndarray) -> np.ndarray:
+        return _lpc_numpy(ceps[None, :18])[0]
+
+    def _deemph(y: np.ndarray, mem: float) -> tuple[np.ndarray, float]:
+        y = np.nan_to_num(np.asarray(y, np.float32), nan=0.0, posinf=32767.0, neginf=-32768.0)
+        x, mem = deemphasize(y, mem)
+        return np.clip(np.round(x), -32768, 32767).astype(np.int16), mem
 
 
 def _key(family: str, group: int | None) -> tuple[str, int | None]:
@@ -96,18 +113,20 @@ class StreamingDecoder:
         self._pushed = 0  # frames pushed since the last reset / flush
         self._done = 0  # of those, frames synthesized
         self._pending_switch: LoadedModel | None = None
+        self._old_state: SynthState | None = None
 
     def switch(self, family: str, group: int | None = None) -> None:
         """Decode later frames with another decoder, without a click (see the module docstring)."""
         if _key(family, group) == _key(self.family, self.group) and self._pending_switch is None:
             return
         new = self._load(family, group)
-        old = self.model
-        self._pending_switch = old if self._pending_switch is None else self._pending_switch
+        if self._pending_switch is None:  # the outgoing decoder and its state, for the crossfade frame
+            self._pending_switch, self._old_state = self.model, self._state.copy()
         self._set_model(new)
-        if new.size != old.size:
-            self._state.ha = np.zeros(new.size[0], np.float32)
-            self._state.hb = np.zeros(new.size[1], np.float32)
+        if (self._state.ha.size, self._state.hb.size) != new.size:  # another size: its GRU states start at zero
+            same = (self._old_state.ha.size, self._old_state.hb.size) == new.size
+            self._state.ha = self._old_state.ha.copy() if same else np.zeros(new.size[0], np.float32)
+            self._state.hb = self._old_state.hb.copy() if same else np.zeros(new.size[1], np.float32)
 
     # -- streaming
     def push(self, frame: np.ndarray) -> np.ndarray:
@@ -154,7 +173,7 @@ class StreamingDecoder:
 
     def _synth(self, window: np.ndarray) -> np.ndarray:
         center = window[CONTEXT]
-        lpc = lpc_from_cepstrum(center[None, :18])[0]
+        lpc = _lpc(center)
         corr = float(center[CORR_INDEX])
         uniforms = self._rng.random(FRAME_SIZE, dtype=np.float32)
         old = self._pending_switch
@@ -162,10 +181,7 @@ class StreamingDecoder:
             return self._run(self.model, self.backend, window, lpc, corr, uniforms, self._state)
         self._pending_switch = None
         old_backend = old.backend(self.precision, self._kernel_req)
-        old_state = self._state.copy()
-        if old_state.ha.shape[0] != old.size[0]:
-            old_state.ha = np.zeros(old.size[0], np.float32)
-            old_state.hb = np.zeros(old.size[1], np.float32)
+        old_state = self._old_state
         y_old = self._run(old, old_backend, window, lpc, corr, uniforms, old_state)
         y_new = self._run(self.model, self.backend, window, lpc, corr, uniforms, self._state)
         return (1.0 - _XFADE) * y_old + _XFADE * y_new
@@ -176,14 +192,8 @@ class StreamingDecoder:
         return backend.run_frame(cond, lpc, corr, uniforms, state)
 
     def _finish(self, y: np.ndarray) -> np.ndarray:
-        y = np.nan_to_num(np.asarray(y, np.float64), nan=0.0, posinf=32767.0, neginf=-32768.0)
-        x = np.empty_like(y)
-        mem = self._deemph
-        for n in range(y.shape[0]):  # x[n] = y[n] + 0.85 x[n-1], float64 like the reference's lfilter
-            mem = y[n] + PREEMPHASIS * mem
-            x[n] = mem
-        self._deemph = mem
-        return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+        pcm, self._deemph = _deemph(y, self._deemph)
+        return pcm
 
 
 class DecoderBank:

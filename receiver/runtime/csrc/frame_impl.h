@@ -34,7 +34,13 @@ static inline int sample_cdf(const float *p, float thr) {
     return i > 255 ? 255 : i;
 }
 
-static void gru_gates(float *h, const float *gi, const float *gh, float *tmp, float *nn, int n) {
+static inline void quantize_state(uint8_t *xq, const float *h, int n) {
+    /* h in (-1, 1) -> round(127 h) + 127 in 0..254 (unsigned operand of the int8 products) */
+    for (int j = 0; j < n; j++) xq[j] = (uint8_t)(int)(h[j] * 127.0f + 127.5f);
+}
+
+static void gru_gates(float *restrict h, const float *restrict gi, const float *restrict gh, float *restrict tmp,
+                      float *restrict nn, int n) {
     /* r = s(ir + hr), z = s(iz + hz), n = tanh(in + r * hn), h' = n + z * (h - n) */
     for (int j = 0; j < 2 * n; j++) tmp[j] = gi[j] + gh[j];
     v_sigmoid(tmp, 2 * n);
@@ -61,6 +67,7 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
     memcpy(h_a, ha, sizeof(float) * N);
     memcpy(h_b, hb, sizeof(float) * NB);
     for (int j = N; j < 4 * net->cg; j++) xq[j] = 127; /* padding columns: value 0 */
+    if (net->int8) quantize_state(xq, h_a, N);
     for (int n = 0; n < FRAME; n++) {
         float u = 0.0f;
         for (int m = 0; m < ORDER; m++) u += lpc[m] * hist[m];
@@ -71,7 +78,6 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
         for (int j = 0; j < N3; j++) gi[j] = (t0[j] + t1[j] + t2[j]) + ga[j];
         /* GRU-A recurrent product */
         if (net->int8) {
-            for (int j = 0; j < N; j++) xq[j] = (uint8_t)(int)(h_a[j] * 127.0f + 127.5f);
             mv_q8(net->wq, net->ra, net->cg, xq, acc);
             for (int j = 0; j < N3; j++)
                 gh[j] = (float)(acc[j] - 127 * net->wa_rowsum[j]) * net->wa_scale[j] + net->ba_hh[j];
@@ -80,9 +86,16 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
             for (int j = 0; j < N3; j++) gh[j] += net->ba_hh[j];
         }
         gru_gates(h_a, gi, gh, tmp, nn, N);
-        /* GRU-B */
-        mv_f32(net->wb_in, net->rb, N, h_a, gib);
-        for (int j = 0; j < NB3; j++) gib[j] += gb[j];
+        /* GRU-B (int8: its input product reuses the quantized GRU-A state, also next step's input) */
+        if (net->int8) {
+            quantize_state(xq, h_a, N);
+            mv_q8(net->wbq, net->rb, net->cg, xq, acc);
+            for (int j = 0; j < NB3; j++)
+                gib[j] = (float)(acc[j] - 127 * net->wb_rowsum[j]) * net->wb_scale[j] + gb[j];
+        } else {
+            mv_f32(net->wb_in, net->rb, N, h_a, gib);
+            for (int j = 0; j < NB3; j++) gib[j] += gb[j];
+        }
         mv_f32(net->wb_hh, net->rb, NB, h_b, ghb);
         for (int j = 0; j < NB3; j++) ghb[j] += net->bb_hh[j];
         gru_gates(h_b, gib, ghb, tmp, nn, NB);

@@ -66,11 +66,17 @@ static inline __m256 exp8(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* 1/d: rcp (12 bits) refined by one Newton step (about 1 ulp), cheaper than vdivps */
+static inline __m256 recip8(__m256 d) {
+    const __m256 r = _mm256_rcp_ps(d);
+    return _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(1.0f)), r);
+}
+
 static void v_sigmoid(float *x, int n) {
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int i = 0; i < n; i += 8) {
         const __m256 v = _mm256_loadu_ps(x + i);
-        _mm256_storeu_ps(x + i, _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v)))));
+        _mm256_storeu_ps(x + i, recip8(_mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), v)))));
     }
 }
 
@@ -81,7 +87,7 @@ static void v_tanh(float *x, int n) {
         const __m256 v = _mm256_loadu_ps(x + i);
         const __m256 a = _mm256_min_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(9.0f));
         const __m256 t = exp8(_mm256_mul_ps(a, _mm256_set1_ps(-2.0f)));
-        const __m256 th = _mm256_div_ps(_mm256_sub_ps(one, t), _mm256_add_ps(one, t));
+        const __m256 th = _mm256_mul_ps(_mm256_sub_ps(one, t), recip8(_mm256_add_ps(one, t)));
         _mm256_storeu_ps(x + i, _mm256_or_ps(th, _mm256_and_ps(v, sign)));
     }
 }

@@ -28,23 +28,38 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
 }
 
 static void mv_q8(const int8_t *W, int rows, int cg, const uint8_t *x, int32_t *y) {
+    /* two independent accumulator sets (even / odd column groups) hide the vpdpbusd latency */
     for (int b = 0; b < rows / BLK; b++) {
         const int8_t *w = W + (size_t)b * cg * 4 * BLK;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (int g = 0; g < cg; g++, w += 4 * BLK) {
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0;
+        int g = 0;
+        for (; g + 1 < cg; g += 2, w += 8 * BLK) {
+            int32_t xs[2];
+            __builtin_memcpy(xs, x + 4 * g, 8);
+            const __m512i xa = _mm512_set1_epi32(xs[0]), xb = _mm512_set1_epi32(xs[1]);
+            a0 = _mm512_dpbusd_epi32(a0, xa, _mm512_load_si512((const void *)w));
+            a1 = _mm512_dpbusd_epi32(a1, xa, _mm512_load_si512((const void *)(w + 64)));
+            a2 = _mm512_dpbusd_epi32(a2, xa, _mm512_load_si512((const void *)(w + 128)));
+            a3 = _mm512_dpbusd_epi32(a3, xa, _mm512_load_si512((const void *)(w + 192)));
+            c0 = _mm512_dpbusd_epi32(c0, xb, _mm512_load_si512((const void *)(w + 256)));
+            c1 = _mm512_dpbusd_epi32(c1, xb, _mm512_load_si512((const void *)(w + 320)));
+            c2 = _mm512_dpbusd_epi32(c2, xb, _mm512_load_si512((const void *)(w + 384)));
+            c3 = _mm512_dpbusd_epi32(c3, xb, _mm512_load_si512((const void *)(w + 448)));
+        }
+        if (g < cg) {
             int32_t xs;
             __builtin_memcpy(&xs, x + 4 * g, 4);
-            const __m512i xv = _mm512_set1_epi32(xs);
-            a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_load_si512((const void *)w));
-            a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_load_si512((const void *)(w + 64)));
-            a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_load_si512((const void *)(w + 128)));
-            a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_load_si512((const void *)(w + 192)));
+            const __m512i xa = _mm512_set1_epi32(xs);
+            a0 = _mm512_dpbusd_epi32(a0, xa, _mm512_load_si512((const void *)w));
+            a1 = _mm512_dpbusd_epi32(a1, xa, _mm512_load_si512((const void *)(w + 64)));
+            a2 = _mm512_dpbusd_epi32(a2, xa, _mm512_load_si512((const void *)(w + 128)));
+            a3 = _mm512_dpbusd_epi32(a3, xa, _mm512_load_si512((const void *)(w + 192)));
         }
         int32_t *o = y + b * BLK;
-        _mm512_storeu_si512((void *)o, a0);
-        _mm512_storeu_si512((void *)(o + 16), a1);
-        _mm512_storeu_si512((void *)(o + 32), a2);
-        _mm512_storeu_si512((void *)(o + 48), a3);
+        _mm512_storeu_si512((void *)o, _mm512_add_epi32(a0, c0));
+        _mm512_storeu_si512((void *)(o + 16), _mm512_add_epi32(a1, c1));
+        _mm512_storeu_si512((void *)(o + 32), _mm512_add_epi32(a2, c2));
+        _mm512_storeu_si512((void *)(o + 48), _mm512_add_epi32(a3, c3));
     }
 }
 
@@ -65,11 +80,17 @@ static inline __m512 exp16(__m512 x) {
     return _mm512_scalef_ps(p, fx);
 }
 
+/* 1/d: rcp14 (14 bits) refined by one Newton step (about 1 ulp), cheaper than vdivps */
+static inline __m512 recip16(__m512 d) {
+    const __m512 r = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+}
+
 static void v_sigmoid(float *x, int n) {
     const __m512 one = _mm512_set1_ps(1.0f);
     for (int i = 0; i < n; i += 16) {
         const __m512 v = _mm512_loadu_ps(x + i);
-        _mm512_storeu_ps(x + i, _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v)))));
+        _mm512_storeu_ps(x + i, recip16(_mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), v)))));
     }
 }
 
@@ -80,7 +101,7 @@ static void v_tanh(float *x, int n) {
         const __m512 v = _mm512_loadu_ps(x + i);
         const __m512 a = _mm512_min_ps(_mm512_abs_ps(v), _mm512_set1_ps(9.0f));
         const __m512 t = exp16(_mm512_mul_ps(a, _mm512_set1_ps(-2.0f)));
-        const __m512 th = _mm512_div_ps(_mm512_sub_ps(one, t), _mm512_add_ps(one, t));
+        const __m512 th = _mm512_mul_ps(_mm512_sub_ps(one, t), recip16(_mm512_add_ps(one, t)));
         const __m512i s = _mm512_and_si512(_mm512_castps_si512(v), sign);
         _mm512_storeu_ps(x + i, _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(th), s)));
     }

@@ -26,7 +26,10 @@ typedef struct {
     float *wa_scale;          /* [ra] row scale / 127 */
     int32_t *wa_rowsum;       /* [ra] sum of a row's int8 weights */
     float *ba_hh;             /* [3*n_a] */
-    float *wb_in;             /* [rb/64][n_a][64] GRU-B input from GRU-A */
+    float *wb_in;             /* fp32: [rb/64][n_a][64] GRU-B input from GRU-A */
+    int8_t *wbq;              /* int8: [rb/64][cg][64][4] */
+    float *wb_scale;          /* [rb] */
+    int32_t *wb_rowsum;       /* [rb] */
     float *wb_hh;             /* [rb/64][n_b][64] */
     float *bb_hh;             /* [3*n_b] */
     float *wd;                /* [512/64][n_b][64] dual FC, row = channel*256 + level */

@@ -70,8 +70,8 @@ static void *copy_aligned(PyObject *obj, const char *name, Py_ssize_t count, Py_
 }
 
 static void net_free_weights(Net *n) {
-    void *ps[] = {n->tables, n->wa, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wb_hh, n->bb_hh,
-                  n->wd, n->bd, n->fd};
+    void *ps[] = {n->tables, n->wa, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wbq, n->wb_scale,
+                  n->wb_rowsum, n->wb_hh, n->bb_hh, n->wd, n->bd, n->fd};
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) free(ps[i]);
     memset(n, 0, sizeof(*n));
 }
@@ -83,12 +83,12 @@ static void Net_dealloc(NetObject *self) {
 
 static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"n_a", "n_b", "kernel", "int8", "tables", "wa", "wa_scale", "wa_rowsum", "ba_hh",
-                             "wb_in", "wb_hh", "bb_hh", "wd", "bd", "fd", NULL};
+                             "wb_in", "wb_scale", "wb_rowsum", "wb_hh", "bb_hh", "wd", "bd", "fd", NULL};
     int n_a, n_b, int8;
     const char *kernel;
-    PyObject *o[11];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iisp$OOOOOOOOOOO", kwlist, &n_a, &n_b, &kernel, &int8, &o[0], &o[1],
-                                     &o[2], &o[3], &o[4], &o[5], &o[6], &o[7], &o[8], &o[9], &o[10]))
+    PyObject *o[13];
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iisp$OOOOOOOOOOOOO", kwlist, &n_a, &n_b, &kernel, &int8, &o[0], &o[1],
+                                     &o[2], &o[3], &o[4], &o[5], &o[11], &o[12], &o[6], &o[7], &o[8], &o[9], &o[10]))
         return -1;
     net_free_weights(&self->net);
     if (n_a < 1 || n_a > MAX_NA || n_b < 1 || n_b > MAX_NB) {
@@ -127,7 +127,13 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
         if (!(n->wa = copy_aligned(o[1], "wa", (Py_ssize_t)n->ra * n_a, 4, 'f'))) goto fail;
     }
     if (!(n->ba_hh = copy_aligned(o[4], "ba_hh", 3 * n_a, 4, 'f'))) goto fail;
-    if (!(n->wb_in = copy_aligned(o[5], "wb_in", (Py_ssize_t)n->rb * n_a, 4, 'f'))) goto fail;
+    if (int8) {
+        if (!(n->wbq = copy_aligned(o[5], "wb_in (int8)", (Py_ssize_t)n->rb * n->cg * 4, 1, 'b'))) goto fail;
+        if (!(n->wb_scale = copy_aligned(o[11], "wb_scale", n->rb, 4, 'f'))) goto fail;
+        if (!(n->wb_rowsum = copy_aligned(o[12], "wb_rowsum", n->rb, 4, 'i'))) goto fail;
+    } else {
+        if (!(n->wb_in = copy_aligned(o[5], "wb_in", (Py_ssize_t)n->rb * n_a, 4, 'f'))) goto fail;
+    }
     if (!(n->wb_hh = copy_aligned(o[6], "wb_hh", (Py_ssize_t)n->rb * n_b, 4, 'f'))) goto fail;
     if (!(n->bb_hh = copy_aligned(o[7], "bb_hh", 3 * n_b, 4, 'f'))) goto fail;
     if (!(n->wd = copy_aligned(o[8], "wd", (Py_ssize_t)2 * LEVELS * n_b, 4, 'f'))) goto fail;
@@ -229,7 +235,104 @@ static PyTypeObject NetType = {
     .tp_new = PyType_GenericNew,
 };
 
+
+/* ---- per-frame helpers that were Python overhead ---- */
+
+/* lpc(ceps[18] f32, idct[18*18] f64 (row i: band i), m[17*18] f64 (band energies -> lag-windowed
+ * autocorrelation), c0_offset, out[16] f32): the codec's LPC from the cepstrum (shared/lpc.py), float64. */
+static PyObject *py_lpc(PyObject *self, PyObject *args) {
+    PyObject *o[4];
+    double c0_offset;
+    if (!PyArg_ParseTuple(args, "OOOdO", &o[0], &o[1], &o[2], &c0_offset, &o[3])) return NULL;
+    Py_buffer v[4];
+    int held = 0;
+    PyObject *ret = NULL;
+    const Py_ssize_t want[4] = {18 * 4, 18 * 18 * 8, 17 * 18 * 8, 16 * 4};
+    for (; held < 4; held++) {
+        if (PyObject_GetBuffer(o[held], &v[held], PyBUF_C_CONTIGUOUS | (held == 3 ? PyBUF_WRITABLE : 0)) < 0) goto done;
+        if (v[held].len != want[held]) {
+            held++;
+            PyErr_SetString(PyExc_ValueError, "lpc: wrong buffer sizes");
+            goto done;
+        }
+    }
+    {
+        const float *ceps = v[0].buf;
+        const double *idct = v[1].buf, *m = v[2].buf;
+        float *out = v[3].buf;
+        double c[18], e[18], ac[17], a[16] = {0}, prev[16];
+        for (int k = 0; k < 18; k++) c[k] = (double)ceps[k];
+        c[0] += c0_offset;
+        for (int i = 0; i < 18; i++) {
+            double lb = 0.0;
+            for (int k = 0; k < 18; k++) lb += idct[i * 18 + k] * c[k];
+            double x = pow(10.0, lb) - 1e-2;
+            e[i] = x > 0.0 ? x : 0.0;
+        }
+        for (int t = 0; t < 17; t++) {
+            double s = 0.0;
+            for (int i = 0; i < 18; i++) s += m[t * 18 + i] * e[i];
+            ac[t] = s;
+        }
+        ac[0] += 1e-3;
+        double err = ac[0];
+        for (int i = 0; i < 16; i++) {
+            double acc = ac[i + 1];
+            for (int j = 0; j < i; j++) acc -= a[j] * ac[i - j];
+            double k = acc / (err > 1e-9 ? err : 1e-9);
+            if (k > 0.9999) k = 0.9999;
+            if (k < -0.9999) k = -0.9999;
+            for (int j = 0; j < i; j++) prev[j] = a[j];
+            a[i] = k;
+            for (int j = 0; j < i; j++) a[j] = prev[j] - k * prev[i - 1 - j];
+            err *= 1.0 - k * k;
+        }
+        for (int j = 0; j < 16; j++) out[j] = (float)a[j];
+    }
+    ret = Py_None;
+    Py_INCREF(ret);
+done:
+    for (int i = 0; i < held; i++) PyBuffer_Release(&v[i]);
+    return ret;
+}
+
+/* deemphasis(y f32[n], out int16[n], mem, coef) -> mem: x = y + coef * x_prev in float64, then rounded
+ * half to even after a float32 cast (as the reference decoder) and clipped to int16 (non-finite y as numpy.nan_to_num: nan 0, +-inf to the int16 range). */
+static PyObject *py_deemphasis(PyObject *self, PyObject *args) {
+    PyObject *oy, *oo;
+    double mem, coef;
+    if (!PyArg_ParseTuple(args, "OOdd", &oy, &oo, &mem, &coef)) return NULL;
+    Py_buffer y, o;
+    if (PyObject_GetBuffer(oy, &y, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (PyObject_GetBuffer(oo, &o, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&y);
+        return NULL;
+    }
+    if (y.len / 4 != o.len / 2 || y.len % 4) {
+        PyBuffer_Release(&y);
+        PyBuffer_Release(&o);
+        PyErr_SetString(PyExc_ValueError, "deemphasis: y (float32) and out (int16) lengths differ");
+        return NULL;
+    }
+    const float *yy = y.buf;
+    int16_t *oo16 = o.buf;
+    for (Py_ssize_t i = 0; i < y.len / 4; i++) {
+        double v = yy[i];
+        if (v != v) v = 0.0;
+        else if (v > 32767.0) v = v == INFINITY ? 32767.0 : v;
+        else if (v < -32768.0) v = v == -INFINITY ? -32768.0 : v;
+        mem = v + coef * mem;
+        double r = nearbyintf((float)mem); /* the reference rounds the float32 output */
+        oo16[i] = (int16_t)(r > 32767.0 ? 32767.0 : (r < -32768.0 ? -32768.0 : r));
+    }
+    PyBuffer_Release(&y);
+    PyBuffer_Release(&o);
+    return PyFloat_FromDouble(mem);
+}
+
 static PyMethodDef module_methods[] = {
+    {"lpc", py_lpc, METH_VARARGS, "lpc(ceps, idct, m, c0_offset, out): LPC from the cepstrum (float64)"},
+    {"deemphasis", py_deemphasis, METH_VARARGS, "deemphasis(y, out_int16, mem, coef) -> mem"},
     {"available", available, METH_NOARGS, "kernel paths this CPU runs, best first"}, {NULL}};
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "_lpcnet",
