@@ -16,7 +16,8 @@ estimated. Two playout modes:
 - ``mode="realtime"``: ``pull(now)`` every 10 ms. The adaptive jitter buffer waits for the target
   delay before starting, declares a packet lost when a later one is here or when the playout has
   waited the target delay for it, stretches (conceals without advancing) when the buffer runs dry
-  early, and shrinks or grows the delay by dropping or repeating whole 10 ms frames in silence.
+  early, and shrinks or grows the delay by dropping or repeating whole 10 ms frames in silence
+  (shrinking also drops every 4th unvoiced frame when 60 ms too late, any frame when 200 ms).
 - ``mode="drain"``: no clock (tests, ``--no-pace``): ``drain()`` returns every frame that can be
   decoded now; a hole is concealed once ``reorder_window`` later packets are here, or at ``end()``.
 
@@ -32,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from pnsc.shared.constants import FRAME_SIZE, FRAMES_PER_PACKET, GROUP_UNKNOWN, NB_CEPS
+from pnsc.shared.constants import CORR_INDEX, FRAME_SIZE, FRAMES_PER_PACKET, GROUP_UNKNOWN, NB_CEPS
 from pnsc.shared.protocol import Audio, Bye, Hello, ProtocolError, parse_message
 from pnsc.shared.quantizer import PacketDecoder, load_codebooks
 
@@ -330,7 +331,9 @@ class ReceiverCore:
         excess = 0.0 if d is None else d - dm.target_ms
         quiet = self._quiet(f)
         self._since_scale += 1
-        if self._since_scale >= 2 and self._frames and ((excess > 20 and quiet) or excess > 200):
+        unvoiced = f[CORR_INDEX] < 0.3
+        if self._frames and ((self._since_scale >= 2 and ((excess > 10 and quiet) or excess > 200))
+                             or (self._since_scale >= 4 and excess > 60 and unvoiced)):
             self.stats.accelerated += 1  # drop this frame, play the next one
             self._since_scale = 0
             f, ts = self._frames.popleft()

@@ -3,7 +3,8 @@
 For every arriving packet the relative delay ``r = (arrival - seq * 40 ms) - min(...)`` is taken
 against the fastest packet of the window (so clock offsets between the two ends cancel). The
 target delay is a high percentile of ``r`` over the last ``window`` packets plus a small safety
-margin. It grows at once when the percentile rises (fast attack) and shrinks slowly
+margin; until one second of arrivals is measured, ``initial_ms`` is a floor (then the measurement
+replaces the guess). It grows at once when the percentile rises (fast attack) and shrinks slowly
 (``shrink_ms_per_s``), so a single spike does not make the buffer oscillate.
 
 ``playout_delay(now, stream_pos)`` measures how late the playout runs behind the earliest
@@ -17,6 +18,7 @@ from collections import deque
 import numpy as np
 
 PACKET_S = 0.040
+MEASURED = 25  # packets (1 s) of arrivals before the measurement replaces the initial guess
 
 
 class DelayManager:
@@ -49,9 +51,10 @@ class DelayManager:
         rel = np.array([a - s * PACKET_S - base for s, a in self._win]) * 1000.0
         self.jitter_ms = float(np.quantile(rel, self.quantile)) if len(rel) >= 4 else float(rel.max())
         want = float(np.clip(self.jitter_ms + self.margin_ms, self.min_ms, self.max_ms))
-        if len(self._win) < 4:  # too few packets to measure: keep the initial guess as a floor
+        measured = min(MEASURED, self._win.maxlen or MEASURED)
+        if len(self._win) < measured:  # too few packets to measure: the initial guess is a floor
             want = max(want, float(np.clip(self.initial_ms, self.min_ms, self.max_ms)))
-        if want >= self.target_ms:
+        if want >= self.target_ms or len(self._win) == measured:  # the first measurement replaces the guess
             self.target_ms = want
         elif self._last_update is not None:
             dt = max(0.0, arrival - self._last_update)

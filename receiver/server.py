@@ -90,7 +90,6 @@ class ReceiverServer:
         self.stats = ServerStats()
         self._server = None
         self._active = None
-        self.bye_event = asyncio.Event()
 
     @property
     def scheme(self) -> str:

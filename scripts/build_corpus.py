@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("asterisk", help="decode Debian asterisk-core-sounds-{fr,it,ru}-g722")
     a.add_argument("--workdir", type=Path, default=REPO / "data" / "debs")
     a.add_argument("--languages", default="fr,it,ru")
+    v = sub.add_parser("vcc2016", help="link the VCC 2016 studio speakers (../shared/data/vcc2016)")
+    v.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "vcc2016")
     s = sub.add_parser("synth", help="generate pseudo-speakers (piper or kokoro)")
     s.add_argument("source", choices=["piper", "kokoro"])
     s.add_argument("--budget-min", type=float, default=30.0, help="wall-clock budget in minutes")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     if args.cmd == "all":
         common = ["--corpus", str(args.corpus), "--librispeech", str(args.librispeech)]
-        for step in (["asterisk"],
+        for step in (["asterisk"], ["vcc2016"],
                      ["synth", "piper", "--budget-min", str(args.piper_budget_min), "--minutes-per-speaker", "12"],
                      ["synth", "kokoro", "--budget-min", str(args.kokoro_budget_min), "--minutes-per-speaker", "6"],
                      ["manifest"], ["shards"]):
@@ -76,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             voice_dir = asterisk.fetch_package(lang.strip(), args.workdir)
             r = asterisk.build_language(lang.strip(), voice_dir, args.corpus)
             print(f"{r.speaker}: {r.files} files, {r.seconds / 60:.1f} min")
+    elif args.cmd == "vcc2016":
+        from pnsc.training.corpus.sources.vcc2016 import link_corpus
+
+        for spk in link_corpus(args.root, args.corpus):
+            print(f"{spk.speaker} ({spk.sex}): {spk.files} files")
     elif args.cmd == "synth":
         from pnsc.training.corpus.synth import generate
 

@@ -65,6 +65,7 @@ class SenderClient:
         self._tie = itertools.count()
         self._ws = None
         self._stop: asyncio.Event | None = None
+        self._user_stop = False
         self._fatal: Exception | None = None
         self._delivered = 0
 
@@ -85,8 +86,8 @@ class SenderClient:
         return s
 
     def stop(self) -> None:
-        if self._stop is not None:
-            self._stop.set()
+        """End ``run()``: the source loop stops, ``bye`` is sent, the connection closes."""
+        self._user_stop = True
 
     # -- connection ------------------------------------------------------------------------------
     async def _connect_loop(self) -> None:
@@ -209,15 +210,15 @@ class SenderClient:
         pacer = asyncio.ensure_future(self._pacer()) if self.pace and self.netem is not None else None
         try:
             t_end = time.monotonic() + wait_connected
-            while self._ws is None and time.monotonic() < t_end and not self._stop.is_set():
+            while self._ws is None and time.monotonic() < t_end and not self._stop.is_set() and not self._user_stop:
                 await asyncio.sleep(0.01)
             async for pcm, t_cap in source:
-                if self._stop.is_set():
+                if self._stop.is_set() or self._user_stop:
                     break
                 for msg in self.core.push(pcm, t_cap):
-                    self._submit(msg, time.time() if self.pace else self._virtual_now(t_cap))
+                    self._submit(msg, time.time() if self.pace else t_cap)  # no-pace: the stream's own clock
                 if not self.pace:
-                    self._release(self._virtual_now(t_cap))
+                    self._release(t_cap)
                     await self._drain_queue()
             if not self._stop.is_set():
                 for msg in self.core.flush():
@@ -247,9 +248,6 @@ class SenderClient:
         if self._fatal is not None:
             raise self._fatal
         return self.snapshot()
-
-    def _virtual_now(self, t_cap: float) -> float:
-        return t_cap
 
     async def _drain_queue(self, timeout: float = 5.0) -> None:
         """Let the writer empty the queue (fast mode keeps memory flat and ordering exact)."""

@@ -274,3 +274,16 @@ def test_loss_propagation_stays_within_30_ms(sent, decoder):
     assert np.array_equal(got[:first_bad], clean[:first_bad].astype(np.float32))
     assert not np.allclose(got[first_bad:first_bad + 4], clean[first_bad:first_bad + 4])  # concealed
     assert np.allclose(got[first_bad + 4 + 3:], clean[first_bad + 4 + 3:], atol=1e-6)  # <= 30 ms after
+
+
+def test_time_scaling_shrinks_an_oversized_buffer(sent, decoder):
+    """Started with 200 ms of buffering on a jitter-free link, the receiver drops frames in quiet
+    moments until the playout delay approaches the (small) target."""
+    ev, _ = timed(sent)
+    core = ReceiverCore(ReceiverConfig(initial_delay_ms=200), decoder=decoder)
+    run_events(ev[:10], core=core, tail_s=0.01)
+    early = core.snapshot()
+    _, st = run_events(ev[10:], core=core, tail_s=0.0, start=ev[9][0] + 0.02)
+    assert early.playout_delay_ms > 180 and st.jb_target_ms < 20  # the measurement replaced the guess
+    assert st.accelerated >= 4 and st.playout_delay_ms <= early.playout_delay_ms - 10 * st.accelerated + 20
+    assert st.lost == 0 and st.late == 0 and st.redundancy_recovered == 0

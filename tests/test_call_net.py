@@ -414,3 +414,24 @@ def test_cli_two_way_call(clip, tmp_path):
     for i in range(2):
         y, _ = sf.read(tmp_path / f"heard{i}.wav", dtype="int16")
         assert len(y) > 16000 and np.abs(y).max() > 1000
+
+
+def test_cli_receiver_stops_cleanly_on_sigterm(tmp_path):
+    import signal
+
+    import soundfile as sf
+
+    out = tmp_path / "rt.wav"
+    rx = subprocess.Popen([sys.executable, "-m", "pnsc", "receive", "--listen", "127.0.0.1:0", "--output", str(out)],
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening on" in rx.stderr.readline()
+        rx.send_signal(signal.SIGTERM)
+        assert rx.wait(20) == 0
+        err = rx.stderr.read()
+        assert "Traceback" not in err and "0 packets received" in err
+    finally:
+        if rx.poll() is None:
+            rx.kill()
+    y, sr = sf.read(out, dtype="int16")  # a valid (silent) WAV: nobody called
+    assert sr == 16000 and not np.any(y)

@@ -80,6 +80,18 @@ def test_int8_paths_compute_the_same_integer_products(feats):
         assert abs(o["choice_match"] - outs[0]["choice_match"]) < 0.002
 
 
+@pytest.mark.parametrize("family,group", [("plpcnet-s", 1), ("lpcnet-bl-l", None)])
+def test_frame_net_in_c_matches_onnxruntime(family, group, feats):
+    dec = StreamingDecoder(family, group)
+    b, m = dec.backend, dec.model
+    assert b.c_frame_net  # the stream runs the frame-rate network in C, not onnxruntime
+    for t in range(0, feats.shape[0] - 5, 9):
+        win = np.ascontiguousarray(feats[t:t + 5])
+        b.net.cond(win, b._ga, b._gb)
+        ra, rb = m.weights.cond_terms(m.frame_net.run(win))
+        assert np.allclose(b._ga, ra, atol=2e-5, rtol=1e-5) and np.allclose(b._gb, rb, atol=2e-5, rtol=1e-5)
+
+
 def test_push_timing_flush_and_reset(feats):
     dec = StreamingDecoder("plpcnet-s", 1, seed=5)
     assert dec.lookahead_frames == 2
@@ -250,3 +262,22 @@ def test_bench_command_json(capsys):
     assert row["family"] == "plpcnet-s" and row["precision"] == "int8" and row["kernel"] == res["cpu_kernels"][0]
     assert 0 < row["rtf"] < 5 and 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
     assert main(["bench", "decoder", "--families", "nope"]) == 2
+
+
+def test_streams_sharing_a_bank_in_threads(feats):
+    """Net.frame releases the GIL; two streams on one loaded model in two threads decode as they do alone."""
+    import threading
+
+    bank = DecoderBank("s", groups=[1])
+    alone = [bank.get("plpcnet-s", 1, seed=s).decode(feats[:30]) for s in (1, 2)]
+    got: dict[int, np.ndarray] = {}
+
+    def run(s: int) -> None:
+        got[s] = bank.get("plpcnet-s", 1, seed=s).decode(feats[:30])
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert np.array_equal(got[1], alone[0]) and np.array_equal(got[2], alone[1])

@@ -71,6 +71,9 @@ def run(args) -> int:
         if args.json_stats else None
 
     async def main():
+        from .receive import _on_signals
+
+        _on_signals(client.stop)
         try:
             await server.start()
         except OSError as exc:

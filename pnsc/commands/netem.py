@@ -117,8 +117,12 @@ def run(args) -> int:
         except OSError as exc:
             raise CommandError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
         print(f"pnsc netem: ws://{host}:{proxy.port} -> {upstream} {imp.to_dict()}", file=sys.stderr, flush=True)
+        from .receive import _on_signals
+
+        stop = asyncio.Event()
+        _on_signals(stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await proxy.stop()
 

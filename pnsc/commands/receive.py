@@ -71,6 +71,7 @@ async def serve(args, core, server, sink_close, once: bool) -> None:
     from pnsc.cli import CommandError
 
     done = asyncio.Event()
+    _on_signals(done.set)
     if once:
         server.on_disconnect = lambda: done.set() if core.ended else None
     try:
@@ -84,6 +85,18 @@ async def serve(args, core, server, sink_close, once: bool) -> None:
     finally:
         await server.stop()
         sink_close()
+
+
+def _on_signals(callback) -> None:
+    """SIGINT / SIGTERM end the command cleanly (files closed, counters printed)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, callback)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+            pass
 
 
 def run(args) -> int:
@@ -105,7 +118,8 @@ def run(args) -> int:
             dev = int(args.device) if args.device is not None and str(args.device).isdigit() else args.device
             sink = DevicePlayback(core, dev).start()
         except Exception as exc:
-            raise CommandError(f"cannot open output device {args.device!r}: {exc}") from None
+            raise CommandError(f"cannot open output device {args.device if args.device is not None else '(default)'}: "
+                               f"{exc} (use --output FILE.wav without a sound card)") from None
     stats = StatsWriter(args.json_stats, lambda: {"receiver": core.snapshot().to_dict(),
                                                   "server": server.snapshot().to_dict()}).start() \
         if args.json_stats else None

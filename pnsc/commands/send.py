@@ -64,7 +64,8 @@ def make_source(args):
         dev = int(args.device) if args.device is not None and str(args.device).isdigit() else args.device
         return DeviceSource(dev)
     except Exception as exc:  # sounddevice/PortAudio errors: no device, bad index
-        raise CommandError(f"cannot open input device {args.device!r}: {exc}") from None
+        raise CommandError(f"cannot open input device {args.device if args.device is not None else '(default)'}: "
+                           f"{exc} (use --input FILE without a sound card)") from None
 
 
 def run(args) -> int:
@@ -77,13 +78,22 @@ def run(args) -> int:
     source = make_source(args)
     stats = StatsWriter(args.json_stats, lambda: {"sender": client.snapshot().to_dict()}).start() \
         if args.json_stats else None
+    async def main():
+        from .receive import _on_signals
+
+        _on_signals(client.stop)
+        return await client.run(source, wait_connected=5.0 if args.input else 0.0)
+
     try:
-        st = asyncio.run(client.run(source, wait_connected=5.0 if args.input else 0.0))
+        st = asyncio.run(main())
     except SenderError as exc:
         raise CommandError(str(exc)) from None
     finally:
         if stats is not None:
             stats.close()
+    if st.connects == 0:
+        raise CommandError(f"could not reach the receiver at {client.uri}"
+                           + (f" ({st.last_error})" if st.last_error else ""))
     print(f"pnsc send: {st.packets} packets, {st.sent} messages sent, {st.dropped_offline} dropped while "
           f"disconnected, {st.netem_dropped} dropped by --loss; reconnects {st.reconnects}", file=sys.stderr)
     return 0

@@ -6,6 +6,9 @@ the operand order of AVX-512 VNNI ``vpdpbusd``).  int8 applies to the two matric
 as input (GRU-A's recurrent matrix, about 90 % of the multiply-adds, and GRU-B's input matrix), with one
 scale per row; their input (the GRU-A state, in (-1, 1)) is quantized to 1/127 steps once per sample, as
 LPCNet does.  Everything else (tables, GRU-B recurrence, dual FC, sampling) stays float32.
+fp32 keeps float32 arithmetic throughout; GRU-A's recurrent matrix is stored as float16 when its values
+are exactly float16 (the shipped ONNX files store float16 weights), which halves its memory traffic and
+changes no result.
 """
 from __future__ import annotations
 
@@ -76,12 +79,15 @@ def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def block_q8(q: np.ndarray) -> np.ndarray:
-    """(R, C) int8 -> (ceil(R/64), ceil(C/4), 64, 4): 256-byte tiles of 64 rows x 4 columns."""
+def block_q8(q: np.ndarray, tiles: bool = True) -> np.ndarray:
+    """(R, C) int8 -> (ceil(R/64), ceil(C/4), 64, 4): 256-byte tiles of 64 rows x 4 columns (the SIMD
+    paths); ``tiles=False``: padded row-major (ceil(R/64)*64, ceil(C/4)*4) (the generic path)."""
     q = pad_rows(q)
     c4 = -q.shape[1] % 4
     if c4:
         q = np.concatenate([q, np.zeros((q.shape[0], c4), np.int8)], axis=1)
+    if not tiles:
+        return np.ascontiguousarray(q)
     rb, cg = q.shape[0] // BLOCK, q.shape[1] // 4
     return np.ascontiguousarray(q.reshape(rb, BLOCK, cg, 4).transpose(0, 2, 1, 3))
 
@@ -106,11 +112,14 @@ class CBackend:
         if precision == "int8":
             for key, mat in (("wa", w.wa_hh), ("wb_in", w.wb_ih[:, :n])):
                 q, scale = quantize_rows(mat)
-                kw[key] = block_q8(q)
+                kw[key] = block_q8(q, tiles=self.kernel != "generic")
                 kw[f"{key[:2]}_scale"] = pad_rows(scale / 127.0)
                 kw[f"{key[:2]}_rowsum"] = pad_rows(q.astype(np.int32).sum(axis=1)).astype(np.int32)
         else:
-            kw.update(wa=block_f32(w.wa_hh), wb_in=block_f32(w.wb_ih[:, :n]), wa_scale=none_f, wa_rowsum=none_i,
+            wa = block_f32(w.wa_hh)
+            if self.kernel != "generic" and np.array_equal(wa.astype(np.float16).astype(np.float32), wa):
+                wa = wa.astype(np.float16)  # the file's float16 values exactly: half the memory traffic
+            kw.update(wa=wa, wb_in=block_f32(w.wb_ih[:, :n]), wa_scale=none_f, wa_rowsum=none_i,
                       wb_scale=none_f, wb_rowsum=none_i)
         kw = {k: (np.ascontiguousarray(v, np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float64 else v)
               for k, v in kw.items()}
@@ -118,7 +127,57 @@ class CBackend:
             self.net = ext.Net(**kw)
         except ValueError as exc:
             raise ModelFileError(f"{model.files.sample}: {exc}") from None
-        self._out = np.empty(FRAME_SIZE, np.float32)
+        self.c_frame_net = self._setup_frame_net(model)
+        self._ga = np.empty(3 * w.n_a, np.float32)
+        self._gb = np.empty(3 * w.n_b, np.float32)
+
+    def _setup_frame_net(self, model) -> bool:
+        """Load the frame-rate network into the C kernel too (one window costs ~5 us there against ~20-60 us in
+        onnxruntime plus the conditioning products in numpy).  Used only if it reproduces onnxruntime on
+        probe windows; otherwise the stream keeps onnxruntime for it."""
+        from .onnx_weights import ModelFileError as ProtoError
+        from .onnx_weights import read_onnx
+
+        w = model.weights
+        try:
+            inits, _ = read_onnx(model.files.frame)
+            w1, w2 = inits["frame_net.conv1.weight"], inits["frame_net.conv2.weight"]
+            consts = sorted((k for k, v in inits.items() if not k.startswith("frame_net.") and v.shape == (20,)),
+                            key=lambda k: int(k.rsplit("_", 1)[-1]) if k.rsplit("_", 1)[-1].isdigit() else 1 << 30)
+            off, scale = (np.ascontiguousarray(inits[k], np.float32) for k in consts[:2])
+            c, p = w1.shape[0], inits["frame_net.pitch_embedding.weight"].shape[1]
+            e3 = 3 * w.embed_dim
+            self.net.set_frame_net(
+                c, p, off=off, scale=scale,
+                pemb=np.ascontiguousarray(inits["frame_net.pitch_embedding.weight"], np.float32),
+                c1=block_f32(w1.transpose(0, 2, 1).reshape(c, -1)), c1b=inits["frame_net.conv1.bias"],
+                c2=block_f32(w2.transpose(0, 2, 1).reshape(c, -1)), c2b=inits["frame_net.conv2.bias"],
+                f1=block_f32(inits["frame_net.fc1.weight"]), f1b=inits["frame_net.fc1.bias"],
+                f2=block_f32(inits["frame_net.fc2.weight"]), f2b=inits["frame_net.fc2.bias"],
+                wac=block_f32(w.wa_ih[:, e3:]), bac=w.ba_ih, wbc=block_f32(w.wb_ih[:, w.n_a:]), bbc=w.bb_ih)
+        except (KeyError, ValueError, IndexError, ProtoError):
+            return False
+        rng = np.random.default_rng(1)
+        ga, gb = np.empty(3 * w.n_a, np.float32), np.empty(3 * w.n_b, np.float32)
+        for _ in range(4):
+            win = rng.normal(0, 2, (5, 20)).astype(np.float32)
+            win[:, 18] = rng.uniform(20, 270, 5)
+            win[:, 19] = rng.uniform(0, 1, 5)
+            self.net.cond(win, ga, gb)
+            ref_a, ref_b = w.cond_terms(model.frame_net.run(win))
+            if not (np.allclose(ga, ref_a, atol=1e-4, rtol=1e-4) and np.allclose(gb, ref_b, atol=1e-4, rtol=1e-4)):
+                return False
+        return True
+
+    def run_window(self, window: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
+                   st: SynthState) -> np.ndarray:
+        """Frame-rate network on the (5, 20) window and the 160-sample loop, both in C."""
+        ga, gb = np.empty_like(self._ga), np.empty_like(self._gb)  # per call: streams may share this backend
+        self.net.cond(np.ascontiguousarray(window, np.float32), ga, gb)
+        out = np.empty(FRAME_SIZE, np.float32)
+        self.net.frame(ga, gb, lpc, float(sampling_boost(corr)), uniforms, st.ha, st.hb, st.hist,
+                       st.exc, out)
+        return out
 
     def run_frame(self, cond: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
                   st: SynthState, force: np.ndarray | None = None) -> np.ndarray:

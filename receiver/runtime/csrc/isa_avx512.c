@@ -1,4 +1,5 @@
 /* AVX-512 kernels: fp32 FMA on 16 lanes, int8 x uint8 dot products with VNNI vpdpbusd. */
+#if defined(__x86_64__) || defined(__i386__)
 #if defined(__clang__)
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,fma,avx2"))), apply_to = function)
 #elif defined(__GNUC__)
@@ -18,6 +19,25 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
             a1 = _mm512_fmadd_ps(_mm512_load_ps(w + 16), xv, a1);
             a2 = _mm512_fmadd_ps(_mm512_load_ps(w + 32), xv, a2);
             a3 = _mm512_fmadd_ps(_mm512_load_ps(w + 48), xv, a3);
+        }
+        float *o = y + b * BLK;
+        _mm512_storeu_ps(o, a0);
+        _mm512_storeu_ps(o + 16, a1);
+        _mm512_storeu_ps(o + 32, a2);
+        _mm512_storeu_ps(o + 48, a3);
+    }
+}
+
+static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
+    for (int b = 0; b < rows / BLK; b++) {
+        const uint16_t *w = W + (size_t)b * cols * BLK;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int j = 0; j < cols; j++, w += BLK) {
+            const __m512 xv = _mm512_set1_ps(x[j]);
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)w)), xv, a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 16))), xv, a1);
+            a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 32))), xv, a2);
+            a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(w + 48))), xv, a3);
         }
         float *o = y + b * BLK;
         _mm512_storeu_ps(o, a0);
@@ -135,8 +155,21 @@ static float softmax_floor(float *l, float boost) {
 }
 
 #define FRAME_FN pnsc_frame_avx512
+#define COND_FN pnsc_cond_avx512
 #include "frame_impl.h"
 
 #if defined(__clang__)
 #pragma clang attribute pop
+#endif
+
+#else /* not x86: never selected (module.c reports only the generic path) */
+#include "lpcnet.h"
+void pnsc_frame_avx512(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, const float *uniforms,
+          const float *force, float *ha, float *hb, float *hist, int32_t *exc, float *out) {
+    (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
+        (void)exc, (void)out;
+}
+void pnsc_cond_avx512(const Net *net, const float *window, float *ga, float *gb) {
+    (void)net, (void)window, (void)ga, (void)gb;
+}
 #endif

@@ -14,16 +14,38 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
-static void mv_q8(const int8_t *W, int rows, int cg, const uint8_t *x, int32_t *y) {
+static float half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ffu;
+    float v;
+    if (exp == 0) v = ldexpf((float)man, -24);                     /* zero / subnormal */
+    else if (exp == 31) v = man ? NAN : INFINITY;
+    else v = ldexpf((float)(man | 0x400u), (int)exp - 25);
+    return sign ? -v : v;
+}
+
+static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
     for (int b = 0; b < rows / BLK; b++) {
-        const int8_t *w = W + (size_t)b * cg * 4 * BLK;
-        int32_t acc[BLK] = {0};
-        for (int g = 0; g < cg; g++, w += 4 * BLK) {
-            const int32_t x0 = x[4 * g], x1 = x[4 * g + 1], x2 = x[4 * g + 2], x3 = x[4 * g + 3];
-            for (int r = 0; r < BLK; r++)
-                acc[r] += w[4 * r] * x0 + w[4 * r + 1] * x1 + w[4 * r + 2] * x2 + w[4 * r + 3] * x3;
+        const uint16_t *w = W + (size_t)b * cols * BLK;
+        float acc[BLK] = {0};
+        for (int j = 0; j < cols; j++, w += BLK) {
+            const float xv = x[j];
+            for (int r = 0; r < BLK; r++) acc[r] += half_to_float(w[r]) * xv;
         }
         for (int r = 0; r < BLK; r++) y[b * BLK + r] = acc[r];
+    }
+}
+
+static void mv_q8(const int8_t *W, int rows, int cg, const uint8_t *x, int32_t *y) {
+    /* generic int8 weights are row-major (ckernel.py passes that layout for this path): an integer dot
+     * product per row, which compilers vectorize on any SIMD set (SSE2 pmaddwd, NEON smlal) */
+    const int cols = 4 * cg;
+    int16_t xs[MAX_NA + 64];
+    for (int j = 0; j < cols; j++) xs[j] = x[j];
+    for (int r = 0; r < rows; r++) {
+        const int8_t *w = W + (size_t)r * cols;
+        int32_t acc = 0;
+        for (int j = 0; j < cols; j++) acc += (int16_t)w[j] * xs[j];
+        y[r] = acc;
     }
 }
 
@@ -55,4 +77,5 @@ static float softmax_floor(float *l, float boost) {
 }
 
 #define FRAME_FN pnsc_frame_generic
+#define COND_FN pnsc_cond_generic
 #include "frame_impl.h"

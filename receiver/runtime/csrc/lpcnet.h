@@ -22,6 +22,7 @@ typedef struct {
     int cg;                   /* ceil(n_a / 4): int8 column groups */
     float *tables;            /* [3][256][3*n_a] embedding x GRU-A input matrix */
     float *wa;                /* fp32 GRU-A recurrent, blocked [ra/64][n_a][64] */
+    uint16_t *wa16;           /* or the same as IEEE half (the ONNX files store float16: lossless, half the bytes) */
     int8_t *wq;               /* int8 GRU-A recurrent, blocked [ra/64][cg][64][4] */
     float *wa_scale;          /* [ra] row scale / 127 */
     int32_t *wa_rowsum;       /* [ra] sum of a row's int8 weights */
@@ -35,11 +36,28 @@ typedef struct {
     float *wd;                /* [512/64][n_b][64] dual FC, row = channel*256 + level */
     float *bd, *fd;           /* [512] */
     float ulaw_tab[LEVELS];   /* mu-law index -> int16-scale value */
+    /* frame-rate network (optional: has_frame_net), float32, for one 5-frame window */
+    int has_frame_net, cond, pdim, in1;   /* cond 128, pitch embedding 64, conv1 input 20 + 64 */
+    float *f_off, *f_scale;   /* [20] feature normalisation */
+    float *pemb;              /* [256][pdim] */
+    float *c1, *c1b;          /* conv1 as blocked [cond/64][3*in1][64] (column k*in1 + i), bias [cond] */
+    float *c2, *c2b;          /* conv2 blocked [cond/64][3*cond][64] */
+    float *f1, *f1b, *f2, *f2b; /* fc1, fc2 blocked [cond/64][cond][64] */
+    float *wac, *wbc;         /* conditioning -> GRU-A / GRU-B input terms, blocked [ra or rb /64][cond][64] */
+    float *bac, *bbc;         /* GRU-A / GRU-B input biases [3*n_a], [3*n_b] */
 } Net;
+
+#define MAX_COND 256
+#define MAX_IN1 (20 + 256)
 
 typedef void (*frame_fn)(const Net *net, const float *ga, const float *gb, const float *lpc, float boost,
                          const float *uniforms, const float *force, float *ha, float *hb, float *hist,
                          int32_t *exc, float *out);
+
+typedef void (*cond_fn)(const Net *net, const float *window, float *ga, float *gb);
+void pnsc_cond_generic(const Net *, const float *, float *, float *);
+void pnsc_cond_avx2(const Net *, const float *, float *, float *);
+void pnsc_cond_avx512(const Net *, const float *, float *, float *);
 
 void pnsc_frame_generic(const Net *, const float *, const float *, const float *, float, const float *,
                         const float *, float *, float *, float *, int32_t *, float *);

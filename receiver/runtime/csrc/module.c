@@ -11,6 +11,7 @@ typedef struct {
     PyObject_HEAD
     Net net;
     frame_fn fn;
+    cond_fn cfn;
     const char *kernel;
 } NetObject;
 
@@ -28,7 +29,7 @@ static int cpu_has_avx512(void) {
 static int cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 #else
     return 0;
 #endif
@@ -49,7 +50,8 @@ static void *copy_aligned(PyObject *obj, const char *name, Py_ssize_t count, Py_
     if (PyObject_GetBuffer(obj, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return NULL;
     const char *f = v.format ? v.format : "B";
     if (*f == '<' || *f == '=' || *f == '@') f++;
-    int ok = v.itemsize == itemsize && (kind == 'f' ? *f == 'f' : kind == 'i' ? (*f == 'i' || *f == 'l') : (*f == 'b'));
+    int ok = v.itemsize == itemsize && (kind == 'f' ? *f == 'f' : kind == 'i' ? (*f == 'i' || *f == 'l') :
+                                        kind == 'e' ? *f == 'e' : (*f == 'b'));
     if (!ok || v.len != count * itemsize) {
         PyErr_Format(PyExc_ValueError, "weight %s: expected %zd items of kind %c, got %zd bytes (format %s)",
                      name, count, kind, v.len, v.format ? v.format : "?");
@@ -70,8 +72,9 @@ static void *copy_aligned(PyObject *obj, const char *name, Py_ssize_t count, Py_
 }
 
 static void net_free_weights(Net *n) {
-    void *ps[] = {n->tables, n->wa, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wbq, n->wb_scale,
-                  n->wb_rowsum, n->wb_hh, n->bb_hh, n->wd, n->bd, n->fd};
+    void *ps[] = {n->tables, n->wa, n->wa16, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wbq, n->wb_scale,
+                  n->wb_rowsum, n->wb_hh, n->bb_hh, n->wd, n->bd, n->fd, n->f_off, n->f_scale, n->pemb, n->c1,
+                  n->c1b, n->c2, n->c2b, n->f1, n->f1b, n->f2, n->f2b, n->wac, n->wbc, n->bac, n->bbc};
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) free(ps[i]);
     memset(n, 0, sizeof(*n));
 }
@@ -99,13 +102,16 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
     if (strcmp(kernel, "avx512-vnni") == 0) {
         if (!cpu_has_avx512()) goto nocpu;
         self->fn = pnsc_frame_avx512;
+        self->cfn = pnsc_cond_avx512;
         self->kernel = "avx512-vnni";
     } else if (strcmp(kernel, "avx2") == 0) {
         if (!cpu_has_avx2()) goto nocpu;
         self->fn = pnsc_frame_avx2;
+        self->cfn = pnsc_cond_avx2;
         self->kernel = "avx2";
     } else if (strcmp(kernel, "generic") == 0) {
         self->fn = pnsc_frame_generic;
+        self->cfn = pnsc_cond_generic;
         self->kernel = "generic";
     } else {
         PyErr_Format(PyExc_ValueError, "unknown kernel %s", kernel);
@@ -124,7 +130,13 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
         if (!(n->wa_scale = copy_aligned(o[2], "wa_scale", n->ra, 4, 'f'))) goto fail;
         if (!(n->wa_rowsum = copy_aligned(o[3], "wa_rowsum", n->ra, 4, 'i'))) goto fail;
     } else {
-        if (!(n->wa = copy_aligned(o[1], "wa", (Py_ssize_t)n->ra * n_a, 4, 'f'))) goto fail;
+        Py_buffer probe;
+        if (PyObject_GetBuffer(o[1], &probe, PyBUF_C_CONTIGUOUS) < 0) goto fail;
+        const int half = probe.itemsize == 2;
+        PyBuffer_Release(&probe);
+        if (half) {
+            if (!(n->wa16 = copy_aligned(o[1], "wa (float16)", (Py_ssize_t)n->ra * n_a, 2, 'e'))) goto fail;
+        } else if (!(n->wa = copy_aligned(o[1], "wa", (Py_ssize_t)n->ra * n_a, 4, 'f'))) goto fail;
     }
     if (!(n->ba_hh = copy_aligned(o[4], "ba_hh", 3 * n_a, 4, 'f'))) goto fail;
     if (int8) {
@@ -213,12 +225,78 @@ done:
     return ret;
 }
 
+
+static PyObject *Net_set_frame_net(NetObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"cond", "pdim", "off", "scale", "pemb", "c1", "c1b", "c2", "c2b", "f1", "f1b", "f2", "f2b",
+                             "wac", "bac", "wbc", "bbc", NULL};
+    int C, P;
+    PyObject *o[15];
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ii$OOOOOOOOOOOOOOO", kwlist, &C, &P, &o[0], &o[1], &o[2], &o[3], &o[4],
+                                     &o[5], &o[6], &o[7], &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14]))
+        return NULL;
+    Net *n = &self->net;
+    if (!self->fn || n->has_frame_net) {
+        PyErr_SetString(PyExc_RuntimeError, "set_frame_net: Net not initialised or frame net already set");
+        return NULL;
+    }
+    if (C < BLK || C > MAX_COND || C % BLK || P < 1 || 20 + P > MAX_IN1) {
+        PyErr_Format(PyExc_ValueError, "unsupported frame-rate network shape: conditioning %d, pitch embedding %d", C, P);
+        return NULL;
+    }
+    const int I = 20 + P;
+    n->cond = C;
+    n->pdim = P;
+    n->in1 = I;
+    if (!(n->f_off = copy_aligned(o[0], "off", 20, 4, 'f')) || !(n->f_scale = copy_aligned(o[1], "scale", 20, 4, 'f')) ||
+        !(n->pemb = copy_aligned(o[2], "pemb", (Py_ssize_t)256 * P, 4, 'f')) ||
+        !(n->c1 = copy_aligned(o[3], "c1", (Py_ssize_t)C * 3 * I, 4, 'f')) ||
+        !(n->c1b = copy_aligned(o[4], "c1b", C, 4, 'f')) ||
+        !(n->c2 = copy_aligned(o[5], "c2", (Py_ssize_t)C * 3 * C, 4, 'f')) ||
+        !(n->c2b = copy_aligned(o[6], "c2b", C, 4, 'f')) || !(n->f1 = copy_aligned(o[7], "f1", (Py_ssize_t)C * C, 4, 'f')) ||
+        !(n->f1b = copy_aligned(o[8], "f1b", C, 4, 'f')) || !(n->f2 = copy_aligned(o[9], "f2", (Py_ssize_t)C * C, 4, 'f')) ||
+        !(n->f2b = copy_aligned(o[10], "f2b", C, 4, 'f')) ||
+        !(n->wac = copy_aligned(o[11], "wac", (Py_ssize_t)n->ra * C, 4, 'f')) ||
+        !(n->bac = copy_aligned(o[12], "bac", 3 * n->n_a, 4, 'f')) ||
+        !(n->wbc = copy_aligned(o[13], "wbc", (Py_ssize_t)n->rb * C, 4, 'f')) ||
+        !(n->bbc = copy_aligned(o[14], "bbc", 3 * n->n_b, 4, 'f')))
+        return NULL; /* partial copies are freed with the Net */
+    n->has_frame_net = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *Net_cond(NetObject *self, PyObject *args) {
+    PyObject *o[3];
+    if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2])) return NULL;
+    const Net *n = &self->net;
+    if (!n->has_frame_net) {
+        PyErr_SetString(PyExc_RuntimeError, "Net has no frame-rate network");
+        return NULL;
+    }
+    Buf b[3];
+    memset(b, 0, sizeof(b));
+    PyObject *ret = NULL;
+    if (get_buf(o[0], &b[0], 5 * 20, 0, 'f', "window") || get_buf(o[1], &b[1], 3 * n->n_a, 1, 'f', "ga") ||
+        get_buf(o[2], &b[2], 3 * n->n_b, 1, 'f', "gb"))
+        goto done;
+    self->cfn(n, b[0].v.buf, b[1].v.buf, b[2].v.buf);
+    ret = Py_None;
+    Py_INCREF(ret);
+done:
+    for (int i = 0; i < 3; i++)
+        if (b[i].held) PyBuffer_Release(&b[i].v);
+    return ret;
+}
+
 static PyObject *Net_get_kernel(NetObject *self, void *c) { return PyUnicode_FromString(self->kernel ? self->kernel : ""); }
 
 static PyMethodDef Net_methods[] = {
     {"frame", (PyCFunction)(void (*)(void))Net_frame, METH_VARARGS | METH_KEYWORDS,
      "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None): 160 samples into out; "
      "ha/hb/hist/exc updated in place. With force (160 samples) the samples are given (teacher forcing)."},
+    {"set_frame_net", (PyCFunction)(void (*)(void))Net_set_frame_net, METH_VARARGS | METH_KEYWORDS,
+     "set_frame_net(cond, pdim, *, off, scale, pemb, c1, c1b, c2, c2b, f1, f1b, f2, f2b, wac, bac, wbc, bbc)"},
+    {"cond", (PyCFunction)Net_cond, METH_VARARGS,
+     "cond(window (5, 20), ga out (3*n_a), gb out (3*n_b)): frame-rate network + conditioning input terms"},
     {NULL}};
 
 static PyGetSetDef Net_getset[] = {{"kernel", (getter)Net_get_kernel, NULL, "kernel path", NULL}, {NULL}};

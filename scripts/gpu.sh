@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The one entry point for GPU work (training rounds on a lent machine). Subcommands:
+#
+#  Here (the development machine), before and after device calls:
+#   bash scripts/gpu.sh lean on|off         sparse checkout without models/decoders/, docs/report/audio/ and
+#                                           training/state/ (files training never reads), so they do not travel;
+#                                           'off' brings them back (before exporting or testing).
+#   bash scripts/gpu.sh carry NAME SHARD... put audio shards (from data/audio_shards) into .carry/NAME, plus
+#                                           .carry/val (LibriSpeech validation speakers) when missing
+#   bash scripts/gpu.sh state               copy the committed training state (training/state/) to .carry/state
+#                                           for a call on a fresh machine
+#   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
+#
+#  There (the device machine; the command of a device call):
+#   bash scripts/gpu.sh train               build examples for every carried .carry/t* shard not built yet
+#                                           (kept on a warm machine), resume runs from runs/gpu (warm) or
+#                                           .carry/state (fresh), train $MODELS for the rest of the call, pack
+#                                           the runs (weights + Adam moments) into $OUT.
+#     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
+#          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options).
+set -uo pipefail
+T0=$(date +%s)
+cd "$(dirname "$0")/.."
+PY=${PY:-python3}
+cmd=${1:-}; shift || true
+elapsed() { echo $(( $(date +%s) - T0 )); }
+
+case "$cmd" in
+lean)
+  if [ "${1:-on}" = on ]; then
+    git sparse-checkout set --no-cone '/*' '!/models/decoders/' '!/docs/report/audio/' '!/training/state/'
+  else
+    git sparse-checkout disable
+  fi
+  git ls-files -t | grep -c '^S' | sed 's/^/files left out of the working tree: /'
+  ;;
+carry)
+  name=$1; shift
+  [ -d .carry/val ] || $PY scripts/select_audio_shards.py --audio data/audio_shards --out .carry/val \
+    --files audio-validation-00000.tar --only-source librispeech
+  rm -rf ".carry/$name"
+  $PY scripts/select_audio_shards.py --audio data/audio_shards --out ".carry/$name" --files "$@"
+  du -sh .carry/* | sed 's/^/carry: /'
+  ;;
+state)  # [RUNS_DIR]: the runs to carry (weights and schedule state, no Adam moments), default: the committed state
+  rm -rf .carry/state && mkdir -p .carry/state
+  if [ -n "${1:-}" ]; then
+    $PY -m pnsc.training.lpcnet.pack "$1" .carry/state --max-mib 60 --max-files 1 && mv .carry/state/runs-0.tar .carry/state/runs-state.tar
+  else
+    git show HEAD:training/state/runs-state.tar > .carry/state/runs-state.tar
+  fi
+  ls -la .carry/state
+  ;;
+unpack)
+  $PY -m pnsc.training.lpcnet.pack --unpack "$1"/runs-*.tar runs/gpu
+  ;;
+train)
+  CALL_MIN=${CALL_MIN:-9.3}; MODELS=${MODELS:-baselines}; BATCH=${BATCH:-1024}
+  RUNS=runs/gpu; OUT=${OUT:-/tmp/pnsc_out}
+  export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 NCCL_NVLS_ENABLE=0 \
+    TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+  mkdir -p "$OUT" "$RUNS" data/ex
+  if ls .whl/*.whl >/dev/null 2>&1; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  fi
+  export PYTHONPATH=/tmp/site:$PWD
+  nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+  # The call's shell may be pinned to one CPU (nproc said 1 on a 16-core machine, which made example
+  # building 15x slower): widen the affinity to every online CPU and use them all.
+  NCPU=$(getconf _NPROCESSORS_ONLN); taskset -acp "0-$((NCPU - 1))" $$ >/dev/null 2>&1 || true
+  echo "cpus: online $NCPU, usable $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  build() {  # build <audio dir> <split> <copies> <out>
+    [ -f "$4/index.json" ] && grep -q '"complete": true' "$4/index.json" && return 0
+    local t=$(date +%s)
+    $PY scripts/build_examples.py --audio "$1" --out "$4" --split "$2" --copies "$3" --workers "$NCPU" \
+      --target-mib "${EX_MIB:-12}" 2>&1 | tr "\r" "\n" | grep -v "^$" | tail -1
+    echo "examples $4: $(( $(date +%s) - t )) s"
+  }
+  build .carry/val validation 1 data/ex/val || exit 1
+  for d in .carry/t*/; do [ -d "$d" ] && { build "${d%/}" train "${COPIES:-3}" "data/ex/$(basename "$d")" || exit 1; }; done
+  if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
+    $PY -m pnsc.training.lpcnet.pack --unpack .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
+  fi
+  if [ -n "${REQUIRE_RUNS:-}" ] && [ ! -f "$RUNS/$REQUIRE_RUNS/last.pt" ]; then
+    echo "no $RUNS/$REQUIRE_RUNS/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3
+  fi
+  DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
+  echo "examples ready after $(elapsed) s: ${DATA[*]}"
+  BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - 0.5), 2))")
+  echo "training $MODELS for $BUDGET min, batch $BATCH"
+  $PY -m pnsc.training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
+    --batch "$BATCH" -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
+    --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
+  RC=$?
+  $PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" --optim
+  for r in "$RUNS"/*/; do
+    n=$(basename "$r"); tail -n 1 "$r/stdout.log" 2>/dev/null | cut -c1-200 | sed "s/^/$n: /"
+  done
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader
+  echo "call used $(elapsed) s; multi rc=$RC"
+  exit $RC
+  ;;
+*)
+  sed -n '2,24p' "$0"; exit 2
+  ;;
+esac
