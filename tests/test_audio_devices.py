@@ -49,6 +49,22 @@ def best_correlation(capture: np.ndarray, played: np.ndarray, max_lag: int) -> t
     return float(score[lag]), lag
 
 
+def window_scores(haystack: np.ndarray, signal: np.ndarray, start_s: float, end_s: float,
+                  win_s: float = 0.5) -> tuple[list[float], list[float]]:
+    """Each ``win_s`` window of ``signal`` between ``start_s`` and ``end_s`` (pauses skipped) found in
+    ``haystack``: (best correlations, delays in s). Windows are matched one by one because a device
+    underrun or an input overflow on a busy machine shifts everything after it."""
+    scores, delays = [], []
+    for start in np.arange(start_s, end_s - win_s + 1e-9, win_s):
+        win = signal[int(start * SR): int((start + win_s) * SR)]
+        if len(win) < win_s * SR or np.sqrt(np.mean(win ** 2)) < 1e-3:
+            continue
+        sc, lg = best_correlation(haystack, win, max_lag=len(haystack) - len(win))
+        scores.append(sc)
+        delays.append(lg / SR - start)
+    return scores, delays
+
+
 PLAY_AND_RECORD = r"""
 import sys, time, numpy as np, soundfile as sf, sounddevice as sd
 played, _ = sf.read(sys.argv[1], dtype="float32")
@@ -92,15 +108,16 @@ def test_decoded_speech_through_a_real_sound_server(pulse, tmp_path):
     assert "output device:" in proc.stdout
     capture = np.load(cap)
     assert len(capture) > len(decoded), (len(capture), len(decoded))
-    score, lag = best_correlation(capture, decoded, max_lag=len(capture) - len(decoded))
-    assert score > 0.9, (score, lag)
-    assert 0 <= lag < SR  # the capture starts before the playback; under 1 s of latency
+    scores, delays = window_scores(capture, decoded, 0.0, 2.0)
+    assert len(scores) >= 3
+    assert np.median(scores) > 0.9, (scores, delays)
+    assert 0 <= float(np.median(delays)) < 1.0  # the capture starts before the playback; under 1 s of latency
     # the same capture does not match other speech (the check can fail)
     other = offline_decode(REPO / "samples" / "2033-164914-0000.flac", 2.0)
-    other_score, _ = best_correlation(capture, other, max_lag=len(capture) - len(other))
-    print(f"capture vs decode: correlation {score:.3f} at lag {lag} samples; vs other speech {other_score:.3f}")
-    assert other_score < 0.5, other_score
-
+    other_scores, _ = window_scores(capture, other, 0.0, 2.0)
+    print(f"capture vs decode: window correlations {np.round(scores, 3).tolist()} at "
+          f"{np.round(delays, 3).tolist()} s; vs other speech {np.round(other_scores, 3).tolist()}")
+    assert np.median(other_scores) < 0.6, other_scores
 
 RECORD_UNTIL_STDIN = r"""
 import sys, numpy as np, sounddevice as sd
@@ -136,16 +153,7 @@ def test_demo_plays_the_call_through_the_sound_server(pulse, tmp_path):
     capture = np.load(cap)
     received, sr = sf.read(out / "received.wav", dtype="float32")
     assert sr == SR and len(received) == 4 * SR
-    # 0.5 s windows from the middle of the call, each found in the capture (a device underrun on a
-    # busy machine shifts what follows it, so windows are matched one by one)
-    scores, lags = [], []
-    for start in np.arange(0.5, 3.5, 0.5):
-        win = received[int(start * SR): int((start + 0.5) * SR)]
-        if np.sqrt(np.mean(win ** 2)) < 1e-3:  # a pause: nothing to match
-            continue
-        sc, lg = best_correlation(capture, win, max_lag=len(capture) - len(win))
-        scores.append(sc)
-        lags.append(lg / SR - start)
+    scores, lags = window_scores(capture, received, 0.5, 3.5)
     fig = json.loads((out / "summary.json").read_text())
     print(f"demo through the sound server: window correlations {np.round(scores, 3).tolist()}, "
           f"delays {np.round(lags, 3).tolist()} s, underruns {fig['underruns']}")
@@ -182,6 +190,8 @@ def test_demo_mic_captures_live_speech(pulse, tmp_path):
     sent, sr = sf.read(out / "reference.wav", dtype="float32")
     assert sr == SR and 3.5 * SR <= len(sent) <= 4 * SR
     speech, _ = sf.read(clip, dtype="float32")
-    score, lag = best_correlation(speech, sent[SR // 2:], max_lag=len(speech) - len(sent) + SR // 2)
-    print(f"demo --mic: captured speech vs the clip played into the sink: correlation {score:.3f}")
-    assert score > 0.9, (score, lag)
+    scores, delays = window_scores(speech, sent, 0.5, len(sent) / SR)
+    print(f"demo --mic: captured speech windows vs the clip played into the sink: correlations "
+          f"{np.round(scores, 3).tolist()}")
+    assert len(scores) >= 3
+    assert np.median(scores) > 0.9, (scores, delays)
