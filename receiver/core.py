@@ -118,6 +118,10 @@ class ReceiverCore:
         self.jb = JitterBuffer()
         self.dm = DelayManager(initial_ms=c.initial_delay_ms, min_ms=c.min_delay_ms, max_ms=c.max_delay_ms)
         self._sid: int | None = None
+        # Packet events for viewers (the demo's figure): on_packet(seq, kind) under the core's lock,
+        # kind "ok" / "recovered" (played from a redundant copy) / "concealed" (missing at playout),
+        # and "late" when a packet arrives after its playout time. Must be quick and not raise.
+        self.on_packet = None
         self.trace: list | None = [] if c.trace else None
         self._trace_open: dict = {}
         self._reset_stream()
@@ -215,6 +219,8 @@ class ReceiverCore:
             self.stats.duplicates += 1
         elif res == "late":
             self.stats.late += 1
+            if self.on_packet is not None:
+                self.on_packet(msg.seq, "late")
             if msg.seq in self._lost_seqs:  # it was counted lost at playout time: it was late
                 self._lost_seqs.remove(msg.seq)
                 self.stats.lost -= 1
@@ -235,6 +241,8 @@ class ReceiverCore:
     def _load_packet(self, seq: int, now: float = 0.0) -> None:
         """Take packet ``seq`` (or conceal it) into the frame queue."""
         e = self.jb.take(seq)
+        if self.on_packet is not None:
+            self.on_packet(seq, "concealed" if e is None else "recovered" if e.redundant else "ok")
         self._loss_ema = 0.98 * self._loss_ema + 0.02 * (e is None or e.redundant)
         # With redundancy in the stream and losses happening, wait one packet longer so the next
         # message's copy can fill a hole (the price of redundancy, as Opus LBRR's extra frame).

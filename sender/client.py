@@ -172,6 +172,7 @@ class SenderClient:
             try:
                 await ws.send(msg)
                 self.core.stats.sent += 1
+                self.core.stats.bytes_sent += len(msg)
             except Exception:
                 self.core.stats.dropped_offline += 1
 

@@ -55,6 +55,7 @@ class SenderConfig:
 class SenderStats:
     packets: int = 0  # packets made by the encoder
     sent: int = 0  # messages handed to the network (set by the client)
+    bytes_sent: int = 0  # websocket payload bytes of those messages (set by the client)
     dropped_offline: int = 0  # made while disconnected (set by the client)
     netem_dropped: int = 0  # dropped by the injected impairments (set by the client)
     connected: bool = False
