@@ -88,8 +88,9 @@ def main(argv=None) -> int:
     # Which grouping the personalized decoders follow: the shipped classifier's (speaker_groups.json),
     # extended to the non-LibriSpeech training speakers in training_groups.json. Loading refuses a
     # personalized decoder whose recorded classifier grouping differs from the shipped one.
-    grouping = {"classifier_groups_sha256": sha256_file(models / "speaker_groups.json"),
-                "training_groups_sha256": sha256_file(models / "training_groups.json")}
+    grouping = {key: sha256_file(models / f) for key, f in (("classifier_groups_sha256", "speaker_groups.json"),
+                                                            ("training_groups_sha256", "training_groups.json"))
+                if (models / f).is_file()}
     audio_hours = json.loads(Path(a.audio_hours).read_text()) if a.audio_hours else {}
     for name, info in sorted(chosen.items()):
         model, ck = load_checkpoint(info["ckpt"])

@@ -181,7 +181,13 @@ def _broken_models(tmp, family: str = "lpcnet-bl-s"):
 def test_a_model_that_produces_nan_fails_loudly(files, capsys):
     models = _broken_models(files["tmp"])
     out = files["tmp"] / "nan.wav"
+    # the C runtime refuses the weights at load; the reference decoder notices NaN while decoding
     assert main(["decode", str(files["good"]), str(out), "--decoder", "lpcnet-bl-s", "--models-dir", str(models)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("pnsc: error: ") and "lpcnet-bl-s.onnx: corrupt weights" in err and "non-finite" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+    assert main(["decode", str(files["good"]), str(out), "--decoder", "lpcnet-bl-s", "--models-dir", str(models),
+                 "--reference"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "pnsc: error: decoder lpcnet-bl-s is broken: NaN/inf in its samples or GRU state at frame 0 of 52"
     assert not out.exists()

@@ -131,7 +131,7 @@ def test_decode_command_runtime_agrees_with_reference(tmp_path, capsys):
     assert "fp32" in err and "kernel" in err
     assert main(["decode", str(src), str(b), "--reference"]) == 0
     x, y = sf.read(a, dtype="int16")[0].astype(int), sf.read(b, dtype="int16")[0].astype(int)
-    assert x.shape == y.shape and x.size == 8 * 640
+    assert x.shape == y.shape and x.size == 4800  # trimmed to the input length (8 packets hold 5120)
     assert np.mean(np.abs(x - y) <= 1) >= 0.95  # same sampling choices; rare late near-ties may diverge
     assert main(["decode", str(src), str(a)]) == 0  # default: int8 runtime
     assert "int8" in capsys.readouterr().err

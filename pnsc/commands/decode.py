@@ -70,7 +70,7 @@ def run(args) -> int:
 
     from pnsc.checks import AUDIO_OUTPUT_SUFFIXES, check_output_path
     from pnsc.cli import CommandError
-    from pnsc.receiver.reference_decoder import ReferenceDecoder
+    from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder
     from pnsc.shared.constants import FEATURE_DIM, SAMPLE_RATE
     from pnsc.shared.pnscfile import read_pnsc
     from pnsc.shared.quantizer import PacketDecoder, load_codebooks
@@ -88,13 +88,13 @@ def run(args) -> int:
     try:
         if args.reference:
             dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed)
-            name = f"{dec.entry.name}, reference decoder"
+            name, how = dec.entry.name, "reference decoder"
         else:
             from pnsc.receiver.runtime import DEFAULT_PRECISION, StreamingDecoder
 
             dec = StreamingDecoder(family, group, seed=args.seed, models_dir=args.models_dir,
                                    precision=args.precision or DEFAULT_PRECISION)
-            name = f"{dec.name}, {dec.precision} {dec.kernel} kernel"
+            name, how = dec.name, f"{dec.precision}, {dec.kernel} kernel"
     except (DecoderNotFound, KernelUnavailable, ValueError) as exc:
         raise CommandError(str(exc)) from None
     packets = np.asarray(packets, np.uint8)
@@ -108,5 +108,5 @@ def run(args) -> int:
     sf.write(str(args.output), pcm, SAMPLE_RATE, subtype="PCM_16")
     group_text = "" if group is None else f" (speaker group {group})"
     print(f"pnsc decode: {len(packets)} packets -> {len(pcm)} samples ({len(pcm) / SAMPLE_RATE:.2f} s) "
-          f"with {name}{group_text} -> {args.output}", file=sys.stderr)
+          f"with {name}{group_text}, {how} -> {args.output}", file=sys.stderr)
     return 0

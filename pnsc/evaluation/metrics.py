@@ -19,7 +19,7 @@ import numpy as np
 from .align import align
 from .errors import EvalError, require_module
 
-SAMPLE_RATE = 16000
+from pnsc.shared.constants import SAMPLE_RATE  # noqa: E402
 MIN_SECONDS = 1.0  # shorter signals are refused (PESQ and STOI need several seconds to be meaningful)
 SILENCE_DBFS = -60.0  # a signal whose peak is below this is silent
 

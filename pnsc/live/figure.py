@@ -14,7 +14,7 @@ import numpy as np
 
 from .png import Canvas, colormap
 
-SAMPLE_RATE = 16000
+from pnsc.shared.constants import SAMPLE_RATE  # noqa: E402
 PACKET_SECONDS = 0.04
 EVENT_COLORS = {"ok": (120, 190, 120), "lost": (220, 40, 40), "late": (245, 150, 30), "recovered": (60, 150, 230)}
 KIND_NAMES = ("ok", "lost", "late", "recovered")

@@ -16,7 +16,7 @@ import numpy as np
 from .model import FRAME_SIZE
 from .stream import StreamingDecoder
 
-SAMPLE_RATE = 16000
+from pnsc.shared.constants import SAMPLE_RATE  # noqa: E402
 FAMILIES = ("plpcnet-s", "lpcnet-bl-s", "plpcnet-l", "lpcnet-bl-l")
 
 

@@ -17,10 +17,7 @@ from pnsc.shared.checksum import sha256_file
 from .onnx_weights import ModelFileError as _ProtoError
 from .onnx_weights import read_onnx
 
-FRAME_SIZE = 160
-LPC_ORDER = 16
-FEATURE_DIM = 20
-CORR_INDEX = 19
+from pnsc.shared.constants import CORR_INDEX, FEATURE_DIM, FRAME_SIZE, LPC_ORDER  # noqa: E402
 MU_LEVELS = 256
 CONTEXT = 2  # frames of conv context each side of the frame-rate network
 MAX_GRU_A = 1024
