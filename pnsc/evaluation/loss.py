@@ -99,9 +99,6 @@ def pnsc_curves(utts, groups: dict, rates, bursts, redundancies, scorer, progres
     from pnsc.receiver.core import ReceiverConfig, ReceiverCore
     from pnsc.receiver.decoders import open_decoder
 
-    from .errors import EvalError
-    from .stats import mean_ci
-
     decoder = open_decoder(size, seed=seed, models_dir=models_dir, precision=precision)
     msgs = {(u.id, k): sender_messages(u.audio, groups.get(u.id), k) for u in utts for k in redundancies}
     curves = {}
@@ -109,22 +106,15 @@ def pnsc_curves(utts, groups: dict, rates, bursts, redundancies, scorer, progres
         for burst in bursts:
             label = (f"PLPCNet-{size.upper()} receiver, {'redundancy %d' % k if k else 'no redundancy'}, "
                      f"{'bursty (mean burst %g)' % burst if burst > 1 else 'random'}")
-            stats = []
-            for rate in progress(rates, label):
-                vals: dict[str, list[float]] = {m: [] for m in scorer.metrics}
-                for i, u in enumerate(utts):
-                    m_ = msgs[(u.id, k)]
-                    mask = loss_mask(len(m_) - 1, LossCondition(rate, burst, seed + i))
-                    core = ReceiverCore(ReceiverConfig(size=size, seed=seed, models_dir=models_dir,
-                                                       precision=precision, time_scaling=False), decoder=decoder)
-                    y = receive(m_, mask, core)
-                    try:
-                        sc = scorer.score(u.audio, y)
-                    except EvalError:
-                        continue
-                    for m in scorer.metrics:
-                        vals[m].append(sc.get(m, np.nan))
-                stats.append({m: mean_ci(v) for m, v in vals.items()})
+
+            def through_receiver(u, i, rate, k=k, burst=burst):
+                m_ = msgs[(u.id, k)]
+                mask = loss_mask(len(m_) - 1, LossCondition(rate, burst, seed + i))
+                core = ReceiverCore(ReceiverConfig(size=size, seed=seed, models_dir=models_dir,
+                                                   precision=precision, time_scaling=False), decoder=decoder)
+                return receive(m_, mask, core)
+
+            stats = _curve(rates, utts, scorer, progress, label, through_receiver)
             curves[label] = {"rates": list(rates), "stats": stats}
     return curves
 
@@ -132,10 +122,28 @@ def pnsc_curves(utts, groups: dict, rates, bursts, redundancies, scorer, progres
 LOSS_METRICS = ("pesq_wb", "estoi")
 
 
-def opus_curves(utts, peers, rates, bursts, scorer, progress, seed: int = 0) -> dict:
-    """Opus with libopus concealment: {label: {'rates', 'stats'}} for every Opus peer and loss kind."""
+def _curve(rates, utts, scorer, progress, label: str, decode_one) -> list[dict]:
+    """Scores at each loss rate: ``decode_one(utterance, index, rate)`` gives the received audio; an
+    utterance the scorer rejects (too short, silent) is left out of that rate's mean."""
     from .errors import EvalError
     from .stats import mean_ci
+
+    stats = []
+    for rate in progress(rates, label):
+        vals: dict[str, list[float]] = {m: [] for m in scorer.metrics}
+        for i, u in enumerate(utts):
+            try:
+                sc = scorer.score(u.audio, decode_one(u, i, rate))
+            except EvalError:
+                continue
+            for m in scorer.metrics:
+                vals[m].append(sc.get(m, np.nan))
+        stats.append({m: mean_ci(v) for m, v in vals.items()})
+    return stats
+
+
+def opus_curves(utts, peers, rates, bursts, scorer, progress, seed: int = 0) -> dict:
+    """Opus with libopus concealment: {label: {'rates', 'stats'}} for every Opus peer and loss kind."""
 
     curves = {}
     for p in peers:
@@ -143,21 +151,12 @@ def opus_curves(utts, peers, rates, bursts, scorer, progress, seed: int = 0) -> 
             continue
         for burst in bursts:
             label = f"{p.name} PLC, {'bursty (mean burst %g)' % burst if burst > 1 else 'random'}"
-            stats = []
-            for rate in progress(rates, label):
-                vals: dict[str, list[float]] = {m: [] for m in scorer.metrics}
-                for i, u in enumerate(utts):
-                    cond = LossCondition(rate, burst, seed + i)
-                    n_slots = int(np.ceil(len(u.audio) / 16000 / SLOT_S))
-                    mask = loss_mask(n_slots, cond)
-                    y = p.run_with_loss(u.audio, lambda n: expand_mask(mask, n, 0.02))
-                    try:
-                        sc = scorer.score(u.audio, y)
-                    except EvalError:
-                        continue
-                    for m in scorer.metrics:
-                        vals[m].append(sc.get(m, np.nan))
-                stats.append({m: mean_ci(v) for m, v in vals.items()})
+            def through_opus(u, i, rate, p=p, burst=burst):
+                n_slots = int(np.ceil(len(u.audio) / 16000 / SLOT_S))
+                mask = loss_mask(n_slots, LossCondition(rate, burst, seed + i))
+                return p.run_with_loss(u.audio, lambda n: expand_mask(mask, n, 0.02))
+
+            stats = _curve(rates, utts, scorer, progress, label, through_opus)
             curves[label] = {"rates": list(rates), "stats": stats}
     return curves
 
