@@ -144,7 +144,6 @@ def _curve(rates, utts, scorer, progress, label: str, decode_one) -> list[dict]:
 
 def opus_curves(utts, peers, rates, bursts, scorer, progress, seed: int = 0) -> dict:
     """Opus with libopus concealment: {label: {'rates', 'stats'}} for every Opus peer and loss kind."""
-
     curves = {}
     for p in peers:
         if p.kind != "opus":
