@@ -137,6 +137,7 @@ class ReceiverCore:
         self._pos = 0.0  # stream time (s) of the next frame to take
         self._state = "waiting"
         self._ended = False
+        self._final_seq: int | None = None  # from ``bye``: the stream's packets end before this number
         self._lost_packet = False  # a packet was concealed: next packet decodes against the concealment
         self._last_arrival: float | None = None
         self._since_scale = 99
@@ -185,6 +186,12 @@ class ReceiverCore:
                 return "ok"
             if isinstance(msg, Bye):
                 self._ended = True
+                # ``bye`` names the next sequence number: every packet before it that was concealed
+                # without a later packet arriving was lost, not merely pending
+                self._final_seq = msg.seq
+                while self._pending_lost and self._pending_lost[0] < msg.seq:
+                    self.stats.lost += 1
+                    self._lost_seqs.append(self._pending_lost.popleft())
                 return "ok"
             assert isinstance(msg, Audio)
             return self._take_audio(msg, now)
@@ -211,6 +218,7 @@ class ReceiverCore:
             self._count_invalid("sequence")
             return "sequence"
         self._ended = False
+        self._final_seq = None
         self._last_arrival = now
         self.dm.on_arrival(msg.seq, now)
         if res in ("new", "new-after-copy"):
@@ -249,7 +257,8 @@ class ReceiverCore:
         self.dm.min_ms = max(self.config.min_delay_ms,
                              (PACKET_S * 1000 + 5) if (self._red_seen and self._loss_ema > 0.005) else 0.0)
         if e is None:
-            if self.jb.max_seq is not None and seq <= self.jb.max_seq:
+            if (self.jb.max_seq is not None and seq <= self.jb.max_seq) or \
+                    (self._final_seq is not None and seq < self._final_seq):
                 self.stats.lost += 1
                 self._lost_seqs.append(seq)
             else:  # nothing after it has arrived (yet): lost only if the stream continues past it

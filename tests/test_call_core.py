@@ -287,3 +287,16 @@ def test_time_scaling_shrinks_an_oversized_buffer(sent, decoder):
     assert early.playout_delay_ms > 180 and st.jb_target_ms < 20  # the measurement replaced the guess
     assert st.accelerated >= 4 and st.playout_delay_ms <= early.playout_delay_ms - 10 * st.accelerated + 20
     assert st.lost == 0 and st.late == 0 and st.redundancy_recovered == 0
+
+
+def test_losses_at_the_end_of_a_stream_are_counted_after_bye(clip, decoder):
+    """The last packets lost, then ``bye`` with the next sequence number: they count as lost, not pending."""
+    s = SenderCore(SenderConfig(group=1, redundancy=0), sid=9)
+    msgs = [s.hello()]
+    for i in range(0, len(clip), 160):
+        msgs += s.push(clip[i:i + 160], T0 + i / 16000)
+    msgs += s.flush()
+    kept = msgs[:-2] + [s.bye()]  # the final two audio messages never arrive
+    ev, _ = timed(kept)
+    _, st = run_events(ev, core=ReceiverCore(ReceiverConfig(), decoder=decoder), tail_s=0.3)
+    assert st.received == len(msgs) - 3 and st.lost == 2
