@@ -3,8 +3,9 @@ file written as fast as packets come; plus a periodic JSON stats writer.
 
 - :class:`DevicePlayback`: sounddevice output stream whose callback pulls 10 ms frames from the
   core (underflows counted in ``core.stats.underruns``, never raised).
-- :class:`RealtimeWavPlayback`: a thread that pulls a 10 ms frame every 10 ms of wall time and
-  appends it to the WAV file (flushed as it goes).
+- :class:`ClockedPuller`: the wall-clock playout thread (a 10 ms frame every 10 ms) without a device.
+- :class:`RealtimeWavPlayback`: a :class:`ClockedPuller` that appends each frame to the WAV file
+  (flushed as it goes).
 - :class:`DrainWavWriter`: for ``mode="drain"``; ``write_available()`` after each message,
   ``close()`` conceals what is missing at the end and flushes the decoder.
 - :class:`StatsWriter`: writes ``stats_fn()`` as JSON to a file every ``period`` s (atomic replace).
@@ -43,37 +44,65 @@ class _Wav:
         self.f.close()
 
 
-class RealtimeWavPlayback:
-    def __init__(self, core: ReceiverCore, path: str | Path):
-        self.core, self.wav = core, _Wav(path)
+class ClockedPuller:
+    """A thread that pulls a 10 ms frame from ``source.pull(now)`` every 10 ms of wall time and hands it
+    to ``on_frame``. A stall of more than 200 ms is counted in ``late_ticks`` (and reported to
+    ``on_stall``) and the clock restarts from now instead of catching up in a burst."""
+
+    def __init__(self, source, on_frame=None, on_stall=None, name: str = "pnsc-playout"):
+        self.source, self.on_frame, self.on_stall = source, on_frame, on_stall
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pnsc-wav-playback", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.late_ticks = 0
 
-    def start(self) -> "RealtimeWavPlayback":
+    def start(self) -> "ClockedPuller":
         self._thread.start()
         return self
 
     def _run(self) -> None:
         period = FRAME_SIZE / SAMPLE_RATE
         t_next = time.monotonic()
-        k = 0
         while not self._stop.is_set():
-            self.wav.write(self.core.pull(time.time()))
-            k += 1
-            if k % 50 == 0:
-                self.wav.flush()
+            pcm = self.source.pull(time.time())
+            if self.on_frame is not None:
+                self.on_frame(pcm)
             t_next += period
             wait = t_next - time.monotonic()
             if wait > 0:
                 self._stop.wait(wait)
             elif wait < -0.2:  # fell far behind (machine stalled): do not try to catch up in a burst
                 self.late_ticks += 1
+                if self.on_stall is not None:
+                    self.on_stall()
                 t_next = time.monotonic()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2.0)
+
+
+class RealtimeWavPlayback:
+    def __init__(self, core: ReceiverCore, path: str | Path):
+        self.core, self.wav = core, _Wav(path)
+        self._frames = 0
+        self._clock = ClockedPuller(core, self._write, name="pnsc-wav-playback")
+
+    @property
+    def late_ticks(self) -> int:
+        return self._clock.late_ticks
+
+    def start(self) -> "RealtimeWavPlayback":
+        self._clock.start()
+        return self
+
+    def _write(self, pcm: np.ndarray) -> None:
+        self.wav.write(pcm)
+        self._frames += 1
+        if self._frames % 50 == 0:
+            self.wav.flush()
+
+    def close(self) -> None:
+        self._clock.close()
         self.wav.close()
 
 

@@ -7,7 +7,7 @@ client) on 127.0.0.1, plus what a viewer needs: one stats snapshot for the live 
     result = call.run()     # blocks until the audio has been sent and played out (or stop())
 
 Playback goes to the sound device when ``device`` is given (the device clocks the call), otherwise a
-10 ms wall-clock tick pulls the audio (as :class:`pnsc.receiver.playback.RealtimeWavPlayback` does).
+10 ms wall-clock tick pulls the audio (:class:`pnsc.receiver.playback.ClockedPuller`).
 Either way every pulled 10 ms frame is kept in memory for the received WAV and the figure.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pnsc.shared.constants import FRAME_SIZE, SAMPLE_RATE
+from pnsc.shared.constants import SAMPLE_RATE
 
 PACKET_S = 0.04
 PAYLOAD_BPS = 1600
@@ -100,38 +100,6 @@ class _Tap:
         if not self.frames:
             return np.zeros(0, np.float32)
         return np.concatenate(self.frames).astype(np.float32) / 32768.0
-
-
-class _ClockedPlayback:
-    """Pulls 10 ms from the tap every 10 ms of wall time (no sound device)."""
-
-    def __init__(self, tap: _Tap):
-        self.tap = tap
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pnsc-loopback-playout", daemon=True)
-        self.late_ticks = 0
-
-    def start(self) -> "_ClockedPlayback":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        period = FRAME_SIZE / SAMPLE_RATE
-        t_next = time.monotonic()
-        while not self._stop.is_set():
-            self.tap.pull(time.time())
-            t_next += period
-            wait = t_next - time.monotonic()
-            if wait > 0:
-                self._stop.wait(wait)
-            elif wait < -0.2:  # the machine stalled: do not catch up in a burst
-                self.late_ticks += 1
-                self.tap.core.stats.underruns += 1
-                t_next = time.monotonic()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2.0)
 
 
 class _RecordingSource:
@@ -266,7 +234,12 @@ class LoopbackCall:
     # -- running ---------------------------------------------------------------------------------
     def _open_output(self):
         if not self.options.play:
-            return _ClockedPlayback(self.tap).start()
+            from pnsc.receiver.playback import ClockedPuller
+
+            def stalled() -> None:  # a stalled playout clock is an underrun of the (virtual) device
+                self.tap.core.stats.underruns += 1
+
+            return ClockedPuller(self.tap, on_stall=stalled, name="pnsc-loopback-playout").start()
         import sounddevice as sd
 
         from pnsc.receiver.playback import DevicePlayback
