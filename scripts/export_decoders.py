@@ -42,7 +42,8 @@ def run_info(run: Path) -> dict | None:
     status = json.loads((run / "status.json").read_text()) if (run / "status.json").is_file() else {}
     return {"run": run, "ckpt": ck, "val_loss": meta.get("val_loss", meta.get("best_val")),
             "step": meta.get("step"), "epoch": meta.get("epoch"), "done": status.get("done"),
-            "init_from": (meta.get("args") or {}).get("init_from"), "data_summary": meta.get("data_summary")}
+            "init_from": (meta.get("args") or {}).get("init_from"), "data_summary": meta.get("data_summary"),
+            "audio_hours": _audio_hours(meta)}
 
 
 def main(argv=None) -> int:
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
             "initialised_from": info["init_from"], "training_note": a.training_note,
             "training_data": info["data_summary"], "config": ck.get("config"),
             **grouping,
-            "audio_hours_seen": audio_hours.get(info["run"].name),
+            "audio_hours_seen": info["audio_hours"] or audio_hours.get(info["run"].name),
             "files": {k: str(p.relative_to(models)) for k, p in files.items()},
             "sha256": {k: sha256_file(p) for k, p in files.items()},
         })

@@ -346,7 +346,7 @@ def main(argv=None) -> int:
             if D.main:
                 meta = {"name": name, "config": cfg.to_dict(), "params": count_parameters(model),
                         "step": state["step"], "epoch": state["epoch"], "val_loss": vloss,
-                        "data_summary": data_summary, "args": vars(a)}
+                        "audio_seconds": state["audio_seconds"], "data_summary": data_summary, "args": vars(a)}
                 _atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta},
                              out / "best.pt")
         if D.main:
