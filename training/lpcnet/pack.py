@@ -79,13 +79,18 @@ def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, o
     return paths
 
 
+def safe_members(tf: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The regular files of a tar that stay inside the folder they are extracted to."""
+    return [m for m in tf.getmembers() if m.isfile() and ".." not in Path(m.name).parts
+            and not Path(m.name).is_absolute()]
+
+
 def unpack(tars: list[Path], root: Path) -> int:
     root.mkdir(parents=True, exist_ok=True)
     n = 0
     for t in tars:
         with tarfile.open(t) as tf:
-            members = [m for m in tf.getmembers() if m.isfile() and ".." not in Path(m.name).parts
-                       and not Path(m.name).is_absolute()]
+            members = safe_members(tf)
             tf.extractall(root, members=members, filter="data")
             n += len(members)
     return n

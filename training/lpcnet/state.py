@@ -22,7 +22,9 @@ from pathlib import Path
 
 import torch
 
-SMALL = ("history.json", "status.json", "log.jsonl", "stdout.log")
+from .pack import safe_members
+
+SMALL = ("history.json", "status.json", "log.jsonl", "stdout.log")  # curves.png is redrawn from history
 OPTIM_RUNS = ("lpcnet-bl-s", "lpcnet-bl-l")
 
 
@@ -78,9 +80,7 @@ def load_state(tar_path: Path, runs: Path) -> list[str]:
     runs = Path(runs)
     names = []
     with tarfile.open(tar_path, "r:") as tar:
-        for m in tar.getmembers():
-            if not m.isfile() or ".." in Path(m.name).parts or Path(m.name).is_absolute():
-                continue
+        for m in safe_members(tar):
             data = tar.extractfile(m).read()
             dst = runs / m.name
             dst.parent.mkdir(parents=True, exist_ok=True)

@@ -151,6 +151,22 @@ def _noise_gen(device, seed, rank, step) -> torch.Generator:
 
 # ---------------------------------------------------------------- validation
 @torch.no_grad()
+def speakers_per_group(speaker_ids, group_map: dict | None) -> dict[str, int]:
+    """Validation speakers per group (str keys): the weights of eq. (3)."""
+    out: dict[str, int] = {}
+    for s in speaker_ids if group_map else ():
+        g = group_map.get(s)
+        if g is not None:
+            out[str(g)] = out.get(str(g), 0) + 1
+    return out
+
+
+def eq3(groups: dict[str, float], weights: dict[str, int]) -> float | None:
+    """Eq. (3) of the paper: per-group losses weighted by validation speakers per group."""
+    w = {g: weights.get(g, 0) for g in groups}
+    return sum(w[g] * groups[g] for g in groups) / sum(w.values()) if sum(w.values()) else None
+
+
 def validate(model: LPCNet, val: ShardSet, feat_key: str, batch: int, D: Dist, amp_dtype, n_groups: int):
     model.eval()
     G = n_groups + 1  # last slot: no group known
@@ -250,12 +266,7 @@ def main(argv=None) -> int:
     if n_batches == 0:
         raise SystemExit(f"train: {train.n} training sequences < batch {a.batch}")
     val_speakers = len(val.speaker_ids) if val is not None else 0
-    val_groups_spk = {}
-    if val is not None and group_map:
-        for s in val.speaker_ids:
-            g = group_map.get(s)
-            if g is not None:
-                val_groups_spk[str(g)] = val_groups_spk.get(str(g), 0) + 1
+    val_groups_spk = speakers_per_group(val.speaker_ids, group_map) if val is not None else {}
 
     # --- model / optimizer
     cfg = config_for(size)
@@ -336,10 +347,8 @@ def main(argv=None) -> int:
                "val_features": feat, "train_seconds": round(state["train_seconds"], 1),
                "audio_hours": round(state["audio_seconds"] / 3600.0, 3),
                "val_seconds": round(time.monotonic() - t0, 2)}
-        if vgroups and val_groups_spk:
-            w = {g: val_groups_spk.get(g, 0) for g in vgroups}
-            if sum(w.values()):
-                rec["val_eq3"] = sum(w[g] * vgroups[g] for g in vgroups) / sum(w.values())
+        if vgroups and eq3(vgroups, val_groups_spk) is not None:
+            rec["val_eq3"] = eq3(vgroups, val_groups_spk)
         state["history"].append(rec)
         if vloss is not None and (state["best_val"] is None or vloss < state["best_val"]):
             state["best_val"] = vloss

@@ -18,7 +18,7 @@ import torch
 
 from .data import ShardSet, load_group_map, select_speakers
 from .model import LPCNet, config_for
-from .train import Dist, validate
+from .train import Dist, eq3, speakers_per_group, validate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,11 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     n_groups = max(group_map.values()) + 1
     val_spk = select_speakers(a.splits, "validation", group_map, None)
     val = ShardSet(a.val_data, val_spk, group_map=group_map, device=dev, max_resident_mb=4000, seed=0)
-    weights = {}
-    for s in val.speaker_ids:
-        g = group_map.get(s)
-        if g is not None:
-            weights[str(g)] = weights.get(str(g), 0) + 1
+    weights = speakers_per_group(val.speaker_ids, group_map)
     D = Dist(a.device)
     results = {}
     only = set(a.only.split(",")) if a.only else None
@@ -56,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         grp = ck["args"].get("group")
         if grp not in (None, "all"):
             groups = {str(grp): groups[str(grp)]}
-        eq3 = sum(weights[g] * v for g, v in groups.items()) / sum(weights[g] for g in groups)
-        results[run.name] = {"step": ck["step"], "groups": groups, "eq3": eq3, "total": total,
+        weighted = eq3(groups, weights)
+        results[run.name] = {"step": ck["step"], "groups": groups, "eq3": weighted, "total": total,
                              "train_seconds": ck.get("train_seconds")}
         print(f"{run.name:18s} step {ck['step']:5d}  " + "  ".join(f"g{g} {v:.4f}" for g, v in sorted(groups.items()))
-              + f"  eq3 {eq3:.4f}", flush=True)
+              + f"  eq3 {weighted:.4f}", flush=True)
     out = {"features": a.features, "val_speakers_per_group": weights, "runs": results}
     if a.json:
         a.json.write_text(json.dumps(out, indent=1) + "\n")
