@@ -68,7 +68,7 @@ def collect_speakers(corpus: Path | None, librispeech: Path | None,
         subsets = [s for s in SUBSET_SOURCE if Path(corpus, s).is_dir()]
         from .sources.vcc2016 import speaker_sex as _vcc_sex
 
-        sex = {**_synth_sex(Path(corpus)), **_asterisk_sex(), **_vcc_sex(Path(corpus), None)}
+        sex = {**_synth_sex(Path(corpus)), **_asterisk_sex(), **_vcc_sex(Path(corpus))}
         for spk, utts in by_speaker(scan_corpus(corpus, subsets)).items():
             source = SUBSET_SOURCE[utts[0].subset]
             speakers.append({"speaker": spk, "source": source, "real": source in REAL_SOURCES,

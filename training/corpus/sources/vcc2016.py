@@ -63,10 +63,7 @@ def link_corpus(root: Path, corpus: Path) -> list[VccSpeaker]:
     return result
 
 
-def speaker_sex(corpus: Path, root: Path | None) -> dict[str, str]:
-    """Sex of the linked VCC speakers (from the source table when it is reachable)."""
-    if root is not None and (Path(root) / "SPEAKERS.txt").is_file():
-        return read_speakers(root)
+def speaker_sex(corpus: Path) -> dict[str, str]:
+    """Sex of the VCC speakers linked into ``corpus``: the speaker code carries it (S/T then F/M: SF1, TM2)."""
     linked = Path(corpus) / SUBSET
-    # The speaker code carries the sex: S/T then F/M (SF1, TM2, ...).
     return {p.name: p.name[1].upper() for p in linked.iterdir()} if linked.is_dir() else {}
