@@ -10,6 +10,7 @@ from pnsc.training.corpus.sources.vcc2016 import SUBSET, VccError, link_corpus, 
 
 
 def _fake_vcc(root):
+    root.mkdir(parents=True)
     (root / "SPEAKERS.txt").write_text("speaker\tsex\tfiles\tminutes\nSF1\tF\t2\t0.1\nTM2\tM\t2\t0.1\n")
     for spk in ("SF1", "TM2"):
         (root / spk).mkdir(parents=True)
