@@ -2,7 +2,7 @@
 # The one entry point for GPU work (training rounds on a lent machine). Subcommands:
 #
 #  Here (the development machine), before and after device calls:
-#   bash scripts/gpu.sh lean on|off         sparse checkout without models/decoders/, docs/report/audio/ and
+#   bash scripts/gpu.sh lean on|off         sparse checkout without models/decoders/, docs/, samples/ and
 #                                           training/state/ (files training never reads), so they do not travel;
 #                                           'off' brings them back (before exporting or testing).
 #   bash scripts/gpu.sh carry NAME SHARD... put audio shards (from data/audio_shards) into .carry/NAME, plus
@@ -32,7 +32,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 case "$cmd" in
 lean)
   if [ "${1:-on}" = on ]; then
-    git sparse-checkout set --no-cone '/*' '!/models/decoders/' '!/docs/report/audio/' '!/training/state/'
+    git sparse-checkout set --no-cone '/*' '!/models/decoders/' '!/docs/' '!/samples/' '!/training/state/'
   else
     git sparse-checkout disable
   fi
