@@ -1,8 +1,8 @@
 """Training-step throughput and peak memory of LPCNet on random data (no example shards needed).
 
     python -m pnsc.training.lpcnet.bench --out bench.json                      # defaults below
-    python -m pnsc.training.lpcnet.bench --size S --batch 512,1024,2048,4096 --impl old,fast \\
-        --procs 1,3 --steps 6 --amp bf16 --budget-s 220 --out runs/bench_thr.json
+    python -m pnsc.training.lpcnet.bench --size S --batch 512,1024,2048,4096 --impl old,fast,fold \\
+        --procs 1,3 --steps 5 --amp bf16 --budget-s 200 --out runs/bench_thr.json
 
 Each configuration (size x impl x batch x procs) runs in fresh processes: ``--procs N`` starts N
 copies at once (separate processes sharing the device, as ``training.lpcnet.multi`` does) and
@@ -11,7 +11,8 @@ Peak memory: CUDA ``max_memory_allocated`` (per process) on a GPU, peak resident
 ``--impl`` picks the model's training path (``fast`` = default, ``old`` = the first implementation).
 Defaults: on CUDA size S, batches 512..4096, procs 1 and 3, 6 steps (2 warm-up), bf16 autocast; on
 CPU size tiny, batches 4 and 8, procs 1 and 2, 4 steps, no autocast.  Configurations that do not fit
-report ``"error": "oom"``; ones left when ``--budget-s`` is spent report ``"skipped"``.
+report ``"error": "oom"``; ones left when ``--budget-s`` is spent report ``"skipped"`` (a run still
+going 30 s past the budget is killed: ``"error": "timeout ..."``), so the whole call ends near the budget.
 """
 from __future__ import annotations
 
@@ -74,14 +75,24 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
             "peak_gib": round(peak, 3), "reserved_gib": round(reserved, 3), "loss": round(float(loss), 4)}
 
 
-def run_config(size: str, impl: str, batch: int, procs: int, a) -> dict:
+def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float) -> dict:
     """``procs`` fresh processes of one configuration at once; their summed throughput."""
     cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", impl,
            "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
-    outs = [p.communicate() for p in ps]
     rec = {"size": size, "impl": impl, "batch": batch, "procs": procs, "amp": a.amp, "device": a.device}
+    t_end = time.monotonic() + timeout_s
+    outs = []
+    for p in ps:
+        try:
+            outs.append(p.communicate(timeout=max(1.0, t_end - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            for q in ps:
+                q.kill()
+                q.wait()
+            rec["error"] = f"timeout ({timeout_s:.0f} s)"
+            return rec
     res = []
     for (out, err), p in zip(outs, ps):
         lines = out.strip().splitlines()
@@ -108,7 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--size", default=None, help="comma list (default S on CUDA, tiny on CPU)")
     ap.add_argument("--batch", default=None, help="comma list (default 512,1024,2048,4096 on CUDA, 4,8 on CPU)")
-    ap.add_argument("--impl", default="old,fast", help=f"comma list of {IMPLS}")
+    ap.add_argument("--impl", default="old,fast,fold", help=f"comma list of {IMPLS}")
     ap.add_argument("--procs", default=None, help="comma list of process counts (default 1,3 on CUDA, 1,2 on CPU)")
     ap.add_argument("--steps", type=int, default=None, help="steps per run, 2 of them warm-up (default 6 CUDA, 4 CPU)")
     ap.add_argument("--amp", default=None, choices=["bf16", "fp16", "none"], help="default bf16 on CUDA, none on CPU")
@@ -149,7 +160,7 @@ def main(argv=None) -> int:
                     if time.monotonic() - t0 > a.budget_s:
                         r = {"size": size, "impl": impl, "batch": batch, "procs": p, "skipped": True}
                     else:
-                        r = run_config(size, impl, batch, p, a)
+                        r = run_config(size, impl, batch, p, a, a.budget_s + 30 - (time.monotonic() - t0))
                     results.append(r)
                     print(_line(r), flush=True)
     summary = {"device_name": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,

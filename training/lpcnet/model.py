@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
+from .fold import folded_gru_a
 from .fused import compute_dtype, dual_fc_loss, frame_concat
 
 FEATURE_DIM = 20
@@ -144,11 +145,11 @@ class DualFC(nn.Module):
         return (torch.tanh(y) * self.factor).sum(dim=-2)
 
 
-IMPLS = ("fast", "old")
+IMPLS = ("fast", "old", "fold")
 
 
 def default_impl() -> str:
-    """Training-path implementation: env ``PNSC_LPCNET_IMPL`` (``fast``, the default, or ``old``)."""
+    """Training-path implementation: env ``PNSC_LPCNET_IMPL`` (``fast``, the default, ``old`` or ``fold``)."""
     impl = os.environ.get("PNSC_LPCNET_IMPL", "fast")
     if impl not in IMPLS:
         raise ValueError(f"PNSC_LPCNET_IMPL must be one of {IMPLS}, got {impl!r}")
@@ -158,7 +159,8 @@ def default_impl() -> str:
 class LPCNet(nn.Module):
     """``impl`` picks how the teacher-forced training pass is evaluated; both compute the same function
     with the same parameters (``fast``: lean GRU inputs and the fused chunked dual-FC loss of
-    :mod:`.fused`; ``old``: the first implementation, kept for benchmarks)."""
+    :mod:`.fused`; ``fold``: as ``fast`` but GRU-A with the embeddings folded into its input matrix
+    and a recompute-in-backward recurrence, :mod:`.fold`; ``old``: the first implementation)."""
 
     def __init__(self, cfg: LPCNetConfig | None = None, impl: str | None = None):
         super().__init__()
@@ -188,8 +190,11 @@ class LPCNet(nn.Module):
             return self._hidden_old(cond, sig, pred, exc)
         # embeddings gathered straight in the compute dtype; conditioning broadcast per frame
         dt = compute_dtype(sig.device.type)
-        emb = F.embedding(torch.stack([sig, pred, exc], dim=-1), self.embed.weight.to(dt)).flatten(-2)
-        a, _ = self.gru_a(frame_concat(emb, cond, FRAME_SIZE))
+        if self.impl == "fold":
+            a = folded_gru_a(self.embed, self.gru_a, cond, sig, pred, exc, FRAME_SIZE, dt)
+        else:
+            emb = F.embedding(torch.stack([sig, pred, exc], dim=-1), self.embed.weight.to(dt)).flatten(-2)
+            a, _ = self.gru_a(frame_concat(emb, cond, FRAME_SIZE))
         b, _ = self.gru_b(frame_concat(a, cond, FRAME_SIZE))
         return b
 
@@ -208,7 +213,7 @@ class LPCNet(nn.Module):
         if target is None:
             return self.sample_rate(self.frame_rate(features), sig, pred, exc)
         h = self.hidden(self.frame_rate(features), sig, pred, exc)
-        if self.impl == "fast":
+        if self.impl != "old":
             d = self.dual_fc
             return dual_fc_loss(h, d.weight, d.bias, d.factor, target)
         return torch.utils.checkpoint.checkpoint(self._head_loss, h, target, use_reentrant=False)
