@@ -1,14 +1,15 @@
 """Training-step throughput and peak memory of LPCNet on random data (no example shards needed).
 
     python -m pnsc.training.lpcnet.bench --out bench.json                      # defaults below
-    python -m pnsc.training.lpcnet.bench --size S --batch 512,1024,2048,4096 --impl old,fast,fold \\
+    python -m pnsc.training.lpcnet.bench --size S --batch 512,1024,2048,4096 --impl old,fast,fold,foldc \\
         --procs 1,3 --steps 5 --amp bf16 --budget-s 200 --out runs/bench_thr.json
 
 Each configuration (size x impl x batch x procs) runs in fresh processes: ``--procs N`` starts N
 copies at once (separate processes sharing the device, as ``training.lpcnet.multi`` does) and
 reports their summed audio-hours per minute (15-frame sequences, 2400 predicted samples each).
 Peak memory: CUDA ``max_memory_allocated`` (per process) on a GPU, peak resident set size on CPU.
-``--impl`` picks the model's training path (``fast`` = default, ``old`` = the first implementation).
+``--impl`` picks the model's training path (``fast`` = default, ``old`` = the first implementation,
+``fold`` = folded GRU-A, ``foldc`` = ``fold`` with torch.compile'd cells; compile time is in the warm-up).
 Defaults: on CUDA size S, batches 512..4096, procs 1 and 3, 6 steps (2 warm-up), bf16 autocast; on
 CPU size tiny, batches 4 and 8, procs 1 and 2, 4 steps, no autocast.  Configurations that do not fit
 report ``"error": "oom"``; ones left when ``--budget-s`` is spent report ``"skipped"`` (a run still
@@ -30,6 +31,7 @@ from .model import IMPLS, LPCNet, config_for
 from .noise import make_inputs
 
 T = 15
+BENCH_IMPLS = (*IMPLS, "foldc")  # foldc: fold with PNSC_LPCNET_COMPILE=1
 
 
 def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "fast") -> dict:
@@ -77,9 +79,9 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
 
 def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float) -> dict:
     """``procs`` fresh processes of one configuration at once; their summed throughput."""
-    cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", impl,
+    cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", "fold" if impl == "foldc" else impl,
            "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PNSC_LPCNET_COMPILE="1" if impl == "foldc" else "0")
     ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
     rec = {"size": size, "impl": impl, "batch": batch, "procs": procs, "amp": a.amp, "device": a.device}
     t_end = time.monotonic() + timeout_s
@@ -107,7 +109,7 @@ def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float
 
 
 def _line(r: dict) -> str:
-    head = f"{r['size']} {r['impl']:4s} batch {r['batch']:5d} x{r['procs']} procs"
+    head = f"{r['size']} {r['impl']:5s} batch {r['batch']:5d} x{r['procs']} procs"
     if "error" in r or "skipped" in r:
         return f"{head}: {r.get('error') or 'skipped (budget)'}"
     return (f"{head}: {r['audio_h_per_min']:8.3f} audio-h/min total, step {r['step_s']:.3f} s, "
@@ -119,7 +121,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--size", default=None, help="comma list (default S on CUDA, tiny on CPU)")
     ap.add_argument("--batch", default=None, help="comma list (default 512,1024,2048,4096 on CUDA, 4,8 on CPU)")
-    ap.add_argument("--impl", default="old,fast,fold", help=f"comma list of {IMPLS}")
+    ap.add_argument("--impl", default="old,fast,fold,foldc", help=f"comma list of {BENCH_IMPLS}")
     ap.add_argument("--procs", default=None, help="comma list of process counts (default 1,3 on CUDA, 1,2 on CPU)")
     ap.add_argument("--steps", type=int, default=None, help="steps per run, 2 of them warm-up (default 6 CUDA, 4 CPU)")
     ap.add_argument("--amp", default=None, choices=["bf16", "fp16", "none"], help="default bf16 on CUDA, none on CPU")
@@ -141,7 +143,7 @@ def main(argv=None) -> int:
         batches = [int(b) for b in a.batch.split(",")]
         procs = [int(p) for p in a.procs.split(",")]
         impls = a.impl.split(",")
-        bad = [i for i in impls if i not in IMPLS]
+        bad = [i for i in impls if i not in BENCH_IMPLS]
         if bad or min(batches) < 1 or min(procs) < 1 or a.steps < 1:
             raise ValueError(f"bad --impl {bad}" if bad else "batch, procs and steps must be >= 1")
     except ValueError as exc:

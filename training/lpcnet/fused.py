@@ -73,7 +73,7 @@ class _DualFCLoss(torch.autograd.Function):
         dh, dw, db, df = ctx.saved_tensors
         wshape, bdt, fdt, wdt = ctx.shapes
         g = grad.float() / ctx.n_rows
-        out_h = (dh * g.to(dh.dtype)) if dh is not None else None
+        out_h = (dh.float() * g).to(dh.dtype) if dh is not None else None
         out_w = (dw * g).reshape(wshape).to(wdt) if dw is not None else None
         out_b = (db * g).to(bdt) if db is not None else None
         out_f = (df * g).to(fdt) if df is not None else None

@@ -156,6 +156,12 @@ def default_impl() -> str:
     return impl
 
 
+def compile_cells() -> bool:
+    """``PNSC_LPCNET_COMPILE=1``: the ``fold`` path's GRU cells through torch.compile (optional; costs
+    compile time at the first step and at each new batch size)."""
+    return os.environ.get("PNSC_LPCNET_COMPILE", "0") == "1"
+
+
 class LPCNet(nn.Module):
     """``impl`` picks how the teacher-forced training pass is evaluated; both compute the same function
     with the same parameters (``fast``: lean GRU inputs and the fused chunked dual-FC loss of
@@ -191,7 +197,7 @@ class LPCNet(nn.Module):
         # embeddings gathered straight in the compute dtype; conditioning broadcast per frame
         dt = compute_dtype(sig.device.type)
         if self.impl == "fold":
-            a = folded_gru_a(self.embed, self.gru_a, cond, sig, pred, exc, FRAME_SIZE, dt)
+            a = folded_gru_a(self.embed, self.gru_a, cond, sig, pred, exc, FRAME_SIZE, dt, compiled=compile_cells())
         else:
             emb = F.embedding(torch.stack([sig, pred, exc], dim=-1), self.embed.weight.to(dt)).flatten(-2)
             a, _ = self.gru_a(frame_concat(emb, cond, FRAME_SIZE))
