@@ -2,18 +2,19 @@
 
     python -m pnsc.training.lpcnet.bench --out bench.json                      # defaults below
     python -m pnsc.training.lpcnet.bench --size S --batch 512,1024,2048,4096 --impl old,fast,fold,foldc \\
-        --procs 1,3 --steps 5 --amp bf16 --budget-s 200 --out runs/bench_thr.json
+        --procs 1,3 --multi-impl fast --steps 5 --amp bf16 --budget-s 180 --out runs/bench_thr.json
 
-Each configuration (size x impl x batch x procs) runs in fresh processes: ``--procs N`` starts N
-copies at once (separate processes sharing the device, as ``training.lpcnet.multi`` does) and
-reports their summed audio-hours per minute (15-frame sequences, 2400 predicted samples each).
-Peak memory: CUDA ``max_memory_allocated`` (per process) on a GPU, peak resident set size on CPU.
-``--impl`` picks the model's training path (``fast`` = default, ``old`` = the first implementation,
-``fold`` = folded GRU-A, ``foldc`` = ``fold`` with torch.compile'd cells; compile time is in the warm-up).
-Defaults: on CUDA size S, batches 512..4096, procs 1 and 3, 6 steps (2 warm-up), bf16 autocast; on
-CPU size tiny, batches 4 and 8, procs 1 and 2, 4 steps, no autocast.  Configurations that do not fit
-report ``"error": "oom"``; ones left when ``--budget-s`` is spent report ``"skipped"`` (a run still
-going 30 s past the budget is killed: ``"error": "timeout ..."``), so the whole call ends near the budget.
+Runs, in this order and each in fresh processes: every ``--impl`` at every batch alone, then the
+``--multi-impl`` ones with ``--procs N`` > 1 copies at once (separate processes sharing the device, as
+``training.lpcnet.multi`` does; their audio-hours per minute are summed).  Audio: 15-frame sequences,
+2400 predicted samples each.  Peak memory: CUDA ``max_memory_allocated`` per process on a GPU, peak
+resident set size on CPU.  ``--impl``: the model's training path (``fast`` = default, ``old`` = the
+first implementation, ``fold`` = folded GRU-A, ``foldc`` = ``fold`` with torch.compile'd cells; the
+compile time falls in the 2 warm-up steps).
+Defaults: on CUDA size S, batches 512..4096, procs 1 and 3, 6 steps, bf16 autocast; on CPU size tiny,
+batches 4 and 8, procs 1 and 2, 4 steps, no autocast.  Runs that do not fit report ``"error": "oom"``;
+runs not started when ``--budget-s`` is spent report ``"skipped"``, and a run still going 30 s past it
+is killed (``"error": "timeout ..."``), so a call ends by about budget + 40 s.
 """
 from __future__ import annotations
 
@@ -123,9 +124,10 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", default=None, help="comma list (default 512,1024,2048,4096 on CUDA, 4,8 on CPU)")
     ap.add_argument("--impl", default="old,fast,fold,foldc", help=f"comma list of {BENCH_IMPLS}")
     ap.add_argument("--procs", default=None, help="comma list of process counts (default 1,3 on CUDA, 1,2 on CPU)")
+    ap.add_argument("--multi-impl", default="fast", help="the --impl values also run with procs > 1 (comma list)")
     ap.add_argument("--steps", type=int, default=None, help="steps per run, 2 of them warm-up (default 6 CUDA, 4 CPU)")
     ap.add_argument("--amp", default=None, choices=["bf16", "fp16", "none"], help="default bf16 on CUDA, none on CPU")
-    ap.add_argument("--budget-s", type=float, default=220.0, help="skip configurations once this much time is spent")
+    ap.add_argument("--budget-s", type=float, default=180.0, help="skip configurations once this much time is spent")
     ap.add_argument("--out", default=None, help="write all results to this JSON file")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: one run, one JSON line
     a = ap.parse_args(argv)
@@ -143,7 +145,8 @@ def main(argv=None) -> int:
         batches = [int(b) for b in a.batch.split(",")]
         procs = [int(p) for p in a.procs.split(",")]
         impls = a.impl.split(",")
-        bad = [i for i in impls if i not in BENCH_IMPLS]
+        multi = [i for i in a.multi_impl.split(",") if i in impls]
+        bad = [i for i in impls + a.multi_impl.split(",") if i not in BENCH_IMPLS]
         if bad or min(batches) < 1 or min(procs) < 1 or a.steps < 1:
             raise ValueError(f"bad --impl {bad}" if bad else "batch, procs and steps must be >= 1")
     except ValueError as exc:
@@ -154,11 +157,11 @@ def main(argv=None) -> int:
         return 0
     t0 = time.monotonic()
     results = []
-    # single-process runs first (old vs new at each batch), then the shared-device runs
+    # single-process runs first (each impl at each batch), then the shared-device runs of --multi-impl
     for p in procs:
         for size in sizes:
-            for batch in batches:
-                for impl in impls:
+            for impl in impls if p == 1 else multi:
+                for batch in batches:
                     if time.monotonic() - t0 > a.budget_s:
                         r = {"size": size, "impl": impl, "batch": batch, "procs": p, "skipped": True}
                     else:

@@ -163,7 +163,7 @@ def compile_cells() -> bool:
 
 
 class LPCNet(nn.Module):
-    """``impl`` picks how the teacher-forced training pass is evaluated; both compute the same function
+    """``impl`` picks how the teacher-forced training pass is evaluated; all three compute the same function
     with the same parameters (``fast``: lean GRU inputs and the fused chunked dual-FC loss of
     :mod:`.fused`; ``fold``: as ``fast`` but GRU-A with the embeddings folded into its input matrix
     and a recompute-in-backward recurrence, :mod:`.fold`; ``old``: the first implementation)."""
