@@ -4,8 +4,8 @@
     python -m pnsc.training.lpcnet.bench --size S --batch 512,1024,2048,4096 --impl old,fast,fold,foldc \\
         --procs 1,3 --multi-impl fast --steps 5 --amp bf16 --budget-s 180 --out runs/bench_thr.json
 
-Runs, in this order and each in fresh processes: every ``--impl`` at every batch alone, then the
-``--multi-impl`` ones with ``--procs N`` > 1 copies at once (separate processes sharing the device, as
+Runs, each in fresh processes, per ``--impl`` in the order given: alone at every batch, then, for the
+``--multi-impl`` ones, ``--procs N`` > 1 copies at once (separate processes sharing the device, as
 ``training.lpcnet.multi`` does; their audio-hours per minute are summed).  Audio: 15-frame sequences,
 2400 predicted samples each.  Peak memory: CUDA ``max_memory_allocated`` per process on a GPU, peak
 resident set size on CPU.  ``--impl``: the model's training path (``fast`` = default, ``old`` = the
@@ -157,17 +157,16 @@ def main(argv=None) -> int:
         return 0
     t0 = time.monotonic()
     results = []
-    # single-process runs first (each impl at each batch), then the shared-device runs of --multi-impl
-    for p in procs:
-        for size in sizes:
-            for impl in impls if p == 1 else multi:
-                for batch in batches:
-                    if time.monotonic() - t0 > a.budget_s:
-                        r = {"size": size, "impl": impl, "batch": batch, "procs": p, "skipped": True}
-                    else:
-                        r = run_config(size, impl, batch, p, a, a.budget_s + 30 - (time.monotonic() - t0))
-                    results.append(r)
-                    print(_line(r), flush=True)
+    # per impl (in --impl order): alone at each batch, then (if in --multi-impl) with procs > 1
+    plan = [(size, impl, batch, p) for size in sizes for impl in impls
+            for p in (procs if impl in multi else [q for q in procs if q == 1]) for batch in batches]
+    for size, impl, batch, p in plan:
+        if time.monotonic() - t0 > a.budget_s:
+            r = {"size": size, "impl": impl, "batch": batch, "procs": p, "skipped": True}
+        else:
+            r = run_config(size, impl, batch, p, a, a.budget_s + 30 - (time.monotonic() - t0))
+        results.append(r)
+        print(_line(r), flush=True)
     summary = {"device_name": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
                "wall_s": round(time.monotonic() - t0, 1), "results": results}
     if a.out:
