@@ -1,35 +1,48 @@
-"""Training-step throughput of LPCNet on random data (no example shards needed).
+"""Training-step throughput and peak memory of LPCNet on random data (no example shards needed).
 
-    python -m pnsc.training.lpcnet.bench --size S --batch 256 --steps 12 [--procs 1] [--amp bf16] [--device cuda]
+    python -m pnsc.training.lpcnet.bench --out bench.json                      # defaults below
+    python -m pnsc.training.lpcnet.bench --size S --batch 512,1024,2048,4096 --impl old,fast,fold,foldc \\
+        --procs 1,3 --multi-impl fast --steps 5 --amp bf16 --budget-s 180 --out runs/bench_thr.json
 
-Prints one line per configuration: seconds per step, audio-hours per minute (15-frame sequences,
-2400 predicted samples each), peak GPU memory.  ``--procs N`` runs N copies at once (separate
-processes, as ``training.lpcnet.multi`` does) and reports their sum, to see how many models share one
-GPU well.  Several --size / --batch values may be given (comma lists).
+Runs, each in fresh processes, per ``--impl`` in the order given: alone at every batch, then, for the
+``--multi-impl`` ones, ``--procs N`` > 1 copies at once (separate processes sharing the device, as
+``training.lpcnet.multi`` does; their audio-hours per minute are summed).  Audio: 15-frame sequences,
+2400 predicted samples each.  Peak memory: CUDA ``max_memory_allocated`` per process on a GPU, peak
+resident set size on CPU.  ``--impl``: the model's training path (``fast`` = default, ``old`` = the
+first implementation, ``fold`` = folded GRU-A, ``foldc`` = ``fold`` with torch.compile'd cells; the
+compile time falls in the 2 warm-up steps).
+Defaults: on CUDA size S, batches 512..4096, procs 1 and 3, 6 steps, bf16 autocast; on CPU size tiny,
+batches 4 and 8, procs 1 and 2, 4 steps, no autocast.  Runs that do not fit report ``"error": "oom"``;
+runs not started when ``--budget-s`` is spent report ``"skipped"``, and a run still going 30 s past it
+is killed (``"error": "timeout ..."``), so a call ends by about budget + 40 s.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
 
 import torch
 
-from .model import LPCNet, config_for
+from .model import IMPLS, LPCNet, config_for
 from .noise import make_inputs
 
 T = 15
+BENCH_IMPLS = (*IMPLS, "foldc")  # foldc: fold with PNSC_LPCNET_COMPILE=1
 
 
-def one(size: str, batch: int, steps: int, amp: str, device: str) -> dict:
+def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "fast") -> dict:
+    """Run ``steps`` training steps in this process; timing of the steps after the warm-up ones."""
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats()
     torch.manual_seed(0)
-    model = LPCNet(config_for(size)).to(dev)
+    model = LPCNet(config_for(size), impl=impl).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
     g = torch.Generator(device=dev).manual_seed(1)
@@ -40,7 +53,7 @@ def one(size: str, batch: int, steps: int, amp: str, device: str) -> dict:
     lpc = torch.zeros(batch, T, 16, device=dev)
     lpc[..., 0] = 0.9
     times = []
-    for i in range(steps):
+    for _ in range(steps):
         if dev.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -53,39 +66,113 @@ def one(size: str, batch: int, steps: int, amp: str, device: str) -> dict:
         opt.step()
         float(loss.detach())
         times.append(time.perf_counter() - t0)
-    warm = times[2:] if len(times) > 4 else times[1:] or times
+    warm = times[2:] if len(times) > 3 else times[1:] or times
     step = sum(warm) / len(warm)
-    mem = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else 0.0
-    return {"size": size, "batch": batch, "amp": amp, "step_s": round(step, 4),
-            "audio_h_per_min": round(batch * T * 160 / 16000 / 3600 / (step / 60), 3), "peak_gib": round(mem, 2)}
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        reserved = torch.cuda.max_memory_reserved() / 2**30
+    else:  # ru_maxrss is KiB on Linux
+        peak = reserved = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"size": size, "impl": impl, "batch": batch, "amp": amp, "device": str(dev), "step_s": round(step, 4),
+            "audio_h_per_min": round(batch * T * 160 / 16000 / 3600 / (step / 60), 3),
+            "peak_gib": round(peak, 3), "reserved_gib": round(reserved, 3), "loss": round(float(loss), 4)}
+
+
+def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float) -> dict:
+    """``procs`` fresh processes of one configuration at once; their summed throughput."""
+    cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", "fold" if impl == "foldc" else impl,
+           "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PNSC_LPCNET_COMPILE="1" if impl == "foldc" else "0")
+    ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
+    rec = {"size": size, "impl": impl, "batch": batch, "procs": procs, "amp": a.amp, "device": a.device}
+    t_end = time.monotonic() + timeout_s
+    outs = []
+    for p in ps:
+        try:
+            outs.append(p.communicate(timeout=max(1.0, t_end - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            for q in ps:
+                q.kill()
+                q.wait()
+            rec["error"] = f"timeout ({timeout_s:.0f} s)"
+            return rec
+    res = []
+    for (out, err), p in zip(outs, ps):
+        lines = out.strip().splitlines()
+        if p.returncode != 0 or not lines:
+            rec["error"] = "oom" if "out of memory" in err.lower() else (err.strip().splitlines() or ["failed"])[-1][-300:]
+            return rec
+        res.append(json.loads(lines[-1]))
+    rec.update({"audio_h_per_min": round(sum(r["audio_h_per_min"] for r in res), 3),
+                "step_s": max(r["step_s"] for r in res), "peak_gib_each": max(r["peak_gib"] for r in res),
+                "reserved_gib_each": max(r["reserved_gib"] for r in res), "runs": res})
+    return rec
+
+
+def _line(r: dict) -> str:
+    head = f"{r['size']} {r['impl']:5s} batch {r['batch']:5d} x{r['procs']} procs"
+    if "error" in r or "skipped" in r:
+        return f"{head}: {r.get('error') or 'skipped (budget)'}"
+    return (f"{head}: {r['audio_h_per_min']:8.3f} audio-h/min total, step {r['step_s']:.3f} s, "
+            f"peak {r['peak_gib_each']:.2f} GiB each (reserved {r['reserved_gib_each']:.2f})")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="S")
-    ap.add_argument("--batch", default="256")
-    ap.add_argument("--steps", type=int, default=12)
-    ap.add_argument("--procs", type=int, default=1)
-    ap.add_argument("--amp", default="bf16", choices=["bf16", "fp16", "none"])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--json", action="store_true", help="one JSON line per result (used with --procs)")
+    ap.add_argument("--size", default=None, help="comma list (default S on CUDA, tiny on CPU)")
+    ap.add_argument("--batch", default=None, help="comma list (default 512,1024,2048,4096 on CUDA, 4,8 on CPU)")
+    ap.add_argument("--impl", default="old,fast,fold,foldc", help=f"comma list of {BENCH_IMPLS}")
+    ap.add_argument("--procs", default=None, help="comma list of process counts (default 1,3 on CUDA, 1,2 on CPU)")
+    ap.add_argument("--multi-impl", default="fast", help="the --impl values also run with procs > 1 (comma list)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per run, 2 of them warm-up (default 6 CUDA, 4 CPU)")
+    ap.add_argument("--amp", default=None, choices=["bf16", "fp16", "none"], help="default bf16 on CUDA, none on CPU")
+    ap.add_argument("--budget-s", type=float, default=180.0, help="skip configurations once this much time is spent")
+    ap.add_argument("--out", default=None, help="write all results to this JSON file")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: one run, one JSON line
     a = ap.parse_args(argv)
-    for size in a.size.split(","):
-        for batch in map(int, a.batch.split(",")):
-            if a.procs > 1:
-                cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--size", size, "--batch", str(batch),
-                       "--steps", str(a.steps), "--amp", a.amp, "--device", a.device, "--json"]
-                ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(a.procs)]
-                res = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in ps]
-                tot = sum(r["audio_h_per_min"] for r in res)
-                print(f"{size} batch {batch} x{a.procs} procs: {tot:.2f} audio-h/min total, "
-                      f"step {max(r['step_s'] for r in res):.3f} s, peak {max(r['peak_gib'] for r in res):.1f} GiB each",
-                      flush=True)
-            else:
-                r = one(size, batch, a.steps, a.amp, a.device)
-                print(json.dumps(r) if a.json else
-                      f"{size} batch {batch} {a.amp}: step {r['step_s']:.3f} s, {r['audio_h_per_min']:.3f} audio-h/min, "
-                      f"peak {r['peak_gib']:.1f} GiB", flush=True)
+    cuda = a.device.startswith("cuda")
+    if cuda and not torch.cuda.is_available():
+        print("pnsc: error: --device cuda but CUDA is not available", file=sys.stderr)
+        return 2
+    a.size = a.size or ("S" if cuda else "tiny")
+    a.batch = a.batch or ("512,1024,2048,4096" if cuda else "4,8")
+    a.procs = a.procs or ("1,3" if cuda else "1,2")
+    a.steps = a.steps or (6 if cuda else 4)
+    a.amp = a.amp or ("bf16" if cuda else "none")
+    try:
+        sizes = [config_for(s) and s for s in a.size.split(",")]
+        batches = [int(b) for b in a.batch.split(",")]
+        procs = [int(p) for p in a.procs.split(",")]
+        impls = a.impl.split(",")
+        multi = [i for i in a.multi_impl.split(",") if i in impls]
+        bad = [i for i in impls + a.multi_impl.split(",") if i not in BENCH_IMPLS]
+        if bad or min(batches) < 1 or min(procs) < 1 or a.steps < 1:
+            raise ValueError(f"bad --impl {bad}" if bad else "batch, procs and steps must be >= 1")
+    except ValueError as exc:
+        print(f"pnsc: error: {exc}", file=sys.stderr)
+        return 2
+    if a.one:
+        print(json.dumps(one(sizes[0], batches[0], a.steps, a.amp, a.device, impls[0])), flush=True)
+        return 0
+    t0 = time.monotonic()
+    results = []
+    # per impl (in --impl order): alone at each batch, then (if in --multi-impl) with procs > 1
+    plan = [(size, impl, batch, p) for size in sizes for impl in impls
+            for p in (procs if impl in multi else [q for q in procs if q == 1]) for batch in batches]
+    for size, impl, batch, p in plan:
+        if time.monotonic() - t0 > a.budget_s:
+            r = {"size": size, "impl": impl, "batch": batch, "procs": p, "skipped": True}
+        else:
+            r = run_config(size, impl, batch, p, a, a.budget_s + 30 - (time.monotonic() - t0))
+        results.append(r)
+        print(_line(r), flush=True)
+    summary = {"device_name": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+               "wall_s": round(time.monotonic() - t0, 1), "results": results}
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(summary, f, indent=1)
+        print(f"bench: wrote {a.out} ({summary['wall_s']} s)", flush=True)
     return 0
 
 

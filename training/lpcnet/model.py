@@ -18,12 +18,16 @@ pitch correlation c -> c - 0.5.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
+
+from .fold import folded_gru_a
+from .fused import compute_dtype, dual_fc_loss, frame_concat
 
 FEATURE_DIM = 20
 PERIOD_INDEX = 18
@@ -141,9 +145,34 @@ class DualFC(nn.Module):
         return (torch.tanh(y) * self.factor).sum(dim=-2)
 
 
+IMPLS = ("fast", "old", "fold")
+
+
+def default_impl() -> str:
+    """Training-path implementation: env ``PNSC_LPCNET_IMPL`` (``fast``, the default, ``old`` or ``fold``)."""
+    impl = os.environ.get("PNSC_LPCNET_IMPL", "fast")
+    if impl not in IMPLS:
+        raise ValueError(f"PNSC_LPCNET_IMPL must be one of {IMPLS}, got {impl!r}")
+    return impl
+
+
+def compile_cells() -> bool:
+    """``PNSC_LPCNET_COMPILE=1``: the ``fold`` path's GRU cells through torch.compile (optional; costs
+    compile time at the first step and at each new batch size)."""
+    return os.environ.get("PNSC_LPCNET_COMPILE", "0") == "1"
+
+
 class LPCNet(nn.Module):
-    def __init__(self, cfg: LPCNetConfig | None = None):
+    """``impl`` picks how the teacher-forced training pass is evaluated; all three compute the same function
+    with the same parameters (``fast``: lean GRU inputs and the fused chunked dual-FC loss of
+    :mod:`.fused`; ``fold``: as ``fast`` but GRU-A with the embeddings folded into its input matrix
+    and a recompute-in-backward recurrence, :mod:`.fold`; ``old``: the first implementation)."""
+
+    def __init__(self, cfg: LPCNetConfig | None = None, impl: str | None = None):
         super().__init__()
+        self.impl = impl or default_impl()
+        if self.impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {self.impl!r}")
         self.cfg = cfg or LPCNetConfig()
         c = self.cfg
         self.frame_net = FrameRateNet(c)
@@ -163,6 +192,19 @@ class LPCNet(nn.Module):
 
     def hidden(self, cond: torch.Tensor, sig, pred, exc) -> torch.Tensor:
         """GRU-B output (B, T*160, gru_b) for teacher-forced inputs."""
+        if self.impl == "old":
+            return self._hidden_old(cond, sig, pred, exc)
+        # embeddings gathered straight in the compute dtype; conditioning broadcast per frame
+        dt = compute_dtype(sig.device.type)
+        if self.impl == "fold":
+            a = folded_gru_a(self.embed, self.gru_a, cond, sig, pred, exc, FRAME_SIZE, dt, compiled=compile_cells())
+        else:
+            emb = F.embedding(torch.stack([sig, pred, exc], dim=-1), self.embed.weight.to(dt)).flatten(-2)
+            a, _ = self.gru_a(frame_concat(emb, cond, FRAME_SIZE))
+        b, _ = self.gru_b(frame_concat(a, cond, FRAME_SIZE))
+        return b
+
+    def _hidden_old(self, cond: torch.Tensor, sig, pred, exc) -> torch.Tensor:
         cond_s = cond.repeat_interleave(FRAME_SIZE, dim=1)
         emb = self.embed(torch.stack([sig, pred, exc], dim=-1)).flatten(-2)
         if torch.is_autocast_enabled(emb.device.type):  # halve the activation memory before the GRU
@@ -172,11 +214,14 @@ class LPCNet(nn.Module):
         return b
 
     def forward(self, features, sig, pred, exc, target=None):
-        """Logits (B, T*160, 256); with ``target`` the mean cross-entropy instead, computed with the
-        dual FC + softmax recomputed in the backward pass (saves ~4 activations of B x T*160 x 256)."""
+        """Logits (B, T*160, 256); with ``target`` the mean cross-entropy instead, computed without
+        keeping any B x T*160 x 256 activation (fused chunked loss; ``old``: recomputed in backward)."""
         if target is None:
             return self.sample_rate(self.frame_rate(features), sig, pred, exc)
         h = self.hidden(self.frame_rate(features), sig, pred, exc)
+        if self.impl != "old":
+            d = self.dual_fc
+            return dual_fc_loss(h, d.weight, d.bias, d.factor, target)
         return torch.utils.checkpoint.checkpoint(self._head_loss, h, target, use_reentrant=False)
 
     def _head_loss(self, h, target):
