@@ -12,9 +12,10 @@ Any other personalized decoder is *stale*: installing refuses (exit 2) unless --
 records the grouping the stale decoder belongs to (the previous speaker_groups.json's sha256), so
 loading refuses it (receiver/reference_decoder.check_grouping) until it is retrained and re-exported.
 
-Typical order: install with --allow-stale, train the decoders (they read models/training_groups.json),
-then scripts/export_decoders.py, which records the new hashes.  Or train with
-``--groups DIR/training_groups.json`` first, export, then install (nothing is stale then).
+Order: install with --allow-stale, train the decoders (scripts/gpu.sh reads models/training_groups.json),
+then scripts/export_decoders.py, which records the hashes of the files in models/ at export time.
+(Exporting decoders before installing would record the old map's hash even if they were trained
+with the candidate's map.)
 
 Usage: python scripts/install_speaker_classifier.py DIR [--models models] [--allow-stale] [--dry-run]
 """
