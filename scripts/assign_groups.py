@@ -35,9 +35,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="output JSON file")
     ap.add_argument("--subsets", nargs="*", default=None, help="only these subset folders")
     ap.add_argument("--max-utterances", type=int, default=None, help="use at most this many utterances per speaker")
+    ap.add_argument("--models", type=Path, default=None,
+                    help="folder with speaker_encoder.onnx + speaker_groups.json (default: the shipped models/)")
     args = ap.parse_args(argv)
 
-    clf = SpeakerClassifier()
+    clf = (SpeakerClassifier(encoder_path=args.models / "speaker_encoder.onnx",
+                             groups_path=args.models / "speaker_groups.json") if args.models else SpeakerClassifier())
     gdata = clf.groups_data
     cents = {c: np.asarray(v["centroids"], dtype=np.float64) for c, v in gdata["groupings"].items()}
     speakers, skipped = {}, {}

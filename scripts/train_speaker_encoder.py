@@ -9,7 +9,11 @@ Writes
   data/speaker/embeddings.npz        per-segment and per-speaker embeddings (for the figures)
 
 Training speakers: the 231 train speakers of models/speaker_splits.json when it exists, else the
-same LibriSpeech split computed by training.corpus.splits.make_splits (seed 0, 20 validation).  Positive pairs: two different 2-3 s crops of active speech of one
+same LibriSpeech split computed by training.corpus.splits.make_splits (seed 0, 20 validation).
+--extra-corpus adds the real studio speakers of the local corpus (data/corpus, LibriSpeech layout:
+studio-vcc2016, studio-asterisk): only speakers listed as *train* in the splits file are used
+(never validation/test, never Debian asterisk-core-sounds-en/-es), at most --extra-max-utterances
+utterances each; their sex comes from the corpus manifest.json.  Positive pairs: two different 2-3 s crops of active speech of one
 speaker; negative pairs: crops of two different speakers; 50 % each; BCE on dot-product logits
 (eq. 1); Adam 1e-3.  Every crop gets a random smooth spectral tilt (--eq-aug, channel
 augmentation): with one recording per speaker, positive pairs always share the recording channel,
@@ -121,6 +125,32 @@ def segment_table(active: dict[str, list[np.ndarray]], speakers: list[str], allo
     return segs, spk_of, utt_of
 
 
+FORBIDDEN_EXTRA = ("ast_en", "ast_es")  # held-out evaluation material (asterisk-core-sounds-en*/-es*)
+
+
+def speaker_key(s: str) -> tuple:
+    """Sort key: numeric LibriSpeech ids first (by value), then the named studio speakers."""
+    return (0, int(s), "") if s.isdigit() else (1, 0, s)
+
+
+def extra_speakers(root: Path, subsets: list[str], train_ids: set[str], max_utts: int):
+    """(utterances, sex table) of the train-split speakers of the local corpus' extra subsets."""
+    utts = [u for u in scan_corpus(root, subsets) if u.speaker in train_ids]
+    bad = sorted({u.speaker for u in utts if u.speaker.lower().startswith(FORBIDDEN_EXTRA)})
+    if bad:
+        raise SystemExit(f"pnsc: error: refusing held-out speakers {bad} from {root}")
+    kept, count = [], {}
+    for u in utts:
+        count[u.speaker] = count.get(u.speaker, 0) + 1
+        if count[u.speaker] <= max_utts:
+            kept.append(u)
+    sexes = {}
+    man = root / "manifest.json"
+    if man.is_file():
+        sexes = {str(r["speaker"]): str(r.get("sex", "?")) for r in json.loads(man.read_text()).get("speakers", [])}
+    return kept, sexes
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -142,6 +172,11 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", type=Path, default=None,
                     help="start from this checkpoint (weights + normalisation); --steps 0 only re-exports and regroups")
     ap.add_argument("--default-groups", type=int, default=4)
+    ap.add_argument("--extra-corpus", type=Path, default=None,
+                    help="local corpus folder (data/corpus) whose train-split studio speakers are added")
+    ap.add_argument("--extra-subsets", nargs="+", default=["studio-vcc2016", "studio-asterisk"])
+    ap.add_argument("--extra-max-utterances", type=int, default=60,
+                    help="at most this many utterances (sorted order) per extra speaker")
     ap.add_argument("--no-split-fallback", action="store_true",
                     help="without a splits file, train on all 251 speakers instead of computing the split")
     ap.add_argument("--cmn", action="store_true",
@@ -161,8 +196,17 @@ def main(argv=None) -> int:
 
     speakers_txt = read_speakers_txt(args.corpus / "SPEAKERS.TXT")
     train_utts = scan_corpus(args.corpus, ["train-clean-100"])
-    all_train = sorted(by_speaker(train_utts))
     splits = read_speaker_splits(args.splits)
+    extra_sex: dict[str, str] = {}
+    if args.extra_corpus is not None:
+        if splits is None:
+            raise SystemExit(f"pnsc: error: --extra-corpus needs the splits file {args.splits}")
+        extra_utts, extra_sex = extra_speakers(args.extra_corpus, args.extra_subsets, set(splits[0]),
+                                               args.extra_max_utterances)
+        train_utts = train_utts + extra_utts
+        print(f"extra speakers from {args.extra_corpus}: {sorted(by_speaker(extra_utts))} "
+              f"({len(extra_utts)} utterances)", flush=True)
+    all_train = sorted(by_speaker(train_utts))
     if splits is None and args.no_split_fallback:
         train_spk, val_spk = all_train, []
         split_note = f"{args.splits.name} not found: all {len(all_train)} train-clean-100 speakers used for training"
@@ -296,7 +340,7 @@ def main(argv=None) -> int:
         assign.update({s: int(g) for s, g in zip(val_spk, va_g)})
         groupings[str(c)] = {
             "centroids": np.round(cents, 7).tolist(),
-            "assignment": dict(sorted(assign.items(), key=lambda kv: int(kv[0]))),
+            "assignment": dict(sorted(assign.items(), key=lambda kv: speaker_key(kv[0]))),
             "train_sizes": np.bincount(labels, minlength=c).tolist(),
             "validation_sizes": np.bincount(va_g, minlength=c).tolist(),
         }
@@ -316,10 +360,13 @@ def main(argv=None) -> int:
         "kmeans": {"seed": KMEANS_SEED, "n_init": KMEANS_INITS, "order": (f"groups numbered to match {args.align_to.name} (maximum overlap)" if args.align_to
                                                  else "groups numbered by decreasing train size")},
         "corpus": str(args.corpus),
+        "extra_corpus": ({"folder": str(args.extra_corpus), "subsets": args.extra_subsets,
+                          "max_utterances": args.extra_max_utterances}
+                         if args.extra_corpus is not None else None),
         "splits": split_note,
         "speakers": {s: {"split": "train" if s in set(train_spk) else "validation",
-                         "sex": speakers_txt[s].sex if s in speakers_txt else "?"}
-                     for s in sorted(train_spk + val_spk, key=int)},
+                         "sex": speakers_txt[s].sex if s in speakers_txt else extra_sex.get(s, "?")}
+                     for s in sorted(train_spk + val_spk, key=speaker_key)},
         "training": {"steps": step, "minutes": round(train_minutes, 2), "pairs_per_batch": args.pairs,
                      "crop_seconds": [args.min_crop, args.max_crop], "lr": args.lr, "seed": args.seed,
                      "eq_aug": args.eq_aug, "cmn": args.cmn,

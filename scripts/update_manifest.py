@@ -20,10 +20,21 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 
-def main() -> int:
-    man_path = MODELS / "manifest.json"
+def encoder_speakers(groups: dict) -> str:
+    """Which speakers the encoder was trained on, from speaker_groups.json."""
+    spk = groups.get("speakers", {})
+    n_train = sum(1 for v in spk.values() if v.get("split") == "train") or 231
+    named = sorted(s for s, v in spk.items() if v.get("split") == "train" and not s.isdigit())
+    if not named:
+        return f"the {n_train} LibriSpeech training speakers"
+    return (f"the {n_train} training speakers ({n_train - len(named)} LibriSpeech + real studio speakers "
+            f"{', '.join(named)} of the local corpus)")
+
+
+def main(models: Path = MODELS) -> int:
+    man_path = models / "manifest.json"
     man = json.loads(man_path.read_text()) if man_path.is_file() else {"models": []}
-    groups = json.loads((MODELS / "speaker_groups.json").read_text())
+    groups = json.loads((models / "speaker_groups.json").read_text())
     training = groups.get("training", {})
     entries = [
         {"name": "codebooks-v1", "kind": "codebooks", "file": "codebooks-v1.npz",
@@ -33,10 +44,10 @@ def main() -> int:
         {"name": "speaker-encoder", "kind": "speaker_encoder", "file": "speaker_encoder.onnx",
          "params": training.get("params"),
          "training": "Siamese 2 x GRU(32) on log-magnitude STFT, BCE on dot-product logits (eq. 1), "
-                     f"{training.get('steps', '?')} steps on the 231 LibriSpeech training speakers (CPU); "
+                     f"{training.get('steps', '?')} steps on {encoder_speakers(groups)} (CPU); "
                      "scripts/train_speaker_encoder.py"},
         {"name": "speaker-groups", "kind": "speaker_groups", "file": "speaker_groups.json",
-         "training": "k-means on per-speaker mean embeddings of the 231 training speakers, C = 2..6 "
+         "training": f"k-means on per-speaker mean embeddings of {encoder_speakers(groups)}, C = 2..6 "
                      f"(default C = {groups.get('default_groups')}); validation speakers by nearest centroid"},
         {"name": "training-groups", "kind": "group_map", "file": "training_groups.json",
          "training": "speaker -> group (C = 4) used to train the personalized decoders: LibriSpeech by the "
@@ -45,8 +56,12 @@ def main() -> int:
         {"name": "speaker-splits", "kind": "splits", "file": "speaker_splits.json",
          "training": "seeded train / validation / test speaker splits (training/corpus/splits.py)"},
     ]
+    old = {m.get("name"): m for m in man.get("models", [])}
     for e in entries:
-        e["sha256"] = sha256_file(MODELS / e["file"])
+        e["sha256"] = sha256_file(models / e["file"])
+        prev = old.get(e["name"], {})
+        if prev.get("note") and prev.get("sha256") == e["sha256"]:
+            e["note"] = prev["note"]  # a hand-written note stays while the file is unchanged
     names = {e["name"] for e in entries}
     man["models"] = entries + [m for m in man.get("models", []) if m.get("name") not in names]
     man_path.write_text(json.dumps(man, indent=1) + "\n")
