@@ -30,8 +30,9 @@ RUN_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)(
 
 
 def _audio_hours(meta: dict) -> float | None:
+    """Audio-hours the weights have seen: the run's own plus, for a fine-tuned run, its initialisation's."""
     s = meta.get("audio_seconds")
-    return round(s / 3600.0, 2) if s else None
+    return round((s + (meta.get("init_audio_seconds") or 0.0)) / 3600.0, 2) if s else None
 
 
 def run_info(run: Path) -> dict | None:

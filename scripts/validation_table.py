@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Eq. (3) of the paper from training logs: per-group validation losses of the personalized
 decoders weighted by validation speakers per group, against the generic baselines; plots the
-paper's Fig. 5 against optimizer steps (fine-tuned runs continue the baseline's step count).
+paper's Fig. 5 against the audio-hours each model has seen (a fine-tuned run's include its baseline's).
 
 Usage: python scripts/validation_table.py runs/gpu --out docs/figures/fig5_val_loss.png [--json F]
 """
@@ -22,6 +22,31 @@ def epochs(run: Path) -> list[dict]:
     if not log.is_file():
         return []
     return [r for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "epoch" and r.get("val_groups")]
+
+
+def audio_hours(run: Path, ep: list[dict]) -> list[tuple[float, bool]]:
+    """Audio-hours seen at each epoch record, and whether that value was counted (not interpolated).
+
+    Records carry ``audio_hours_total`` (own + initialisation) since round 4; round-3 records carry the run's
+    own counter, which started at zero there, so the checkpoint's offsets (``round2_audio_seconds`` of a
+    resumed baseline, ``init_audio_seconds`` of a fine-tune) are added. Round-2 records predate the counter:
+    they are placed by linear interpolation in steps between 0 and the first counted record."""
+    import torch
+
+    ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False) if (run / "last.pt").is_file() else {}
+    offset = ((ck.get("round2_audio_seconds") or 0.0) + (ck.get("init_audio_seconds") or 0.0)) / 3600.0
+    known = [(r["step"], r["audio_hours_total"] if "audio_hours_total" in r else r["audio_hours"] + offset)
+             if ("audio_hours_total" in r or "audio_hours" in r) else None for r in ep]
+    first = next((k for k in known if k is not None), None)
+    out = []
+    for r, k in zip(ep, known):
+        if k is not None:
+            out.append((k[1], True))
+        elif first is not None and first[0] > 0:
+            out.append((r["step"] / first[0] * first[1], False))
+        else:
+            out.append((float("nan"), False))
+    return out
 
 
 def _latest(series: list[tuple[int, float]], step: int) -> float:
@@ -50,20 +75,26 @@ def main() -> int:
             last = ep[-1]
             per = [last["val_groups"][str(c)] for c in range(C)]
             rows[name] = {"step": last["step"], "per_group": per, "eq3": sum(w * v for w, v in zip(weights, per))}
-            curves[name] = [(r["step"], sum(w * r["val_groups"][str(c)] for c, w in enumerate(weights))) for r in ep]
+            hours = audio_hours(args.runs / name, ep)
+            rows[name]["audio_hours"] = round(hours[-1][0], 2)
+            curves[name] = [(h, sum(w * r["val_groups"][str(c)] for c, w in enumerate(weights)), counted)
+                            for r, (h, counted) in zip(ep, hours)]
     for size in "sl":
         for variant in ("scratch", "ft"):
-            per, steps, series = [], [], []
+            per, steps, series, hours = [], [], [], []
             for c in range(C):
-                ep = epochs(args.runs / f"plpcnet-{size}-g{c}-{variant}")
+                run = args.runs / f"plpcnet-{size}-g{c}-{variant}"
+                ep = epochs(run)
                 if not ep:
                     break
                 per.append(ep[-1]["val_groups"][str(c)])
                 steps.append(ep[-1]["step"])
+                hours.append(round(audio_hours(run, ep)[-1][0], 2))
                 series.append([(r["step"], r["val_groups"][str(c)]) for r in ep])
             if len(per) == C:
                 name = f"plpcnet-{size}-{variant}"
-                rows[name] = {"step": steps, "per_group": per, "eq3": sum(w * v for w, v in zip(weights, per))}
+                rows[name] = {"step": steps, "audio_hours": hours, "per_group": per,
+                              "eq3": sum(w * v for w, v in zip(weights, per))}
                 base = curves.get(f"lpcnet-bl-{size}")
                 if variant == "scratch" and base:
                     # The baseline at the step closest to where the scratch runs stopped (equal training).
@@ -71,13 +102,15 @@ def main() -> int:
                     rows[name]["baseline_at_equal_steps"] = {"step": at[0], "eq3": at[1]}
                 if variant == "scratch":  # same step axis as the baselines: each group's latest value
                     grid = sorted({st for ser in series for st, _ in ser if st >= max(ser[0][0] for ser in series)})
-                    curves[name] = [(g, sum(weights[c] * _latest(series[c], g) for c in range(C))) for g in grid]
+                    curves[name] = [(g, sum(weights[c] * _latest(series[c], g) for c in range(C)), False)
+                                    for g in grid]  # (on a step axis: scratch runs have no baseline hours)
 
     print(f"validation speakers per group (LibriSpeech, C={C}): {n_val}")
-    print("| decoder | steps | " + " | ".join(f"group {c}" for c in range(C)) + " | eq. (3) |")
-    print("|---|---|" + "---|" * C + "---|")
+    print("| decoder | steps | audio-hours seen | " + " | ".join(f"group {c}" for c in range(C)) + " | eq. (3) |")
+    print("|---|---|---|" + "---|" * C + "---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['step']} | " + " | ".join(f"{v:.4f}" for v in r["per_group"]) + f" | **{r['eq3']:.4f}** |")
+        print(f"| {name} | {r['step']} | {r.get('audio_hours')} | " + " | ".join(f"{v:.4f}" for v in r["per_group"])
+              + f" | **{r['eq3']:.4f}** |")
     for name, r in rows.items():
         if "baseline_at_equal_steps" in r:
             b = r["baseline_at_equal_steps"]
@@ -91,12 +124,18 @@ def main() -> int:
 
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for name, pts in curves.items():
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name)
+            if name.endswith("-scratch"):
+                continue  # a step axis; the table compares them at equal steps
+            line = ax.plot([p[0] for p in pts if p[2]], [p[1] for p in pts if p[2]], marker="o", ms=3, label=name)
+            guess = [p for p in pts if not p[2]] + [p for p in pts if p[2]][:1]
+            if len(guess) > 1:
+                ax.plot([p[0] for p in guess], [p[1] for p in guess], ls=":", marker=".", ms=3,
+                        color=line[0].get_color(), label=f"{name} (before the counter: hours from steps)")
         for name in ("plpcnet-s-ft", "plpcnet-l-ft"):
             if name in rows:
                 ax.axhline(rows[name]["eq3"], ls="--", lw=1, color="tab:red" if "-s-" in name else "tab:purple",
                            label=f"{name} (fine-tuned from the baseline, final)")
-        ax.set_xlabel("optimizer steps (batch 128 x 15 frames)")
+        ax.set_xlabel("audio-hours seen (15-frame sequences x batch x steps)")
         ax.set_ylabel("eq. (3) weighted validation loss (nats/sample)")
         ax.set_title("Validation loss, cf. the paper's Fig. 5")
         ax.grid(alpha=0.3)

@@ -170,3 +170,30 @@ def test_resume_can_move_the_quantized_adaptation(data, tmp_path):
     train.main(_args(data, out, "--epochs", "3", "--max-steps", "12", "--quantized-after-epoch", "1"))
     hist = json.loads((out / "history.json").read_text())
     assert [h["features"] for h in hist] == ["features", "qfeatures"]
+
+
+def test_resume_takes_an_explicit_setting_even_when_it_equals_the_default(data, tmp_path):
+    # Round 3 lost 3/4 of its GPU throughput: "--batch 512 --lr 1e-3" equalled the built-in defaults, so the
+    # resumed runs silently kept the saved batch 128 and lr 2e-3.
+    out = tmp_path / "s"
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "2", "--lr", "5e-3", "--lr-decay", "0.1"))
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "4"))  # not given: the saved ones
+    assert [r["lr"] for r in _records(out, "step")][2:] == pytest.approx([5e-3 / 1.2, 5e-3 / 1.3])
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "5", "--lr", str(train.SCHEDULE_DEFAULTS["lr"]),
+                     "--lr-decay", "0"))
+    assert _records(out, "step")[-1]["lr"] == pytest.approx(train.SCHEDULE_DEFAULTS["lr"])
+    assert torch.load(out / "last.pt", weights_only=False)["args"]["lr"] == train.SCHEDULE_DEFAULTS["lr"]
+
+
+def test_fine_tuning_counts_the_audio_its_initialisation_saw(data, tmp_path):
+    base, ft = tmp_path / "base", tmp_path / "ft"
+    train.main(_args(data, base, "--epochs", "3", "--max-steps", "3"))
+    seen = torch.load(base / "last.pt", weights_only=False)["audio_seconds"]
+    assert seen > 0
+    train.main(_args(data, ft, "--epochs", "3", "--max-steps", "1", "--group", "0",
+                     "--init-from", str(base / "last.pt")))
+    ck = torch.load(ft / "last.pt", weights_only=False)
+    assert ck["init_audio_seconds"] == pytest.approx(seen)
+    assert 0 < ck["audio_seconds"] < seen  # one step of its own
+    status = json.loads((ft / "status.json").read_text())
+    assert status["audio_hours"] == pytest.approx((seen + ck["audio_seconds"]) / 3600, abs=1e-3)

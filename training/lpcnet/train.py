@@ -39,6 +39,10 @@ DEFAULT_CLIP = {("L", True): 5e-2, ("L", False): 1e-2, ("S", True): 1e-2, ("S", 
                 ("tiny", True): 1.0, ("tiny", False): 1.0}
 
 
+# schedule settings not given on the command line: the saved ones on resume, else these
+SCHEDULE_DEFAULTS = {"batch": 512, "lr": 1e-3, "lr_decay": 0.0, "adapt": "frame", "val_features": "qfeatures"}
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, action="append", help="example-shard folder (repeatable)")
@@ -54,17 +58,19 @@ def parse_args(argv=None):
     ap.add_argument("--reserve-s", type=float, default=20.0, help="seconds kept for the final save")
     ap.add_argument("--epochs", type=int, default=120, help="total epochs of the whole training")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in total")
-    ap.add_argument("--batch", type=int, default=512, help="global batch (sequences of 15 frames)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help=f"global batch (sequences of 15 frames; default {SCHEDULE_DEFAULTS['batch']}, or as saved)")
     ap.add_argument("--val-batch", type=int, default=None)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lr-decay", type=float, default=0.0, help="lr / (1 + decay * step) (LPCNet: 5e-5)")
+    ap.add_argument("--lr", type=float, default=None, help=f"default {SCHEDULE_DEFAULTS['lr']}, or as saved")
+    ap.add_argument("--lr-decay", type=float, default=None,
+                    help="lr / (1 + decay * step) (LPCNet: 5e-5; default 0, or as saved)")
     ap.add_argument("--clip", type=float, default=None, help="grad-norm clip (default by size and group)")
     ap.add_argument("--init-from", default=None, help="start from this checkpoint's weights (fine-tuning)")
     ap.add_argument("--quantized-after-epoch", type=int, default=None,
                     help="from this epoch on, train on quantized features (default: 3/4 of --epochs)")
-    ap.add_argument("--adapt", default="frame", choices=["frame", "all"],
-                    help="what the quantized-feature adaptation trains (LPCNet: the frame-rate net)")
-    ap.add_argument("--val-features", default="qfeatures", choices=["qfeatures", "features"])
+    ap.add_argument("--adapt", default=None, choices=["frame", "all"],
+                    help="what the quantized-feature adaptation trains (LPCNet, the default: the frame-rate net)")
+    ap.add_argument("--val-features", default=None, choices=["qfeatures", "features"], help="default qfeatures")
     ap.add_argument("--noise-domain", default="exc", choices=["exc", "sig", "none"])
     ap.add_argument("--noise-scale", type=float, default=None)
     ap.add_argument("--device", default="auto", help="cuda | cpu | auto")
@@ -224,13 +230,17 @@ def main(argv=None) -> int:
             if getattr(a, k) != saved.get(k) and getattr(a, k) != getattr(defaults, k) and D.main:
                 log(f"train: resuming {out} as saved: {k}={saved.get(k)!r} (ignoring {getattr(a, k)!r})")
             setattr(a, k, saved.get(k))
-        # schedule settings: saved ones, unless this call sets them explicitly
+        # schedule settings: saved ones, unless this call sets them explicitly (they parse as None when
+        # not given, so an explicit value equal to the built-in default still overrides the saved one)
         # (the batch is a schedule setting too: a call may change it, e.g. when models share a GPU)
         for k in ("batch", "lr", "lr_decay", "clip", "quantized_after_epoch", "adapt", "val_features"):
-            if getattr(a, k) == getattr(defaults, k):
+            if getattr(a, k) is None:
                 setattr(a, k, saved.get(k))
             elif getattr(a, k) != saved.get(k) and D.main:
                 log(f"train: {k} changed from {saved.get(k)!r} to {getattr(a, k)!r}")
+    for k, v in SCHEDULE_DEFAULTS.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
     size = a.size
     group = None if str(a.group) == "all" else int(a.group)
     personalized = group is not None
@@ -283,7 +293,11 @@ def main(argv=None) -> int:
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999))
     state = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "pending_val": False, "best_val": None,
              "epoch_loss_sum": 0.0, "epoch_loss_n": 0, "epoch_gnorm_sum": 0.0, "history": [],
-             "train_seconds": 0.0, "audio_seconds": 0.0}
+             "train_seconds": 0.0, "audio_seconds": 0.0,
+             # audio the initialising checkpoint had seen (fine-tuning), so "audio-hours seen" is the whole history
+             "init_audio_seconds": 0.0}
+    if ckpt is None and a.init_from:
+        state["init_audio_seconds"] = float(init.get("audio_seconds") or 0.0) + float(init.get("init_audio_seconds") or 0.0)
     if ckpt is not None:
         state.update({k: ckpt[k] for k in state if k in ckpt})
         if ckpt["args"].get("batch") != a.batch:  # positions within the epoch are counted in batches
@@ -324,7 +338,9 @@ def main(argv=None) -> int:
         _atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta}, last)
         _atomic_text(json.dumps(state["history"], indent=1), out / "history.json")
         _atomic_text(json.dumps({"done": done, "name": name, "step": state["step"], "epoch": state["epoch"],
-                                 "best_val": state["best_val"], "epochs": a.epochs}, indent=1),
+                                 "best_val": state["best_val"], "epochs": a.epochs,
+                                 "audio_hours": round((state["audio_seconds"] + state["init_audio_seconds"]) / 3600, 3)},
+                                indent=1),
                      out / "status.json")
         try:
             from .curves import plot_run
@@ -346,6 +362,7 @@ def main(argv=None) -> int:
                "val_loss": vloss, "val_groups": vgroups, "val_speakers": val_speakers,
                "val_features": feat, "train_seconds": round(state["train_seconds"], 1),
                "audio_hours": round(state["audio_seconds"] / 3600.0, 3),
+               "audio_hours_total": round((state["audio_seconds"] + state["init_audio_seconds"]) / 3600.0, 3),
                "val_seconds": round(time.monotonic() - t0, 2)}
         if vgroups and eq3(vgroups, val_groups_spk) is not None:
             rec["val_eq3"] = eq3(vgroups, val_groups_spk)
@@ -355,7 +372,8 @@ def main(argv=None) -> int:
             if D.main:
                 meta = {"name": name, "config": cfg.to_dict(), "params": count_parameters(model),
                         "step": state["step"], "epoch": state["epoch"], "val_loss": vloss,
-                        "audio_seconds": state["audio_seconds"], "data_summary": data_summary, "args": vars(a)}
+                        "audio_seconds": state["audio_seconds"], "init_audio_seconds": state["init_audio_seconds"],
+                        "data_summary": data_summary, "args": vars(a)}
                 _atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta},
                              out / "best.pt")
         if D.main:
