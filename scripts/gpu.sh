@@ -11,6 +11,7 @@
 #                                           that of RUNS, into .carry/state for a call on a fresh machine
 #   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs-state.tar (fp16 weights of every run,
 #                                           bf16 Adam moments of the baselines) from RUNS (default runs/gpu)
+#   bash scripts/gpu.sh size                what a call carrying .whl + .carry/* sends, against the 64 MiB cap
 #   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
 #
 #  There (the device machine; the command of a device call):
@@ -45,6 +46,13 @@ carry)
   rm -rf ".carry/$name"
   $PY scripts/select_audio_shards.py --audio data/audio_shards --out ".carry/$name" --files "$@"
   du -sh .carry/* | sed 's/^/carry: /'
+  "$0" size
+  ;;
+size)  # what a call carrying .whl and every .carry/* folder sends: the tree git would copy plus those
+  tree=$(git ls-files -t | grep -v '^S' | cut -c3- | xargs -d '\n' stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
+  extra=$(du -sb .whl .carry/* 2>/dev/null | awk '{s+=$1} END {print s+0}')
+  echo "tree $((tree >> 20)) MiB + carried $((extra >> 20)) MiB = $(((tree + extra) >> 20)) MiB (cap 64 MiB)"
+  [ $((tree + extra)) -le $((64 << 20)) ] || { echo "over the 64 MiB carry cap: drop a shard or run 'lean on'"; exit 1; }
   ;;
 state)  # [RUNS_DIR]: carry these runs instead of the committed state (training/state/runs-state.tar)
   rm -rf .carry/state && mkdir -p .carry/state
