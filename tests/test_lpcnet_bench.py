@@ -13,7 +13,7 @@ from pnsc.training.lpcnet import bench  # noqa: E402
 def test_bench_cli_writes_results_json(tmp_path, capsys):
     out = tmp_path / "b.json"
     rc = bench.main(["--device", "cpu", "--size", "tiny", "--batch", "2", "--impl", "old,fast", "--procs", "1",
-                     "--steps", "2", "--out", str(out)])
+                     "--steps", "2", "--frames", "2", "--out", str(out)])
     assert rc == 0
     res = json.loads(out.read_text())["results"]
     assert [(r["impl"], r["batch"], r["procs"]) for r in res] == [("old", 2, 1), ("fast", 2, 1)]
@@ -24,7 +24,7 @@ def test_bench_cli_writes_results_json(tmp_path, capsys):
     assert "audio-h/min total" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [["--impl", "nope"], ["--batch", "0"], ["--device", "cuda"]])
+@pytest.mark.parametrize("args", [["--impl", "nope"], ["--batch", "0"], ["--frames", "0"], ["--device", "cuda"]])
 def test_bench_bad_arguments_exit_2(args, capsys):
     if args == ["--device", "cuda"] and torch.cuda.is_available():
         pytest.skip("CUDA present")

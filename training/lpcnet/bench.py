@@ -35,7 +35,7 @@ T = 15
 BENCH_IMPLS = (*IMPLS, "foldc")  # foldc: fold with PNSC_LPCNET_COMPILE=1
 
 
-def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "fast") -> dict:
+def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "fast", frames: int = T) -> dict:
     """Run ``steps`` training steps in this process; timing of the steps after the warm-up ones."""
     dev = torch.device(device)
     if dev.type == "cuda":
@@ -46,11 +46,11 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}[amp]
     g = torch.Generator(device=dev).manual_seed(1)
-    feats = torch.randn(batch, T + 4, 20, device=dev, generator=g)
+    feats = torch.randn(batch, frames + 4, 20, device=dev, generator=g)
     feats[..., 18] = 100.0
     feats[..., 19] = 0.5
-    signal = (torch.randn(batch, (T + 1) * 160, device=dev, generator=g) * 2000).to(torch.int16)
-    lpc = torch.zeros(batch, T, 16, device=dev)
+    signal = (torch.randn(batch, (frames + 1) * 160, device=dev, generator=g) * 2000).to(torch.int16)
+    lpc = torch.zeros(batch, frames, 16, device=dev)
     lpc[..., 0] = 0.9
     times = []
     for _ in range(steps):
@@ -74,14 +74,19 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
     else:  # ru_maxrss is KiB on Linux
         peak = reserved = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {"size": size, "impl": impl, "batch": batch, "amp": amp, "device": str(dev), "step_s": round(step, 4),
-            "audio_h_per_min": round(batch * T * 160 / 16000 / 3600 / (step / 60), 3),
+            "audio_h_per_min": _sig(batch * frames * 160 / 16000 / 3600 / (step / 60)),
             "peak_gib": round(peak, 3), "reserved_gib": round(reserved, 3), "loss": round(float(loss), 4)}
+
+
+def _sig(x: float) -> float:
+    """Six significant digits (a slow CPU run must not round to zero)."""
+    return float(f"{x:.6g}")
 
 
 def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float) -> dict:
     """``procs`` fresh processes of one configuration at once; their summed throughput."""
     cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", "fold" if impl == "foldc" else impl,
-           "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device]
+           "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device, "--frames", str(a.frames)]
     env = dict(os.environ, PYTHONUNBUFFERED="1", PNSC_LPCNET_COMPILE="1" if impl == "foldc" else "0")
     ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
     rec = {"size": size, "impl": impl, "batch": batch, "procs": procs, "amp": a.amp, "device": a.device}
@@ -103,7 +108,7 @@ def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float
             rec["error"] = "oom" if "out of memory" in err.lower() else (err.strip().splitlines() or ["failed"])[-1][-300:]
             return rec
         res.append(json.loads(lines[-1]))
-    rec.update({"audio_h_per_min": round(sum(r["audio_h_per_min"] for r in res), 3),
+    rec.update({"audio_h_per_min": _sig(sum(r["audio_h_per_min"] for r in res)),
                 "step_s": max(r["step_s"] for r in res), "peak_gib_each": max(r["peak_gib"] for r in res),
                 "reserved_gib_each": max(r["reserved_gib"] for r in res), "runs": res})
     return rec
@@ -129,6 +134,7 @@ def main(argv=None) -> int:
     ap.add_argument("--amp", default=None, choices=["bf16", "fp16", "none"], help="default bf16 on CUDA, none on CPU")
     ap.add_argument("--budget-s", type=float, default=180.0, help="skip configurations once this much time is spent")
     ap.add_argument("--out", default=None, help="write all results to this JSON file")
+    ap.add_argument("--frames", type=int, default=T, help=f"frames per training sequence (training uses {T})")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: one run, one JSON line
     a = ap.parse_args(argv)
     cuda = a.device.startswith("cuda")
@@ -147,13 +153,13 @@ def main(argv=None) -> int:
         impls = a.impl.split(",")
         multi = [i for i in a.multi_impl.split(",") if i in impls]
         bad = [i for i in impls + a.multi_impl.split(",") if i not in BENCH_IMPLS]
-        if bad or min(batches) < 1 or min(procs) < 1 or a.steps < 1:
-            raise ValueError(f"bad --impl {bad}" if bad else "batch, procs and steps must be >= 1")
+        if bad or min(batches) < 1 or min(procs) < 1 or a.steps < 1 or a.frames < 1:
+            raise ValueError(f"bad --impl {bad}" if bad else "batch, procs, steps and frames must be >= 1")
     except ValueError as exc:
         print(f"pnsc: error: {exc}", file=sys.stderr)
         return 2
     if a.one:
-        print(json.dumps(one(sizes[0], batches[0], a.steps, a.amp, a.device, impls[0])), flush=True)
+        print(json.dumps(one(sizes[0], batches[0], a.steps, a.amp, a.device, impls[0], a.frames)), flush=True)
         return 0
     t0 = time.monotonic()
     results = []
