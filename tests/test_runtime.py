@@ -138,7 +138,10 @@ def test_decode_command_runtime_agrees_with_reference(tmp_path, capsys):
     assert main(["decode", str(src), str(b), "--reference"]) == 0
     x, y = sf.read(a, dtype="int16")[0].astype(int), sf.read(b, dtype="int16")[0].astype(int)
     assert x.shape == y.shape and x.size == 4800  # trimmed to the input length (8 packets hold 5120)
-    assert np.mean(np.abs(x - y) <= 1) >= 0.95  # same sampling choices; rare late near-ties may diverge
+    # Same sampling choices until a near-tie in the sampling CDF (float rounding differs between the two
+    # paths) flips one and the free-running streams part: that may happen late, never in the first half.
+    differ = np.nonzero(np.abs(x - y) > 1)[0]
+    assert differ.size == 0 or differ[0] >= x.size // 2, f"runtime and reference part at sample {differ[0]}"
     assert main(["decode", str(src), str(a)]) == 0  # default: int8 runtime
     assert "int8" in capsys.readouterr().err
 
@@ -193,6 +196,7 @@ def _model_copy(tmp_path: Path, name: str = "plpcnet-s-g1") -> Path:
     (models / "manifest.json").write_text(json.dumps(man))
     for p in man["models"][0]["files"].values():
         shutil.copy(MODELS / p, models / p)
+    shutil.copy(MODELS / "speaker_groups.json", models)  # personalized decoders are checked against it
     return models
 
 
