@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--real-only", action="store_true", help="leave out the generated sources")
     sh = sub.add_parser("shards", help="pack the corpus into FLAC audio shards (tar) with an index")
     sh.add_argument("--out", type=Path, default=REPO / "data" / "audio_shards")
-    sh.add_argument("--target-mib", type=float, default=45.0)
+    sh.add_argument("--target-mib", type=float, default=25.0, help="shard size: the committed training state plus one shard must fit a device call's 64 MiB carry")
     al = sub.add_parser("all", help="asterisk + piper + kokoro + manifest + shards")
     al.add_argument("--piper-budget-min", type=float, default=10.0)
     al.add_argument("--kokoro-budget-min", type=float, default=30.0)
