@@ -44,7 +44,8 @@ def run_info(run: Path) -> dict | None:
     return {"run": run, "ckpt": ck, "val_loss": meta.get("val_loss", meta.get("best_val")),
             "step": meta.get("step"), "epoch": meta.get("epoch"), "done": status.get("done"),
             "init_from": (meta.get("args") or {}).get("init_from"), "data_summary": meta.get("data_summary"),
-            "audio_hours": _audio_hours(meta)}
+            "audio_hours": _audio_hours(meta),
+            "train_minutes": round(meta["train_seconds"] / 60.0, 1) if meta.get("train_seconds") else None}
 
 
 def main(argv=None) -> int:
@@ -108,6 +109,9 @@ def main(argv=None) -> int:
             "training_data": info["data_summary"], "config": ck.get("config"),
             **grouping,
             "audio_hours_seen": info["audio_hours"] or audio_hours.get(info["run"].name),
+            # wall-clock minutes of this run's own training steps on the GPU (shared with the models trained
+            # beside it; a fine-tune's baseline minutes are in the baseline's entry)
+            "gpu_minutes_own": info["train_minutes"],
             "files": {k: str(p.relative_to(models)) for k, p in files.items()},
             "sha256": {k: sha256_file(p) for k, p in files.items()},
         })
