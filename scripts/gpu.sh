@@ -22,7 +22,8 @@
 #   Every call may land on a fresh machine (a machine stays warm 30 s after a call): carry .carry/state
 #   unless the next call is issued at once; REQUIRE_RUNS=NAME makes a call stop rather than start NAME anew.
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
-#          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options).
+#          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
+#          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH), PNSC_LPCNET_IMPL (fast|old|fold).
 set -uo pipefail
 T0=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -98,6 +99,11 @@ train)
   fi
   if [ -n "${REQUIRE_RUNS:-}" ] && [ ! -f "$RUNS/$REQUIRE_RUNS/last.pt" ]; then
     echo "no $RUNS/$REQUIRE_RUNS/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3
+  fi
+  if [ -n "${BENCH_S:-}" ]; then  # throughput of the training paths first (results in $OUT/bench.json)
+    $PY -m pnsc.training.lpcnet.bench --device cuda --size S --impl "${BENCH_IMPL:-fast,old}" \
+      --batch "${BENCH_BATCH:-512,1024,2048,4096}" --procs 1 --steps 5 --amp bf16 --budget-s "$BENCH_S" \
+      --out "$OUT/bench.json" 2>&1 | tail -n 12
   fi
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
