@@ -78,12 +78,17 @@ def test_each_kernel_path_this_cpu_runs(kernel, feats, monkeypatch):
 
 
 def test_int8_paths_compute_the_same_integer_products(feats):
-    """The int8 kernels differ only in float activation rounding: per-step choices agree closely."""
+    """The int8 kernels share their integer products and differ only in float activation rounding (exp/tanh
+    approximations): fed the same history, they disagree with each other at most half as often as with the
+    fp32 reference. (Round-3 weights: 96 % agreement between kernels, 88 % with fp32; near-ties in flat
+    output distributions are what flips, and the quality cost of int8 is within the seed's spread:
+    scripts/runtime_quality.py.)"""
     model = LoadedModel(locate("plpcnet-s", 1))
-    ks = [k for k in ("avx512", "avx2") if {"avx512": "avx512-vnni"}.get(k, k) in _ckernels()]
+    ks = [k for k in ("avx512", "avx2", "generic") if {"avx512": "avx512-vnni"}.get(k, k) in _ckernels()]
     outs = [compare_with_reference(model, feats[:20], precision="int8", kernel=k) for k in ks]
     for o in outs[1:]:
-        assert abs(o["choice_match"] - outs[0]["choice_match"]) < 0.002
+        same = np.mean(np.abs(o["choices"] - outs[0]["choices"]) <= 1)
+        assert same >= 0.9 and 1 - same < 0.5 * (1 - o["choice_match"]), (o["kernel"], same, o["choice_match"])
 
 
 @pytest.mark.parametrize("family,group", [("plpcnet-s", 1), ("lpcnet-bl-l", None)])

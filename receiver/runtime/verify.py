@@ -21,7 +21,8 @@ CHOICE_TOL = 1.0  # int16 units; neighbouring mu-law levels are >= 5.6 apart
 def compare_with_reference(model: LoadedModel, features: np.ndarray, *, precision: str = "fp32",
                            kernel: str | None = None, seed: int = 0) -> dict:
     """-> {'samples', 'choice_match' (fraction), 'max_abs_err' (matched samples, int16 scale),
-    'max_state_err' (GRU-A state after the last frame), 'kernel'}."""
+    'max_state_err' (GRU-A state after the last frame), 'kernel', 'choices' (this backend's own sample at
+    every step, each step fed the reference's history)}."""
     features = np.asarray(features, np.float32)
     lpc = lpc_from_cepstrum(features[:, :18])
     padded = np.concatenate([np.repeat(features[:1], CONTEXT, 0), features, np.repeat(features[-1:], CONTEXT, 0)])
@@ -42,4 +43,4 @@ def compare_with_reference(model: LoadedModel, features: np.ndarray, *, precisio
     ok = np.abs(out - y_ref) <= CHOICE_TOL
     return {"samples": int(out.size), "choice_match": float(ok.mean()) if out.size else 1.0,
             "max_abs_err": float(np.abs(out - y_ref)[ok].max()) if ok.any() else 0.0,
-            "max_state_err": float(np.abs(st.ha - st_ref.ha).max()), "kernel": backend.kernel}
+            "max_state_err": float(np.abs(st.ha - st_ref.ha).max()), "kernel": backend.kernel, "choices": out}
