@@ -150,6 +150,8 @@ class ReceiverCore:
         self._decoder_reset = True  # done by the playout thread before its next frame
         self._loss_ema = 0.0
         self._red_seen = False
+        self._red_depth = 0  # K: earlier packets each message carries
+        self._bursts: deque[int] = deque(maxlen=16)  # lengths of recent runs of missing messages
         self._lost_seqs: deque = deque(maxlen=256)  # recently concealed packets counted lost
         self._pending_lost: deque = deque(maxlen=4096)  # concealed past the newest packet
         self._m2e: float | None = None
@@ -213,7 +215,10 @@ class ReceiverCore:
         if self._state == "waiting" and self.jb.next_seq is not None and msg.seq < self.jb.next_seq \
                 and self.jb.next_seq - msg.seq > 50:
             self._reset_stream()  # the sender's stream went backwards while we were idle: restart
+        before = self.jb.max_seq
         res = self.jb.insert(msg.seq, Entry(msg.packet, msg.ts, msg.group, msg.confidence, False, now))
+        if before is not None and res in ("new", "new-after-copy") and 2 <= msg.seq - before <= 50:
+            self._bursts.append(msg.seq - before - 1)  # messages missing right before this one
         if res == "range":
             self._count_invalid("sequence")
             return "sequence"
@@ -239,6 +244,7 @@ class ReceiverCore:
             self._lost_seqs.append(self._pending_lost.popleft())
         if msg.redundancy:
             self._red_seen = True
+            self._red_depth = max(self._red_depth, len(msg.redundancy))
         for i, p in enumerate(msg.redundancy):
             s = msg.seq - 1 - i
             if s >= 0:
@@ -252,10 +258,7 @@ class ReceiverCore:
         if self.on_packet is not None:
             self.on_packet(seq, "concealed" if e is None else "recovered" if e.redundant else "ok")
         self._loss_ema = 0.98 * self._loss_ema + 0.02 * (e is None or e.redundant)
-        # With redundancy in the stream and losses happening, wait one packet longer so the next
-        # message's copy can fill a hole (the price of redundancy, as Opus LBRR's extra frame).
-        self.dm.min_ms = max(self.config.min_delay_ms,
-                             (PACKET_S * 1000 + 5) if (self._red_seen and self._loss_ema > 0.005) else 0.0)
+        self.dm.extra_ms = self._redundancy_wait_packets() * PACKET_S * 1000
         if e is None:
             if (self.jb.max_seq is not None and seq <= self.jb.max_seq) or \
                     (self._final_seq is not None and seq < self._final_seq):
@@ -283,6 +286,19 @@ class ReceiverCore:
         feats = self._pd.decode(np.frombuffer(e.packet, np.uint8)[None])
         for k in range(FRAMES_PER_PACKET):
             self._frames.append((feats[k], None if e.ts is None else e.ts + 10 * k))
+
+    def _redundancy_wait_packets(self) -> int:
+        """How many packets longer than the jitter needs the playout waits for redundant copies.
+
+        A lost packet's copies ride in the next K messages, and each of them sees the same jitter as any
+        packet, so the wait adds to the jitter target. Isolated losses need one packet (as Opus LBRR's
+        extra frame); a run of L missing messages needs L packets for its first one, so the wait follows
+        the typical recent run (the 80th percentile of the last 16, an observed length), at most K, and only
+        while losses happen."""
+        if not (self._red_seen and self._loss_ema > 0.005):
+            return 0
+        typical = int(np.quantile(np.array(self._bursts), 0.8, method="nearest")) if self._bursts else 1
+        return int(min(self._red_depth, max(1, typical)))
 
     def _skip_long_gap(self) -> None:
         """A sequence jump far ahead (a misbehaving sender): conceal at most 2 s of it, skip the rest."""

@@ -7,6 +7,10 @@ margin; until one second of arrivals is measured, ``initial_ms`` is a floor (the
 replaces the guess). It grows at once when the percentile rises (fast attack) and shrinks slowly
 (``shrink_ms_per_s``), so a single spike does not make the buffer oscillate.
 
+``extra_ms`` is added on top of the measured percentile: the receiver sets it to one packet interval while
+redundant copies are worth waiting for (a lost packet's copy rides in the next message, which sees the same
+jitter as any other, so recovering it needs the jitter target *plus* one packet, not instead of it).
+
 ``playout_delay(now, stream_pos)`` measures how late the playout runs behind the earliest
 possible arrival of the sample being played; the receiver compares it with ``target_ms`` to decide
 whether to stretch (insert frames in silence) or shrink (drop frames in silence).
@@ -31,12 +35,14 @@ class DelayManager:
         self.target_ms = float(np.clip(initial_ms, min_ms, max_ms))
         self._last_update: float | None = None
         self.jitter_ms = 0.0  # the percentile of relative delay (without margin)
+        self.extra_ms = 0.0  # added to the measured percentile (one packet while waiting for redundant copies)
 
     def reset(self) -> None:
         self._win.clear()
         self.target_ms = float(np.clip(self.initial_ms, self.min_ms, self.max_ms))
         self._last_update = None
         self.jitter_ms = 0.0
+        self.extra_ms = 0.0
 
     @property
     def base(self) -> float | None:
@@ -50,7 +56,7 @@ class DelayManager:
         base = self.base
         rel = np.array([a - s * PACKET_S - base for s, a in self._win]) * 1000.0
         self.jitter_ms = float(np.quantile(rel, self.quantile)) if len(rel) >= 4 else float(rel.max())
-        want = float(np.clip(self.jitter_ms + self.margin_ms, self.min_ms, self.max_ms))
+        want = float(np.clip(self.jitter_ms + self.margin_ms + self.extra_ms, self.min_ms, self.max_ms))
         measured = min(MEASURED, self._win.maxlen or MEASURED)
         if len(self._win) < measured:  # too few packets to measure: the initial guess is a floor
             want = max(want, float(np.clip(self.initial_ms, self.min_ms, self.max_ms)))
