@@ -81,6 +81,22 @@ def test_dual_fc_loss_equals_cross_entropy_of_the_dual_fc():
         assert abs(float(fused.dual_fc_loss(h, fc.weight, fc.bias, fc.factor, target)) - float(ref)) < 1e-6 * float(ref)
 
 
+def test_dual_fc_loss_does_no_gradient_work_under_no_grad(monkeypatch):
+    """Validation runs under torch.no_grad(), where autograd still reports needs_input_grad = True: the
+    fused loss must not compute (or allocate) the gradients it would otherwise write in its forward pass."""
+    fc = DualFC(16)
+    h = torch.randn(3, 50, 16, requires_grad=True)
+    target = torch.randint(0, 256, (3, 50))
+
+    def no_gradient_buffers(*a, **k):
+        raise AssertionError("gradient buffer allocated under no_grad")
+
+    monkeypatch.setattr(torch, "empty_like", no_gradient_buffers)
+    with torch.no_grad():
+        loss = fused.dual_fc_loss(h, fc.weight, fc.bias, fc.factor, target, chunk=32)
+    assert loss.grad_fn is None and torch.isfinite(loss)
+
+
 @pytest.mark.parametrize("impl", ["fast", "fold"])
 def test_bf16_autocast_paths_agree(impl):
     old, new = _pair(("old", impl))

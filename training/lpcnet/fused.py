@@ -26,10 +26,11 @@ def compute_dtype(device_type: str) -> torch.dtype:
 
 class _DualFCLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, weight, bias, factor, target, chunk: int, mm_dtype: torch.dtype):
+    def forward(ctx, h, weight, bias, factor, target, chunk: int, mm_dtype: torch.dtype, grad_mode: bool):
         n_rows, n_in = h.shape
         two, n_out, _ = weight.shape
-        need = ctx.needs_input_grad[:4]
+        # needs_input_grad says True under torch.no_grad() too: validation must not pay for gradients
+        need = tuple(n and grad_mode for n in ctx.needs_input_grad[:4])
         with torch.autocast(h.device.type, enabled=False):
             w2 = weight.reshape(two * n_out, n_in)
             w_mm = w2.to(mm_dtype)
@@ -77,7 +78,7 @@ class _DualFCLoss(torch.autograd.Function):
         out_w = (dw * g).reshape(wshape).to(wdt) if dw is not None else None
         out_b = (db * g).to(bdt) if db is not None else None
         out_f = (df * g).to(fdt) if df is not None else None
-        return out_h, out_w, out_b, out_f, None, None, None
+        return out_h, out_w, out_b, out_f, None, None, None, None
 
 
 def dual_fc_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, factor: torch.Tensor,
@@ -89,7 +90,8 @@ def dual_fc_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, fact
     at a time (default :data:`ROW_CHUNK`).
     """
     mm = compute_dtype(h.device.type)
-    return _DualFCLoss.apply(h.reshape(-1, h.shape[-1]), weight, bias, factor, target.reshape(-1), int(chunk or ROW_CHUNK), mm)
+    return _DualFCLoss.apply(h.reshape(-1, h.shape[-1]), weight, bias, factor, target.reshape(-1),
+                             int(chunk or ROW_CHUNK), mm, torch.is_grad_enabled())
 
 
 def frame_concat(x: torch.Tensor, cond: torch.Tensor, frame_size: int) -> torch.Tensor:
