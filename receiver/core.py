@@ -129,7 +129,6 @@ class ReceiverCore:
     # -- stream state ------------------------------------------------------------------------------
     def _reset_stream(self) -> None:
         self.jb.reset()
-        self.dm.min_ms = self.config.min_delay_ms
         self.dm.reset()
         self.concealer = Concealer()
         self._pd = PacketDecoder(self._codebooks)
@@ -149,8 +148,7 @@ class ReceiverCore:
         self._current: tuple | None = None
         self._decoder_reset = True  # done by the playout thread before its next frame
         self._loss_ema = 0.0
-        self._red_seen = False
-        self._red_depth = 0  # K: earlier packets each message carries
+        self._red_depth = 0  # K: earlier packets each message carries (0: no redundancy seen)
         self._bursts: deque[int] = deque(maxlen=16)  # lengths of recent runs of missing messages
         self._lost_seqs: deque = deque(maxlen=256)  # recently concealed packets counted lost
         self._pending_lost: deque = deque(maxlen=4096)  # concealed past the newest packet
@@ -243,7 +241,6 @@ class ReceiverCore:
             self.stats.lost += 1
             self._lost_seqs.append(self._pending_lost.popleft())
         if msg.redundancy:
-            self._red_seen = True
             self._red_depth = max(self._red_depth, len(msg.redundancy))
         for i, p in enumerate(msg.redundancy):
             s = msg.seq - 1 - i
@@ -295,7 +292,7 @@ class ReceiverCore:
         extra frame); a run of L missing messages needs L packets for its first one, so the wait follows
         the typical recent run (the 80th percentile of the last 16, an observed length), at most K, and only
         while losses happen."""
-        if not (self._red_seen and self._loss_ema > 0.005):
+        if not (self._red_depth and self._loss_ema > 0.005):
             return 0
         typical = int(np.quantile(np.array(self._bursts), 0.8, method="nearest")) if self._bursts else 1
         return int(min(self._red_depth, max(1, typical)))

@@ -93,6 +93,11 @@ def _default(path_arg, rel):
     return str(p) if p.is_file() else None
 
 
+def _hours_seen(state: dict) -> float:
+    """Audio-hours the weights have seen: this run's plus its initialisation's (a fine-tune's baseline)."""
+    return round((state["audio_seconds"] + state["init_audio_seconds"]) / 3600.0, 3)
+
+
 def _atomic_save(obj, path: Path):
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -339,7 +344,7 @@ def main(argv=None) -> int:
         _atomic_text(json.dumps(state["history"], indent=1), out / "history.json")
         _atomic_text(json.dumps({"done": done, "name": name, "step": state["step"], "epoch": state["epoch"],
                                  "best_val": state["best_val"], "epochs": a.epochs,
-                                 "audio_hours": round((state["audio_seconds"] + state["init_audio_seconds"]) / 3600, 3)},
+                                 "audio_hours": _hours_seen(state)},
                                 indent=1),
                      out / "status.json")
         try:
@@ -362,7 +367,7 @@ def main(argv=None) -> int:
                "val_loss": vloss, "val_groups": vgroups, "val_speakers": val_speakers,
                "val_features": feat, "train_seconds": round(state["train_seconds"], 1),
                "audio_hours": round(state["audio_seconds"] / 3600.0, 3),
-               "audio_hours_total": round((state["audio_seconds"] + state["init_audio_seconds"]) / 3600.0, 3),
+               "audio_hours_total": _hours_seen(state),
                "val_seconds": round(time.monotonic() - t0, 2)}
         if vgroups and eq3(vgroups, val_groups_spk) is not None:
             rec["val_eq3"] = eq3(vgroups, val_groups_spk)
