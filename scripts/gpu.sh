@@ -101,7 +101,7 @@ train)
     echo "no $RUNS/$REQUIRE_RUNS/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3
   fi
   if [ -n "${BENCH_S:-}" ]; then  # throughput of the training paths first (results in $OUT/bench.json)
-    $PY -m pnsc.training.lpcnet.bench --device cuda --size S --impl "${BENCH_IMPL:-fast,old}" \
+    $PY -m pnsc.training.lpcnet.bench --device cuda --size S --impl "${BENCH_IMPL:-scan,fast,folds}" \
       --batch "${BENCH_BATCH:-512,1024,2048,4096}" --procs 1 --steps 5 --amp bf16 --budget-s "$BENCH_S" \
       --out "$OUT/bench.json" 2>&1 | tail -n 12
   fi

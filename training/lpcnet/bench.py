@@ -9,8 +9,10 @@ Runs, each in fresh processes, per ``--impl`` in the order given: alone at every
 ``training.lpcnet.multi`` does; their audio-hours per minute are summed).  Audio: 15-frame sequences,
 2400 predicted samples each.  Peak memory: CUDA ``max_memory_allocated`` per process on a GPU, peak
 resident set size on CPU.  ``--impl``: the model's training path (``fast`` = default, ``old`` = the
-first implementation, ``fold`` = folded GRU-A, ``foldc`` = ``fold`` with torch.compile'd cells; the
-compile time falls in the 2 warm-up steps).
+first implementation, ``fold`` = folded GRU-A, ``foldc`` = ``fold`` with torch.compile'd cells, the
+compile time falling in the 2 warm-up steps; ``scan`` / ``folds`` = ``fast`` / ``fold`` with GRU-B's
+recurrence as one Triton kernel, ``training.lpcnet.gru_scan``, whose agreement with cuDNN on the device
+is checked first and reported as ``scan_check``).
 Defaults: on CUDA size S, batches 512..4096, procs 1 and 3, 6 steps, bf16 autocast; on CPU size tiny,
 batches 4 and 8, procs 1 and 2, 4 steps, no autocast.  Runs that do not fit report ``"error": "oom"``;
 runs not started when ``--budget-s`` is spent report ``"skipped"``, and a run still going 30 s past it
@@ -28,11 +30,13 @@ import time
 
 import torch
 
+from . import gru_scan
 from .model import IMPLS, LPCNet, config_for
 from .noise import make_inputs
 
 T = 15
-BENCH_IMPLS = (*IMPLS, "foldc")  # foldc: fold with PNSC_LPCNET_COMPILE=1
+BENCH_IMPLS = (*IMPLS, "foldc", "scan", "folds")  # foldc: fold, compiled cells; scan/folds: fast/fold + Triton GRU-B
+_BASE = {"foldc": "fold", "scan": "fast", "folds": "fold"}
 
 
 def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "fast", frames: int = T) -> dict:
@@ -41,6 +45,9 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats()
+    check = None
+    if gru_scan.requested() == "scan":  # the kernel's agreement with cuDNN on this device, before timing it
+        check = {k: float(f"{v:.3g}") for k, v in gru_scan.self_check(str(dev), length=480 if dev.type == "cuda" else 40).items()}
     torch.manual_seed(0)
     model = LPCNet(config_for(size), impl=impl).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -75,7 +82,8 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
         peak = reserved = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     return {"size": size, "impl": impl, "batch": batch, "amp": amp, "device": str(dev), "step_s": round(step, 4),
             "audio_h_per_min": _sig(batch * frames * 160 / 16000 / 3600 / (step / 60)),
-            "peak_gib": round(peak, 3), "reserved_gib": round(reserved, 3), "loss": round(float(loss), 4)}
+            "peak_gib": round(peak, 3), "reserved_gib": round(reserved, 3), "loss": round(float(loss), 4),
+            **({"scan_check": check} if check else {})}
 
 
 def _sig(x: float) -> float:
@@ -85,9 +93,10 @@ def _sig(x: float) -> float:
 
 def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float) -> dict:
     """``procs`` fresh processes of one configuration at once; their summed throughput."""
-    cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", "fold" if impl == "foldc" else impl,
+    cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", _BASE.get(impl, impl),
            "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device, "--frames", str(a.frames)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PNSC_LPCNET_COMPILE="1" if impl == "foldc" else "0")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PNSC_LPCNET_COMPILE="1" if impl == "foldc" else "0",
+               PNSC_LPCNET_GRU_B="scan" if impl in ("scan", "folds") else "cudnn")
     ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
     rec = {"size": size, "impl": impl, "batch": batch, "procs": procs, "amp": a.amp, "device": a.device}
     t_end = time.monotonic() + timeout_s
@@ -159,7 +168,10 @@ def main(argv=None) -> int:
         print(f"pnsc: error: {exc}", file=sys.stderr)
         return 2
     if a.one:
-        print(json.dumps(one(sizes[0], batches[0], a.steps, a.amp, a.device, impls[0], a.frames)), flush=True)
+        if impls[0] in ("scan", "folds"):
+            os.environ[gru_scan.ENV] = "scan"
+        print(json.dumps(one(sizes[0], batches[0], a.steps, a.amp, a.device, _BASE.get(impls[0], impls[0]), a.frames)),
+              flush=True)
         return 0
     t0 = time.monotonic()
     results = []

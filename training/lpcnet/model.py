@@ -28,6 +28,7 @@ import torch.utils.checkpoint
 
 from .fold import folded_gru_a
 from .fused import compute_dtype, dual_fc_loss, frame_concat
+from .gru_scan import gru_b_forward
 
 FEATURE_DIM = 20
 PERIOD_INDEX = 18
@@ -201,8 +202,7 @@ class LPCNet(nn.Module):
         else:
             emb = F.embedding(torch.stack([sig, pred, exc], dim=-1), self.embed.weight.to(dt)).flatten(-2)
             a, _ = self.gru_a(frame_concat(emb, cond, FRAME_SIZE))
-        b, _ = self.gru_b(frame_concat(a, cond, FRAME_SIZE))
-        return b
+        return gru_b_forward(self.gru_b, frame_concat(a, cond, FRAME_SIZE))
 
     def _hidden_old(self, cond: torch.Tensor, sig, pred, exc) -> torch.Tensor:
         cond_s = cond.repeat_interleave(FRAME_SIZE, dim=1)

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import gru_scan
 from .data import DataError, ShardSet, load_group_map, log, select_speakers
 from .model import LPCNet, config_for, count_parameters
 from .noise import make_inputs
@@ -327,9 +328,14 @@ def main(argv=None) -> int:
     data_summary = {"train": train.summary(), "validation": val.summary() if val else None,
                     "val_speakers_per_group": val_groups_spk, "group": group,
                     "data": [str(d) for d in a.data]}
+    gru_b = gru_scan.requested()
+    if gru_b == "scan":  # a kernel that disagrees with cuDNN on this device must not train anything
+        check = gru_scan.self_check(str(dev), length=480 if dev.type == "cuda" else 40)
+        if max(check.values()) > 1e-3:
+            raise SystemExit(f"train: {gru_scan.ENV}=scan disagrees with nn.GRU on {dev}: {check}")
     if D.main:
         log(f"train: {name} size {size} ({count_parameters(model)} params) group {a.group} on {dev} "
-            f"x{D.world}, amp {amp}; train {train.summary()}; val {val.summary() if val else None}; "
+            f"x{D.world}, amp {amp}, path {getattr(model, 'impl', '?')}+gru_b:{gru_b}; train {train.summary()}; val {val.summary() if val else None}; "
             f"{n_batches} batches/epoch of {a.batch}; resume step {state['step']} epoch {state['epoch']}")
     logf = open(out / "log.jsonl", "a") if D.main else None
 
