@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Where decoded quality is lost: the decoder itself, or the 1.6 kb/s quantizer in front of it.
 
-Decodes validation-speaker utterances (never test material) with each exported decoder twice, from
+Decodes validation-speaker utterances (never test material; ``--shard`` a training shard to compare
+with speakers the decoders were trained on) with each exported decoder twice, from
 the unquantized LPCNet features and from the 1.6 kb/s bitstream's dequantized features, scores both
 against the reference and prints means with paired differences (95 % CI):
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--systems", default="lpcnet-bl-s,lpcnet-bl-l", help="generic decoder families")
     p.add_argument("--shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
     p.add_argument("--limit", type=int, default=12, help="utterances (spread over the speakers)")
+    p.add_argument("--source", default=None, help="only this corpus source (e.g. librispeech)")
     p.add_argument("--max-seconds", type=float, default=6.0)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.shard.is_file():
         p.error(f"no audio shard {args.shard} (build it with scripts/build_corpus.py)")
-    clips = validation_clips(args.shard, args.limit, args.max_seconds)
+    clips = validation_clips(args.shard, args.limit, args.max_seconds, args.source)
     scorer = Scorer(metrics=METRICS)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     decoders = {s: StreamingDecoder(s, models_dir=args.models_dir) for s in systems}

@@ -197,3 +197,18 @@ def test_fine_tuning_counts_the_audio_its_initialisation_saw(data, tmp_path):
     assert 0 < ck["audio_seconds"] < seen  # one step of its own
     status = json.loads((ft / "status.json").read_text())
     assert status["audio_hours"] == pytest.approx((seen + ck["audio_seconds"]) / 3600, abs=1e-3)
+
+
+def test_an_unusable_scan_gru_b_falls_back_to_cudnn(data, tmp_path, monkeypatch, capsys):
+    # Triton compiled kernels cannot run on CPU tensors here (no interpreter): the self-check fails, the run
+    # logs why and trains on the ATen/cuDNN GRU instead of losing the call
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setenv("PNSC_LPCNET_GRU_B", "scan")
+    out = tmp_path / "run"
+    assert train.main(_args(data, out, "--epochs", "1")) == 0
+    text = capsys.readouterr()
+    said = text.out + text.err + (out / "stdout.log").read_text() if (out / "stdout.log").is_file() else text.out + text.err
+    assert "scan unusable" in said and "GRU-B runs on cuDNN instead" in said
+    assert "gru_b:cudnn" in said
+    assert os.environ["PNSC_LPCNET_GRU_B"] == "cudnn"
+    assert json.loads((out / "status.json").read_text())["done"]

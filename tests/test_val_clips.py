@@ -44,3 +44,9 @@ def test_clips_alternate_speakers_and_are_cropped(tmp_path):
 def test_limit_larger_than_the_shard_returns_everything(tmp_path):
     path = _shard(tmp_path, {"11": 1, "22": 2})
     assert len(validation_clips(path, limit=50)) == 3
+
+
+def test_source_filter(tmp_path):
+    path = _shard(tmp_path, {"11": 2, "22": 1})
+    assert validation_clips(path, limit=9, source="vcc2016") == []
+    assert len(validation_clips(path, limit=9, source="librispeech")) == 3
