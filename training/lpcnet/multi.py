@@ -7,6 +7,12 @@ Model names: ``lpcnet-bl-s``, ``lpcnet-bl-l``, ``plpcnet-{s,l}-g{G}-scratch`` (t
 speakers only, from random init) and ``plpcnet-{s,l}-g{G}-ft`` (initialised from
 ``ROOT/lpcnet-bl-{s,l}/best.pt``, falling back to last.pt).  Sets: ``all10`` (2 baselines + 8 scratch
 PLPCNets for C=4), ``baselines``, ``scratch-s``, ``scratch-l``, ``ft-s``, ``ft-l``.
+Recipe branches (ablations): ``<name>.<tag>[.<tag>...]`` starts from ``ROOT/<name>/best.pt`` (a trained
+run, falling back to last.pt) as a fine-tune of the same speakers, with each tag's train.py options
+appended after every other option, so they win: ``control`` (nothing changed: the restart alone),
+``noiseN`` (``--noise-scale N``), ``nonoise`` (``--noise-domain none``), ``sig`` (``--noise-domain sig``),
+``lrX`` (``--lr X``), ``decayX`` (``--lr-decay X``), ``bN`` (``--batch N``). Example:
+``--models lpcnet-bl-s.control,lpcnet-bl-s.noise3,lpcnet-bl-s.nonoise,lpcnet-bl-s.b1024.lr2e-3``.
 Each run writes to ROOT/<name>/ (see train.py) plus ROOT/<name>/stdout.log; runs whose status.json
 says done are skipped.  Exit status: number of failed runs.
 """
@@ -22,6 +28,31 @@ import time
 from pathlib import Path
 
 NAME_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)-(?P<v>scratch|ft))$")
+_NUM = r"(\d+(\.\d+)?([eE]-?\d+)?)"
+TAGS = [(re.compile(r"^control$"), lambda m: []),
+        (re.compile(rf"^noise(?P<x>{_NUM})$"), lambda m: ["--noise-scale", m.group("x")]),
+        (re.compile(r"^nonoise$"), lambda m: ["--noise-domain", "none"]),
+        (re.compile(r"^sig$"), lambda m: ["--noise-domain", "sig"]),
+        (re.compile(rf"^lr(?P<x>{_NUM})$"), lambda m: ["--lr", m.group("x")]),
+        (re.compile(rf"^decay(?P<x>{_NUM})$"), lambda m: ["--lr-decay", m.group("x")]),
+        (re.compile(r"^b(?P<x>\d+)$"), lambda m: ["--batch", m.group("x")])]
+
+
+def split_branch(name: str) -> tuple[str, list[str]]:
+    """``lpcnet-bl-s.noise3.lr1e-3`` -> (``lpcnet-bl-s``, its tags' train.py options)."""
+    base, *tags = name.split(".")
+    opts: list[str] = []
+    for t in tags:
+        for rx, fn in TAGS:
+            m = rx.match(t)
+            if m:
+                opts += fn(m)
+                break
+        else:
+            raise SystemExit(f"multi: unknown recipe tag {t!r} in {name!r} (see --help)")
+    if tags and opts == [] and tags != ["control"]:
+        raise SystemExit(f"multi: {name!r} changes nothing: name it {base}.control")
+    return base, opts
 
 
 def expand(spec: str, C: int) -> list[str]:
@@ -38,18 +69,35 @@ def expand(spec: str, C: int) -> list[str]:
         elif item:
             out.append(item)
     for n in out:
-        if not NAME_RE.match(n):
+        if not NAME_RE.match(split_branch(n)[0]):
             raise SystemExit(f"multi: bad model name {n!r}")
     return list(dict.fromkeys(out))
 
 
-def train_args(name: str, root: Path) -> list[str]:
+def train_args(name: str, root: Path) -> tuple[list[str], list[str]]:
+    """(train.py options, options that must come last) for a model name."""
+    base, opts = split_branch(name)
+    if base == name:
+        return _base_args(name, root, need_init=True), []
+    # a recipe branch: the base run's speakers, its weights as the start, the tags' options
+    args = _base_args(base, root, need_init=False)
+    args[args.index("--name") + 1] = name
+    if not (root / name / "last.pt").is_file():
+        src = root / base
+        init = src / "best.pt" if (src / "best.pt").is_file() else src / "last.pt"
+        if not init.is_file():
+            raise FileNotFoundError(f"{name}: needs a trained {base} in {src}")
+        args += ["--init-from", str(init)]
+    return args, opts
+
+
+def _base_args(name: str, root: Path, need_init: bool) -> list[str]:
     m = NAME_RE.match(name)
     if m.group("bs"):
         return ["--size", m.group("bs").upper(), "--group", "all", "--name", name]
     size, g, v = m.group("ps").upper(), m.group("g"), m.group("v")
     args = ["--size", size, "--group", g, "--name", f"plpcnet-{size.lower()}-g{g}"]
-    if v == "ft" and not (root / name / "last.pt").is_file():
+    if need_init and v == "ft" and not (root / name / "last.pt").is_file():
         base = root / f"lpcnet-bl-{size.lower()}"
         init = base / "best.pt" if (base / "best.pt").is_file() else base / "last.pt"
         if not init.is_file():
@@ -86,7 +134,7 @@ def main(argv=None) -> int:
             print(f"multi: {name} already done", file=sys.stderr)
             continue
         try:
-            targs = train_args(name, root)
+            targs, last = train_args(name, root)
         except FileNotFoundError as exc:
             print(f"multi: skip {exc}", file=sys.stderr)
             continue
@@ -94,7 +142,7 @@ def main(argv=None) -> int:
         # every process ends inside the caller's budget
         budget = a.budget_min - (time.monotonic() - t0) / 60.0
         cmd = [sys.executable, "-m", "pnsc.training.lpcnet.train", *sum((["--data", d] for d in a.data), []),
-               "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra]
+               "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra, *last]
         env = dict(os.environ)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
