@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             print(f"{name}: {len(r.speakers)} speakers, {r.clips} clips, {r.seconds / 60:.1f} min; dropped "
                   + (", ".join(f"{v} {k}" for k, v in sorted(r.dropped.items())) or "none"))
+            for lang, sp in sorted(r.splits.items()):
+                print(f"  {lang}: pitch clusters {sp['pitch_clusters_hz']} Hz ({sp['clips']} clips), encoder "
+                      f"distance {sp['encoder_distance']} -> {'two voices' if sp['split'] else 'one voice'}")
             for spk, info in sorted(r.speakers.items()):
                 print(f"  {spk:14s} {info['sex']} {info['clips']:4d} clips {info['minutes']:5.2f} min "
                       f"F0 {info['f0_hz']} Hz")

@@ -19,11 +19,15 @@ effectively band-limited (4-8 kHz energy under -60 dB of the total), shorter tha
 
 Speakers: nothing in either package labels the voice of a file, and several folders mix voices (e.g. ktuberling
 ca/da/ru: a male and a female reader; klettres de: alpha and syllab read by different people). Within each
-(package, language), clips are split into two voices only when their median F0 forms two clusters (two-means on
-log F0) whose centres differ by >= ``SPLIT_RATIO`` and that each hold >= ``SPLIT_MIN_SHARE`` of the clips;
-otherwise the language is one voice. Same-pitch voices therefore stay merged: never more ids than real voices.
+(package, language), clips are split into two voices only when (1) their median F0 forms two clusters (two-means
+on log F0) whose centres differ by >= ``SPLIT_RATIO`` and that each hold >= ``SPLIT_MIN_SHARE`` of the clips, and
+(2) the shipped speaker encoder confirms it: the cosine distance between the two clusters' mean embeddings is
+>= ``MIN_VOICE_DISTANCE`` (0.4: about the 5th percentile of LibriSpeech between-speaker distances, above the
+95th percentile of same-speaker ones, 0.34). Otherwise the language is one voice (e.g. klettres lt and ktuberling
+en: two pitch clusters, one voice by the encoder). Same-pitch voices stay merged: never more ids than real voices.
 Ids: ``kle_<lang>`` / ``ktu_<lang>`` (``_lo`` / ``_hi`` suffix for the lower / higher voice of a split).
-Sex is inferred from pitch (median F0 < 165 Hz: M, > 180 Hz: F, else ``?``); a child reads as F.
+Sex is inferred from pitch (median F0 < 165 Hz: M, > 180 Hz: F, else ``?``; ``?`` too for a language whose
+pitch clusters the encoder merged); a child reads as F.
 ``<corpus>/<subset>/speakers.json`` records, per speaker, the sex, language, F0, clips and minutes, and what was
 dropped and why.
 """
@@ -72,6 +76,7 @@ MAX_PEAK = 0.98
 SPLIT_RATIO = 1.5
 SPLIT_MIN_SHARE = 0.1
 SPLIT_MIN_CLIPS = 8
+MIN_VOICE_DISTANCE = 0.4
 HF_MIN_DB = -60.0
 
 
@@ -97,6 +102,7 @@ class BuildResult:
     dropped: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     clips: int = 0
+    splits: dict[str, dict] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- package
@@ -277,6 +283,30 @@ def split_voices(f0s: list[float | None]) -> list[int] | None:
     return out
 
 
+def voice_embedding(clips: list[np.ndarray], encoder=None) -> np.ndarray | None:
+    """Unit-norm mean embedding (shipped speaker encoder) of the 3 s active-speech segments of the clips
+    played back to back; None when there is too little active speech."""
+    from pnsc.sender import speaker_frontend as fe
+    from pnsc.training.speaker.grouping import utterance_segments
+
+    if encoder is None:
+        from pnsc.sender.speaker_classifier import SpeakerClassifier
+
+        encoder = SpeakerClassifier().encoder
+    feats = fe.active_features(np.concatenate(clips).astype(np.float32))
+    embs = [encoder.embed(seg) for seg in utterance_segments(feats, allow_short=True)]
+    if not embs:
+        return None
+    z = np.mean(embs, axis=0)
+    return z / (np.linalg.norm(z) + 1e-12)
+
+
+def voice_distance(a: list[np.ndarray], b: list[np.ndarray], encoder=None) -> float | None:
+    """Cosine distance between two sets of clips' mean embeddings (None if either has too little speech)."""
+    za, zb = voice_embedding(a, encoder), voice_embedding(b, encoder)
+    return None if za is None or zb is None else float(1.0 - za @ zb)
+
+
 def sex_from_f0(f0: float | None) -> str:
     if f0 is None:
         return "?"
@@ -307,9 +337,20 @@ def build_source(source: str, sounds: Path, corpus: Path, languages: list[str] |
             print(f"{source}: {n}/{len(files)} files", flush=True)
     out_dir = Path(corpus) / pkg.subset
     written: set[Path] = set()
+    splits: dict[str, dict] = {}
     for lang, clips in sorted(by_lang.items()):
         base = speaker_base(pkg.prefix, lang)
         voices = split_voices([c.f0 for c in clips])
+        if voices is not None:
+            parts = [[c.audio for c, v in zip(clips, voices) if v == k] for k in (0, 1)]
+            dist = voice_distance(*parts)
+            f0s = [[c.f0 for c, v in zip(clips, voices) if v == k] for k in (0, 1)]
+            splits[lang] = {"pitch_clusters_hz": [round(float(np.median(f)), 1) for f in f0s],
+                            "clips": [len(p) for p in parts],
+                            "encoder_distance": None if dist is None else round(dist, 3),
+                            "split": dist is not None and dist >= MIN_VOICE_DISTANCE}
+            if not splits[lang]["split"]:
+                voices = None
         groups: dict[str, list[Clip]] = {}
         for i, clip in enumerate(clips):
             if voices is None:
@@ -335,20 +376,22 @@ def build_source(source: str, sounds: Path, corpus: Path, languages: list[str] |
             f0s = [c.f0 for c in members if c.f0]
             f0 = float(np.median(f0s)) if f0s else None
             result.speakers[speaker] = {
-                "language": lang, "sex": sex_from_f0(f0), "f0_hz": round(f0, 1) if f0 else None,
+                "language": lang, "sex": "?" if lang in splits and not splits[lang]["split"] else sex_from_f0(f0), "f0_hz": round(f0, 1) if f0 else None,
                 "clips": len(members), "minutes": round(seconds / 60, 3), "chapters": dict(sorted(chapters.items())),
                 "voices_in_language": 1 if voices is None else 2}
             result.seconds += seconds
             result.clips += len(members)
+    result.splits = splits
     out_dir.mkdir(parents=True, exist_ok=True)
     if languages is None:
         _remove_stale(out_dir, written)
     state = {"source": source, "package": pkg.deb, "note": ATTRIBUTION[source],
              "rules": {"min_source_rate": MIN_SOURCE_RATE, "min_seconds": MIN_SECONDS,
                        "min_speaker_seconds": MIN_SPEAKER_SECONDS, "split_ratio": SPLIT_RATIO,
-                       "split_min_share": SPLIT_MIN_SHARE, "hf_min_db": HF_MIN_DB},
+                       "split_min_share": SPLIT_MIN_SHARE, "min_voice_distance": MIN_VOICE_DISTANCE,
+                       "hf_min_db": HF_MIN_DB},
              "files": len(files), "kept_clips": result.clips, "kept_minutes": round(result.seconds / 60, 2),
-             "dropped": dict(sorted(result.dropped.items())), "speakers": result.speakers}
+             "dropped": dict(sorted(result.dropped.items())), "pitch_splits": splits, "speakers": result.speakers}
     tmp = out_dir / "speakers.json.tmp"
     tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
     tmp.replace(out_dir / "speakers.json")
