@@ -15,7 +15,8 @@ Every clip: decoded with soundfile, downmixed (a channel under 1 % of the loudes
 to 16 kHz with ``pnsc.shared.audio.resample``, leading/trailing silence cut (``trim_silence``), scaled down only
 when its peak exceeds ``MAX_PEAK`` (Vorbis overshoot, float-coded files), written as 16-bit FLAC. Dropped:
 source rate under 16 kHz (narrowband), clipped (peak >= 0.95 FS and >= 0.5 % of samples within 10 % of the peak),
-effectively band-limited (4-8 kHz energy under -60 dB of the total), shorter than ``MIN_SECONDS`` after trimming.
+effectively band-limited (4-8 kHz energy under -60 dB of the total), active span (first to last frame within
+35 dB of the loudest) shorter than ``MIN_SECONDS``; 0.1 s of the surrounding signal is kept either side.
 
 Speakers: nothing in either package labels the voice of a file, and several folders mix voices (e.g. ktuberling
 ca/da/ru: a male and a female reader; klettres de: alpha and syllab read by different people). Within each
@@ -70,7 +71,8 @@ ATTRIBUTION = {
 }
 AUDIO_SUFFIXES = (".ogg", ".wav", ".opus", ".oga", ".flac")
 MIN_SOURCE_RATE = 16000
-MIN_SECONDS = 0.3          # shorter clips (after trimming) are dropped
+MIN_SECONDS = 0.2          # clips with a shorter active span (first to last active frame) are dropped;
+                           # with the 0.1 s kept either side a clip is >= 0.4 s: two 150 ms training sequences
 MIN_SPEAKER_SECONDS = 10.0  # a voice with less kept audio is dropped (too little to train or group on)
 MAX_PEAK = 0.98
 SPLIT_RATIO = 1.5
@@ -186,19 +188,27 @@ def clipped(x: np.ndarray) -> bool:
     return peak >= 0.95 and float(np.mean(np.abs(x) >= 0.9 * peak)) >= 0.005
 
 
-def trim_silence(x: np.ndarray, rel_db: float = -35.0, floor_db: float = -65.0, pad: float = 0.1) -> np.ndarray:
-    """Cut leading/trailing 20 ms frames quieter than ``rel_db`` below the loudest frame (and never count frames
-    under ``floor_db`` re full scale as speech); keep ``pad`` seconds either side."""
+def active_span(x: np.ndarray, rel_db: float = -35.0, floor_db: float = -65.0) -> tuple[int, int]:
+    """``(start, end)`` samples from the first to the last active 20 ms frame: louder than ``rel_db`` below the
+    loudest frame and than ``floor_db`` re full scale; ``(0, 0)`` when nothing is active."""
     frame = SAMPLE_RATE // 50
     n = len(x) // frame
     if n == 0:
-        return x[:0]
+        return 0, 0
     energy = 10 * np.log10(np.mean(x[: n * frame].astype(np.float64).reshape(n, frame) ** 2, axis=1) + 1e-12)
     active = np.nonzero(energy > max(energy.max() + rel_db, floor_db))[0]
     if active.size == 0:
+        return 0, 0
+    return int(active[0] * frame), int((active[-1] + 1) * frame)
+
+
+def trim_silence(x: np.ndarray, pad: float = 0.1) -> np.ndarray:
+    """Cut leading/trailing silence (``active_span``), keeping ``pad`` seconds either side."""
+    start, end = active_span(x)
+    if end <= start:
         return x[:0]
     p = int(pad * SAMPLE_RATE)
-    return x[max(0, active[0] * frame - p): min(len(x), (active[-1] + 1) * frame + p)]
+    return x[max(0, start - p): min(len(x), end + p)]
 
 
 def hf_db(x: np.ndarray) -> float:
@@ -245,9 +255,11 @@ def process_file(path: Path) -> tuple[np.ndarray | None, str | None]:
         return None, "unreadable"
     if clipped(x):
         return None, "clipped"
-    y = trim_silence(resample(x.astype(np.float32), rate))
-    if len(y) < MIN_SECONDS * SAMPLE_RATE:
+    y = resample(x.astype(np.float32), rate)
+    start, end = active_span(y)
+    if end - start < MIN_SECONDS * SAMPLE_RATE:
         return None, f"shorter than {MIN_SECONDS} s after trimming"
+    y = trim_silence(y)
     if hf_db(y) < HF_MIN_DB:
         return None, "band-limited (no energy above 4 kHz)"
     peak = float(np.max(np.abs(y)))
