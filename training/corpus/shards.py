@@ -2,7 +2,9 @@
 
 A shard ``audio-<split>-NNNNN.tar`` is an uncompressed, byte-deterministic tar whose first member
 ``shard.json`` lists the utterances (``utt``, ``speaker``, ``source``, ``real``, ``split``, ``samples``,
-``member``) followed by one 16 kHz mono 16-bit FLAC member per utterance. Utterances of a split are
+``member``, optional ``codec``) followed by one 16 kHz mono member per utterance: 16-bit FLAC, or Ogg
+Opus (``.opus``, ``codec: "opus"``, made by ``transcode.py`` to carry more audio per GPU call; readers
+take both, see ``audio_codec.py``). Utterances of a split are
 shuffled (seeded) so every shard mixes many speakers. ``index.json`` beside the shards records each
 shard's sha256, bytes, utterance count and seconds; rebuilding skips shards whose planned content and
 checksum match (resumable), and ``verify_shards`` re-checks every checksum after a transfer.
@@ -243,7 +245,7 @@ def read_shard_header(path: Path) -> list[dict]:
 
 def iter_shard_audio(path: Path, only: set[str] | None = None):
     """Yield ``(record, float32 audio in [-1, 1])`` for the utterances of an audio shard."""
-    import soundfile as sf
+    from .audio_codec import CodecError, decode_member
 
     try:
         with tarfile.open(path, "r:") as tar:
@@ -252,9 +254,10 @@ def iter_shard_audio(path: Path, only: set[str] | None = None):
                 if only is not None and rec["utt"] not in only:
                     continue
                 data = tar.extractfile(rec["member"]).read()
-                audio, rate = sf.read(io.BytesIO(data), dtype="float32")
-                if rate != 16000 or audio.ndim != 1 or len(audio) != rec["samples"]:
-                    raise ShardError(f"{path}: member {rec['member']} does not match its header")
+                try:
+                    audio = decode_member(data, rec["member"], rec["samples"], rec)
+                except CodecError as exc:
+                    raise ShardError(f"{path}: {exc}") from exc
                 yield rec, audio
     except (tarfile.TarError, KeyError, json.JSONDecodeError, OSError, RuntimeError) as exc:
         raise ShardError(f"corrupt or unreadable audio shard {path}: {exc}") from exc
