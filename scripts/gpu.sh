@@ -6,7 +6,8 @@
 #                                           training/state/ (files training never reads), so they do not travel;
 #                                           'off' brings them back (before exporting or testing).
 #   bash scripts/gpu.sh carry NAME SHARD... put audio shards (from data/audio_shards) into .carry/NAME, plus
-#                                           .carry/val (LibriSpeech validation speakers) when missing
+#                                           .carry/val (LibriSpeech validation speakers) when missing;
+#                                           CARRY_OPTS="--codec opus --bitrate-kbps K [--part 1/2]" re-encodes them
 #   bash scripts/gpu.sh state [RUNS]        put the committed training state (training/state/runs-state.tar), or
 #                                           that of RUNS, into .carry/state for a call on a fresh machine
 #   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs-state.tar (fp16 weights of every run,
@@ -45,7 +46,7 @@ carry)
   [ -d .carry/val ] || $PY scripts/select_audio_shards.py --audio data/audio_shards --out .carry/val \
     --files audio-validation-00000.tar --only-source librispeech
   rm -rf ".carry/$name"
-  $PY scripts/select_audio_shards.py --audio data/audio_shards --out ".carry/$name" --files "$@"
+  $PY scripts/select_audio_shards.py --audio data/audio_shards --out ".carry/$name" --files "$@" ${CARRY_OPTS:-}
   du -sh .carry/* | sed 's/^/carry: /'
   "$0" size
   ;;

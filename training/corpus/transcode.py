@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from .audio_codec import CODECS, CodecError, encode_member
+from .audio_codec import CODECS, CodecError, encode_member, opus_compression_level
 from .shards import (
     HARD_LIMIT,
     INDEX_VERSION,
@@ -55,6 +55,11 @@ def transcode_shards(src_dir: Path, files: list[str], out_dir: Path, codec: str 
 
     if codec not in CODECS:
         raise ShardError(f"unknown audio codec {codec!r} (one of {', '.join(CODECS)})")
+    if codec == "opus":
+        try:
+            opus_compression_level(float(bitrate_kbps))
+        except (CodecError, TypeError) as exc:
+            raise ShardError(f"bad Opus bitrate {bitrate_kbps!r}: {exc}") from exc
     target_bytes = int(target_mib * 2**20)
     if not 0 < target_bytes <= HARD_LIMIT:
         raise ShardError(f"target {target_mib} MiB must be in (0, {HARD_LIMIT / 2**20:.0f}] MiB")
