@@ -39,6 +39,42 @@ def _decoded(audio_dir: Path, shard: str, limit: int | None) -> dict[str, np.nda
     return out
 
 
+def _modes(shard: Path) -> tuple[dict[str, int], float]:
+    """Opus packet modes over a shard, and the fraction of utterances with any SILK/hybrid packet."""
+    import tarfile
+
+    from pnsc.training.corpus.audio_codec import opus_packet_modes
+
+    total = {"silk": 0, "hybrid": 0, "celt": 0}
+    mixed = n = 0
+    with tarfile.open(shard, "r:") as tar:
+        for m in tar.getmembers():
+            if m.name.endswith(".opus"):
+                c = opus_packet_modes(tar.extractfile(m).read())
+                total = {k: total[k] + c[k] for k in total}
+                mixed += (c["silk"] + c["hybrid"]) > 0
+                n += 1
+    return total, mixed / max(1, n)
+
+
+def _dithered_copy(audio_dir: Path, shard: str, out: Path) -> Path:
+    """A FLAC copy of ``shard`` with +-1 LSB of uniform integer noise added (seeded): the smallest
+    change of the audio, as a reference for what 'no difference' looks like in (b) and (c)."""
+    from pnsc.training.corpus.audio_codec import encode_member
+    from pnsc.training.corpus.shards import _write_index, iter_shard_audio, write_shard_tar
+
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    records, members = [], []
+    for rec, audio in iter_shard_audio(audio_dir / shard):
+        pcm = np.round(audio * 32768.0).astype(np.int32) + rng.integers(-1, 2, len(audio))
+        members.append((rec["member"], encode_member(np.clip(pcm, -32768, 32767).astype(np.int16), "flac")))
+        records.append(rec)
+    entry = {"file": shard, "split": records[0]["split"], **write_shard_tar(out / shard, records, members)}
+    _write_index(out, {"version": 1, "kind": "audio", "complete": True, "shards": [entry]})
+    return out
+
+
 def _features(audio: dict[str, np.ndarray], cb) -> dict[str, tuple[np.ndarray, dict]]:
     from pnsc.shared.bitstream import unpack_array
     from pnsc.shared.features import extract_features
@@ -114,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bitrates", default="24,32,48,64", help="Opus kb/s, comma-separated")
     ap.add_argument("--loss-bitrates", default=None, help="bitrates for (c) (default: --bitrates)")
     ap.add_argument("--train-feature-utts", type=int, default=40, help="train utterances for (b)")
+    ap.add_argument("--no-dither-reference", action="store_true",
+                    help="skip the +-1 LSB dither reference row in (b) and (c)")
     ap.add_argument("--ckpt", type=Path, action="append", default=[], help="checkpoint(s) for (c)")
     ap.add_argument("--features", default="qfeatures", choices=["qfeatures", "features"])
     ap.add_argument("--batch", type=int, default=256)
@@ -155,10 +193,14 @@ def main(argv: list[str] | None = None) -> int:
             sec = sum(s["seconds"] for s in idx["shards"])
             mibh = b / 2**20 / (sec / 3600)
             dirs[shard][f"opus{r:g}"] = d
+            modes, not_celt = _modes(d / idx["shards"][0]["file"])
             result["sizes"][f"{shard}:opus{r:g}"] = {"kbps": b * 8 / sec / 1000, "mib_per_h": mibh,
-                                                      "train_mib": mibh * train_h}
+                                                      "train_mib": mibh * train_h, "packet_modes": modes,
+                                                      "utterances_not_all_celt": not_celt}
+            n = max(1, sum(modes.values()))
             print(f"{shard:28s} {'opus':8s} {b * 8 / sec / 1000:6.1f} {mibh:7.1f} {mibh * train_h:9.1f}"
-                  f"   (target {r:g} kb/s)", flush=True)
+                  f"   (target {r:g} kb/s; packets SILK {modes['silk'] / n:.0%} hybrid {modes['hybrid'] / n:.0%}"
+                  f" CELT {modes['celt'] / n:.0%}; utterances with non-CELT packets {not_celt:.0%})", flush=True)
 
     # (b) features
     cb = load_codebooks()
@@ -167,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     ref = {**_features(_decoded(a.audio, a.val_shard, None), cb),
            **_features(_decoded(a.audio, a.train_shard, a.train_feature_utts), cb)}
     names = None
-    for r in rates:
-        key = f"opus{r:g}"
+    if not a.no_dither_reference:
+        for shard in (a.val_shard, a.train_shard):
+            dirs[shard]["dither"] = _dithered_copy(a.audio, shard, work / f"{Path(shard).stem}-dither")
+    for r in (["dither"] if not a.no_dither_reference else []) + rates:
+        key = r if r == "dither" else f"opus{r:g}"
         test = {**_features(_decoded(dirs[a.val_shard][key], idx_file(dirs[a.val_shard][key]), None), cb),
                 **_features(_decoded(dirs[a.train_shard][key], idx_file(dirs[a.train_shard][key]),
                                      a.train_feature_utts), cb)}
@@ -179,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'kb/s':>5s} {'frames':>6s} {'c0':>6s} {'c1-17':>6s} {'max':>6s} {'period':>7s} {'(voic)':>7s} "
                   f"{'>5%':>6s} {'corr':>6s} | packet fields differing: " + " ".join(f"{n:>8s}" for n in names))
         c = np.asarray(fd["ceps_rms"])
-        print(f"{r:5g} {fd['frames']:6d} {c[0]:6.3f} {np.sqrt(np.mean(c[1:] ** 2)):6.3f} {c.max():6.3f} "
+        print(f"{r:>5} {fd['frames']:6d} {c[0]:6.3f} {np.sqrt(np.mean(c[1:] ** 2)):6.3f} {c.max():6.3f} "
               f"{fd['period_rms']:7.2f} {fd['period_rms_voiced']:7.2f} {fd['period_off_5pct_voiced']:6.3f} "
               f"{fd['corr_rms']:6.3f} |                          "
               + " ".join(f"{fd['fields'][n]:8.3f}" for n in names), flush=True)
@@ -201,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         data = {}
         src = {"flac": (a.audio, None)} | {f"opus{r:g}": (dirs[a.val_shard][f"opus{r:g}"], r) for r in loss_rates}
+        if not a.no_dither_reference:
+            src["dither"] = (dirs[a.val_shard]["dither"], None)
         for key, (adir, _) in src.items():
             out = work / f"ex-{key}"
             build_examples(adir, out, ["validation"], copies=1, seed=0, target_mib=a.loss_mib or 12.0, workers=1,
@@ -208,10 +255,11 @@ def main(argv: list[str] | None = None) -> int:
             data[key] = out
         losses = val_losses(a.ckpt, data, a.features, a.batch)
         result["loss"] = losses
-        print(f"{'checkpoint':32s} {'FLAC':>8s} " + " ".join(f"{'opus' + format(r, 'g'):>16s}" for r in loss_rates))
+        cols = [k for k in src if k != "flac"]
+        print(f"{'checkpoint':32s} {'FLAC':>8s} " + " ".join(f"{c:>16s}" for c in cols))
         for name, row in losses.items():
             base = row["flac"]
-            cells = [f"{row[f'opus{r:g}']:8.4f} {100 * (row[f'opus{r:g}'] / base - 1):+6.2f}%" for r in loss_rates]
+            cells = [f"{row[c]:8.4f} {100 * (row[c] / base - 1):+6.2f}%" for c in cols]
             print(f"{name:32s} {base:8.4f} " + " ".join(f"{c:>16s}" for c in cells))
     if a.json:
         a.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -200,3 +200,14 @@ def test_select_cli_opus_and_bad_input(flac_dir, tmp_path):
         r = run("--out", str(tmp_path / "bad"), *bad)
         assert r.returncode == 2 and r.stderr.startswith("pnsc: error:") and msg in r.stderr, r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_opus_packet_modes_follow_the_bitrate(clips):
+    from pnsc.training.corpus.audio_codec import opus_packet_modes
+
+    pcm = clips[sorted(clips)[3]]
+    low = opus_packet_modes(encode_member(pcm, "opus", 32.0))  # speech below ~54 kb/s: SILK (tilted spectrum)
+    high = opus_packet_modes(encode_member(pcm, "opus", 64.0))  # above: CELT
+    n = len(pcm) // 320  # 20 ms packets
+    assert low["silk"] >= n and low["celt"] == 0
+    assert high["celt"] >= n and high["silk"] == 0

@@ -75,6 +75,26 @@ def set_ogg_serial(data: bytes, serial: int = OPUS_SERIAL) -> bytes:
     return bytes(out)
 
 
+def opus_packet_modes(data: bytes) -> dict[str, int]:
+    """Count the audio packets of an Ogg Opus file by coding mode (``silk``, ``hybrid``, ``celt``) from
+    each packet's TOC byte (RFC 6716 3.1: configs 0-11 SILK, 12-15 hybrid, 16-31 CELT)."""
+    counts = {"silk": 0, "hybrid": 0, "celt": 0}
+    pos, packet, n = 0, bytearray(), 0
+    while pos + 27 <= len(data) and data[pos:pos + 4] == b"OggS":
+        nseg = data[pos + 26]
+        body = pos + 27 + nseg
+        for lace in data[pos + 27:pos + 27 + nseg]:
+            packet += data[body:body + lace]
+            body += lace
+            if lace < 255:
+                if n >= 2 and packet:  # the first two packets are OpusHead and OpusTags
+                    config = packet[0] >> 3
+                    counts["silk" if config < 12 else "hybrid" if config < 16 else "celt"] += 1
+                packet, n = bytearray(), n + 1
+        pos = body
+    return counts
+
+
 def encode_member(pcm: np.ndarray, codec: str, bitrate_kbps: float | None = None) -> bytes:
     """16 kHz mono int16 ``pcm`` -> member bytes (FLAC 16 bit, or Ogg Opus at ``bitrate_kbps``)."""
     import soundfile as sf
