@@ -221,10 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         result["features"][key] = fd
         if names is None:
             names = list(fd["fields"])
-            print(f"{'kb/s':>5s} {'frames':>6s} {'c0':>6s} {'c1-17':>6s} {'max':>6s} {'period':>7s} {'(voic)':>7s} "
+            print(f"{'kb/s':>6s} {'frames':>6s} {'c0':>6s} {'c1-17':>6s} {'max':>6s} {'period':>7s} {'(voic)':>7s} "
                   f"{'>5%':>6s} {'corr':>6s} | packet fields differing: " + " ".join(f"{n:>8s}" for n in names))
         c = np.asarray(fd["ceps_rms"])
-        print(f"{r:>5} {fd['frames']:6d} {c[0]:6.3f} {np.sqrt(np.mean(c[1:] ** 2)):6.3f} {c.max():6.3f} "
+        label = r if r == "dither" else format(r, "g")
+        print(f"{label:>6} {fd['frames']:6d} {c[0]:6.3f} {np.sqrt(np.mean(c[1:] ** 2)):6.3f} {c.max():6.3f} "
               f"{fd['period_rms']:7.2f} {fd['period_rms_voiced']:7.2f} {fd['period_off_5pct_voiced']:6.3f} "
               f"{fd['corr_rms']:6.3f} |                          "
               + " ".join(f"{fd['fields'][n]:8.3f}" for n in names), flush=True)

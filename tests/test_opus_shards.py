@@ -71,7 +71,8 @@ def flac_dir(clips, tmp_path_factory) -> Path:
     entries = []
     for file, (split, utts) in groups.items():
         records, members = _records(split, [(u, clips[u]) for u in utts])
-        entries.append({"file": file, "split": split, "plan_sha256": "-", **write_shard_tar(d / file, records, members)})
+        written = write_shard_tar(d / file, records, members)
+        entries.append({"file": file, "split": split, "plan_sha256": "-", **written})
     _write_index(d, {"version": 1, "kind": "audio", "seed": 0, "complete": True, "shards": entries})
     return d
 
