@@ -5,13 +5,16 @@ utterances (e.g. a LibriSpeech-only validation shard).
 
 With ``--codec opus`` the selected utterances are re-encoded as Ogg Opus at ``--bitrate-kbps`` and packed
 into as few shards of at most ``--target-mib`` as they fit (``audio-<split>-opus<kbps>-NNNNN.tar``,
-resumable, checksummed; see training/corpus/transcode.py): at 48 kb/s the whole 3.7 h train split is
-~78 MiB instead of ~245 MiB of FLAC. Example building reads both kinds.
+resumable, checksummed; see training/corpus/transcode.py); example building reads both kinds. Measured
+(scripts/bench_opus_shards.py): the 3.7 h train split is 237 MiB as FLAC, 135 MiB at 80 kb/s (the
+default: validation loss of the baselines +0.21/+0.23 %, as close to FLAC as a +-1 LSB dither's +0.20 %),
+109 MiB at 64 kb/s (+0.35/+0.38 %); below ~54 kb/s Opus codes speech with SILK, which tilts the spectrum
+(-2.6 dB at 7-8 kHz at 48 kb/s) and moves the loss by -5 % or more: do not go there.
 
 Usage: python scripts/select_audio_shards.py --audio data/audio_shards --out .carry/a0 \
            --files audio-train-00000.tar [--only-source librispeech] [--group-map F --group G]
        python scripts/select_audio_shards.py --audio data/audio_shards --out .carry/t0 --split train \
-           --codec opus --bitrate-kbps 48 --target-mib 40 [--part 1/2]
+           --codec opus --bitrate-kbps 80 --target-mib 50 [--part 1/3]
 """
 from __future__ import annotations
 
@@ -42,6 +45,9 @@ def _opus(args, keep) -> int:
     from pnsc.training.corpus.transcode import transcode_shards
 
     filter_key = json.dumps({"source": args.only_source, "group": args.group})
+    if args.bitrate_kbps < 56:
+        print(f"note: at {args.bitrate_kbps:g} kb/s Opus codes speech with SILK (tilted spectrum, validation loss "
+              "-5 % or more vs FLAC); 80 kb/s measured transparent", file=sys.stderr)
     try:
         index = transcode_shards(args.audio, args.files, args.out, "opus", args.bitrate_kbps, args.target_mib,
                                  keep=keep, filter_key=filter_key)
@@ -65,8 +71,9 @@ def main() -> int:
     ap.add_argument("--split", default=None, help="take every shard of this split (train, validation, test)")
     ap.add_argument("--codec", choices=["flac", "opus"], default="flac",
                     help="flac: link/copy the shards as they are; opus: re-encode and repack")
-    ap.add_argument("--bitrate-kbps", type=float, default=48.0, help="Opus target bitrate (6..256 kb/s)")
-    ap.add_argument("--target-mib", type=float, default=40.0, help="largest Opus shard, MiB (<= 60)")
+    ap.add_argument("--bitrate-kbps", type=float, default=80.0,
+                    help="Opus target bitrate, 6..256 kb/s (default 80; keep >= 56: below, Opus uses SILK)")
+    ap.add_argument("--target-mib", type=float, default=50.0, help="largest Opus shard, MiB (<= 60)")
     ap.add_argument("--part", default=None,
                     help="K/N: only the K-th of N equal slices (by source shard) of the selection, for "
                          "spreading a split over N calls")

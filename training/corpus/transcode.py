@@ -46,7 +46,7 @@ def _shard_name(split: str, codec: str, kbps: float | None, k: int) -> str:
 
 
 def transcode_shards(src_dir: Path, files: list[str], out_dir: Path, codec: str = "opus",
-                     bitrate_kbps: float | None = 64.0, target_mib: float = 35.0,
+                     bitrate_kbps: float | None = 80.0, target_mib: float = 50.0,
                      keep: Callable[[dict], bool] | None = None, filter_key: str = "",
                      progress: bool = True) -> dict:
     """Re-encode the utterances of ``files`` (in ``src_dir``) kept by ``keep`` into packed shards under
