@@ -22,7 +22,8 @@ import zlib
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from pnsc.shared.constants import SAMPLE_RATE
+
 CODECS = ("flac", "opus")
 SUFFIX = {"flac": ".flac", "opus": ".opus"}
 OPUS_KBPS_RANGE = (6.0, 256.0)
