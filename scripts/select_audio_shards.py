@@ -25,6 +25,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pnsc.training.corpus.shards import ShardError, load_index, write_shard_tar  # noqa: E402
@@ -44,7 +46,7 @@ def _opus(args, keep) -> int:
     """Re-encode the selection as Ogg Opus shards in ``args.out`` (its own index)."""
     from pnsc.training.corpus.transcode import transcode_shards
 
-    filter_key = json.dumps({"source": args.only_source, "group": args.group})
+    filter_key = json.dumps({"source": args.only_source, "group": args.group, "part": args.part})
     if args.bitrate_kbps < 56:
         print(f"note: at {args.bitrate_kbps:g} kb/s Opus codes speech with SILK (tilted spectrum, validation loss "
               "-5 % or more vs FLAC); 80 kb/s measured transparent", file=sys.stderr)
@@ -75,8 +77,8 @@ def main() -> int:
                     help="Opus target bitrate, 6..256 kb/s (default 80; keep >= 56: below, Opus uses SILK)")
     ap.add_argument("--target-mib", type=float, default=50.0, help="largest Opus shard, MiB (<= 60)")
     ap.add_argument("--part", default=None,
-                    help="K/N: only the K-th of N equal slices (by source shard) of the selection, for "
-                         "spreading a split over N calls")
+                    help="K/N: only the K-th of N slices of the selection, for spreading a split over N "
+                         "calls (opus: equal audio per slice; flac: every N-th source shard)")
     ap.add_argument("--only-source", default=None, help="keep only this source's utterances")
     ap.add_argument("--group-map", type=Path, default=None, help="speaker -> group JSON (with --group)")
     ap.add_argument("--group", type=int, default=None, help="keep only this group's speakers")
@@ -109,7 +111,21 @@ def main() -> int:
         except (ValueError, AssertionError):
             print(f"pnsc: error: --part must be K/N with 1 <= K <= N, got {args.part!r}", file=sys.stderr)
             return 2
-        args.files = [f for i, f in enumerate(sorted(args.files)) if i % n == k - 1]
+        if args.codec == "opus":  # equal audio per part: contiguous runs of utterances
+            from pnsc.training.corpus.shards import read_shard_header
+
+            try:
+                recs = [r for f in sorted(args.files) for r in read_shard_header(args.audio / f)
+                        if all(c(r) for c in conditions)]
+            except ShardError as exc:
+                print(f"pnsc: error: {exc}", file=sys.stderr)
+                return 2
+            cum = np.cumsum([r["samples"] for r in recs])
+            part_of = np.minimum((n * (cum - 1)) // max(1, int(cum[-1]) if len(cum) else 1), n - 1)
+            chosen = {r["utt"] for r, q in zip(recs, part_of) if q == k - 1}
+            conditions.append(lambda r: r["utt"] in chosen)
+        else:
+            args.files = [f for i, f in enumerate(sorted(args.files)) if i % n == k - 1]
     if args.codec == "opus":
         return _opus(args, lambda r: all(c(r) for c in conditions))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -193,9 +193,13 @@ def test_select_cli_opus_and_bad_input(flac_dir, tmp_path):
     assert [e["file"] for e in index["shards"]] == ["audio-train-opus32-00000.tar"]
     assert len(read_shard_header(tmp_path / "t0" / index["shards"][0]["file"])) == 4
     assert "MiB/h" in r.stdout
-    r = run("--out", str(tmp_path / "t1"), "--split", "train", "--codec", "opus", "--part", "2/2")
-    assert r.returncode == 0, r.stderr
-    assert [s["file"] for s in load_index(tmp_path / "t1")["sources"]] == ["audio-train-00001.tar"]
+    parts = []
+    for k in (1, 2):
+        r = run("--out", str(tmp_path / f"p{k}"), "--split", "train", "--codec", "opus", "--part", f"{k}/2")
+        assert r.returncode == 0, r.stderr
+        parts.append({rec["utt"] for e in load_index(tmp_path / f"p{k}")["shards"]
+                      for rec in read_shard_header(tmp_path / f"p{k}" / e["file"])})
+    assert len(parts[0]) == len(parts[1]) == 2 and not parts[0] & parts[1]  # equal audio, disjoint
     for bad, msg in [(["--part", "3/2", "--split", "train"], "--part"), (["--split", "dev"], "no dev shards"),
                      (["--split", "train", "--codec", "opus", "--bitrate-kbps", "500"], "outside")]:
         r = run("--out", str(tmp_path / "bad"), *bad)
