@@ -91,7 +91,8 @@ def transcode_shards(src_dir: Path, files: list[str], out_dir: Path, codec: str 
         _write_index(out_dir, data)
         return data
 
-    total = sum(len(read_shard_header(src_dir / s["file"])) for s in sources)
+    headers = {s["file"]: read_shard_header(src_dir / s["file"]) for s in sources}
+    total = sum(1 for h in headers.values() for r in h if keep is None or keep(r))
     bar = tqdm(total=total, desc=f"{codec} shards", unit="utt", disable=not progress)
     for split in ("train", "validation", "test"):
         group = [s for s in sources if s["split"] == split]
@@ -101,7 +102,6 @@ def transcode_shards(src_dir: Path, files: list[str], out_dir: Path, codec: str 
         records: list[dict] = []
         members: list[tuple[str, bytes]] = []
         k = 0
-        skip: set[str] = set()  # utterances already in reused shards
 
         def flush() -> None:
             nonlocal records, members, k
@@ -112,8 +112,7 @@ def transcode_shards(src_dir: Path, files: list[str], out_dir: Path, codec: str 
             index(False)
             records, members, k = [], [], k + 1
 
-        due = [r["utt"] for s in group for r in read_shard_header(src_dir / s["file"])
-               if keep is None or keep(r)]
+        due = [r["utt"] for s in group for r in headers[s["file"]] if keep is None or keep(r)]
         pos = 0
         for prev in reusable:  # resume: finished shards that hold exactly the next utterances due
             path = out_dir / prev["file"]
@@ -124,17 +123,14 @@ def transcode_shards(src_dir: Path, files: list[str], out_dir: Path, codec: str 
             if utts != due[pos:pos + len(utts)]:
                 break
             entries.append(prev)
-            skip.update(utts)
             pos += len(utts)
             k += 1
             bar.update(len(utts))
+        todo = set(due[pos:])
         for s in group:
-            for rec, audio in iter_shard_audio(src_dir / s["file"]):
-                if keep is not None and not keep(rec):
-                    bar.update(1)
-                    continue
-                if rec["utt"] in skip:
-                    continue
+            if not todo & {r["utt"] for r in headers[s["file"]]}:
+                continue
+            for rec, audio in iter_shard_audio(src_dir / s["file"], todo):  # decodes only those due
                 pcm = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
                 try:
                     data = encode_member(pcm, codec, kbps)
