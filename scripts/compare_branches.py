@@ -22,16 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_ovrl")
-
-
-def _ci(x: np.ndarray) -> float:
-    return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def export_alone(run: Path, base: str, tmp: Path) -> tuple[Path, str, int | None]:
@@ -64,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from pnsc.evaluation.metrics import Scorer
+    from pnsc.evaluation.stats import paired_table
     from pnsc.receiver.runtime.stream import StreamingDecoder
     from pnsc.shared.features import extract_features
     from pnsc.shared.quantizer import quantize_features
@@ -105,14 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             results[set_name] = {"clips": [c[0] for c in clips], "scores": res}
             ref = a.runs[0].name
             print(f"\n{set_name} speakers, {len(clips)} clips; paired difference to {ref} (95 % CI, wins)")
-            print("| run | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS))
-            for name, sc in res.items():
-                cells = []
-                for m in METRICS:
-                    diff = np.array(sc[m]) - np.array(res[ref][m])
-                    cells.append(f"{np.mean(sc[m]):.3f}" + ("" if name == ref else
-                                 f" ({diff.mean():+.3f} ± {_ci(diff):.3f}, {int((diff > 0).sum())}/{len(diff)})"))
-                print(f"| {name} | " + " | ".join(cells) + " |")
+            print("\n".join(paired_table(res, ref, METRICS)))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(results, indent=1))

@@ -19,16 +19,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_ovrl")
-
-
-def _ci(x: np.ndarray) -> float:
-    return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from pnsc.evaluation.metrics import Scorer
+    from pnsc.evaluation.stats import paired_difference, paired_table
     from pnsc.receiver.runtime.stream import StreamingDecoder
     from pnsc.shared.features import extract_features
     from pnsc.shared.quantizer import quantize_features
@@ -68,17 +64,14 @@ def main(argv: list[str] | None = None) -> int:
                 sc = scorer.score(audio, y)
                 for m in METRICS:
                     rows[f"{s}/{v}"][m].append(float(sc[m]))
-    print(f"{len(clips)} validation utterances from {args.shard.name}; mean ± 95% CI")
-    print("| decoder / features | " + " | ".join(METRICS) + " |")
-    print("|---|" + "---|" * len(METRICS))
-    for k, d in rows.items():
-        print(f"| {k} | " + " | ".join(f"{np.mean(d[m]):.3f} ± {_ci(np.array(d[m])):.3f}" for m in METRICS) + " |")
+    print(f"{len(clips)} utterances from {args.shard.name}; means, paired difference to the first row (95 % CI, wins/n)")
+    print("\n".join(paired_table(rows, next(iter(rows)), METRICS, label="decoder / features")))
     out: dict = {"utterances": [c[0] for c in clips], "scores": rows, "quantizer_cost": {}}
     for s in systems:
-        diff = {m: np.array(rows[f"{s}/unquantized"][m]) - np.array(rows[f"{s}/quantized"][m]) for m in METRICS}
-        out["quantizer_cost"][s] = {m: {"mean": float(d.mean()), "ci95": _ci(d)} for m, d in diff.items()}
+        cost = {m: paired_difference(rows[f"{s}/unquantized"][m], rows[f"{s}/quantized"][m]) for m in METRICS}
+        out["quantizer_cost"][s] = cost
         print(f"{s}: unquantized - quantized: "
-              + ", ".join(f"{m} {d.mean():+.3f} ± {_ci(d):.3f}" for m, d in diff.items()))
+              + ", ".join(f"{m} {d['mean']:+.3f} ± {d['ci95']:.3f}" for m, d in cost.items()))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1))

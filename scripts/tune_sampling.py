@@ -26,10 +26,6 @@ sys.path.insert(0, str(REPO))
 METRICS = ("pesq_wb", "stoi", "estoi", "visqol", "dnsmos_ovrl")
 
 
-def _ci(x: np.ndarray) -> float:
-    return float(1.96 * x.std(ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models-dir", type=Path, default=REPO / "models")
@@ -46,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from pnsc.evaluation.metrics import Scorer
+    from pnsc.evaluation.stats import paired_table
     from pnsc.receiver.runtime import ckernel
     from pnsc.receiver.runtime.backends import sampling_boost
     from pnsc.receiver.runtime.stream import StreamingDecoder
@@ -80,16 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ckernel.sampling_boost = sampling_boost
     print(f"{len(clips)} validation clips; mean, and paired difference to scale {scales[0]} (95 % CI, wins)")
     for s in systems:
-        print(f"\n{s}\n| scale | " + " | ".join(metrics) + " |\n|---|" + "---|" * len(metrics))
-        ref = scores[s][str(scales[0])]
-        for k in scales:
-            cur = scores[s][str(k)]
-            cells = []
-            for m in metrics:
-                d = np.array(cur[m]) - np.array(ref[m])
-                cells.append(f"{np.mean(cur[m]):.3f}" + ("" if k == scales[0] else
-                             f" ({d.mean():+.3f} ± {_ci(d):.3f}, {int((d > 0).sum())}/{len(d)})"))
-            print(f"| {k} | " + " | ".join(cells) + " |")
+        print(f"\n{s}")
+        print("\n".join(paired_table(scores[s], str(scales[0]), metrics, label="scale")))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"clips": [c[0] for c in clips], "scales": scales, "scores": scores}, indent=1))

@@ -35,3 +35,20 @@ def paired_difference(a, b, level: float = 0.95) -> dict:
     else:
         out["significant"] = False
     return out
+
+
+def paired_table(scores: dict[str, dict[str, list[float]]], ref: str, metrics, label: str = "run") -> list[str]:
+    """Markdown table: per entry of ``scores`` ({name: {metric: per-item values}}) the mean of every metric
+    and, for all but ``ref``, the paired difference to ``ref`` (95 % CI, wins/n)."""
+    lines = [f"| {label} | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for name, sc in scores.items():
+        cells = []
+        for m in metrics:
+            cell = f"{np.mean(sc[m]):.3f}"
+            if name != ref:
+                d = paired_difference(sc[m], scores[ref][m])
+                ci = "n/a" if d["ci95"] is None else f"{d['ci95']:.3f}"
+                cell += f" ({d['mean']:+.3f} ± {ci}, {d['wins']}/{d['n']})"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
