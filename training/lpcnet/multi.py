@@ -78,31 +78,32 @@ def train_args(name: str, root: Path) -> tuple[list[str], list[str]]:
     """(train.py options, options that must come last) for a model name."""
     base, opts = split_branch(name)
     if base == name:
-        return _base_args(name, root, need_init=True), []
+        return _base_args(name, root, start=True), []
     # a recipe branch: the base run's speakers, its weights as the start, the tags' options
-    args = _base_args(base, root, need_init=False)
+    args = _base_args(base, root, start=False)
     args[args.index("--name") + 1] = name
     if not (root / name / "last.pt").is_file():
-        src = root / base
-        init = src / "best.pt" if (src / "best.pt").is_file() else src / "last.pt"
-        if not init.is_file():
-            raise FileNotFoundError(f"{name}: needs a trained {base} in {src}")
-        args += ["--init-from", str(init)]
+        args += _start_from(root / base, f"{name}: needs a trained {base}")
     return args, opts
 
 
-def _base_args(name: str, root: Path, need_init: bool) -> list[str]:
+def _start_from(run: Path, missing: str) -> list[str]:
+    """``--init-from`` the run's best checkpoint (else its last); ``missing`` + the folder if it has none."""
+    init = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
+    if not init.is_file():
+        raise FileNotFoundError(f"{missing} in {run}")
+    return ["--init-from", str(init)]
+
+
+def _base_args(name: str, root: Path, start: bool) -> list[str]:
+    """Size, group and name of a plain run; with ``start`` a new fine-tune's ``--init-from`` its baseline."""
     m = NAME_RE.match(name)
     if m.group("bs"):
         return ["--size", m.group("bs").upper(), "--group", "all", "--name", name]
     size, g, v = m.group("ps").upper(), m.group("g"), m.group("v")
     args = ["--size", size, "--group", g, "--name", f"plpcnet-{size.lower()}-g{g}"]
-    if need_init and v == "ft" and not (root / name / "last.pt").is_file():
-        base = root / f"lpcnet-bl-{size.lower()}"
-        init = base / "best.pt" if (base / "best.pt").is_file() else base / "last.pt"
-        if not init.is_file():
-            raise FileNotFoundError(f"{name}: needs a baseline checkpoint in {base}")
-        args += ["--init-from", str(init)]
+    if start and v == "ft" and not (root / name / "last.pt").is_file():
+        args += _start_from(root / f"lpcnet-bl-{size.lower()}", f"{name}: needs a baseline checkpoint")
     return args
 
 
