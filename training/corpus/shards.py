@@ -70,18 +70,16 @@ def _flac_bytes(path: Path) -> tuple[bytes, int]:
         if len(decoded) != frames:
             raise ShardError(f"{path}: header says {frames} samples, decoded {len(decoded)}")
         return data, frames
-    import soundfile as sf
-
     from pnsc.shared.audio import AudioError, load_audio
+
+    from .audio_codec import encode_member
 
     try:
         audio = load_audio(path, quiet=True)
     except AudioError as exc:
         raise ShardError(str(exc)) from exc
-    buf = io.BytesIO()
     pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
-    sf.write(buf, pcm, 16000, format="FLAC", subtype="PCM_16")
-    return buf.getvalue(), len(pcm)
+    return encode_member(pcm, "flac"), len(pcm)
 
 
 def list_utterances(manifest: dict) -> list[dict]:

@@ -93,10 +93,9 @@ def _sig(x: float) -> float:
 
 def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float) -> dict:
     """``procs`` fresh processes of one configuration at once; their summed throughput."""
-    cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", _BASE.get(impl, impl),
+    cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", impl,
            "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device, "--frames", str(a.frames)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PNSC_LPCNET_COMPILE="1" if impl == "foldc" else "0",
-               PNSC_LPCNET_GRU_B="scan" if impl in ("scan", "folds") else "cudnn")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
     ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
     rec = {"size": size, "impl": impl, "batch": batch, "procs": procs, "amp": a.amp, "device": a.device}
     t_end = time.monotonic() + timeout_s
@@ -167,9 +166,9 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"pnsc: error: {exc}", file=sys.stderr)
         return 2
-    if a.one:
-        if impls[0] in ("scan", "folds"):
-            os.environ[gru_scan.ENV] = "scan"
+    if a.one:  # the bench name's switches, then the model's training path
+        os.environ["PNSC_LPCNET_COMPILE"] = "1" if impls[0] == "foldc" else "0"
+        os.environ[gru_scan.ENV] = "scan" if impls[0] in ("scan", "folds") else "cudnn"
         print(json.dumps(one(sizes[0], batches[0], a.steps, a.amp, a.device, _BASE.get(impls[0], impls[0]), a.frames)),
               flush=True)
         return 0

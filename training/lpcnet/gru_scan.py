@@ -32,10 +32,6 @@ ENV = "PNSC_LPCNET_GRU_B"
 BLOCK_B = 16
 
 
-def available() -> bool:
-    return triton is not None
-
-
 def requested() -> str:
     """``scan`` or ``cudnn`` (the default) from $PNSC_LPCNET_GRU_B."""
     v = os.environ.get(ENV, "cudnn").strip().lower() or "cudnn"
