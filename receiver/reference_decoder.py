@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from pnsc.shared.checksum import sha256_file
-from pnsc.shared.constants import CORR_INDEX, FEATURE_DIM, FRAME_CONTEXT, FRAME_SIZE, LPC_ORDER, NB_CEPS
+from pnsc.shared.constants import CORR_INDEX, FEATURE_DIM, FRAME_CONTEXT, FRAME_SIZE, LPC_ORDER, NB_CEPS, PDF_FLOOR
 
 DECODER_FAMILIES = ("plpcnet-s", "plpcnet-l", "lpcnet-bl-s", "lpcnet-bl-l")
 
@@ -33,12 +33,27 @@ class DecoderError(Exception):
     """A decoder model misbehaved while decoding (non-finite values): the model is broken."""
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
+def _session(src: Path | bytes, threads: int) -> ort.InferenceSession:
+    """Session on a model file, or on a model's bytes."""
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(src if isinstance(src, bytes) else str(src), so, providers=["CPUExecutionProvider"])
+
+
+def _sample_session(path: Path, threads: int, pdf_floor: float) -> ort.InferenceSession:
+    """The loop graph sampling with ``pdf_floor`` (the file itself when its floor is that value)."""
+    from pnsc.receiver.sampling import (GraphFloorError, check_pdf_floor, loop_graph_floor, loop_graph_with_floor,
+                                        same_floor)
+
+    pdf_floor = check_pdf_floor(pdf_floor)
+    try:
+        if same_floor(loop_graph_floor(path), pdf_floor):
+            return _session(path, threads)
+        return _session(loop_graph_with_floor(path, pdf_floor), threads)
+    except GraphFloorError as exc:
+        raise DecoderNotFound(str(exc)) from None
 
 
 
@@ -101,15 +116,19 @@ def check_grouping(models_dir: Path, entry: dict) -> None:
 
 
 class ReferenceDecoder:
+    """``pdf_floor``: the sampling's probability floor (``pnsc.receiver.sampling``; default ``PDF_FLOOR``,
+    0 = plain softmax sampling), set in the loop graph it runs."""
+
     def __init__(self, frame_path: str | Path, sample_path: str | Path, *, seed: int = 0, threads: int = 1,
-                 verify: dict | None = None):
+                 verify: dict | None = None, pdf_floor: float = PDF_FLOOR):
         frame_path, sample_path = Path(frame_path), Path(sample_path)
         if verify:
             for kind, p in (("frame", frame_path), ("sample", sample_path)):
                 if verify.get(kind) and sha256_file(p) != verify[kind]:
                     raise DecoderNotFound(f"{p}: sha256 does not match the manifest")
         self.frame = _session(frame_path, threads)
-        self.sample = _session(sample_path, threads)
+        self.sample = _sample_session(sample_path, threads, pdf_floor)
+        self.pdf_floor = float(pdf_floor)
         shapes = {i.name: i.shape for i in self.sample.get_inputs()}
         self.n_a = int(shapes["ha"][1])
         self.n_b = int(shapes["hb"][1])

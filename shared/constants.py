@@ -30,3 +30,8 @@ FRAME_CONTEXT = 2  # feature frames of context each side for the decoder's frame
 # Speaker groups (paper: C = 4); GROUP_UNKNOWN marks "no group decided yet".
 NUM_GROUPS = 4
 GROUP_UNKNOWN = 255
+
+# Decoder sampling (LPCNet): each mu-law level is drawn from max(softmax(boost * logits) - PDF_FLOOR, 0),
+# renormalised; subtracting the floor cuts the long low-probability tail that sounds as hiss. The default of
+# the runtime's `pdf_floor` parameter (pnsc.receiver.sampling), baked into the exported loop graphs.
+PDF_FLOOR = 0.002

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnxruntime as ort
 
+from pnsc.receiver.sampling import GraphFloorError, check_pdf_floor, loop_graph_floor, loop_graph_with_floor
+from pnsc.shared.constants import PDF_FLOOR
+
 from .model import FRAME_SIZE, LPC_ORDER, ModelFileError
 
 PRECISIONS = ("fp32", "int8")
@@ -47,24 +50,48 @@ def sampling_boost(corr: float) -> np.float32:
 
 
 class OnnxLoopBackend:
-    """The exported 160-sample ONNX Loop graph run by onnxruntime (float32 arithmetic, fp16-stored weights)."""
+    """The exported 160-sample ONNX Loop graph run by onnxruntime (float32 arithmetic, fp16-stored weights).
+
+    The graph carries its probability floor as a constant; another ``pdf_floor`` runs a copy of the graph
+    with that constant rewritten (``pnsc.receiver.sampling.loop_graph_with_floor``), one session per floor."""
 
     kernel = "onnx"
     precision = "fp32"
 
     def __init__(self, model):
+        self.path = model.files.sample
+        self.session = self._open(str(self.path))
+        try:
+            self.graph_floor: float | None = loop_graph_floor(self.path)
+        except GraphFloorError:
+            self.graph_floor = None  # an export without the floor pattern: only its own rule can run
+        self._by_floor: dict[np.float32, ort.InferenceSession] = {}
+        self.n_a, self.n_b = model.size
+
+    def _open(self, src) -> ort.InferenceSession:
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(model.files.sample), so, providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelFileError(f"{model.files.sample}: corrupt ONNX file ({str(exc).splitlines()[0][:200]})") from None
-        self.n_a, self.n_b = model.size
+            raise ModelFileError(f"{self.path}: corrupt ONNX file ({str(exc).splitlines()[0][:200]})") from None
+
+    def session_for(self, pdf_floor: float) -> ort.InferenceSession:
+        """The session whose graph samples with ``pdf_floor``."""
+        f = np.float32(check_pdf_floor(pdf_floor))
+        if self.graph_floor is not None and f == np.float32(self.graph_floor):
+            return self.session
+        if f not in self._by_floor:
+            try:
+                self._by_floor[f] = self._open(loop_graph_with_floor(self.path, float(f)))
+            except GraphFloorError as exc:
+                raise ModelFileError(f"{exc}; it cannot sample with pdf_floor {float(f):g}") from None
+        return self._by_floor[f]
 
     def run_frame(self, cond: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
-                  st: SynthState) -> np.ndarray:
-        pcm, ha, hb, hist, exc = self.session.run(None, {
+                  st: SynthState, pdf_floor: float = PDF_FLOOR) -> np.ndarray:
+        pcm, ha, hb, hist, exc = self.session_for(pdf_floor).run(None, {
             "cond": np.asarray(cond, np.float32)[None], "lpc": np.asarray(lpc, np.float32),
             "corr": np.array([corr], np.float32), "uniforms": np.asarray(uniforms, np.float32),
             "ha": st.ha[None], "hb": st.hb[None], "hist": st.hist, "exc": st.exc.astype(np.int64)})

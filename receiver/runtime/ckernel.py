@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pnsc.shared.constants import PDF_FLOOR
+
 from .backends import KernelUnavailable, SynthState, sampling_boost
 from .model import FRAME_SIZE, ModelFileError
 
@@ -170,20 +172,20 @@ class CBackend:
         return True
 
     def run_window(self, window: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
-                   st: SynthState) -> np.ndarray:
+                   st: SynthState, pdf_floor: float = PDF_FLOOR) -> np.ndarray:
         """Frame-rate network on the (5, 20) window and the 160-sample loop, both in C."""
         ga, gb = np.empty_like(self._ga), np.empty_like(self._gb)  # per call: streams may share this backend
         self.net.cond(np.ascontiguousarray(window, np.float32), ga, gb)
         out = np.empty(FRAME_SIZE, np.float32)
         self.net.frame(ga, gb, lpc, float(sampling_boost(corr)), uniforms, st.ha, st.hb, st.hist,
-                       st.exc, out)
+                       st.exc, out, pdf_floor=pdf_floor)
         return out
 
     def run_frame(self, cond: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
-                  st: SynthState, force: np.ndarray | None = None) -> np.ndarray:
+                  st: SynthState, force: np.ndarray | None = None, pdf_floor: float = PDF_FLOOR) -> np.ndarray:
         ga, gb = self.weights.cond_terms(np.asarray(cond, np.float32))
         out = np.empty(FRAME_SIZE, np.float32)
         self.net.frame(ga, gb, np.ascontiguousarray(lpc, np.float32), float(sampling_boost(corr)),
                        np.ascontiguousarray(uniforms, np.float32), st.ha, st.hb, st.hist, st.exc, out,
-                       None if force is None else np.ascontiguousarray(force, np.float32))
+                       None if force is None else np.ascontiguousarray(force, np.float32), pdf_floor=pdf_floor)
         return out

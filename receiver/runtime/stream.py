@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pnsc.shared.constants import PREEMPHASIS
+from pnsc.receiver.sampling import check_pdf_floor
+from pnsc.shared.constants import PDF_FLOOR, PREEMPHASIS
 from pnsc.shared.dsp import deemphasize
 from pnsc.shared.lpc import lpc_from_cepstrum as _lpc_numpy
 
@@ -59,20 +60,33 @@ class StreamingDecoder:
     int8 (default) or fp32; ``kernel`` None = best for this CPU (or ``$PNSC_KERNEL``), else avx512 /
     avx2 / generic (the C kernel) or onnx (the exported Loop graph in onnxruntime, slow).  ``seed``
     seeds the sampling noise (numpy PCG64, 160 draws per frame, the reference decoder's stream).
+    ``pdf_floor`` (default ``PDF_FLOOR`` = 0.002, 0 = off, < 1/256) is subtracted from every level's
+    probability before each draw (LPCNet's sampler, ``pnsc.receiver.sampling``); every kernel path applies it
+    alike.  It may be changed between frames (attribute ``pdf_floor``).
     """
 
     lookahead_frames: int = CONTEXT
 
     def __init__(self, family: str, group: int | None = None, *, precision: str = DEFAULT_PRECISION,
                  seed: int = 0, models_dir: str | Path | None = None, kernel: str | None = None,
-                 bank: "DecoderBank | None" = None):
+                 bank: "DecoderBank | None" = None, pdf_floor: float = PDF_FLOOR):
         self.precision = precision
+        self.pdf_floor = pdf_floor
         self.seed = seed
         self.models_dir = models_dir
         self._kernel_req = requested_kernel(kernel)
         self._bank = bank
         self._set_model(self._load(family, group))
         self.reset()
+
+    @property
+    def pdf_floor(self) -> float:
+        """Probability floor of the sampling (see the class docstring)."""
+        return self._pdf_floor
+
+    @pdf_floor.setter
+    def pdf_floor(self, value: float) -> None:
+        self._pdf_floor = check_pdf_floor(value)
 
     # -- model handling
     def _load(self, family: str, group: int | None) -> LoadedModel:
@@ -178,20 +192,20 @@ class StreamingDecoder:
         uniforms = self._rng.random(FRAME_SIZE, dtype=np.float32)
         old = self._pending_switch
         if old is None:
-            return self._run(self.model, self.backend, window, lpc, corr, uniforms, self._state)
+            return self._run(self.model, self.backend, window, lpc, corr, uniforms, self._state, self._pdf_floor)
         self._pending_switch = None
         old_backend = old.backend(self.precision, self._kernel_req)
         old_state = self._old_state
-        y_old = self._run(old, old_backend, window, lpc, corr, uniforms, old_state)
-        y_new = self._run(self.model, self.backend, window, lpc, corr, uniforms, self._state)
+        y_old = self._run(old, old_backend, window, lpc, corr, uniforms, old_state, self._pdf_floor)
+        y_new = self._run(self.model, self.backend, window, lpc, corr, uniforms, self._state, self._pdf_floor)
         return (1.0 - _XFADE) * y_old + _XFADE * y_new
 
     @staticmethod
-    def _run(model, backend, window, lpc, corr, uniforms, state) -> np.ndarray:
+    def _run(model, backend, window, lpc, corr, uniforms, state, pdf_floor) -> np.ndarray:
         if getattr(backend, "c_frame_net", False):
-            return backend.run_window(window, lpc, corr, uniforms, state)
+            return backend.run_window(window, lpc, corr, uniforms, state, pdf_floor=pdf_floor)
         cond = model.frame_net.run(window)
-        return backend.run_frame(cond, lpc, corr, uniforms, state)
+        return backend.run_frame(cond, lpc, corr, uniforms, state, pdf_floor=pdf_floor)
 
     def _finish(self, y: np.ndarray) -> np.ndarray:
         pcm, self._deemph = _deemph(y, self._deemph)
@@ -208,7 +222,8 @@ class DecoderBank:
     """
 
     def __init__(self, size: str = "s", *, precision: str = DEFAULT_PRECISION,
-                 models_dir: str | Path | None = None, kernel: str | None = None, groups=None):
+                 models_dir: str | Path | None = None, kernel: str | None = None, groups=None,
+                 pdf_floor: float = PDF_FLOOR):
         from pnsc.receiver.reference_decoder import read_manifest
         from pnsc.shared.paths import models_dir as _md
 
@@ -217,6 +232,7 @@ class DecoderBank:
             raise ValueError(f"decoder size must be one of {sorted(FAMILIES_BY_SIZE)}, got {size!r}")
         self.size = size
         self.precision = precision
+        self.pdf_floor = check_pdf_floor(pdf_floor)  # of the streams ``get`` makes
         self.models_dir = Path(models_dir) if models_dir is not None else _md()
         self.kernel_request = requested_kernel(kernel)
         self._models: dict[tuple[str, int | None], LoadedModel] = {}
@@ -248,4 +264,4 @@ class DecoderBank:
             raise DecoderNotFound(f"decoder {family} group {group} is not in this {self.size.upper()} bank "
                                   f"(have {self.keys()})")
         return StreamingDecoder(family, group, precision=self.precision, seed=seed, models_dir=self.models_dir,
-                                kernel=self.kernel_request, bank=self)
+                                kernel=self.kernel_request, bank=self, pdf_floor=self.pdf_floor)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pnsc.shared.constants import PDF_FLOOR
 from pnsc.shared.lpc import lpc_from_cepstrum
 
 from .backends import SynthState
@@ -19,7 +20,7 @@ CHOICE_TOL = 1.0  # int16 units; neighbouring mu-law levels are >= 5.6 apart
 
 
 def compare_with_reference(model: LoadedModel, features: np.ndarray, *, precision: str = "fp32",
-                           kernel: str | None = None, seed: int = 0) -> dict:
+                           kernel: str | None = None, seed: int = 0, pdf_floor: float = PDF_FLOOR) -> dict:
     """-> {'samples', 'choice_match' (fraction), 'max_abs_err' (matched samples, int16 scale),
     'max_state_err' (GRU-A state after the last frame), 'kernel', 'choices' (this backend's own sample at
     every step, each step fed the reference's history)}."""
@@ -38,8 +39,8 @@ def compare_with_reference(model: LoadedModel, features: np.ndarray, *, precisio
         sl = slice(t * FRAME_SIZE, (t + 1) * FRAME_SIZE)
         uni = rng.random(FRAME_SIZE, dtype=np.float32)
         corr = float(features[t, CORR_INDEX])
-        y_ref[sl] = reference.run_frame(cond[t], lpc[t], corr, uni, st_ref)
-        out[sl] = backend.run_frame(cond[t], lpc[t], corr, uni, st, force=y_ref[sl])
+        y_ref[sl] = reference.run_frame(cond[t], lpc[t], corr, uni, st_ref, pdf_floor=pdf_floor)
+        out[sl] = backend.run_frame(cond[t], lpc[t], corr, uni, st, force=y_ref[sl], pdf_floor=pdf_floor)
     ok = np.abs(out - y_ref) <= CHOICE_TOL
     return {"samples": int(out.size), "choice_match": float(ok.mean()) if out.size else 1.0,
             "max_abs_err": float(np.abs(out - y_ref)[ok].max()) if ok.any() else 0.0,

@@ -3,7 +3,9 @@
  *   mv_f16(W, rows, cols, x, y)   the same with half-precision stored weights (float32 arithmetic)
  *   mv_q8(W, rows, cg, xu, acc)   acc[0..rows) = blocked int8 W . uint8 xu (int32)
  *   v_sigmoid(x, n), v_tanh(x, n) in place (n rounded up to 16 may be touched)
- *   softmax_floor(l, boost) -> total: l := max(softmax(boost*l) - 0.002, 0), returns the sum
+ *   softmax_floor(l, boost, pfloor) -> total: l := max(softmax(boost*l) - pfloor, 0), returns the sum
+ *     (one pass for max, one for exp and its sum, one that normalizes, subtracts the floor, clamps and
+ *     sums: the floor costs no pass of its own; floor 0 leaves softmax(boost*l) as it is)
  *   FRAME_FN: the function name.
  * With force (160 samples), the loop follows the given samples (LPC history and excitation index from
  * them) while out[] still receives the sample this kernel would have chosen at each step.
@@ -50,7 +52,7 @@ static void gru_gates(float *restrict h, const float *restrict gi, const float *
     for (int j = 0; j < n; j++) h[j] = nn[j] + tmp[n + j] * (h[j] - nn[j]);
 }
 
-void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc, float boost,
+void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, float pfloor,
               const float *uniforms, const float *force, float *ha, float *hb, float *hist, int32_t *excp,
               float *out) {
     const int N = net->n_a, NB = net->n_b, N3 = 3 * N, NB3 = 3 * NB;
@@ -108,7 +110,7 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
         for (int j = 0; j < 2 * LEVELS; j++) y[j] += net->bd[j];
         v_tanh(y, 2 * LEVELS);
         for (int j = 0; j < LEVELS; j++) logits[j] = y[j] * net->fd[j] + y[LEVELS + j] * net->fd[LEVELS + j];
-        const float total = softmax_floor(logits, boost);
+        const float total = softmax_floor(logits, boost, pfloor);
         int idx = sample_cdf(logits, uniforms[n] * total);
         float x = u + net->ulaw_tab[idx];
         if (x > 32767.0f) x = 32767.0f;

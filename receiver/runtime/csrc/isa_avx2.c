@@ -121,7 +121,7 @@ static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static float softmax_floor(float *l, float boost) {
+static float softmax_floor(float *l, float boost, float pfloor) {
     const __m256 b = _mm256_set1_ps(boost);
     __m256 m = _mm256_set1_ps(-INFINITY);
     for (int i = 0; i < LEVELS; i += 8) {
@@ -137,7 +137,7 @@ static float softmax_floor(float *l, float boost) {
         s = _mm256_add_ps(s, e);
     }
     const __m256 inv = _mm256_set1_ps(1.0f / hsum8(s));
-    const __m256 fl = _mm256_set1_ps(PDF_FLOOR);
+    const __m256 fl = _mm256_set1_ps(pfloor);
     __m256 t = _mm256_setzero_ps();
     for (int i = 0; i < LEVELS; i += 8) {
         const __m256 p = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(l + i), inv), fl),
@@ -158,9 +158,10 @@ static float softmax_floor(float *l, float boost) {
 
 #else /* not x86: never selected (module.c reports only the generic path) */
 #include "lpcnet.h"
-void pnsc_frame_avx2(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, const float *uniforms,
+void pnsc_frame_avx2(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, float pfloor,
+          const float *uniforms,
           const float *force, float *ha, float *hb, float *hist, int32_t *exc, float *out) {
-    (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
+    (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)pfloor, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
         (void)exc, (void)out;
 }
 void pnsc_cond_avx2(const Net *net, const float *window, float *ga, float *gb) {

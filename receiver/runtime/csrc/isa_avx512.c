@@ -127,7 +127,7 @@ static void v_tanh(float *x, int n) {
     }
 }
 
-static float softmax_floor(float *l, float boost) {
+static float softmax_floor(float *l, float boost, float pfloor) {
     const __m512 b = _mm512_set1_ps(boost);
     __m512 m = _mm512_set1_ps(-INFINITY);
     for (int i = 0; i < LEVELS; i += 16) {
@@ -143,7 +143,7 @@ static float softmax_floor(float *l, float boost) {
         s = _mm512_add_ps(s, e);
     }
     const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s));
-    const __m512 fl = _mm512_set1_ps(PDF_FLOOR);
+    const __m512 fl = _mm512_set1_ps(pfloor);
     __m512 t = _mm512_setzero_ps();
     for (int i = 0; i < LEVELS; i += 16) {
         const __m512 p = _mm512_max_ps(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(l + i), inv), fl),
@@ -164,9 +164,10 @@ static float softmax_floor(float *l, float boost) {
 
 #else /* not x86: never selected (module.c reports only the generic path) */
 #include "lpcnet.h"
-void pnsc_frame_avx512(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, const float *uniforms,
+void pnsc_frame_avx512(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, float pfloor,
+          const float *uniforms,
           const float *force, float *ha, float *hb, float *hist, int32_t *exc, float *out) {
-    (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
+    (void)net, (void)ga, (void)gb, (void)lpc, (void)boost, (void)pfloor, (void)uniforms, (void)force, (void)ha, (void)hb, (void)hist,
         (void)exc, (void)out;
 }
 void pnsc_cond_avx512(const Net *net, const float *window, float *ga, float *gb) {

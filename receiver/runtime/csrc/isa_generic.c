@@ -57,7 +57,7 @@ static void v_tanh(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = tanhf(x[i]);
 }
 
-static float softmax_floor(float *l, float boost) {
+static float softmax_floor(float *l, float boost, float pfloor) {
     float m = -INFINITY, s = 0.0f, total = 0.0f;
     for (int i = 0; i < LEVELS; i++) {
         l[i] *= boost;
@@ -69,7 +69,7 @@ static float softmax_floor(float *l, float boost) {
     }
     const float inv = 1.0f / s;
     for (int i = 0; i < LEVELS; i++) {
-        float p = l[i] * inv - PDF_FLOOR;
+        float p = l[i] * inv - pfloor;
         l[i] = p > 0.0f ? p : 0.0f;
         total += l[i];
     }

@@ -14,7 +14,8 @@
 #define MAX_NA 1024
 #define MAX_NB 64
 #define MAX_ROWS (3 * MAX_NA)
-#define PDF_FLOOR 0.002f
+#define PDF_FLOOR 0.002f    /* default probability floor (pnsc.shared.constants.PDF_FLOOR) */
+#define PDF_FLOOR_MAX (1.0f / LEVELS) /* floors must stay below 1/256: the largest probability survives */
 
 typedef struct {
     int n_a, n_b, int8;
@@ -51,7 +52,7 @@ typedef struct {
 #define MAX_IN1 (20 + 256)
 
 typedef void (*frame_fn)(const Net *net, const float *ga, const float *gb, const float *lpc, float boost,
-                         const float *uniforms, const float *force, float *ha, float *hb, float *hist,
+                         float pfloor, const float *uniforms, const float *force, float *ha, float *hb, float *hist,
                          int32_t *exc, float *out);
 
 typedef void (*cond_fn)(const Net *net, const float *window, float *ga, float *gb);
@@ -59,10 +60,10 @@ void pnsc_cond_generic(const Net *, const float *, float *, float *);
 void pnsc_cond_avx2(const Net *, const float *, float *, float *);
 void pnsc_cond_avx512(const Net *, const float *, float *, float *);
 
-void pnsc_frame_generic(const Net *, const float *, const float *, const float *, float, const float *,
+void pnsc_frame_generic(const Net *, const float *, const float *, const float *, float, float, const float *,
                         const float *, float *, float *, float *, int32_t *, float *);
-void pnsc_frame_avx2(const Net *, const float *, const float *, const float *, float, const float *,
+void pnsc_frame_avx2(const Net *, const float *, const float *, const float *, float, float, const float *,
                      const float *, float *, float *, float *, int32_t *, float *);
-void pnsc_frame_avx512(const Net *, const float *, const float *, const float *, float, const float *,
+void pnsc_frame_avx512(const Net *, const float *, const float *, const float *, float, float, const float *,
                        const float *, float *, float *, float *, int32_t *, float *);
 #endif

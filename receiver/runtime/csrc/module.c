@@ -187,16 +187,23 @@ static int get_buf(PyObject *obj, Buf *b, Py_ssize_t count, int writable, char k
 }
 
 static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"ga", "gb", "lpc", "boost", "uniforms", "ha", "hb", "hist", "exc", "out", "force", NULL};
+    static char *kwlist[] = {"ga", "gb", "lpc", "boost", "uniforms", "ha", "hb", "hist", "exc", "out", "force",
+                             "pdf_floor", NULL};
     PyObject *o[10], *force = Py_None;
-    float boost;
+    float boost, pfloor = PDF_FLOOR;
     if (!self->fn) {
         PyErr_SetString(PyExc_RuntimeError, "Net not initialised");
         return NULL;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfOOOOOO|O", kwlist, &o[0], &o[1], &o[2], &boost, &o[3], &o[4],
-                                     &o[5], &o[6], &o[7], &o[8], &force))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfOOOOOO|Of", kwlist, &o[0], &o[1], &o[2], &boost, &o[3], &o[4],
+                                     &o[5], &o[6], &o[7], &o[8], &force, &pfloor))
         return NULL;
+    if (!(pfloor >= 0.0f && pfloor < PDF_FLOOR_MAX)) {
+        char got[48];
+        snprintf(got, sizeof(got), "%g", (double)pfloor);
+        PyErr_Format(PyExc_ValueError, "pdf_floor must be in [0, 1/256), got %s", got);
+        return NULL;
+    }
     const Net *n = &self->net;
     Buf b[11];
     memset(b, 0, sizeof(b));
@@ -214,7 +221,7 @@ static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    self->fn(n, b[0].v.buf, b[1].v.buf, b[2].v.buf, boost, b[3].v.buf, force != Py_None ? b[9].v.buf : NULL,
+    self->fn(n, b[0].v.buf, b[1].v.buf, b[2].v.buf, boost, pfloor, b[3].v.buf, force != Py_None ? b[9].v.buf : NULL,
              b[4].v.buf, b[5].v.buf, b[6].v.buf, exc, b[8].v.buf);
     Py_END_ALLOW_THREADS
     ret = Py_None;
@@ -291,8 +298,9 @@ static PyObject *Net_get_kernel(NetObject *self, void *c) { return PyUnicode_Fro
 
 static PyMethodDef Net_methods[] = {
     {"frame", (PyCFunction)(void (*)(void))Net_frame, METH_VARARGS | METH_KEYWORDS,
-     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None): 160 samples into out; "
-     "ha/hb/hist/exc updated in place. With force (160 samples) the samples are given (teacher forcing)."},
+     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None, pdf_floor=0.002): 160 samples into "
+     "out; ha/hb/hist/exc updated in place. With force (160 samples) the samples are given (teacher forcing). "
+     "Each sample is drawn from max(softmax(boost * logits) - pdf_floor, 0) renormalised; 0 <= pdf_floor < 1/256."},
     {"set_frame_net", (PyCFunction)(void (*)(void))Net_set_frame_net, METH_VARARGS | METH_KEYWORDS,
      "set_frame_net(cond, pdim, *, off, scale, pemb, c1, c1b, c2, c2b, f1, f1b, f2, f2b, wac, bac, wbc, bbc)"},
     {"cond", (PyCFunction)Net_cond, METH_VARARGS,
