@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Sampling temperature of the decoders, measured on validation speakers (never on test material).
+"""Sampling of the decoders (temperature and probability floor), measured on validation speakers (never on
+test material).
 
-LPCNet samples each mu-law value from softmax(boost * logits) with boost = 1 + max(0, 1.5 c - 0.5) (c: the
-frame's pitch correlation). An under-trained decoder predicts too wide a distribution, which sounds as
-hiss; scaling boost by s > 1 sharpens every distribution. This decodes validation clips (quantized
-features, the shipped C sample loop) for each s and prints scores with paired differences against s = 1:
+LPCNet samples each mu-law value from max(softmax(boost * logits) - floor, 0), renormalised, with
+boost = 1 + max(0, 1.5 c - 0.5) (c: the frame's pitch correlation) and the runtime's ``pdf_floor``
+(pnsc.receiver.sampling; default PDF_FLOOR = 0.002). An under-trained decoder predicts too wide a
+distribution, which sounds as hiss; scaling boost by s > 1 sharpens every distribution, a larger floor cuts
+more of the improbable tail. This decodes validation clips (quantized features, the shipped C sample loop,
+one seed: every setting gets the same uniform draws) for every (scale, floor) pair and prints scores with
+paired differences against the first pair:
 
     python scripts/tune_sampling.py [--models-dir models] [--systems plpcnet-s,lpcnet-bl-s]
-        [--scales 1,1.15,1.3,1.5] [--limit 12] [--json out.json]
+        [--scales 1,1.15,1.3,1.5] [--floors 0.002] [--limit 12] [--seeds 0] [--json out.json]
+    python scripts/tune_sampling.py --scales 1 --floors 0,0.001,0.002,0.003,0.0038   # the floor sweep
 
-PLPCNets decode each clip with its speaker's training group (models/training_groups.json).
+Floors must lie in [0, 1/256). PLPCNets decode each clip with its speaker's training group
+(models/training_groups.json). With several --seeds each (clip, seed) is one paired item.
 """
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pnsc.receiver.sampling import check_pdf_floor  # noqa: E402
+from pnsc.shared.constants import PDF_FLOOR  # noqa: E402
+
 METRICS = ("pesq_wb", "stoi", "estoi", "visqol", "dnsmos_ovrl")
 
 
@@ -30,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models-dir", type=Path, default=REPO / "models")
     p.add_argument("--systems", default="plpcnet-s,lpcnet-bl-s")
-    p.add_argument("--scales", default="1,1.15,1.3,1.5", help="boost multipliers; the first is the reference")
+    p.add_argument("--scales", default="1,1.15,1.3,1.5", help="boost multipliers (the first is the reference)")
+    p.add_argument("--floors", default=str(PDF_FLOOR), help="probability floors, each in [0, 1/256) (the first "
+                   f"is the reference; default {PDF_FLOOR})")
+    p.add_argument("--seeds", default="0", help="sampling seeds; each (clip, seed) is one paired item")
     p.add_argument("--shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
     p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
     p.add_argument("--limit", type=int, default=12)
@@ -53,35 +65,53 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.shard.is_file():
         p.error(f"no audio shard {args.shard}")
-    scales = [float(s) for s in args.scales.split(",")]
+    try:
+        scales = [float(s) for s in args.scales.split(",")]
+        floors = [check_pdf_floor(f) for f in args.floors.split(",")]
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError as exc:
+        p.error(str(exc))
+    settings = [(k, f) for k in scales for f in floors]
+
+    def label(k: float, f: float) -> str:
+        if len(floors) == 1:
+            return f"{k:g}"
+        return f"{f:g}" if len(scales) == 1 else f"s={k:g} f={f:g}"
+
+    labels = [label(k, f) for k, f in settings]
     metrics = tuple(m for m in args.metrics.split(",") if m)
     systems = [s for s in args.systems.split(",") if s]
     gmap = load_group_map(args.groups)
     clips = validation_clips(args.shard, args.limit, args.max_seconds)
     scorer = Scorer(metrics=metrics)
-    scores = {s: {str(k): {m: [] for m in metrics} for k in scales} for s in systems}
+    scores = {s: {lb: {m: [] for m in metrics} for lb in labels} for s in systems}
     for utt, spk, audio in tqdm(clips, desc="clips"):
         _, qf = quantize_features(extract_features(audio))
         for s in systems:
             group = gmap.get(spk) if s.startswith("plpcnet") else None
-            dec = StreamingDecoder(s, group, models_dir=args.models_dir)
-            if dec.kernel == "onnx":
-                p.error("the C sample loop is not available here (build the package's extension)")
-            for k in scales:
-                ckernel.sampling_boost = lambda c, k=k: np.float32(k) * sampling_boost(c)
-                dec.reset()
-                y = dec.decode(qf)
-                sc = scorer.score(audio, y)
-                for m in metrics:
-                    scores[s][str(k)][m].append(float(sc[m]))
+            for seed in seeds:
+                dec = StreamingDecoder(s, group, models_dir=args.models_dir, seed=seed)
+                if dec.kernel == "onnx":
+                    p.error("the C sample loop is not available here (build the package's extension)")
+                for (k, f), lb in zip(settings, labels):
+                    ckernel.sampling_boost = lambda c, k=k: np.float32(k) * sampling_boost(c)
+                    dec.pdf_floor = f
+                    dec.reset()
+                    y = dec.decode(qf)
+                    sc = scorer.score(audio, y)
+                    for m in metrics:
+                        scores[s][lb][m].append(float(sc[m]))
     ckernel.sampling_boost = sampling_boost
-    print(f"{len(clips)} validation clips; mean, and paired difference to scale {scales[0]} (95 % CI, wins)")
+    what = "scale" if len(floors) == 1 else ("floor" if len(scales) == 1 else "setting")
+    print(f"{len(clips)} validation clips x {len(seeds)} seed(s); mean, and paired difference to {what} "
+          f"{labels[0]} (95 % CI, wins)")
     for s in systems:
         print(f"\n{s}")
-        print("\n".join(paired_table(scores[s], str(scales[0]), metrics, label="scale")))
+        print("\n".join(paired_table(scores[s], labels[0], metrics, label=what)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"clips": [c[0] for c in clips], "scales": scales, "scores": scores}, indent=1))
+        args.json.write_text(json.dumps({"clips": [c[0] for c in clips], "seeds": seeds, "scales": scales,
+                                         "floors": floors, "scores": scores}, indent=1))
     return 0
 
 

@@ -8,6 +8,10 @@ Personalized decoders (plpcnet-s / plpcnet-l) use the speaker group from the fil
 the same size is used instead. Whenever the decoder or group used differs from what was asked,
 a note on stderr says which one runs and why. Format-version-2 files store the input's length and
 decode to exactly that many samples.
+
+``--pdf-floor F`` sets the sampling's probability floor (LPCNet's rule: F is subtracted from every mu-law
+level's probability before each draw, which cuts the improbable tail heard as hiss; default 0.002, 0 = plain
+softmax sampling, F < 1/256), on the runtime and the reference decoder alike.
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same audio)")
     p.add_argument("--precision", choices=("int8", "fp32"), default=None,
                    help="runtime weight precision (default: the runtime's, int8)")
+    p.add_argument("--pdf-floor", type=float, default=None, metavar="F",
+                   help="sampling probability floor, 0 <= F < 1/256 (default: the runtime's, 0.002; 0 = off)")
     p.add_argument("--reference", action="store_true", help="use the slow onnxruntime reference decoder")
     p.add_argument("--models-dir", default=None, help="models folder (default: $PNSC_MODELS_DIR or models/)")
     p.set_defaults(func=run)
@@ -71,7 +77,8 @@ def run(args) -> int:
     from pnsc.checks import AUDIO_OUTPUT_SUFFIXES, check_output_path
     from pnsc.cli import CommandError
     from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder
-    from pnsc.shared.constants import FEATURE_DIM, SAMPLE_RATE
+    from pnsc.receiver.sampling import check_pdf_floor
+    from pnsc.shared.constants import FEATURE_DIM, PDF_FLOOR, SAMPLE_RATE
     from pnsc.shared.pnscfile import read_pnsc
     from pnsc.shared.quantizer import PacketDecoder, load_codebooks
 
@@ -79,6 +86,10 @@ def run(args) -> int:
     if not src.is_file():
         raise CommandError(f"no such file: {src}")
     check_output_path(args.output, AUDIO_OUTPUT_SUFFIXES)
+    try:
+        pdf_floor = check_pdf_floor(PDF_FLOOR if args.pdf_floor is None else args.pdf_floor)
+    except ValueError as exc:
+        raise CommandError(f"--pdf-floor: {exc}") from None
     header, packets = read_pnsc(src)
     family, group, note = choose_decoder(args.decoder, header.group, args.group)
     if note:
@@ -87,16 +98,18 @@ def run(args) -> int:
 
     try:
         if args.reference:
-            dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed)
+            dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed, pdf_floor=pdf_floor)
             name, how = dec.entry.name, "reference decoder"
         else:
             from pnsc.receiver.runtime import DEFAULT_PRECISION, StreamingDecoder
 
             dec = StreamingDecoder(family, group, seed=args.seed, models_dir=args.models_dir,
-                                   precision=args.precision or DEFAULT_PRECISION)
+                                   precision=args.precision or DEFAULT_PRECISION, pdf_floor=pdf_floor)
             name, how = dec.name, f"{dec.precision}, {dec.kernel} kernel"
     except (DecoderNotFound, KernelUnavailable, ValueError) as exc:
         raise CommandError(str(exc)) from None
+    if pdf_floor != PDF_FLOOR:
+        how += f", sampling floor {pdf_floor:g}"
     packets = np.asarray(packets, np.uint8)
     cb_path = Path(args.models_dir) / "codebooks-v1.npz" if args.models_dir else None
     codebooks = load_codebooks(cb_path if cb_path is not None and cb_path.is_file() else None)
