@@ -15,7 +15,8 @@ paired differences against the first pair:
     python scripts/tune_sampling.py --scales 1 --floors 0,0.001,0.002,0.003,0.0038   # the floor sweep
 
 Floors must lie in [0, 1/256). PLPCNets decode each clip with its speaker's training group
-(models/training_groups.json). With several --seeds each (clip, seed) is one paired item.
+(models/training_groups.json). With several --seeds a clip's score is its mean over the seeds (the clip is
+the paired item: its seeds are not independent); --json keeps every (clip, seed) score.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", default="1,1.15,1.3,1.5", help="boost multipliers (the first is the reference)")
     p.add_argument("--floors", default=str(PDF_FLOOR), help="probability floors, each in [0, 1/256) (the first "
                    f"is the reference; default {PDF_FLOOR})")
-    p.add_argument("--seeds", default="0", help="sampling seeds; each (clip, seed) is one paired item")
+    p.add_argument("--seeds", default="0", help="sampling seeds (a clip's score: the mean over them)")
     p.add_argument("--shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
     p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
     p.add_argument("--limit", type=int, default=12)
@@ -104,15 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     ckernel.sampling_boost = sampling_boost
     what = "scale" if len(floors) == 1 else ("floor" if len(scales) == 1 else "setting")
     print(f"{len(clips)} validation clips x {len(seeds)} seed(s); mean, and paired difference to {what} "
-          f"{labels[0]} (95 % CI, wins)")
+          f"{labels[0]} (95 % CI over clips, wins)")
     for s in systems:
         print(f"\n{s}")
-        print("\n".join(paired_table(scores[s], labels[0], metrics, label=what)))
+        print("\n".join(paired_table(per_clip(scores[s], len(clips), len(seeds)), labels[0], metrics, label=what)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"clips": [c[0] for c in clips], "seeds": seeds, "scales": scales,
                                          "floors": floors, "scores": scores}, indent=1))
     return 0
+
+
+def per_clip(scores: dict[str, dict[str, list[float]]], n_clips: int, n_seeds: int) -> dict:
+    """{setting: {metric: [(clip, seed) scores, clip-major]}} -> the same with one mean per clip."""
+    return {k: {m: list(np.asarray(v, float).reshape(n_clips, n_seeds).mean(axis=1)) for m, v in by_m.items()}
+            for k, by_m in scores.items()}
 
 
 if __name__ == "__main__":
