@@ -3,10 +3,9 @@
  *   mv_f16(W, rows, cols, x, y)   the same with half-precision stored weights (float32 arithmetic)
  *   mv_q8(W, rows, cg, xu, acc)   acc[0..rows) = blocked int8 W . uint8 xu (int32)
  *   v_sigmoid(x, n), v_tanh(x, n) in place (n rounded up to 16 may be touched)
- *   softmax_floor(l, boost, pfloor, bsum) -> total: l := max(softmax(boost*l) - pfloor, 0); bsum[b] = the
- *     sum of block b (SBLK levels); returns the sum of the block sums in order.  One pass for the max, one
- *     for exp and its sum, one that normalizes, subtracts the floor, clamps and sums by blocks: the floor
- *     costs no pass of its own, and floor 0 leaves softmax(boost*l) exactly as it is.
+ *   softmax_floor(l, boost, pfloor) -> total: l := max(softmax(boost*l) - pfloor, 0), returns the sum
+ *     (one pass for max, one for exp and its sum, one that normalizes, subtracts the floor, clamps and
+ *     sums: the floor costs no pass of its own; floor 0 leaves softmax(boost*l) as it is)
  *   FRAME_FN: the function name.
  * With force (160 samples), the loop follows the given samples (LPC history and excitation index from
  * them) while out[] still receives the sample this kernel would have chosen at each step.
@@ -27,19 +26,11 @@ static inline int ulaw_index(float v) {
     return (int)f;
 }
 
-static inline int sample_cdf(const float *p, const float *bsum, float thr) {
-    /* number of cumulative sums below thr (the graph's count of cdf < thr), at most 255: whole blocks while
-     * their running sum stays below thr, then level by level inside the block that reaches it (about 16
-     * dependent additions instead of one per level up to the drawn one) */
+static inline int sample_cdf(const float *p, float thr) {
+    /* number of cumulative sums below thr (the graph's count of cdf < thr), at most 255 */
     float c = 0.0f;
-    int b = 0;
-    for (; b < NSBLK - 1; b++) {
-        const float nc = c + bsum[b];
-        if (!(nc < thr)) break;
-        c = nc;
-    }
-    int i = b * SBLK;
-    for (const int end = i + SBLK; i < end; i++) {
+    int i = 0;
+    for (; i < LEVELS; i++) {
         c += p[i];
         if (!(c < thr)) break;
     }
@@ -68,7 +59,7 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
     float gi[MAX_ROWS + 64] ALIGNED, gh[MAX_ROWS + 64] ALIGNED, tmp[2 * MAX_NA + 64] ALIGNED;
     float nn[MAX_NA + 64] ALIGNED, h_a[MAX_NA + 64] ALIGNED;
     float gib[3 * MAX_NB + 64] ALIGNED, ghb[3 * MAX_NB + 64] ALIGNED, h_b[MAX_NB + 64] ALIGNED;
-    float y[2 * LEVELS] ALIGNED, logits[LEVELS] ALIGNED, bsum[NSBLK];
+    float y[2 * LEVELS] ALIGNED, logits[LEVELS] ALIGNED;
     int32_t acc[MAX_ROWS + 64] ALIGNED;
     uint8_t xq[MAX_NA + 64] ALIGNED;
     int exc = *excp;
@@ -119,8 +110,8 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
         for (int j = 0; j < 2 * LEVELS; j++) y[j] += net->bd[j];
         v_tanh(y, 2 * LEVELS);
         for (int j = 0; j < LEVELS; j++) logits[j] = y[j] * net->fd[j] + y[LEVELS + j] * net->fd[LEVELS + j];
-        const float total = softmax_floor(logits, boost, pfloor, bsum);
-        int idx = sample_cdf(logits, bsum, uniforms[n] * total);
+        const float total = softmax_floor(logits, boost, pfloor);
+        int idx = sample_cdf(logits, uniforms[n] * total);
         float x = u + net->ulaw_tab[idx];
         if (x > 32767.0f) x = 32767.0f;
         if (!(x >= -32768.0f)) x = x != x ? 0.0f : -32768.0f;

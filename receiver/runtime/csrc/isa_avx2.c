@@ -121,7 +121,7 @@ static inline float hmax8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static float softmax_floor(float *l, float boost, float pfloor, float *bsum) {
+static float softmax_floor(float *l, float boost, float pfloor) {
     const __m256 b = _mm256_set1_ps(boost);
     __m256 m = _mm256_set1_ps(-INFINITY);
     for (int i = 0; i < LEVELS; i += 8) {
@@ -138,18 +138,14 @@ static float softmax_floor(float *l, float boost, float pfloor, float *bsum) {
     }
     const __m256 inv = _mm256_set1_ps(1.0f / hsum8(s));
     const __m256 fl = _mm256_set1_ps(pfloor);
-    float total = 0.0f;
-    for (int i = 0; i < LEVELS; i += 16) { /* SBLK = 16: two vectors per block */
-        const __m256 p0 = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(l + i), inv), fl),
-                                        _mm256_setzero_ps());
-        const __m256 p1 = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(l + i + 8), inv), fl),
-                                        _mm256_setzero_ps());
-        _mm256_storeu_ps(l + i, p0);
-        _mm256_storeu_ps(l + i + 8, p1);
-        bsum[i / SBLK] = hsum8(_mm256_add_ps(p0, p1));
-        total += bsum[i / SBLK];
+    __m256 t = _mm256_setzero_ps();
+    for (int i = 0; i < LEVELS; i += 8) {
+        const __m256 p = _mm256_max_ps(_mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(l + i), inv), fl),
+                                       _mm256_setzero_ps());
+        _mm256_storeu_ps(l + i, p);
+        t = _mm256_add_ps(t, p);
     }
-    return total;
+    return hsum8(t);
 }
 
 #define FRAME_FN pnsc_frame_avx2

@@ -127,7 +127,7 @@ static void v_tanh(float *x, int n) {
     }
 }
 
-static float softmax_floor(float *l, float boost, float pfloor, float *bsum) {
+static float softmax_floor(float *l, float boost, float pfloor) {
     const __m512 b = _mm512_set1_ps(boost);
     __m512 m = _mm512_set1_ps(-INFINITY);
     for (int i = 0; i < LEVELS; i += 16) {
@@ -144,15 +144,14 @@ static float softmax_floor(float *l, float boost, float pfloor, float *bsum) {
     }
     const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(s));
     const __m512 fl = _mm512_set1_ps(pfloor);
-    float total = 0.0f;
-    for (int i = 0; i < LEVELS; i += 16) { /* SBLK = 16: one vector per block */
+    __m512 t = _mm512_setzero_ps();
+    for (int i = 0; i < LEVELS; i += 16) {
         const __m512 p = _mm512_max_ps(_mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(l + i), inv), fl),
                                        _mm512_setzero_ps());
         _mm512_storeu_ps(l + i, p);
-        bsum[i / SBLK] = _mm512_reduce_add_ps(p);
-        total += bsum[i / SBLK];
+        t = _mm512_add_ps(t, p);
     }
-    return total;
+    return _mm512_reduce_add_ps(t);
 }
 
 #define FRAME_FN pnsc_frame_avx512

@@ -57,7 +57,7 @@ static void v_tanh(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = tanhf(x[i]);
 }
 
-static float softmax_floor(float *l, float boost, float pfloor, float *bsum) {
+static float softmax_floor(float *l, float boost, float pfloor) {
     float m = -INFINITY, s = 0.0f, total = 0.0f;
     for (int i = 0; i < LEVELS; i++) {
         l[i] *= boost;
@@ -68,15 +68,10 @@ static float softmax_floor(float *l, float boost, float pfloor, float *bsum) {
         s += l[i];
     }
     const float inv = 1.0f / s;
-    for (int b = 0; b < NSBLK; b++) {
-        float bs = 0.0f;
-        for (int i = b * SBLK; i < (b + 1) * SBLK; i++) {
-            float p = l[i] * inv - pfloor;
-            l[i] = p > 0.0f ? p : 0.0f;
-            bs += l[i];
-        }
-        bsum[b] = bs;
-        total += bs;
+    for (int i = 0; i < LEVELS; i++) {
+        float p = l[i] * inv - pfloor;
+        l[i] = p > 0.0f ? p : 0.0f;
+        total += l[i];
     }
     return total;
 }

@@ -16,8 +16,6 @@
 #define MAX_ROWS (3 * MAX_NA)
 #define PDF_FLOOR 0.002f    /* default probability floor (pnsc.shared.constants.PDF_FLOOR) */
 #define PDF_FLOOR_MAX (1.0f / LEVELS) /* floors must stay below 1/256: the largest probability survives */
-#define SBLK 16         /* levels per block of the sampling CDF (block sums let the draw skip whole blocks) */
-#define NSBLK (LEVELS / SBLK)
 
 typedef struct {
     int n_a, n_b, int8;
