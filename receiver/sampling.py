@@ -7,7 +7,9 @@ tail of improbable levels that an imperfect model leaves everywhere, which sound
 
 ``pdf_floor`` is a runtime parameter of every decoder (``StreamingDecoder``, ``DecoderBank``,
 ``ReferenceDecoder``, ``pnsc decode --pdf-floor``); its default is ``pnsc.shared.constants.PDF_FLOOR`` and
-0 turns the floor off (plain softmax sampling).  Valid floors lie in ``[0, 1/256)``: the largest of 256
+0 turns the floor off (plain softmax sampling).  xiph LPCNet subtracts 0.002; on our decoders 0.0005 scored
+better on validation speakers (PESQ-WB, STOI, ESTOI; ViSQOL for the baseline) and 0 clearly worse
+(``scripts/tune_sampling.py --floors``).  Valid floors lie in ``[0, 1/256)``: the largest of 256
 probabilities is at least 1/256, so at least one level always survives.
 
 Paths: the C kernel takes the floor per call (``Net.frame(..., pdf_floor=)``); the exported ONNX loop graph

@@ -4,15 +4,15 @@ test material).
 
 LPCNet samples each mu-law value from max(softmax(boost * logits) - floor, 0), renormalised, with
 boost = 1 + max(0, 1.5 c - 0.5) (c: the frame's pitch correlation) and the runtime's ``pdf_floor``
-(pnsc.receiver.sampling; default PDF_FLOOR = 0.002). An under-trained decoder predicts too wide a
+(pnsc.receiver.sampling; default PDF_FLOOR = 0.0005). An under-trained decoder predicts too wide a
 distribution, which sounds as hiss; scaling boost by s > 1 sharpens every distribution, a larger floor cuts
 more of the improbable tail. This decodes validation clips (quantized features, the shipped C sample loop,
 one seed: every setting gets the same uniform draws) for every (scale, floor) pair and prints scores with
 paired differences against the first pair:
 
     python scripts/tune_sampling.py [--models-dir models] [--systems plpcnet-s,lpcnet-bl-s]
-        [--scales 1,1.15,1.3,1.5] [--floors 0.002] [--limit 12] [--seeds 0] [--json out.json]
-    python scripts/tune_sampling.py --scales 1 --floors 0,0.001,0.002,0.003,0.0038   # the floor sweep
+        [--scales 1,1.15,1.3,1.5] [--floors 0.0005] [--limit 12] [--seeds 0] [--json out.json]
+    python scripts/tune_sampling.py --scales 1 --floors 0.002,0,0.0005,0.001,0.003   # a floor sweep
 
 Floors must lie in [0, 1/256). PLPCNets decode each clip with its speaker's training group
 (models/training_groups.json). With several --seeds a clip's score is its mean over the seeds (the clip is

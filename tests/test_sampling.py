@@ -100,7 +100,8 @@ def test_invalid_floors_are_refused(bad):
 
 def test_loop_graph_floor_is_rewritten_in_place(model, tmp_path):
     path = model.files.sample
-    assert abs(loop_graph_floor(path) - PDF_FLOOR) < 1e-9
+    baked = loop_graph_floor(path)  # the floor the decoder was exported with (training's PDF_FLOOR then)
+    assert check_pdf_floor(baked) == baked and baked in (np.float32(PDF_FLOOR), np.float32(0.002))
     before = path.read_bytes()
     after = loop_graph_with_floor(path, 0.0005)
     assert len(after) == len(before)
@@ -175,10 +176,27 @@ def test_c_kernel_samples_like_the_numpy_rule(model, feats, floor):
     assert _c_against_numpy(model, feats, floor, other) < 0.985  # the check can tell floors apart
 
 
-@pytest.mark.parametrize("floor", [0.0, 0.001, 0.0035])
+@pytest.mark.parametrize("floor", [0.0, PDF_FLOOR, 0.001, 0.002, 0.0035])
 def test_c_kernel_follows_the_onnx_graph_at_every_floor(model, feats, floor):
+    # 0.002 is the floor the shipped graphs were exported with: there the reference runs the file unchanged,
+    # i.e. the runtime's sampling before pdf_floor existed
     r = compare_with_reference(model, feats[:20], precision="fp32", pdf_floor=floor)
     assert r["kernel"] != "onnx" and r["choice_match"] >= 0.999, r
+
+
+def test_the_c_kernel_needs_the_floor_given(model):
+    net, (n_a, n_b) = model.backend("fp32", None).net, model.size
+    args = [np.zeros(k, np.float32) for k in (3 * n_a, 3 * n_b, 16)] + [1.0, np.zeros(160, np.float32),
+            np.zeros(n_a, np.float32), np.zeros(n_b, np.float32), np.zeros(16, np.float32),
+            np.array([128], np.int32), np.zeros(160, np.float32)]
+    with pytest.raises(TypeError, match="needs pdf_floor"):
+        net.frame(*args)
+    for bad in (0.01, -0.001, float("nan")):
+        with pytest.raises(ValueError, match=r"pdf_floor must be in \[0, 1/256\)"):
+            net.frame(*args, pdf_floor=bad)
+    out = args[-1]
+    net.frame(*args, pdf_floor=0.0)
+    assert np.all(np.isfinite(out))
 
 
 def test_every_c_path_applies_the_floor(model, feats):
@@ -207,11 +225,6 @@ def test_stream_floor_default_switch_and_onnx_path(feats):
     assert (int(np.argmax(apart)) if apart.any() else apart.size) >= 10 * 160
     with pytest.raises(ValueError, match="pdf_floor"):
         dec.pdf_floor = 0.004
-    with pytest.raises(ValueError, match=r"pdf_floor must be in \[0, 1/256\)"):
-        dec.backend.net.frame(*[np.zeros(k, np.float32) for k in (3 * 384, 3 * 16, 16)], 1.0,
-                              np.zeros(160, np.float32), np.zeros(384, np.float32), np.zeros(16, np.float32),
-                              np.zeros(16, np.float32), np.array([128], np.int32), np.zeros(160, np.float32),
-                              pdf_floor=0.01)
 
 
 def test_reference_decoder_takes_the_floor(feats):

@@ -10,7 +10,7 @@ a note on stderr says which one runs and why. Format-version-2 files store the i
 decode to exactly that many samples.
 
 ``--pdf-floor F`` sets the sampling's probability floor (LPCNet's rule: F is subtracted from every mu-law
-level's probability before each draw, which cuts the improbable tail heard as hiss; default 0.002, 0 = plain
+level's probability before each draw, which cuts the improbable tail heard as hiss; default 0.0005, 0 = plain
 softmax sampling, F < 1/256), on the runtime and the reference decoder alike.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--precision", choices=("int8", "fp32"), default=None,
                    help="runtime weight precision (default: the runtime's, int8)")
     p.add_argument("--pdf-floor", type=float, default=None, metavar="F",
-                   help="sampling probability floor, 0 <= F < 1/256 (default: the runtime's, 0.002; 0 = off)")
+                   help="sampling probability floor, 0 <= F < 1/256 (default: the runtime's, 0.0005; 0 = off)")
     p.add_argument("--reference", action="store_true", help="use the slow onnxruntime reference decoder")
     p.add_argument("--models-dir", default=None, help="models folder (default: $PNSC_MODELS_DIR or models/)")
     p.set_defaults(func=run)

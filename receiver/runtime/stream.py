@@ -60,7 +60,7 @@ class StreamingDecoder:
     int8 (default) or fp32; ``kernel`` None = best for this CPU (or ``$PNSC_KERNEL``), else avx512 /
     avx2 / generic (the C kernel) or onnx (the exported Loop graph in onnxruntime, slow).  ``seed``
     seeds the sampling noise (numpy PCG64, 160 draws per frame, the reference decoder's stream).
-    ``pdf_floor`` (default ``PDF_FLOOR`` = 0.002, 0 = off, < 1/256) is subtracted from every level's
+    ``pdf_floor`` (default ``PDF_FLOOR`` = 0.0005, 0 = off, < 1/256) is subtracted from every level's
     probability before each draw (LPCNet's sampler, ``pnsc.receiver.sampling``); every kernel path applies it
     alike.  It may be changed between frames (attribute ``pdf_floor``).
     """

@@ -10,7 +10,8 @@ Two files per decoder:
             uniforms (160) [U(0,1) draws of a seeded RNG], ha (1, N), hb (1, NB),
             hist (16) [previous output samples, most recent first], exc (1) int64 [previous excitation]
     outputs pcm (160) [pre-emphasized int16-scale samples], ha_out, hb_out, hist_out, exc_out
-  Sampling (LPCNet): softmax(logits * (1 + max(0, 1.5 corr - 0.5))), 0.002 subtracted (floored at 0),
+  Sampling (LPCNet): softmax(logits * (1 + max(0, 1.5 corr - 0.5))), PDF_FLOOR subtracted (floored at 0;
+  the runtime rewrites this constant for another ``pdf_floor``, pnsc.receiver.sampling),
   inverse CDF at ``uniforms[n]``.  sample x[n] = clip(u[n] + ulaw2lin(e[n]), -32768, 32767).
 - ``export_step`` builds a single-step graph (probabilities) used by the tests.
 

@@ -36,7 +36,7 @@ CORR_INDEX = 19
 MU_LEVELS = 256
 FRAME_SIZE = 160
 LPC_ORDER = 16
-PDF_FLOOR = 0.002
+PDF_FLOOR = 0.0005  # = pnsc.shared.constants.PDF_FLOOR (sampling floor; xiph LPCNet: 0.002)
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def _gru_cell(gru: nn.GRU, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
 
 
 def sample_from_logits(logits: torch.Tensor, boost: float, uniform: float) -> int:
-    """LPCNet sampling: softmax(boost * logits), floor 0.002 subtracted, inverse CDF with `uniform`."""
+    """LPCNet sampling: softmax(boost * logits), floor PDF_FLOOR subtracted, inverse CDF with `uniform`."""
     p = torch.softmax(logits.float() * boost, dim=-1)
     p = torch.clamp(p - PDF_FLOOR, min=0.0)
     c = torch.cumsum(p, dim=-1)

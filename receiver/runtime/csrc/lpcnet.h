@@ -14,8 +14,8 @@
 #define MAX_NA 1024
 #define MAX_NB 64
 #define MAX_ROWS (3 * MAX_NA)
-#define PDF_FLOOR 0.002f    /* default probability floor (pnsc.shared.constants.PDF_FLOOR) */
-#define PDF_FLOOR_MAX (1.0f / LEVELS) /* floors must stay below 1/256: the largest probability survives */
+#define PDF_FLOOR_MAX (1.0f / LEVELS) /* sampling floors stay below 1/256: the largest probability survives
+                                         (the default lives in pnsc.shared.constants.PDF_FLOOR) */
 
 typedef struct {
     int n_a, n_b, int8;

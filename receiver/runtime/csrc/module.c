@@ -190,7 +190,7 @@ static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"ga", "gb", "lpc", "boost", "uniforms", "ha", "hb", "hist", "exc", "out", "force",
                              "pdf_floor", NULL};
     PyObject *o[10], *force = Py_None;
-    float boost, pfloor = PDF_FLOOR;
+    float boost, pfloor = NAN;
     if (!self->fn) {
         PyErr_SetString(PyExc_RuntimeError, "Net not initialised");
         return NULL;
@@ -198,6 +198,10 @@ static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfOOOOOO|Of", kwlist, &o[0], &o[1], &o[2], &boost, &o[3], &o[4],
                                      &o[5], &o[6], &o[7], &o[8], &force, &pfloor))
         return NULL;
+    if (isnan(pfloor) && (!kw || !PyDict_GetItemString(kw, "pdf_floor"))) {
+        PyErr_SetString(PyExc_TypeError, "frame() needs pdf_floor (pnsc.shared.constants.PDF_FLOOR is the default)");
+        return NULL;
+    }
     if (!(pfloor >= 0.0f && pfloor < PDF_FLOOR_MAX)) {
         char got[48];
         snprintf(got, sizeof(got), "%g", (double)pfloor);
@@ -298,7 +302,7 @@ static PyObject *Net_get_kernel(NetObject *self, void *c) { return PyUnicode_Fro
 
 static PyMethodDef Net_methods[] = {
     {"frame", (PyCFunction)(void (*)(void))Net_frame, METH_VARARGS | METH_KEYWORDS,
-     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None, pdf_floor=0.002): 160 samples into "
+     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None, *, pdf_floor): 160 samples into "
      "out; ha/hb/hist/exc updated in place. With force (160 samples) the samples are given (teacher forcing). "
      "Each sample is drawn from max(softmax(boost * logits) - pdf_floor, 0) renormalised; 0 <= pdf_floor < 1/256."},
     {"set_frame_net", (PyCFunction)(void (*)(void))Net_set_frame_net, METH_VARARGS | METH_KEYWORDS,
