@@ -60,12 +60,14 @@ class OnnxLoopBackend:
 
     def __init__(self, model):
         self.path = model.files.sample
-        self.session = self._open(str(self.path))
+        session = self._open(str(self.path))  # a corrupt file fails here, with onnxruntime's reason
         try:
             self.graph_floor: float | None = loop_graph_floor(self.path)
         except GraphFloorError:
-            self.graph_floor = None  # an export without the floor pattern: only its own rule can run
+            self.graph_floor = None  # an export without the floor pattern: no pdf_floor can be set
         self._by_floor: dict[np.float32, ort.InferenceSession] = {}
+        if self.graph_floor is not None and np.float32(self.graph_floor) == np.float32(PDF_FLOOR):
+            self._by_floor[np.float32(PDF_FLOOR)] = session  # else dropped: the default floor needs a rewrite
         self.n_a, self.n_b = model.size
 
     def _open(self, src) -> ort.InferenceSession:
@@ -80,8 +82,6 @@ class OnnxLoopBackend:
     def session_for(self, pdf_floor: float) -> ort.InferenceSession:
         """The session whose graph samples with ``pdf_floor``."""
         f = np.float32(check_pdf_floor(pdf_floor))
-        if self.graph_floor is not None and f == np.float32(self.graph_floor):
-            return self.session
         if f not in self._by_floor:
             try:
                 self._by_floor[f] = self._open(loop_graph_with_floor(self.path, float(f)))
