@@ -10,7 +10,8 @@
 #                                           CARRY_OPTS="--codec opus --bitrate-kbps K [--part 1/2]" re-encodes them
 #   bash scripts/gpu.sh state [RUNS]        put the committed training state (training/state/runs-state.tar), or
 #                                           that of RUNS, into .carry/state for a call on a fresh machine
-#   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs-state.tar (fp16 weights of every run,
+#   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs-state.tar (fp16 weights of every run
+#                                           but LOGS_ONLY=NAME,... (concluded branches: history only),
 #                                           bf16 Adam moments of the baselines) from RUNS (default runs/gpu)
 #   bash scripts/gpu.sh size                what a call carrying .whl + .carry/* sends, against the 64 MiB cap
 #   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
@@ -66,7 +67,7 @@ state)  # [RUNS_DIR]: carry these runs instead of the committed state (training/
   ls -la .carry/state
   ;;
 commit-state)  # [RUNS_DIR]: write the durable state of the runs (default runs/gpu) for git
-  $PY -m pnsc.training.lpcnet.state save "${1:-runs/gpu}" training/state/runs-state.tar
+  $PY -m pnsc.training.lpcnet.state save "${1:-runs/gpu}" training/state/runs-state.tar ${LOGS_ONLY:+--logs-only "$LOGS_ONLY"}
   ;;
 unpack)
   $PY -m pnsc.training.lpcnet.pack --unpack "$1"/runs-*.tar runs/gpu

@@ -69,7 +69,8 @@ def main() -> int:
     weights = [n / sum(n_val) for n in n_val]
 
     rows, curves = {}, {}
-    for name in ("lpcnet-bl-s", "lpcnet-bl-l"):
+    branches = sorted(p.name for p in args.runs.glob("lpcnet-bl-[sl].*") if p.is_dir())  # recipe branches
+    for name in ("lpcnet-bl-s", "lpcnet-bl-l", *branches):
         ep = epochs(args.runs / name)
         if ep:
             last = ep[-1]
@@ -105,6 +106,32 @@ def main() -> int:
                     curves[name] = [(g, sum(weights[c] * _latest(series[c], g) for c in range(C)), False)
                                     for g in grid]  # (on a step axis: scratch runs have no baseline hours)
 
+    # Scratch runs of single groups (the full-length scratch-versus-fine-tune question), group by group.
+    by_group = {}
+    for size in "sl":
+        for c in range(C):
+            sc, ft = args.runs / f"plpcnet-{size}-g{c}-scratch", args.runs / f"plpcnet-{size}-g{c}-ft"
+            ep_sc, ep_ft = epochs(sc), epochs(ft)
+            if not ep_sc or f"plpcnet-{size}-scratch" in rows:
+                continue
+            h_sc = audio_hours(sc, ep_sc)
+            entry = {"scratch": {"step": ep_sc[-1]["step"], "audio_hours": round(h_sc[-1][0], 2),
+                                 "val": ep_sc[-1]["val_groups"][str(c)]}}
+            if ep_ft:
+                entry["ft"] = {"step": ep_ft[-1]["step"], "audio_hours": round(audio_hours(ft, ep_ft)[-1][0], 2),
+                               "val": ep_ft[-1]["val_groups"][str(c)]}
+            base = epochs(args.runs / f"lpcnet-bl-{size}")
+            if base:
+                entry["baseline"] = {"step": base[-1]["step"], "val": base[-1]["val_groups"][str(c)]}
+            # Convergence (the criterion): change over the last fifth of the run's audio-hours.
+            hs = [h for h, _ in h_sc]
+            cut = hs[-1] - (hs[-1] - hs[0]) / 5
+            at_cut = next(r for r, h in zip(ep_sc, hs) if h >= cut)["val_groups"][str(c)]
+            entry["scratch"]["last_fifth_change"] = (entry["scratch"]["val"] - at_cut) / at_cut
+            by_group[f"plpcnet-{size}-g{c}"] = entry
+            curves[f"plpcnet-{size}-g{c}-scratch (group {c} only)"] = [
+                (h, r["val_groups"][str(c)], counted) for r, (h, counted) in zip(ep_sc, h_sc)]
+
     print(f"validation speakers per group (LibriSpeech, C={C}): {n_val}")
     print("| decoder | steps | audio-hours seen | " + " | ".join(f"group {c}" for c in range(C)) + " | eq. (3) |")
     print("|---|---|---|" + "---|" * C + "---|")
@@ -115,8 +142,18 @@ def main() -> int:
         if "baseline_at_equal_steps" in r:
             b = r["baseline_at_equal_steps"]
             print(f"{name}: eq. (3) {r['eq3']:.4f} vs its baseline at step {b['step']}: {b['eq3']:.4f}")
+    for name, e in by_group.items():
+        sc = e["scratch"]
+        line = (f"{name} group-only: scratch {sc['val']:.4f} after {sc['audio_hours']} audio-h (step {sc['step']}, "
+                f"last fifth {100 * sc['last_fifth_change']:+.2f} %)")
+        if "ft" in e:
+            line += f"; fine-tuned {e['ft']['val']:.4f} ({e['ft']['audio_hours']} audio-h incl. its baseline)"
+        if "baseline" in e:
+            line += f"; baseline {e['baseline']['val']:.4f}"
+        print(line)
     if args.json:
-        args.json.write_text(json.dumps({"val_speakers_per_group": n_val, "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"val_speakers_per_group": n_val, "rows": rows, "scratch_groups": by_group},
+                                        indent=1))
     if args.out:
         import matplotlib
         matplotlib.use("Agg")
@@ -125,6 +162,9 @@ def main() -> int:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for name, pts in curves.items():
             if name.endswith("-scratch"):
+                continue
+            if "group" in name:  # one group's own validation loss, not eq. (3)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="-.", lw=1, label=name)
                 continue  # a step axis; the table compares them at equal steps
             line = ax.plot([p[0] for p in pts if p[2]], [p[1] for p in pts if p[2]], marker="o", ms=3, label=name)
             guess = [p for p in pts if not p[2]] + [p for p in pts if p[2]][:1]

@@ -43,3 +43,15 @@ def test_state_roundtrip(tmp_path):
     for k, st in opt.state_dict()["state"].items():
         torch.testing.assert_close(o["optimizer"]["state"][k]["exp_avg"], st["exp_avg"], rtol=2e-2, atol=1e-6)
     assert json.loads((tmp_path / "back/lpcnet-bl-s/status.json").read_text())["step"] == 7
+
+
+def test_logs_only_runs_keep_history_without_weights(tmp_path):
+    _run(tmp_path / "runs", "lpcnet-bl-s", True)
+    _run(tmp_path / "runs", "lpcnet-bl-s.noise3", False)
+    summary = save_state(tmp_path / "runs", tmp_path / "state.tar", logs_only=("lpcnet-bl-s.noise3",))
+    assert summary["lpcnet-bl-s.noise3"] == {"step": None, "weights": False}
+    names = load_state(tmp_path / "state.tar", tmp_path / "back")
+    assert "lpcnet-bl-s.noise3/status.json" in names and "lpcnet-bl-s.noise3/last.pt" not in names
+    assert "lpcnet-bl-s/last.pt" in names
+    with pytest.raises(ValueError, match="no-such-run"):
+        save_state(tmp_path / "runs", tmp_path / "x.tar", logs_only=("no-such-run",))

@@ -10,6 +10,8 @@ history behind Fig. 5), the run's small logs, and for the long-trained generic b
 ``load`` restores float32 files of the names train.py resumes from, so a round continues where the
 last one stopped. Size per round: about 2 bytes per weight of every model plus 4 bytes per baseline
 weight (about 30 MB for the ten decoders), the order of the shipped fp16 decoders (20 MB).
+Concluded experiments (recipe branches that lost their comparison) can be kept as logs only
+(``--logs-only NAME,...``): their validation history stays, their weights leave the state.
 """
 from __future__ import annotations
 
@@ -50,13 +52,24 @@ def _pt_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
-def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = OPTIM_RUNS) -> dict:
+def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = OPTIM_RUNS,
+               logs_only: tuple[str, ...] = ()) -> dict:
+    """Write the state tar; runs named in ``logs_only`` keep their logs and history but no weights."""
     runs, out = Path(runs), Path(out)
+    unknown = set(logs_only) - {p.name for p in runs.iterdir() if (p / "last.pt").is_file()}
+    if unknown:
+        raise ValueError(f"--logs-only names no run with a checkpoint in {runs}: {', '.join(sorted(unknown))}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     summary = {}
     with tarfile.open(tmp, "w") as tar:
         for run in sorted(p for p in runs.iterdir() if (p / "last.pt").is_file()):
+            if run.name in logs_only:
+                for n in SMALL:
+                    if (run / n).is_file():
+                        _add(tar, f"{run.name}/{n}", (run / n).read_bytes())
+                summary[run.name] = {"step": None, "weights": False}
+                continue
             ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
             ck["model"] = _cast(ck["model"], torch.float16)
             ck["state_format"] = {"weights": "float16"}
@@ -105,12 +118,17 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("save")
     s.add_argument("runs", type=Path)
     s.add_argument("out", type=Path)
+    s.add_argument("--logs-only", default="", help="comma-separated runs to keep as logs and history, without weights")
     l_ = sub.add_parser("load")
     l_.add_argument("tar", type=Path)
     l_.add_argument("runs", type=Path)
     a = ap.parse_args(argv)
     if a.cmd == "save":
-        summary = save_state(a.runs, a.out)
+        logs_only = tuple(n for n in a.logs_only.split(",") if n)
+        try:
+            summary = save_state(a.runs, a.out, logs_only=logs_only)
+        except ValueError as e:
+            ap.error(str(e))
         print(f"{a.out}: {a.out.stat().st_size / 2**20:.1f} MiB, runs {summary}")
     else:
         names = load_state(a.tar, a.runs)
