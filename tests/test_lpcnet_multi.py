@@ -51,3 +51,21 @@ def test_branches_start_from_the_base_and_their_options_win(tmp_path):
         assert "initialised from" in log and "lpcnet-bl-s/" in log, log[-2000:]
         steps = [r for r in _records(out) if r["kind"] == "step"]
         assert steps and abs(steps[0]["lr"] - lr) / lr < 0.01, steps[0]
+
+
+def test_models_that_would_not_fit_together_train_in_waves():
+    # four S branches at batch 512 on an 80 GB GPU: round 5 saw two of them run out of memory together
+    four = [(n, multi.estimate_gib(n, 512)) for n in
+            ("lpcnet-bl-s.control", "lpcnet-bl-s.noise3", "lpcnet-bl-s.nonoise", "lpcnet-bl-s.decay5e-5")]
+    waves = multi.plan_waves(four, 79.6)
+    assert [len(w) for w in waves] == [2, 2] and sum(waves, []) == [n for n, _ in four]
+    # what ran side by side before still does: both baselines at 512, eight fine-tunes at 128
+    assert len(multi.plan_waves([(n, multi.estimate_gib(n, 512)) for n in multi.expand("baselines", 4)], 79.6)) == 1
+    assert len(multi.plan_waves([(n, multi.estimate_gib(n, 128)) for n in multi.expand("ft-s,ft-l", 4)], 79.6)) == 1
+    # a branch's own batch counts; no GPU (None) means no waves; max_concurrent caps by hand
+    assert multi.estimate_gib("lpcnet-bl-s.b1024", 128) == multi.estimate_gib("lpcnet-bl-s", 1024)
+    assert multi.estimate_gib("plpcnet-l-g0-ft", 512) > multi.estimate_gib("plpcnet-s-g0-ft", 512)
+    assert multi.plan_waves(four, None) == [[n for n, _ in four]]
+    assert [len(w) for w in multi.plan_waves(four, None, max_concurrent=3)] == [3, 1]
+    # one model too large for the GPU alone still gets its own wave (train.py reports the error)
+    assert multi.plan_waves([("lpcnet-bl-l", 500.0), ("lpcnet-bl-s", 10.0)], 79.6) == [["lpcnet-bl-l"], ["lpcnet-bl-s"]]

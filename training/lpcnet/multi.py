@@ -15,6 +15,11 @@ appended after every other option, so they win: ``control`` (nothing changed: th
 ``--models lpcnet-bl-s.control,lpcnet-bl-s.noise3,lpcnet-bl-s.nonoise,lpcnet-bl-s.b1024.lr2e-3``.
 Each run writes to ROOT/<name>/ (see train.py) plus ROOT/<name>/stdout.log; runs whose status.json
 says done are skipped.  Exit status: number of failed runs.
+
+GPU memory: models that would not fit side by side (estimated from the batch and size, `GIB_PER_SEQUENCE`,
+against the GPUs' memory from nvidia-smi or ``--gpu-mem-gib``) train in waves, one after the other, each
+wave with an equal share of the remaining budget; round 5 lost two of four runs started together to
+out-of-memory errors.  ``--max-concurrent`` caps a wave's size by hand.
 """
 from __future__ import annotations
 
@@ -36,6 +41,59 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(rf"^lr(?P<x>{_NUM})$"), lambda m: ["--lr", m.group("x")]),
         (re.compile(rf"^decay(?P<x>{_NUM})$"), lambda m: ["--lr-decay", m.group("x")]),
         (re.compile(r"^b(?P<x>\d+)$"), lambda m: ["--batch", m.group("x")])]
+
+
+# GPU memory one training process reaches, in GiB per sequence of its batch (15-frame sequences, bf16
+# autocast), from what was seen on an 80 GB H100: S at batch 512 grew to 20-27 GiB over its validation
+# passes (the benchmark's peak is 14.5 GiB), and round 4 trained S + L at 512, and 4 S + 4 L fine-tunes at
+# 128, side by side.
+GIB_PER_SEQUENCE = {"S": 0.052, "L": 0.068}
+GIB_PER_PROCESS = 1.5  # CUDA context and allocator slack
+
+
+def model_size(name: str) -> str:
+    """``S`` or ``L`` for any model or branch name."""
+    m = NAME_RE.match(split_branch(name)[0])
+    return (m.group("bs") or m.group("ps")).upper()
+
+
+def estimate_gib(name: str, batch: int) -> float:
+    """GPU memory a training process of this model at this batch is expected to reach."""
+    for opt, val in zip(split_branch(name)[1][::2], split_branch(name)[1][1::2]):
+        if opt == "--batch":
+            batch = int(val)
+    return GIB_PER_PROCESS + GIB_PER_SEQUENCE[model_size(name)] * batch
+
+
+def plan_waves(needs: list[tuple[str, float]], capacity_gib: float | None,
+               max_concurrent: int | None = None) -> list[list[str]]:
+    """Group models (in order) into waves that fit ``capacity_gib`` together; one that fits nowhere trains alone."""
+    waves: list[list[str]] = []
+    used: list[float] = []
+    for name, gib in needs:
+        for k, wave in enumerate(waves):
+            fits = capacity_gib is None or used[k] + gib <= capacity_gib
+            if fits and (max_concurrent is None or len(wave) < max_concurrent):
+                wave.append(name)
+                used[k] += gib
+                break
+        else:
+            waves.append([name])
+            used.append(gib)
+    return waves
+
+
+def gpu_memory_gib(gpus: list[str] | None) -> float | None:
+    """Total memory of the GPUs in use (nvidia-smi), or None without one."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    mib = [float(x) for x in out]
+    if gpus:
+        mib = [mib[int(g)] for g in gpus if int(g) < len(mib)]
+    return sum(mib) / 1024 if mib else None
 
 
 def split_branch(name: str) -> tuple[str, list[str]]:
@@ -122,42 +180,58 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--gpus", default=None, help="comma list of GPU ids, assigned round-robin")
     ap.add_argument("--stagger-s", type=float, default=2.0, help="delay between process starts")
+    ap.add_argument("--gpu-mem-gib", type=float, default=None,
+                    help="memory of the GPUs together (default: nvidia-smi's total; none: no waves)")
+    ap.add_argument("--max-concurrent", type=int, default=None, help="at most this many processes at once")
     a = ap.parse_args(argv)
     root = Path(a.out_root)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    procs = []
     gpus = a.gpus.split(",") if a.gpus else None
-    for i, name in enumerate(expand(a.models, a.C)):
-        out = root / name
-        st = out / "status.json"
+    todo = []
+    for name in expand(a.models, a.C):
+        st = root / name / "status.json"
         if st.is_file() and json.loads(st.read_text()).get("done"):
             print(f"multi: {name} already done", file=sys.stderr)
             continue
         try:
-            targs, last = train_args(name, root)
+            todo.append((name, *train_args(name, root)))
         except FileNotFoundError as exc:
             print(f"multi: skip {exc}", file=sys.stderr)
-            continue
-        out.mkdir(parents=True, exist_ok=True)
-        # every process ends inside the caller's budget
-        budget = a.budget_min - (time.monotonic() - t0) / 60.0
-        cmd = [sys.executable, "-m", "pnsc.training.lpcnet.train", *sum((["--data", d] for d in a.data), []),
-               "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra, *last]
-        env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
-        log = open(out / "stdout.log", "a")
-        print(f"multi: start {name}: {' '.join(cmd[1:])}", file=sys.stderr)
-        procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
-        time.sleep(a.stagger_s)
+    capacity = a.gpu_mem_gib if a.gpu_mem_gib is not None else gpu_memory_gib(gpus)
+    waves = plan_waves([(n, estimate_gib(n, a.batch)) for n, *_ in todo], capacity, a.max_concurrent)
+    if len(waves) > 1:
+        mem = f"about {capacity:.0f} GiB of GPU memory" if capacity else f"at most {a.max_concurrent} at once"
+        print(f"multi: {len(waves)} waves ({mem}): "
+              + " | ".join(",".join(w) for w in waves), file=sys.stderr)
+    args_of = {n: (targs, last) for n, targs, last in todo}
     failed = 0
-    for name, p, log in procs:
-        rc = p.wait()
-        log.close()
-        tail = (root / name / "stdout.log").read_text().splitlines()[-1:] if (root / name / "stdout.log").is_file() else []
-        print(f"multi: {name} rc={rc} {tail[0] if tail else ''}", file=sys.stderr)
-        failed += rc != 0
+    for k, wave in enumerate(waves):
+        # each wave gets an equal share of what is left; every process ends inside the caller's budget
+        wave_end = a.budget_min - (a.budget_min - (time.monotonic() - t0) / 60.0) * (1 - 1 / (len(waves) - k))
+        procs = []
+        for i, name in enumerate(wave):
+            targs, last = args_of[name]
+            out = root / name
+            out.mkdir(parents=True, exist_ok=True)
+            budget = wave_end - (time.monotonic() - t0) / 60.0
+            cmd = [sys.executable, "-m", "pnsc.training.lpcnet.train", *sum((["--data", d] for d in a.data), []),
+                   "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra,
+                   *last]
+            env = dict(os.environ)
+            if gpus:
+                env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+            log = open(out / "stdout.log", "a")
+            print(f"multi: start {name}: {' '.join(cmd[1:])}", file=sys.stderr)
+            procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+            time.sleep(a.stagger_s)
+        for name, p, log in procs:
+            rc = p.wait()
+            log.close()
+            path = root / name / "stdout.log"
+            tail = path.read_text().splitlines()[-1:] if path.is_file() else []
+            print(f"multi: {name} rc={rc} {tail[0] if tail else ''}", file=sys.stderr)
+            failed += rc != 0
     return failed
 
 
