@@ -87,7 +87,8 @@ def decode_modes(model, dec, audio: np.ndarray, qf: np.ndarray, seed: int) -> tu
     import torch
 
     from pnsc.training.lpcnet.teacher_forced import (cross_entropy_stats, excitation_to_pcm,
-                                                     expected_excitation, sample_excitation, teacher_forced_pass)
+                                                     expected_excitation, prediction_gain_db, sample_excitation,
+                                                     teacher_forced_pass)
 
     n = len(audio)
     dec.reset()
@@ -102,6 +103,14 @@ def decode_modes(model, dec, audio: np.ndarray, qf: np.ndarray, seed: int) -> tu
     out["D_lpc_only"] = excitation_to_pcm(tf.pred, torch.zeros_like(tf.pred), linear=True)
     out["D_true_exc"] = excitation_to_pcm(tf.pred, tf.target)
     stats = cross_entropy_stats(tf)
+    voiced = tf.boost > 1.25  # frames with pitch correlation > 0.5
+    logp = torch.log_softmax(tf.logits, -1).gather(1, tf.target[:, None])[:, 0]
+    stats["cross_entropy_voiced"] = float(-logp[voiced].mean()) if voiced.any() else float("nan")
+    stats["cross_entropy_unvoiced"] = float(-logp[~voiced].mean()) if (~voiced).any() else float("nan")
+    stats["voiced_fraction"] = float(voiced.float().mean())
+    stats["pred_gain_db"] = prediction_gain_db(tf)
+    stats["pred_gain_db_voiced"] = prediction_gain_db(tf, voiced)
+    stats["pred_gain_db_unvoiced"] = prediction_gain_db(tf, ~voiced)
     # the same draw's excitation cross-entropy under the runtime's sampling distribution (boost + floor)
     p = torch.clamp(torch.softmax(tf.logits * tf.boost[:, None], -1) - _floor(), min=0.0)
     p = p / p.sum(-1, keepdim=True)
@@ -144,10 +153,10 @@ def run_set(name, clips, model, dec, scorer, seed) -> dict:
               f"({time.monotonic() - t0:.0f} s)", file=sys.stderr, flush=True)
     print(f"\n{name} speakers, {len(clips)} clips; means, paired difference to A (95 % CI, wins/n)")
     print("\n".join(paired_table(scores, MODES[0], (*METRICS, "snr_db"), label="mode")))
-    print("teacher-forced loss (nats/sample, mean over clips): "
-          + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in losses.items()))
+    print("teacher-forced statistics (CE, entropy: nats/sample; pred_gain: dB; mean over clips): "
+          + ", ".join(f"{k} {np.nanmean(v):.3f}" for k, v in losses.items()))
     return {"clips": [c[0] for c in clips], "speakers": [c[1] for c in clips], "scores": scores,
-            "teacher_forced_loss": {k: {"per_clip": v, "mean": float(np.mean(v))} for k, v in losses.items()},
+            "teacher_forced_loss": {k: {"per_clip": v, "mean": float(np.nanmean(v))} for k, v in losses.items()},
             **extra}
 
 

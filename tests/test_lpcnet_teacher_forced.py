@@ -76,3 +76,20 @@ def test_batched_pass_equals_step_loop_on_the_true_past(tiny, clip):
             logits, ha, hb = tiny.step(cond[t // 160][None], ulaw_index(prev[None]), ulaw_index(tf.pred[t][None]),
                                        ulaw_index(prev_exc[None]), ha, hb)
             assert torch.allclose(logits[0], tf.logits[t], atol=1e-4), t
+
+
+def test_prediction_gain_is_zero_for_a_zero_mean_model_and_large_for_the_truth(tiny, clip):
+    from pnsc.training.lpcnet.model import ulaw2lin
+    from pnsc.training.lpcnet.teacher_forced import TeacherForced, prediction_gain_db
+
+    pcm, qf = clip
+    tf = teacher_forced_pass(tiny, qf, pcm)
+    levels = ulaw2lin(torch.arange(256, dtype=torch.float32))
+    # a model whose distribution is symmetric around 0 explains nothing (levels 1..255 are symmetric)
+    sym = torch.zeros_like(tf.logits)
+    sym[:, 0] = -1e4
+    assert abs(prediction_gain_db(TeacherForced(sym, tf.pred, tf.target, tf.signal, tf.boost))) < 0.1
+    # a model sure of the true mu-law excitation explains all but the 8-bit rounding
+    sure = torch.full_like(tf.logits, -1e4).scatter_(1, tf.target[:, None], 0.0)
+    assert prediction_gain_db(TeacherForced(sure, tf.pred, tf.target, tf.signal, tf.boost)) > 20.0
+    assert torch.allclose(expected_excitation(sure), levels[tf.target])

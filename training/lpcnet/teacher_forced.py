@@ -103,3 +103,14 @@ def excitation_to_pcm(pred: torch.Tensor, exc: torch.Tensor, *, linear: bool = F
     s = torch.clamp(pred.float() + e, -32768.0, 32767.0).numpy()
     x, _ = deemphasize(s, 0.0)
     return (np.clip(np.round(x), -32768, 32767) / 32768.0).astype(np.float32)
+
+
+def prediction_gain_db(tf: TeacherForced, mask: torch.Tensor | None = None) -> float:
+    """How much of the true excitation the model's expected value explains, in dB:
+    10 log10(sum e^2 / sum (e - E[e])^2) over the samples of ``mask`` (all if None); 0 dB = nothing."""
+    e = tf.signal - tf.pred
+    err = e - expected_excitation(tf.logits)
+    if mask is not None:
+        e, err = e[mask], err[mask]
+    num, den = float((e.double() ** 2).sum()), float((err.double() ** 2).sum())
+    return float("nan") if num <= 0.0 or den <= 0.0 else 10.0 * np.log10(num / den)
