@@ -36,8 +36,10 @@ LABELS = {"pesq_wb": "PESQ-WB", "stoi": "STOI", "estoi": "ESTOI", "visqol": "ViS
 
 
 def check_signal(x: np.ndarray, name: str = "signal") -> np.ndarray:
-    """Return ``x`` as 1-D float64, or raise :class:`EvalError` if it is empty, too short or silent."""
-    x = np.asarray(x, dtype=np.float64)
+    """Return ``x`` as 1-D float64 in [-1, 1] scale (integer PCM, e.g. a decoder's int16, is divided by
+    32768), or raise :class:`EvalError` if it is empty, too short or silent."""
+    a = np.asarray(x)
+    x = a.astype(np.float64) / 32768.0 if np.issubdtype(a.dtype, np.integer) else np.asarray(a, dtype=np.float64)
     if x.ndim != 1:
         raise EvalError(f"{name}: expected mono audio (1-D), got shape {x.shape}")
     if not np.all(np.isfinite(x)):
