@@ -127,6 +127,32 @@ def periods_from_code(pitch: int, mod: int) -> np.ndarray:
     return np.clip(2.0**log_p, PITCH_MIN, PITCH_MAX)
 
 
+def pitch_code(periods: np.ndarray, corrs: np.ndarray) -> tuple[int, int]:
+    """One superframe's 4 frame periods and correlations -> ``(pitch, pitch_mod)`` codes.
+
+    Unvoiced (code 0) when the mean correlation is below VOICED_CORR. Otherwise a line
+    ``log2(period) = centre + slope * position`` is fitted by least squares to the VOICED frames only
+    (correlation >= VOICED_CORR; all four if none is): an unvoiced frame's period is whatever lag its
+    correlation happened to peak at (or PITCH_MIN), and letting it into the fit moved the pitch of voicing
+    onsets/offsets far off (gross errors in 18-25 % of such frames against 6-7 % unquantized)."""
+    periods, corrs = np.asarray(periods, np.float64), np.asarray(corrs, np.float64)
+    if corrs.mean() < VOICED_CORR:
+        return 0, 3
+    log_p = np.log2(np.clip(periods, PITCH_MIN, PITCH_MAX))
+    use = corrs >= VOICED_CORR
+    if not use.any():
+        use[:] = True
+    pos = _FRAME_POS[use]
+    if use.sum() >= 2:
+        slope, intercept = np.polyfit(pos, log_p[use], 1)
+    else:
+        slope, intercept = 0.0, float(log_p[use][0])
+    centre = PITCH_STEPS_PER_OCTAVE * (intercept - np.log2(PITCH_MIN))
+    pitch = int(np.clip(np.rint(centre), 1, 63))
+    mod = int(np.clip(np.rint(slope / PITCH_MOD_STEP) + 3, 0, 7))
+    return pitch, mod
+
+
 class PacketEncoder:
     """Stateful encoder: features of whole superframes -> 8-byte packets."""
 
@@ -170,14 +196,7 @@ class PacketEncoder:
 
         corr = f[:, CORR_INDEX]
         out["corr"] = int(np.searchsorted(t.corr_thresholds, corr.mean()))
-        if corr.mean() >= VOICED_CORR:
-            log_p = np.log2(np.clip(f[:, PERIOD_INDEX], PITCH_MIN, PITCH_MAX))
-            centre = PITCH_STEPS_PER_OCTAVE * (log_p.mean() - np.log2(PITCH_MIN))
-            out["pitch"] = int(np.clip(np.rint(centre), 1, 63))
-            slope = float(_FRAME_POS @ log_p / (_FRAME_POS @ _FRAME_POS))
-            out["pitch_mod"] = int(np.clip(np.rint(slope / PITCH_MOD_STEP) + 3, 0, 7))
-        else:
-            out["pitch"], out["pitch_mod"] = 0, 3
+        out["pitch"], out["pitch_mod"] = pitch_code(f[:, PERIOD_INDEX], corr)
         self._prev3 = q3
         return out
 

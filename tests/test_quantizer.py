@@ -9,6 +9,7 @@ from pnsc.shared.quantizer import (
     PacketEncoder,
     load_codebooks,
     periods_from_code,
+    pitch_code,
     quantize_features,
 )
 from tests.conftest import SR, harmonic_vowel
@@ -81,3 +82,25 @@ def test_missing_or_wrong_codebook_file(tmp_path):
     np.savez(bad, version=np.int32(99))
     with pytest.raises(CodebookError, match="version"):
         load_codebooks(bad)
+
+
+def test_pitch_code_ignores_unvoiced_frames_of_a_voiced_superframe(cb):
+    # a voicing onset: three voiced frames at period 100, one unvoiced frame whose "period" is PITCH_MIN
+    feats = np.zeros((4, 20), np.float32)
+    feats[:, PERIOD_INDEX] = [PITCH_MIN, 100.0, 100.0, 100.0]
+    feats[:, CORR_INDEX] = [0.05, 0.8, 0.8, 0.8]
+    pitch, mod = pitch_code(feats[:, PERIOD_INDEX], feats[:, CORR_INDEX])
+    assert pitch != 0
+    assert np.all(np.abs(periods_from_code(pitch, mod)[1:] / 100.0 - 1.0) < 0.02)
+    _, deq = quantize_features(feats, cb)  # the same through the packet encoder and decoder
+    assert np.all(np.abs(deq[1:, PERIOD_INDEX] / 100.0 - 1.0) < 0.02)
+
+
+def test_pitch_code_of_fully_voiced_superframe_is_the_plain_line_fit():
+    periods = np.array([97.0, 99.0, 101.5, 103.0])
+    pitch, mod = pitch_code(periods, np.full(4, 0.9))
+    log_p = np.log2(periods)
+    pos = np.arange(4) - 1.5
+    assert pitch == int(np.rint(21 * (log_p.mean() - np.log2(PITCH_MIN))))
+    assert mod == int(np.rint((pos @ log_p / (pos @ pos)) / 0.015) + 3)
+    assert pitch_code(periods, np.full(4, 0.2)) == (0, 3)  # mean correlation below VOICED_CORR: unvoiced
