@@ -9,10 +9,11 @@ studio-clean VCC 2016 clips (``../shared/data/vcc2016``), and synthetic pulse tr
 
 Tracks compared (voiced decision; period in samples at 16 kHz):
   unquantized    feature period, voiced = pitch correlation >= VOICED_CORR (0.35);
-  quantized      dequantized period (periods_from_code), voiced = superframe pitch code != 0;
+  quantized      dequantized period (periods_from_code) with the voiced-only pitch line (the encoder's
+                 PITCH_LINE_VOICED_ONLY, off in the shipped codec), voiced = superframe pitch code != 0;
   embed_index    round(dequantized period) clipped to 0..255: the pitch embedding row the network reads;
-  quantized_legacy  the encoder's pitch rule before this diagnostic (log-period line fitted to all 4 frames,
-                 unvoiced ones included), for the before/after comparison.
+  quantized_legacy  the shipped encoder's pitch rule (log-period line fitted to all 4 frames, unvoiced ones
+                 included), for the before/after comparison.
 Scores: voicing precision/recall, gross error (> 20 % off) with octave errors (period x2 = f0 halved,
 x0.5 = f0 doubled), fine error in cents on frames both call voiced and not gross. Plus the frame shift
 (-2..2) that best aligns the features with the reference, quantized scores split by superframes that the
@@ -49,10 +50,15 @@ def codec_tracks(audio: np.ndarray, codebooks) -> dict[str, np.ndarray]:
     from pnsc.shared.bitstream import unpack_array
     from pnsc.shared.constants import CORR_INDEX, FRAMES_PER_PACKET, PERIOD_INDEX, VOICED_CORR
     from pnsc.shared.features import extract_features
-    from pnsc.shared.quantizer import quantize_features
+    from pnsc.shared import quantizer
 
     feats = extract_features(audio)
-    packets, q = quantize_features(feats, codebooks)
+    shipped = quantizer.PITCH_LINE_VOICED_ONLY
+    quantizer.PITCH_LINE_VOICED_ONLY = True  # the quantized track measures the voiced-only pitch line
+    try:
+        packets, q = quantizer.quantize_features(feats, codebooks)
+    finally:
+        quantizer.PITCH_LINE_VOICED_ONLY = shipped
     code = np.repeat(unpack_array(packets)["pitch"], FRAMES_PER_PACKET)
     return {
         "period": feats[:, PERIOD_INDEX].astype(np.float64),

@@ -127,20 +127,30 @@ def periods_from_code(pitch: int, mod: int) -> np.ndarray:
     return np.clip(2.0**log_p, PITCH_MIN, PITCH_MAX)
 
 
-def pitch_code(periods: np.ndarray, corrs: np.ndarray) -> tuple[int, int]:
+# Fit the superframe's pitch line to its voiced frames only (True) or to all four (False). The voiced-only
+# fit codes voicing onsets/offsets far better (gross pitch errors there 18 -> 12.5 %, LibriSpeech validation,
+# scripts/pitch_accuracy.py), but the shipped decoders adapted to features coded with the all-frame fit, and
+# with them the voiced-only fit decoded held-out speech no better (DNSMOS OVRL -0.09 +- 0.11, ViSQOL -0.07 +-
+# 0.08 for PLPCNet-S, n.s.; docs/figures/round5/pitchfix_heldout_paired.md). It switches on together with
+# decoders trained on examples built with it.
+PITCH_LINE_VOICED_ONLY = False
+
+
+def pitch_code(periods: np.ndarray, corrs: np.ndarray, voiced_only: bool | None = None) -> tuple[int, int]:
     """One superframe's 4 frame periods and correlations -> ``(pitch, pitch_mod)`` codes.
 
     Unvoiced (code 0) when the mean correlation is below VOICED_CORR. Otherwise a line
-    ``log2(period) = centre + slope * position`` is fitted by least squares to the VOICED frames only
-    (correlation >= VOICED_CORR; all four if none is): an unvoiced frame's period is whatever lag its
-    correlation happened to peak at (or PITCH_MIN), and letting it into the fit moved the pitch of voicing
-    onsets/offsets far off (gross errors in 18-25 % of such frames against 6-7 % unquantized)."""
+    ``log2(period) = centre + slope * position`` is fitted by least squares to all four frames, or with
+    ``voiced_only`` (default PITCH_LINE_VOICED_ONLY) to the voiced frames only (correlation >= VOICED_CORR;
+    all four if none is): an unvoiced frame's period is whatever lag its correlation happened to peak at
+    (or PITCH_MIN), and letting it into the fit moves the pitch of voicing onsets/offsets off (gross errors
+    in 18-25 % of such frames against 6-7 % unquantized)."""
     periods, corrs = np.asarray(periods, np.float64), np.asarray(corrs, np.float64)
     if corrs.mean() < VOICED_CORR:
         return 0, 3
     log_p = np.log2(np.clip(periods, PITCH_MIN, PITCH_MAX))
     use = corrs >= VOICED_CORR
-    if not use.any():
+    if not (PITCH_LINE_VOICED_ONLY if voiced_only is None else voiced_only) or not use.any():
         use[:] = True
     pos = _FRAME_POS[use]
     if use.sum() >= 2:

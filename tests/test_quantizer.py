@@ -84,15 +84,23 @@ def test_missing_or_wrong_codebook_file(tmp_path):
         load_codebooks(bad)
 
 
-def test_pitch_code_ignores_unvoiced_frames_of_a_voiced_superframe(cb):
+def test_pitch_code_ignores_unvoiced_frames_of_a_voiced_superframe(cb, monkeypatch):
     # a voicing onset: three voiced frames at period 100, one unvoiced frame whose "period" is PITCH_MIN
     feats = np.zeros((4, 20), np.float32)
     feats[:, PERIOD_INDEX] = [PITCH_MIN, 100.0, 100.0, 100.0]
     feats[:, CORR_INDEX] = [0.05, 0.8, 0.8, 0.8]
-    pitch, mod = pitch_code(feats[:, PERIOD_INDEX], feats[:, CORR_INDEX])
+    pitch, mod = pitch_code(feats[:, PERIOD_INDEX], feats[:, CORR_INDEX], voiced_only=True)
     assert pitch != 0
     assert np.all(np.abs(periods_from_code(pitch, mod)[1:] / 100.0 - 1.0) < 0.02)
-    _, deq = quantize_features(feats, cb)  # the same through the packet encoder and decoder
+    # the shipped rule (all four frames, what the decoders adapted to) is pulled off towards PITCH_MIN
+    old = periods_from_code(*pitch_code(feats[:, PERIOD_INDEX], feats[:, CORR_INDEX], voiced_only=False))
+    assert np.all(old[1:] < 90.0)
+    import pnsc.shared.quantizer as q
+    assert q.PITCH_LINE_VOICED_ONLY is False
+    _, deq = quantize_features(feats, cb)  # the packet encoder follows the module's switch
+    assert np.all(deq[1:, PERIOD_INDEX] < 90.0)
+    monkeypatch.setattr(q, "PITCH_LINE_VOICED_ONLY", True)
+    _, deq = quantize_features(feats, cb)
     assert np.all(np.abs(deq[1:, PERIOD_INDEX] / 100.0 - 1.0) < 0.02)
 
 
