@@ -15,6 +15,8 @@
 #                                           bf16 Adam moments of the baselines) from RUNS (default runs/gpu)
 #   bash scripts/gpu.sh size                what a call carrying .whl + .carry/* sends, against the 64 MiB cap
 #   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
+#   bash scripts/gpu.sh promote RUNS BRANCH a recipe branch (lpcnet-bl-s.decay5e-5) becomes its base run; the old
+#                                           base stays as <base>.before-<tags> (then 'state RUNS' for the call)
 #
 #  There (the device machine; the command of a device call):
 #   bash scripts/gpu.sh train               build examples for every carried .carry/t* shard not built yet
@@ -68,6 +70,13 @@ state)  # [RUNS_DIR]: carry these runs instead of the committed state (training/
   ;;
 commit-state)  # [RUNS_DIR]: write the durable state of the runs (default runs/gpu) for git
   $PY -m pnsc.training.lpcnet.state save "${1:-runs/gpu}" training/state/runs-state.tar ${LOGS_ONLY:+--logs-only "$LOGS_ONLY"}
+  ;;
+promote)  # RUNS BRANCH: a recipe branch becomes its base run; the old base is kept as <base>.before-<tags>
+  runs=$1; branch=$2; base=${branch%%.*}
+  [ "$branch" != "$base" ] && [ -f "$runs/$branch/last.pt" ] || { echo "gpu.sh promote: no branch checkpoint $runs/$branch/last.pt"; exit 2; }
+  keep="$runs/$base.before-${branch#*.}"
+  [ ! -e "$keep" ] || { echo "gpu.sh promote: $keep exists already"; exit 2; }
+  mv "$runs/$base" "$keep" && mv "$runs/$branch" "$runs/$base" && echo "promoted $branch to $base (the old $base is now $keep)"
   ;;
 unpack)
   $PY -m pnsc.training.lpcnet.pack --unpack "$1"/runs-*.tar runs/gpu

@@ -53,5 +53,10 @@ def test_logs_only_runs_keep_history_without_weights(tmp_path):
     names = load_state(tmp_path / "state.tar", tmp_path / "back")
     assert "lpcnet-bl-s.noise3/status.json" in names and "lpcnet-bl-s.noise3/last.pt" not in names
     assert "lpcnet-bl-s/last.pt" in names
+    # restored without weights, it stays history-only through the next save and load
+    (tmp_path / "back/lpcnet-bl-s.noise3/history.json").write_text("[]")
+    again = save_state(tmp_path / "back", tmp_path / "state2.tar")
+    assert again["lpcnet-bl-s.noise3"] == {"step": None, "weights": False}
+    assert "lpcnet-bl-s.noise3/history.json" in load_state(tmp_path / "state2.tar", tmp_path / "back2")
     with pytest.raises(ValueError, match="no-such-run"):
         save_state(tmp_path / "runs", tmp_path / "x.tar", logs_only=("no-such-run",))

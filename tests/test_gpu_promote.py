@@ -1,0 +1,36 @@
+"""scripts/gpu.sh promote: a recipe branch becomes its base run, the old base kept beside it."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+GPU_SH = Path(__file__).resolve().parent.parent / "scripts" / "gpu.sh"
+
+
+def _promote(runs: Path, branch: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(GPU_SH), "promote", str(runs), branch], capture_output=True, text=True)
+
+
+def test_promote_moves_the_branch_into_the_base_and_keeps_the_old_base(tmp_path):
+    for name, text in (("lpcnet-bl-s", "round 4"), ("lpcnet-bl-s.decay5e-5", "branch")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "last.pt").write_text(text)
+    p = _promote(tmp_path, "lpcnet-bl-s.decay5e-5")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (tmp_path / "lpcnet-bl-s" / "last.pt").read_text() == "branch"
+    assert (tmp_path / "lpcnet-bl-s.before-decay5e-5" / "last.pt").read_text() == "round 4"
+    assert not (tmp_path / "lpcnet-bl-s.decay5e-5").exists()
+
+
+def test_promote_refuses_what_it_cannot_do_and_moves_nothing(tmp_path):
+    (tmp_path / "lpcnet-bl-s").mkdir()
+    (tmp_path / "lpcnet-bl-s" / "last.pt").write_text("base")
+    for branch in ("lpcnet-bl-s.nonoise", "lpcnet-bl-s"):  # no such branch; a base is no branch
+        p = _promote(tmp_path, branch)
+        assert p.returncode == 2 and "no branch checkpoint" in p.stdout
+    (tmp_path / "lpcnet-bl-s.nonoise").mkdir()
+    (tmp_path / "lpcnet-bl-s.nonoise" / "last.pt").write_text("x")
+    (tmp_path / "lpcnet-bl-s.before-nonoise").mkdir()
+    p = _promote(tmp_path, "lpcnet-bl-s.nonoise")
+    assert p.returncode == 2 and "exists already" in p.stdout
+    assert (tmp_path / "lpcnet-bl-s" / "last.pt").read_text() == "base"
