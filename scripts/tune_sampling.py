@@ -11,7 +11,8 @@ one seed: every setting gets the same uniform draws) for every (scale, floor) pa
 paired differences against the first pair:
 
     python scripts/tune_sampling.py [--models-dir models] [--systems plpcnet-s,lpcnet-bl-s]
-        [--scales 1,1.15,1.3,1.5] [--floors 0.0005] [--limit 12] [--seeds 0] [--json out.json]
+        [--scales 1,1.15,1.3,1.5] [--floors 0.0005] [--corr-gains 1] [--limit 12] [--seeds 0] [--json out.json]
+    python scripts/tune_sampling.py --scales 1 --corr-gains 1,1.3,1.6,2   # sharpen voiced frames only
     python scripts/tune_sampling.py --scales 1 --floors 0.002,0,0.0005,0.001,0.003   # a floor sweep
 
 Floors must lie in [0, 1/256). PLPCNets decode each clip with its speaker's training group
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", default="1,1.15,1.3,1.5", help="boost multipliers (the first is the reference)")
     p.add_argument("--floors", default=str(PDF_FLOOR), help="probability floors, each in [0, 1/256) (the first "
                    f"is the reference; default {PDF_FLOOR})")
+    p.add_argument("--corr-gains", default="1", help="pitch-correlation gains g: boost from min(1, g c) instead "
+                   "of c (sharpens voiced frames only: boost stays 1 below c = 1/3); the first is the reference")
     p.add_argument("--seeds", default="0", help="sampling seeds (a clip's score: the mean over them)")
     p.add_argument("--shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
     p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
@@ -70,16 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         scales = [float(s) for s in args.scales.split(",")]
         floors = [check_pdf_floor(f) for f in args.floors.split(",")]
         seeds = [int(s) for s in args.seeds.split(",")]
+        gains = [float(g) for g in args.corr_gains.split(",")]
     except ValueError as exc:
         p.error(str(exc))
-    settings = [(k, f) for k in scales for f in floors]
+    settings = [(k, f, g) for k in scales for f in floors for g in gains]
+    dims = [(n, v) for n, v in (("scale", scales), ("floor", floors), ("gain", gains)) if len(v) > 1] or [("scale", scales)]
 
-    def label(k: float, f: float) -> str:
-        if len(floors) == 1:
-            return f"{k:g}"
-        return f"{f:g}" if len(scales) == 1 else f"s={k:g} f={f:g}"
+    def label(k: float, f: float, g: float) -> str:
+        vals = {"scale": k, "floor": f, "gain": g}
+        if len(dims) == 1:
+            return f"{vals[dims[0][0]]:g}"
+        return " ".join(f"{n[0]}={vals[n]:g}" for n, _ in dims)
 
-    labels = [label(k, f) for k, f in settings]
+    labels = [label(*st) for st in settings]
     metrics = tuple(m for m in args.metrics.split(",") if m)
     systems = [s for s in args.systems.split(",") if s]
     gmap = load_group_map(args.groups)
@@ -94,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
                 dec = StreamingDecoder(s, group, models_dir=args.models_dir, seed=seed)
                 if dec.kernel == "onnx":
                     p.error("the C sample loop is not available here (build the package's extension)")
-                for (k, f), lb in zip(settings, labels):
-                    ckernel.sampling_boost = lambda c, k=k: np.float32(k) * sampling_boost(c)
+                for (k, f, g), lb in zip(settings, labels):
+                    ckernel.sampling_boost = lambda c, k=k, g=g: np.float32(k) * sampling_boost(
+                        min(np.float32(1.0), np.float32(g) * np.float32(c)))
                     dec.pdf_floor = f
                     dec.reset()
                     y = dec.decode(qf)
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     for m in metrics:
                         scores[s][lb][m].append(float(sc[m]))
     ckernel.sampling_boost = sampling_boost
-    what = "scale" if len(floors) == 1 else ("floor" if len(scales) == 1 else "setting")
+    what = dims[0][0] if len(dims) == 1 else "setting"
     print(f"{len(clips)} validation clips x {len(seeds)} seed(s); mean, and paired difference to {what} "
           f"{labels[0]} (95 % CI over clips, wins)")
     for s in systems:
@@ -112,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"clips": [c[0] for c in clips], "seeds": seeds, "scales": scales,
-                                         "floors": floors, "scores": scores}, indent=1))
+                                         "floors": floors, "corr_gains": gains,
+                                         "scores": scores}, indent=1))
     return 0
 
 
