@@ -73,20 +73,13 @@ def codec_tracks(audio: np.ndarray, codebooks) -> dict[str, np.ndarray]:
 
 
 def legacy_periods(period: np.ndarray, corr: np.ndarray) -> np.ndarray:
-    """Decoded periods under the old encoder rule: the line fitted to all four frames' log periods."""
-    from pnsc.shared.constants import PITCH_MAX, PITCH_MIN, VOICED_CORR
-    from pnsc.shared.quantizer import PITCH_MOD_STEP, PITCH_STEPS_PER_OCTAVE, periods_from_code
+    """Decoded periods under the shipped encoder rule: the line fitted to all four frames' log periods."""
+    from pnsc.shared.quantizer import periods_from_code, pitch_code
 
-    pos = np.arange(4) - 1.5
     out = np.empty(len(period))
     for s in range(len(period) // 4):
-        p, c = period[4 * s:4 * s + 4], corr[4 * s:4 * s + 4]
-        code, mod = 0, 3
-        if c.mean() >= VOICED_CORR:
-            log_p = np.log2(np.clip(p, PITCH_MIN, PITCH_MAX))
-            code = int(np.clip(np.rint(PITCH_STEPS_PER_OCTAVE * (log_p.mean() - np.log2(PITCH_MIN))), 1, 63))
-            mod = int(np.clip(np.rint(float(pos @ log_p / (pos @ pos)) / PITCH_MOD_STEP) + 3, 0, 7))
-        out[4 * s:4 * s + 4] = periods_from_code(code, mod)
+        sl = slice(4 * s, 4 * s + 4)
+        out[sl] = periods_from_code(*pitch_code(period[sl], corr[sl], voiced_only=False))
     return out
 
 

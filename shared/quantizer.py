@@ -152,11 +152,12 @@ def pitch_code(periods: np.ndarray, corrs: np.ndarray, voiced_only: bool | None 
     use = corrs >= VOICED_CORR
     if not (PITCH_LINE_VOICED_ONLY if voiced_only is None else voiced_only) or not use.any():
         use[:] = True
-    pos = _FRAME_POS[use]
-    if use.sum() >= 2:
-        slope, intercept = np.polyfit(pos, log_p[use], 1)
-    else:
-        slope, intercept = 0.0, float(log_p[use][0])
+    # Least-squares line in closed form; over all four frames the positions are centred already, so this is
+    # exactly the encoder's original rule (mean log period, projection on the positions).
+    pos, lp = _FRAME_POS[use], log_p[use]
+    pc = pos - pos.mean()
+    slope = float(pc @ lp / (pc @ pc)) if use.sum() >= 2 else 0.0
+    intercept = lp.mean() - slope * pos.mean()
     centre = PITCH_STEPS_PER_OCTAVE * (intercept - np.log2(PITCH_MIN))
     pitch = int(np.clip(np.rint(centre), 1, 63))
     mod = int(np.clip(np.rint(slope / PITCH_MOD_STEP) + 3, 0, 7))

@@ -59,7 +59,8 @@ def model_size(name: str) -> str:
 
 def estimate_gib(name: str, batch: int) -> float:
     """GPU memory a training process of this model at this batch is expected to reach."""
-    for opt, val in zip(split_branch(name)[1][::2], split_branch(name)[1][1::2]):
+    opts = split_branch(name)[1]
+    for opt, val in zip(opts[::2], opts[1::2]):
         if opt == "--batch":
             batch = int(val)
     return GIB_PER_PROCESS + GIB_PER_SEQUENCE[model_size(name)] * batch
