@@ -212,3 +212,18 @@ def test_an_unusable_scan_gru_b_falls_back_to_cudnn(data, tmp_path, monkeypatch,
     assert "gru_b:cudnn" in said
     assert os.environ["PNSC_LPCNET_GRU_B"] == "cudnn"
     assert json.loads((out / "status.json").read_text())["done"]
+
+
+def test_ltp_branch_widens_its_start_and_resumes_as_saved(data, tmp_path):
+    base, ltp = tmp_path / "base", tmp_path / "ltp"
+    train.main(_args(data, base, "--epochs", "1", "--max-steps", "2"))
+    train.main(_args(data, ltp, "--epochs", "3", "--max-steps", "2", "--init-from", base / "last.pt",
+                     "--ltp-taps", "3"))
+    ck = torch.load(ltp / "last.pt", weights_only=False)
+    assert ck["config"]["ltp_taps"] == 3
+    e, c = ck["config"]["embed"], ck["config"]["cond"]
+    assert ck["model"]["gru_a.weight_ih_l0"].shape[1] == 6 * e + c
+    train.main(_args(data, ltp, "--epochs", "3", "--max-steps", "3"))  # resumes with its taps, no flag
+    assert torch.load(ltp / "last.pt", weights_only=False)["step"] == 3
+    with pytest.raises(SystemExit, match="has 3 LTP taps, not --ltp-taps 5"):
+        train.main(_args(data, ltp, "--epochs", "3", "--max-steps", "4", "--ltp-taps", "5"))

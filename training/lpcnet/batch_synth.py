@@ -13,7 +13,7 @@ from pnsc.shared.constants import CORR_INDEX, FRAME_SIZE, LPC_ORDER, NB_CEPS
 from pnsc.shared.dsp import deemphasize
 from pnsc.shared.lpc import lpc_from_cepstrum
 
-from .model import PDF_FLOOR, LPCNet, sampling_boost, ulaw2lin, ulaw_index
+from .model import PDF_FLOOR, PERIOD_INDEX, LPCNet, ltp_lag, sampling_boost, tap_offsets, ulaw2lin, ulaw_index
 
 
 def _sample(logits: torch.Tensor, boost: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
@@ -51,6 +51,10 @@ def synthesize_batch(model: LPCNet, features: list[np.ndarray], seed: int = 0,
     hist = torch.zeros(B, LPC_ORDER, device=device)  # hist[:, m-1] = x[n-m]
     exc = torch.full((B,), 128, dtype=torch.long, device=device)
     out = torch.zeros(B, T * FRAME_SIZE, device=device)
+    taps = model.cfg.ltp_taps
+    lags = ltp_lag(torch.from_numpy(feats[:, 2 : T + 2, PERIOD_INDEX])).to(device)  # (B, T)
+    offs = torch.tensor(tap_offsets(taps), dtype=torch.long, device=device)
+    past = torch.full((B, T * FRAME_SIZE), 128, dtype=torch.long, device=device)  # excitations drawn
     for f in range(T):
         boost = sampling_boost(corr[:, f])
         cond_f = cond[:, f]
@@ -58,8 +62,14 @@ def synthesize_batch(model: LPCNet, features: list[np.ndarray], seed: int = 0,
         for n in range(FRAME_SIZE):
             t = f * FRAME_SIZE + n
             u = (lpc_f * hist).sum(dim=-1)
-            logits, ha, hb = model.step(cond_f, ulaw_index(hist[:, 0]), ulaw_index(u), exc, ha, hb)
+            ltp = None
+            if taps:
+                j = t - lags[:, f, None] + offs  # (B, taps), always < t
+                ltp = torch.where(j >= 0, past.gather(1, j.clamp(min=0)), 128)
+            logits, ha, hb = model.step(cond_f, ulaw_index(hist[:, 0]), ulaw_index(u), exc, ha, hb, ltp)
             exc = _sample(logits, boost, uniforms[t])
+            if taps:
+                past[:, t] = exc
             x = torch.clamp(u + ulaw2lin(exc), -32768.0, 32767.0)
             hist = torch.cat([x[:, None], hist[:, :-1]], dim=1)
             out[:, t] = x

@@ -1,8 +1,9 @@
 """GRU-A with the sample embeddings folded into its input matrix (LPCNet's inference trick, in training).
 
-GRU-A's input is [E[sig], E[pred], E[exc], f] (f: the frame's conditioning), so its input gates are
+GRU-A's input is [E[sig], E[pred], E[exc], (E[tap_k] ...), f] (f: the frame's conditioning; the LTP
+taps of models that have them), so its input gates are
 
-    gi = T_sig[sig] + T_pred[pred] + T_exc[exc] + (W_f f + b_ih),   T_k = E @ W_k^T  (256 x 3N)
+    gi = T_sig[sig] + T_pred[pred] + T_exc[exc] + ... + (W_f f + b_ih),   T_k = E @ W_k^T  (256 x 3N)
 
 with W_k the embedding's column block of ``gru_a.weight_ih_l0``.  The tables are rebuilt from E and
 W_ih in every forward pass (cheap), so gradients reach both.  The recurrence is a hand-written
@@ -18,18 +19,19 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-def folded_inputs(embed: nn.Embedding, gru: nn.GRU, cond: torch.Tensor, sig, pred, exc):
-    """-> (tables (3*256, 3N) f32, cond gates (B, T, 3N) f32, indices (B, L, 3) into the stacked tables)."""
+def folded_inputs(embed: nn.Embedding, gru: nn.GRU, cond: torch.Tensor, idx: torch.Tensor):
+    """idx (B, L, K) mu-law indices of GRU-A's K embedded inputs -> (tables (K*256, 3N) f32, cond gates
+    (B, T, 3N) f32, indices (B, L, K) into the stacked tables)."""
     e = embed.weight.shape[1]
+    K = idx.shape[-1]
     w = gru.weight_ih_l0.float()
     with torch.autocast(cond.device.type, enabled=False):
         emb = embed.weight.float()
-        tables = torch.cat([emb @ w[:, k * e:(k + 1) * e].t() for k in range(3)], dim=0)
-        gates = F.linear(cond.float(), w[:, 3 * e:], gru.bias_ih_l0.float())
+        tables = torch.cat([emb @ w[:, k * e:(k + 1) * e].t() for k in range(K)], dim=0)
+        gates = F.linear(cond.float(), w[:, K * e:], gru.bias_ih_l0.float())
     n = embed.weight.shape[0]
-    offs = torch.arange(3, device=sig.device) * n
-    idx = torch.stack([sig, pred, exc], dim=-1) + offs
-    return tables, gates, idx
+    offs = torch.arange(K, device=idx.device) * n
+    return tables, gates, idx + offs
 
 
 def _frame_input_gates(tables, gates, idx, s: int, e: int, frame: int) -> torch.Tensor:
@@ -152,10 +154,11 @@ class _FoldedGRU(torch.autograd.Function):
         return d_tables, d_gates, None, d_w.to(w_hh.dtype), d_b.to(b_hh.dtype), None, None, None
 
 
-def folded_gru_a(embed: nn.Embedding, gru: nn.GRU, cond: torch.Tensor, sig, pred, exc, frame: int,
+def folded_gru_a(embed: nn.Embedding, gru: nn.GRU, cond: torch.Tensor, idx: torch.Tensor, frame: int,
                  dtype: torch.dtype, compiled: bool = False) -> torch.Tensor:
-    """GRU-A outputs (B, T*frame, N) in ``dtype`` for teacher-forced sig/pred/exc (B, T*frame) and
-    cond (B, T, C); equal to ``gru(cat([embed(sig), embed(pred), embed(exc), cond per sample]))[0]``.
+    """GRU-A outputs (B, T*frame, N) in ``dtype`` for teacher-forced inputs idx (B, T*frame, K) (sig,
+    pred, exc and any LTP taps) and cond (B, T, C); equal to
+    ``gru(cat([embed(idx[..., 0]), ..., embed(idx[..., K-1]), cond per sample]))[0]``.
     ``compiled``: the per-step cells through torch.compile (first call compiles, ~10-30 s)."""
-    tables, gates, idx = folded_inputs(embed, gru, cond, sig, pred, exc)
+    tables, gates, idx = folded_inputs(embed, gru, cond, idx)
     return _FoldedGRU.apply(tables, gates, idx, gru.weight_hh_l0, gru.bias_hh_l0, frame, dtype, compiled)

@@ -11,6 +11,14 @@ Layout (facts.md, paper sec. 2.4):
 
 Parameter counts: N=384 -> 1,232,992 (paper: 1.234M); N=256 -> 783,712 (paper: 0.784M).
 
+Long-term (pitch) prediction inputs, ``ltp_taps`` > 0 (an extension of LPCNet, off in the paper's models):
+GRU-A also sees the embeddings of ``ltp_taps`` past excitations one pitch period back,
+e[n - lag + d] for d in ``tap_offsets(ltp_taps)`` (centred: -2..2 for 5 taps), with lag the frame's
+pitch period ``ltp_lag`` (round(p) clamped to 32..255 samples); excitations before the start are
+mu-law zero (128). GRU-A's input is then [E[sig], E[pred], E[exc], E[tap_0], ..., f]: the taps'
+columns sit between the sample embeddings and the conditioning, so a model without taps widens into
+one with them by zero columns (:func:`widen_for_ltp`), computing the same function.
+
 Feature normalisation is inside the model (so exported graphs take raw features):
 cepstrum as is; pitch period p (samples) -> (p - 100) / 50 and embedding index round(p) in 0..255;
 pitch correlation c -> c - 0.5.
@@ -19,7 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -46,6 +54,12 @@ class LPCNetConfig:
     embed: int = 128  # mu-law embedding size
     cond: int = 128  # frame-rate network width / conditioning size
     pitch_embed: int = 64
+    ltp_taps: int = 0  # lagged-excitation inputs of GRU-A (0: LPCNet as published)
+
+    @property
+    def sample_inputs(self) -> int:
+        """Embedded sample-rate inputs of GRU-A: sig, pred, exc and the LTP taps."""
+        return 3 + self.ltp_taps
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,11 +73,46 @@ SIZES = {
 }
 
 
-def config_for(size: str) -> LPCNetConfig:
+LTP_MIN_LAG, LTP_MAX_LAG = 32, 255  # samples; the codec's pitch range (PITCH_MIN..PITCH_MAX - 1)
+
+
+def config_for(size: str, ltp_taps: int = 0) -> LPCNetConfig:
     try:
-        return SIZES[size]
+        cfg = SIZES[size]
     except KeyError:
         raise ValueError(f"unknown model size {size!r} (one of {sorted(SIZES)})") from None
+    if ltp_taps < 0 or ltp_taps % 2 == 0 and ltp_taps != 0 or ltp_taps > 9:
+        raise ValueError(f"ltp_taps must be 0 or odd in 1..9, got {ltp_taps}")
+    return replace(cfg, ltp_taps=ltp_taps)
+
+
+def tap_offsets(taps: int) -> list[int]:
+    """Offsets d of the LTP taps e[n - lag + d], centred on the lag: 5 -> [-2, -1, 0, 1, 2]."""
+    return [k - taps // 2 for k in range(taps)]
+
+
+def ltp_lag(period: torch.Tensor) -> torch.Tensor:
+    """Frame pitch period feature (samples, float) -> integer lag, clamp(round(p), 32, 255), int64."""
+    return torch.clamp(torch.floor(period.to(torch.float32) + 0.5), LTP_MIN_LAG, LTP_MAX_LAG).to(torch.long)
+
+
+def widen_for_ltp(state: dict, cfg: LPCNetConfig) -> dict:
+    """A state dict of a model with fewer LTP taps -> one for ``cfg``: zero input columns for the new
+    taps in GRU-A (inserted before the conditioning columns), so the widened model computes the same
+    function until training moves them."""
+    key = "gru_a.weight_ih_l0"
+    w = state[key]
+    want = cfg.sample_inputs * cfg.embed + cfg.cond
+    have = w.shape[1]
+    if have == want:
+        return state
+    n_old = (have - cfg.cond) // cfg.embed
+    if (have - cfg.cond) % cfg.embed or not 3 <= n_old < cfg.sample_inputs:
+        raise ValueError(f"{key} has {have} input columns: not a narrower model of this configuration")
+    zeros = w.new_zeros(w.shape[0], want - have)
+    out = dict(state)
+    out[key] = torch.cat([w[:, : n_old * cfg.embed], zeros, w[:, n_old * cfg.embed:]], dim=1)
+    return out
 
 
 # ---------------------------------------------------------------- mu-law (torch, matches shared.mulaw)
@@ -178,7 +227,7 @@ class LPCNet(nn.Module):
         c = self.cfg
         self.frame_net = FrameRateNet(c)
         self.embed = nn.Embedding(MU_LEVELS, c.embed)  # shared by sig / pred / exc
-        self.gru_a = nn.GRU(3 * c.embed + c.cond, c.gru_a, batch_first=True)
+        self.gru_a = nn.GRU(c.sample_inputs * c.embed + c.cond, c.gru_a, batch_first=True)
         self.gru_b = nn.GRU(c.gru_a + c.cond, c.gru_b, batch_first=True)
         self.dual_fc = DualFC(c.gru_b)
 
@@ -187,38 +236,53 @@ class LPCNet(nn.Module):
         return self.frame_net(features)
 
     # -- teacher-forced sample-rate part
-    def sample_rate(self, cond: torch.Tensor, sig: torch.Tensor, pred: torch.Tensor, exc: torch.Tensor) -> torch.Tensor:
-        """cond (B, T, C); sig/pred/exc int64 (B, T*160) mu-law indices -> logits (B, T*160, 256)."""
-        return self.dual_fc(self.hidden(cond, sig, pred, exc))
+    def sample_rate(self, cond: torch.Tensor, sig: torch.Tensor, pred: torch.Tensor, exc: torch.Tensor,
+                    ltp: torch.Tensor | None = None) -> torch.Tensor:
+        """cond (B, T, C); sig/pred/exc int64 (B, T*160) mu-law indices; ltp (B, T*160, ltp_taps) int64
+        (models with LTP taps) -> logits (B, T*160, 256)."""
+        return self.dual_fc(self.hidden(cond, sig, pred, exc, ltp))
 
-    def hidden(self, cond: torch.Tensor, sig, pred, exc) -> torch.Tensor:
+    def sample_indices(self, sig, pred, exc, ltp=None) -> torch.Tensor:
+        """GRU-A's embedded inputs stacked: (..., 3 + ltp_taps) mu-law indices."""
+        taps = self.cfg.ltp_taps
+        if taps == 0:
+            if ltp is not None and ltp.shape[-1] != 0:
+                raise ValueError("this model has no LTP taps, but LTP inputs were given")
+            return torch.stack([sig, pred, exc], dim=-1)
+        if ltp is None or ltp.shape[-1] != taps:
+            raise ValueError(f"this model needs ltp inputs with {taps} taps (got {None if ltp is None else ltp.shape[-1]})")
+        return torch.cat([torch.stack([sig, pred, exc], dim=-1), ltp], dim=-1)
+
+    def hidden(self, cond: torch.Tensor, sig, pred, exc, ltp=None) -> torch.Tensor:
         """GRU-B output (B, T*160, gru_b) for teacher-forced inputs."""
+        idx = self.sample_indices(sig, pred, exc, ltp)
         if self.impl == "old":
-            return self._hidden_old(cond, sig, pred, exc)
+            return self._hidden_old(cond, idx)
         # embeddings gathered straight in the compute dtype; conditioning broadcast per frame
         dt = compute_dtype(sig.device.type)
         if self.impl == "fold":
-            a = folded_gru_a(self.embed, self.gru_a, cond, sig, pred, exc, FRAME_SIZE, dt, compiled=compile_cells())
+            a = folded_gru_a(self.embed, self.gru_a, cond, idx, FRAME_SIZE, dt, compiled=compile_cells())
         else:
-            emb = F.embedding(torch.stack([sig, pred, exc], dim=-1), self.embed.weight.to(dt)).flatten(-2)
+            emb = F.embedding(idx, self.embed.weight.to(dt)).flatten(-2)
             a, _ = self.gru_a(frame_concat(emb, cond, FRAME_SIZE))
         return gru_b_forward(self.gru_b, frame_concat(a, cond, FRAME_SIZE))
 
-    def _hidden_old(self, cond: torch.Tensor, sig, pred, exc) -> torch.Tensor:
+    def _hidden_old(self, cond: torch.Tensor, idx) -> torch.Tensor:
         cond_s = cond.repeat_interleave(FRAME_SIZE, dim=1)
-        emb = self.embed(torch.stack([sig, pred, exc], dim=-1)).flatten(-2)
+        emb = self.embed(idx).flatten(-2)
         if torch.is_autocast_enabled(emb.device.type):  # halve the activation memory before the GRU
             emb = emb.to(torch.get_autocast_dtype(emb.device.type))
         a, _ = self.gru_a(torch.cat([emb, cond_s.to(emb.dtype)], dim=-1))
         b, _ = self.gru_b(torch.cat([a, cond_s.to(a.dtype)], dim=-1))
         return b
 
-    def forward(self, features, sig, pred, exc, target=None):
+    def forward(self, features, sig, pred, exc, target=None, ltp=None):
         """Logits (B, T*160, 256); with ``target`` the mean cross-entropy instead, computed without
-        keeping any B x T*160 x 256 activation (fused chunked loss; ``old``: recomputed in backward)."""
+        keeping any B x T*160 x 256 activation (fused chunked loss; ``old``: recomputed in backward).
+        ``ltp``: the LTP taps (B, T*160, ltp_taps) of a model that has them (:mod:`.ltp`)."""
         if target is None:
-            return self.sample_rate(self.frame_rate(features), sig, pred, exc)
-        h = self.hidden(self.frame_rate(features), sig, pred, exc)
+            return self.sample_rate(self.frame_rate(features), sig, pred, exc, ltp)
+        h = self.hidden(self.frame_rate(features), sig, pred, exc, ltp)
         if self.impl != "old":
             d = self.dual_fc
             return dual_fc_loss(h, d.weight, d.bias, d.factor, target)
@@ -230,9 +294,10 @@ class LPCNet(nn.Module):
 
     # -- single step (for export tests and the torch reference synthesis)
     def step(self, cond: torch.Tensor, sig: torch.Tensor, pred: torch.Tensor, exc: torch.Tensor,
-             ha: torch.Tensor, hb: torch.Tensor):
-        """cond (B, C); sig/pred/exc (B,) int64; ha (B, N); hb (B, 16) -> (logits (B,256), ha, hb)."""
-        emb = self.embed(torch.stack([sig, pred, exc], dim=-1)).flatten(-2)
+             ha: torch.Tensor, hb: torch.Tensor, ltp: torch.Tensor | None = None):
+        """cond (B, C); sig/pred/exc (B,) int64; ha (B, N); hb (B, 16); ltp (B, ltp_taps) int64 when the
+        model has taps -> (logits (B,256), ha, hb)."""
+        emb = self.embed(self.sample_indices(sig, pred, exc, ltp)).flatten(-2)
         ha = _gru_cell(self.gru_a, torch.cat([emb, cond], dim=-1), ha)
         hb = _gru_cell(self.gru_b, torch.cat([ha, cond], dim=-1), hb)
         return self.dual_fc(hb), ha, hb
@@ -278,18 +343,28 @@ def synthesize(model: LPCNet, features: torch.Tensor, lpc: torch.Tensor, uniform
     exc = torch.tensor([128])
     out = torch.zeros(T * FRAME_SIZE)
     corr = features[2:2 + T, CORR_INDEX]
+    taps = model.cfg.ltp_taps
+    lags = ltp_lag(features[2:2 + T, PERIOD_INDEX])
+    offs = torch.tensor(tap_offsets(taps), dtype=torch.long)
+    past = torch.full((T * FRAME_SIZE,), 128, dtype=torch.long)  # the excitations drawn so far
     for f in range(T):
         boost = sampling_boost(float(corr[f]))
         for n in range(FRAME_SIZE):
+            t = f * FRAME_SIZE + n
             u = float((lpc[f] * hist).sum())
             sig = ulaw_index(hist[:1])
             pred = ulaw_index(torch.tensor([u]))
-            logits, ha, hb = model.step(cond[f:f + 1], sig, pred, exc, ha, hb)
-            idx = sample_from_logits(logits[0], boost, float(uniforms[f * FRAME_SIZE + n]))
+            ltp = None
+            if taps:
+                j = t - int(lags[f]) + offs
+                ltp = torch.where(j >= 0, past[j.clamp(min=0)], 128)[None]
+            logits, ha, hb = model.step(cond[f:f + 1], sig, pred, exc, ha, hb, ltp)
+            idx = sample_from_logits(logits[0], boost, float(uniforms[t]))
             x = min(32767.0, max(-32768.0, u + float(ulaw2lin(torch.tensor(float(idx))))))
             hist = torch.cat([torch.tensor([x]), hist[:-1]])
             exc = torch.tensor([idx])
-            out[f * FRAME_SIZE + n] = x
+            past[t] = idx
+            out[t] = x
     return out
 
 

@@ -11,7 +11,8 @@ Recipe branches (ablations): ``<name>.<tag>[.<tag>...]`` starts from ``ROOT/<nam
 run, falling back to last.pt) as a fine-tune of the same speakers, with each tag's train.py options
 appended after every other option, so they win: ``control`` (nothing changed: the restart alone),
 ``noiseN`` (``--noise-scale N``), ``nonoise`` (``--noise-domain none``), ``sig`` (``--noise-domain sig``),
-``lrX`` (``--lr X``), ``decayX`` (``--lr-decay X``), ``bN`` (``--batch N``). Example:
+``lrX`` (``--lr X``), ``decayX`` (``--lr-decay X``), ``bN`` (``--batch N``), ``ltpN`` (``--ltp-taps N``:
+N lagged-excitation inputs, the start widened by zero columns). Example:
 ``--models lpcnet-bl-s.control,lpcnet-bl-s.noise3,lpcnet-bl-s.nonoise,lpcnet-bl-s.b1024.lr2e-3``.
 Each run writes to ROOT/<name>/ (see train.py) plus ROOT/<name>/stdout.log; runs whose status.json
 says done are skipped.  Exit status: number of failed runs.
@@ -40,7 +41,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(r"^sig$"), lambda m: ["--noise-domain", "sig"]),
         (re.compile(rf"^lr(?P<x>{_NUM})$"), lambda m: ["--lr", m.group("x")]),
         (re.compile(rf"^decay(?P<x>{_NUM})$"), lambda m: ["--lr-decay", m.group("x")]),
-        (re.compile(r"^b(?P<x>\d+)$"), lambda m: ["--batch", m.group("x")])]
+        (re.compile(r"^b(?P<x>\d+)$"), lambda m: ["--batch", m.group("x")]),
+        (re.compile(r"^ltp(?P<x>\d+)$"), lambda m: ["--ltp-taps", m.group("x")])]
 
 
 # GPU memory one training process reaches, in GiB per sequence of its batch (15-frame sequences, bf16

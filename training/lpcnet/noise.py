@@ -86,8 +86,18 @@ def inputs_from(signal: torch.Tensor, xn: torch.Tensor, lpc: torch.Tensor):
 
 
 def make_inputs(signal: torch.Tensor, lpc: torch.Tensor, *, noise: bool = True, domain: str = "exc",
-                scale: float | None = None, generator: torch.Generator | None = None):
-    """-> (sig, pred, exc, target), each int64 (B, T*160)."""
+                scale: float | None = None, generator: torch.Generator | None = None,
+                features: torch.Tensor | None = None, ltp_taps: int = 0):
+    """-> (sig, pred, exc, target), each int64 (B, T*160); with ``ltp_taps`` > 0 (needs the batch's
+    feature rows ``features``) a fifth item, the LTP taps (B, T*160, ltp_taps) of :mod:`.ltp`, drawn
+    from the same noisy past."""
     xn = noisy_signal(signal, lpc, domain=domain, scale=scale, generator=generator) if noise \
         else signal.to(torch.float32)
-    return inputs_from(signal, xn, lpc)
+    out = inputs_from(signal, xn, lpc)
+    if ltp_taps == 0:
+        return out
+    if features is None:
+        raise ValueError("LTP taps need the feature rows (their pitch period gives the lag)")
+    from .ltp import excitation_history, ltp_inputs
+
+    return (*out, ltp_inputs(excitation_history(xn, lpc), features, ltp_taps))

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from . import gru_scan
 from .data import DataError, ShardSet, load_group_map, log, select_speakers
-from .model import LPCNet, config_for, count_parameters
+from .model import LPCNet, config_for, count_parameters, widen_for_ltp
 from .noise import make_inputs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,6 +67,9 @@ def parse_args(argv=None):
                     help="lr / (1 + decay * step) (LPCNet: 5e-5; default 0, or as saved)")
     ap.add_argument("--clip", type=float, default=None, help="grad-norm clip (default by size and group)")
     ap.add_argument("--init-from", default=None, help="start from this checkpoint's weights (fine-tuning)")
+    ap.add_argument("--ltp-taps", type=int, default=None,
+                    help="lagged-excitation (pitch) inputs of GRU-A (0: LPCNet; odd, e.g. 5; default as saved, "
+                         "else 0); --init-from a model without them widens it by zero input columns")
     ap.add_argument("--quantized-after-epoch", type=int, default=None,
                     help="from this epoch on, train on quantized features (default: 3/4 of --epochs)")
     ap.add_argument("--adapt", default=None, choices=["frame", "all"],
@@ -185,9 +188,10 @@ def validate(model: LPCNet, val: ShardSet, feat_key: str, batch: int, D: Dist, a
     sums = torch.zeros(G + 1, dtype=torch.float64)  # per group, and total
     cnts = torch.zeros(G + 1, dtype=torch.float64)
     for b in val.iter_all(batch, D.rank, D.world):
-        sig, pred, exc, target = make_inputs(b["signal"], b["lpc"], noise=False)
+        sig, pred, exc, target, *ltp = make_inputs(b["signal"], b["lpc"], noise=False, features=b[feat_key],
+                                                   ltp_taps=model.cfg.ltp_taps)
         with torch.autocast(D.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(b[feat_key], sig, pred, exc)
+            logits = model(b[feat_key], sig, pred, exc, ltp=ltp[0] if ltp else None)
         loss = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none").mean(1).double().cpu()
         grp = b["group"].cpu() if "group" in b else torch.full((len(loss),), -1)
         grp = torch.where((grp >= 0) & (grp < n_groups), grp, torch.full_like(grp, n_groups))
@@ -285,14 +289,19 @@ def main(argv=None) -> int:
     val_groups_spk = speakers_per_group(val.speaker_ids, group_map) if val is not None else {}
 
     # --- model / optimizer
-    cfg = config_for(size)
+    saved_taps = int(ckpt["config"].get("ltp_taps", 0)) if ckpt is not None else None
+    if a.ltp_taps is None:
+        a.ltp_taps = saved_taps or 0
+    elif saved_taps is not None and a.ltp_taps != saved_taps:
+        raise SystemExit(f"train: {last} has {saved_taps} LTP taps, not --ltp-taps {a.ltp_taps}")
+    cfg = config_for(size, a.ltp_taps)
     torch.manual_seed(a.seed)
     model = LPCNet(cfg)  # seeded init
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     elif a.init_from:
         init = torch.load(a.init_from, map_location="cpu", weights_only=False)
-        model.load_state_dict(init["model"])
+        model.load_state_dict(widen_for_ltp(init["model"], cfg))
         if D.main:
             log(f"train: initialised from {a.init_from} (step {init.get('step')})")
     model.to(dev)
@@ -429,11 +438,12 @@ def main(argv=None) -> int:
             for pg in opt.param_groups:
                 pg["lr"] = lr
             gen = _noise_gen(dev, a.seed, D.rank, state["step"])
-            sig, pred, exc, target = make_inputs(batch["signal"], batch["lpc"], noise=a.noise_domain != "none",
-                                                 domain=a.noise_domain if a.noise_domain != "none" else "exc",
-                                                 scale=a.noise_scale, generator=gen)
+            sig, pred, exc, target, *ltp = make_inputs(
+                batch["signal"], batch["lpc"], noise=a.noise_domain != "none",
+                domain=a.noise_domain if a.noise_domain != "none" else "exc", scale=a.noise_scale, generator=gen,
+                features=batch[feat_key], ltp_taps=cfg.ltp_taps)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = ddp(batch[feat_key], sig, pred, exc, target)
+                loss = ddp(batch[feat_key], sig, pred, exc, target, ltp=ltp[0] if ltp else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if quant and a.adapt == "frame":
