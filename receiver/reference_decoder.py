@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from pnsc.shared.checksum import sha256_file
-from pnsc.shared.constants import CORR_INDEX, FEATURE_DIM, FRAME_CONTEXT, FRAME_SIZE, LPC_ORDER, NB_CEPS, PDF_FLOOR
+from pnsc.shared.constants import (CORR_INDEX, FEATURE_DIM, FRAME_CONTEXT, FRAME_SIZE, LPC_ORDER, LTP_HISTORY, NB_CEPS,
+                                   PDF_FLOOR, PERIOD_INDEX)
 
 DECODER_FAMILIES = ("plpcnet-s", "plpcnet-l", "lpcnet-bl-s", "lpcnet-bl-l")
 
@@ -132,6 +133,7 @@ class ReferenceDecoder:
         shapes = {i.name: i.shape for i in self.sample.get_inputs()}
         self.n_a = int(shapes["ha"][1])
         self.n_b = int(shapes["hb"][1])
+        self.ltp = "past" in shapes  # an LTP decoder's loop graph (training.lpcnet.export)
         self.seed = seed
         self.name = sample_path.name.removesuffix(".onnx")
 
@@ -169,16 +171,19 @@ class ReferenceDecoder:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         state = {"ha": np.zeros((1, self.n_a), np.float32), "hb": np.zeros((1, self.n_b), np.float32),
                  "hist": np.zeros(LPC_ORDER, np.float32), "exc": np.array([128], np.int64)}
+        if self.ltp:  # LTP taps: the excitations drawn so far, and each frame's pitch period for its lag
+            state["past"] = np.full(LTP_HISTORY, 128, np.int64)
         out = np.empty(T * FRAME_SIZE, np.float32)
         lpc = np.asarray(lpc, np.float32)
         for f in range(T):
-            pcm, ha, hb, hist, exc = self.sample.run(None, {
+            extra = {"period": features[f, PERIOD_INDEX:PERIOD_INDEX + 1]} if self.ltp else {}
+            pcm, ha, hb, hist, exc, *past = self.sample.run(None, {
                 "cond": cond[f:f + 1], "lpc": lpc[f], "corr": features[f, CORR_INDEX:CORR_INDEX + 1],
-                "uniforms": rng.random(FRAME_SIZE, dtype=np.float32), **state})
+                "uniforms": rng.random(FRAME_SIZE, dtype=np.float32), **extra, **state})
             if not (np.isfinite(pcm).all() and np.isfinite(ha).all() and np.isfinite(hb).all()):
                 raise DecoderError(f"decoder {self.name} is broken: NaN/inf in its samples or GRU state "
                                    f"at frame {f} of {T}")
-            state = {"ha": ha, "hb": hb, "hist": hist, "exc": exc}
+            state = {"ha": ha, "hb": hb, "hist": hist, "exc": exc, **({"past": past[0]} if past else {})}
             out[f * FRAME_SIZE:(f + 1) * FRAME_SIZE] = pcm
         return out
 

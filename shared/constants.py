@@ -36,3 +36,11 @@ GROUP_UNKNOWN = 255
 # the runtime's `pdf_floor` parameter (pnsc.receiver.sampling), baked into the exported loop graphs.
 # xiph LPCNet uses 0.002; 0.0005 measured better on our decoders' validation speakers (scripts/tune_sampling.py).
 PDF_FLOOR = 0.0005
+
+# LTP taps (decoders whose config has ltp_taps > 0): GRU-A also sees the mu-law excitations drawn one pitch
+# lag back, lag = clamp(round(period), LTP_MIN_LAG, LTP_MAX_LAG) of the frame's pitch period feature. The
+# run-time decoders keep the last LTP_HISTORY drawn excitations (>= LTP_MAX_LAG + 9 // 2 + 1 for up to 9 taps).
+LTP_MIN_LAG = PITCH_MIN  # 32
+LTP_MAX_LAG = PITCH_MAX - 1  # 255
+LTP_MAX_TAPS = 9
+LTP_HISTORY = 264

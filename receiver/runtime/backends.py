@@ -15,6 +15,8 @@ import onnxruntime as ort
 from pnsc.receiver.sampling import GraphFloorError, check_pdf_floor, loop_graph_floor, loop_graph_with_floor
 from pnsc.shared.constants import PDF_FLOOR
 
+from pnsc.shared.constants import LTP_HISTORY
+
 from .model import FRAME_SIZE, LPC_ORDER, ModelFileError
 
 PRECISIONS = ("fp32", "int8")
@@ -28,19 +30,22 @@ class KernelUnavailable(Exception):
 @dataclass
 class SynthState:
     """Recurrent state of one stream: GRU states, the last 16 output samples (most recent first, the LPC
-    history, pre-emphasized int16 scale) and the previous excitation's mu-law index."""
+    history, pre-emphasized int16 scale), the previous excitation's mu-law index and the last
+    ``LTP_HISTORY`` excitations drawn (oldest first; 128 before the start), which decoders with LTP taps
+    read one pitch lag back (the others leave it as it is)."""
 
     ha: np.ndarray
     hb: np.ndarray
     hist: np.ndarray = field(default_factory=lambda: np.zeros(LPC_ORDER, np.float32))
     exc: np.ndarray = field(default_factory=lambda: np.array([128], np.int32))
+    past: np.ndarray = field(default_factory=lambda: np.full(LTP_HISTORY, 128, np.int32))
 
     @classmethod
     def zeros(cls, n_a: int, n_b: int) -> "SynthState":
         return cls(np.zeros(n_a, np.float32), np.zeros(n_b, np.float32))
 
     def copy(self) -> "SynthState":
-        return SynthState(self.ha.copy(), self.hb.copy(), self.hist.copy(), self.exc.copy())
+        return SynthState(self.ha.copy(), self.hb.copy(), self.hist.copy(), self.exc.copy(), self.past.copy())
 
 
 def sampling_boost(corr: float) -> np.float32:
@@ -69,6 +74,11 @@ class OnnxLoopBackend:
         if self.graph_floor is not None and np.float32(self.graph_floor) == np.float32(PDF_FLOOR):
             self._by_floor[np.float32(PDF_FLOOR)] = session  # else dropped: the default floor needs a rewrite
         self.n_a, self.n_b = model.size
+        self.ltp_taps = model.ltp_taps
+        names = {i.name for i in session.get_inputs()}
+        if ({"period", "past"} <= names) != bool(self.ltp_taps):
+            raise ModelFileError(f"{self.path}: its loop graph {'lacks' if self.ltp_taps else 'has'} the LTP inputs "
+                                 f"period/past, but its weights have {self.ltp_taps} LTP taps: re-export the decoder")
 
     def _open(self, src) -> ort.InferenceSession:
         so = ort.SessionOptions()
@@ -90,15 +100,22 @@ class OnnxLoopBackend:
         return self._by_floor[f]
 
     def run_frame(self, cond: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
-                  st: SynthState, pdf_floor: float = PDF_FLOOR) -> np.ndarray:
-        pcm, ha, hb, hist, exc = self.session_for(pdf_floor).run(None, {
-            "cond": np.asarray(cond, np.float32)[None], "lpc": np.asarray(lpc, np.float32),
-            "corr": np.array([corr], np.float32), "uniforms": np.asarray(uniforms, np.float32),
-            "ha": st.ha[None], "hb": st.hb[None], "hist": st.hist, "exc": st.exc.astype(np.int64)})
+                  st: SynthState, pdf_floor: float = PDF_FLOOR, period: float | None = None) -> np.ndarray:
+        """One frame; ``period``: the frame's pitch period feature (needed by LTP decoders)."""
+        feeds = {"cond": np.asarray(cond, np.float32)[None], "lpc": np.asarray(lpc, np.float32),
+                 "corr": np.array([corr], np.float32), "uniforms": np.asarray(uniforms, np.float32),
+                 "ha": st.ha[None], "hb": st.hb[None], "hist": st.hist, "exc": st.exc.astype(np.int64)}
+        if self.ltp_taps:
+            if period is None:
+                raise ValueError("this decoder has LTP taps: run_frame needs the frame's pitch period (period=)")
+            feeds.update(period=np.array([period], np.float32), past=st.past.astype(np.int64))
+        pcm, ha, hb, hist, exc, *past = self.session_for(pdf_floor).run(None, feeds)
         st.ha[:] = ha[0]
         st.hb[:] = hb[0]
         st.hist[:] = hist
         st.exc[:] = exc
+        if past:
+            st.past[:] = past[0]
         return pcm
 
 

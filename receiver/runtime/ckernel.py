@@ -9,6 +9,8 @@ LPCNet does.  Everything else (tables, GRU-B recurrence, dual FC, sampling) stay
 fp32 keeps float32 arithmetic throughout; GRU-A's recurrent matrix is stored as float16 when its values
 are exactly float16 (the shipped ONNX files store float16 weights), which halves its memory traffic and
 changes no result.
+LTP decoders (``ltp_taps`` > 0) add one folded table per tap; the kernel keeps no state of its own: the
+stream's :class:`SynthState` carries the excitation history (``past``) and each frame passes its lag.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import numpy as np
 from pnsc.shared.constants import PDF_FLOOR
 
 from .backends import KernelUnavailable, SynthState, sampling_boost
-from .model import FRAME_SIZE, ModelFileError
+from .model import CONTEXT, FRAME_SIZE, PERIOD_INDEX, ModelFileError, ltp_lag
 
 BLOCK = 64
 _ISA_NAMES = {"avx512": "avx512-vnni", "avx2": "avx2", "generic": "generic"}
@@ -106,7 +108,7 @@ class CBackend:
         self.n_a, self.n_b = w.n_a, w.n_b
         n = w.n_a
         kw = dict(
-            n_a=n, n_b=w.n_b, kernel=self.kernel, int8=precision == "int8",
+            n_a=n, n_b=w.n_b, kernel=self.kernel, int8=precision == "int8", taps=w.ltp_taps,
             tables=np.ascontiguousarray(w.embedding_tables()),
             ba_hh=w.ba_hh, wb_hh=block_f32(w.wb_hh), bb_hh=w.bb_hh,
             wd=block_f32(w.dual_w.reshape(2 * 256, w.n_b)), bd=w.dual_b.reshape(-1), fd=w.dual_f.reshape(-1))
@@ -130,6 +132,7 @@ class CBackend:
         except ValueError as exc:
             raise ModelFileError(f"{model.files.sample}: {exc}") from None
         self.c_frame_net = self._setup_frame_net(model)
+        self.ltp_taps = w.ltp_taps
         self._ga = np.empty(3 * w.n_a, np.float32)
         self._gb = np.empty(3 * w.n_b, np.float32)
 
@@ -148,7 +151,7 @@ class CBackend:
                             key=lambda k: int(k.rsplit("_", 1)[-1]) if k.rsplit("_", 1)[-1].isdigit() else 1 << 30)
             off, scale = (np.ascontiguousarray(inits[k], np.float32) for k in consts[:2])
             c, p = w1.shape[0], inits["frame_net.pitch_embedding.weight"].shape[1]
-            e3 = 3 * w.embed_dim
+            e3 = w.sample_cols
             self.net.set_frame_net(
                 c, p, off=off, scale=scale,
                 pemb=np.ascontiguousarray(inits["frame_net.pitch_embedding.weight"], np.float32),
@@ -171,21 +174,34 @@ class CBackend:
                 return False
         return True
 
+    def _ltp(self, st: SynthState, period: float | None) -> dict:
+        """The frame's LTP arguments of ``Net.frame`` (none for a decoder without taps)."""
+        if not self.ltp_taps:
+            return {}
+        if period is None:
+            raise ValueError("this decoder has LTP taps: run_frame needs the frame's pitch period (period=)")
+        return {"past": st.past, "lag": ltp_lag(period)}
+
     def run_window(self, window: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
                    st: SynthState, pdf_floor: float = PDF_FLOOR) -> np.ndarray:
-        """Frame-rate network on the (5, 20) window and the 160-sample loop, both in C."""
+        """Frame-rate network on the (5, 20) window and the 160-sample loop, both in C (the LTP lag from the
+        pitch period of the window's centre frame)."""
         ga, gb = np.empty_like(self._ga), np.empty_like(self._gb)  # per call: streams may share this backend
         self.net.cond(np.ascontiguousarray(window, np.float32), ga, gb)
         out = np.empty(FRAME_SIZE, np.float32)
         self.net.frame(ga, gb, lpc, float(sampling_boost(corr)), uniforms, st.ha, st.hb, st.hist,
-                       st.exc, out, pdf_floor=pdf_floor)
+                       st.exc, out, pdf_floor=pdf_floor, **self._ltp(st, window[CONTEXT, PERIOD_INDEX]))
         return out
 
     def run_frame(self, cond: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
-                  st: SynthState, force: np.ndarray | None = None, pdf_floor: float = PDF_FLOOR) -> np.ndarray:
+                  st: SynthState, force: np.ndarray | None = None, pdf_floor: float = PDF_FLOOR,
+                  period: float | None = None) -> np.ndarray:
+        """The 160-sample loop for conditioning ``cond``; ``period``: the frame's pitch period feature
+        (needed by LTP decoders, ignored by the others)."""
         ga, gb = self.weights.cond_terms(np.asarray(cond, np.float32))
         out = np.empty(FRAME_SIZE, np.float32)
         self.net.frame(ga, gb, np.ascontiguousarray(lpc, np.float32), float(sampling_boost(corr)),
                        np.ascontiguousarray(uniforms, np.float32), st.ha, st.hb, st.hist, st.exc, out,
-                       None if force is None else np.ascontiguousarray(force, np.float32), pdf_floor=pdf_floor)
+                       None if force is None else np.ascontiguousarray(force, np.float32), pdf_floor=pdf_floor,
+                       **self._ltp(st, period))
         return out

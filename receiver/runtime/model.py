@@ -2,6 +2,8 @@
 
 Weights come from the ONNX initializers of ``<name>.onnx`` (PyTorch names, see
 ``training.lpcnet.export``); the frame-rate network ``<name>.frame.onnx`` runs in onnxruntime.
+A decoder with LTP taps says so in its metadata (``ltp_taps``); GRU-A's input matrix then has one
+embedding-wide column block per tap between the sample embeddings and the conditioning.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from pnsc.shared.checksum import sha256_file
 from .onnx_weights import ModelFileError as _ProtoError
 from .onnx_weights import read_onnx
 
-from pnsc.shared.constants import CORR_INDEX, FEATURE_DIM, FRAME_SIZE, LPC_ORDER  # noqa: E402
+from pnsc.shared.constants import (CORR_INDEX, FEATURE_DIM, FRAME_SIZE, LPC_ORDER, LTP_MAX_LAG,  # noqa: E402
+                                   LTP_MAX_TAPS, LTP_MIN_LAG, PERIOD_INDEX)
 MU_LEVELS = 256
 CONTEXT = 2  # frames of conv context each side of the frame-rate network
 MAX_GRU_A = 1024
@@ -44,6 +47,12 @@ class SampleWeights:
     dual_w: np.ndarray  # (2, 256, NB)
     dual_b: np.ndarray  # (2, 256)
     dual_f: np.ndarray  # (2, 256)
+    ltp_taps: int = 0  # lagged-excitation inputs of GRU-A (metadata ``ltp_taps``)
+
+    @property
+    def sample_cols(self) -> int:
+        """Columns of GRU-A's input matrix fed by embeddings: sig, pred, exc and the LTP taps."""
+        return (3 + self.ltp_taps) * self.embed_dim
 
     @property
     def n_a(self) -> int:
@@ -59,20 +68,40 @@ class SampleWeights:
 
     @property
     def cond_dim(self) -> int:
-        return self.wa_ih.shape[1] - 3 * self.embed_dim
+        return self.wa_ih.shape[1] - self.sample_cols
 
     def cond_terms(self, cond: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Frame conditioning (C,) -> GRU-A and GRU-B input-gate terms (3N,), (3NB,), input biases included."""
-        e3, n = 3 * self.embed_dim, self.n_a
+        e3, n = self.sample_cols, self.n_a
         ga = self.wa_ih[:, e3:] @ cond + self.ba_ih
         gb = self.wb_ih[:, n:] @ cond + self.bb_ih
         return ga.astype(np.float32), gb.astype(np.float32)
 
     def embedding_tables(self) -> np.ndarray:
-        """(3, 256, 3N): the mu-law embedding times each third of GRU-A's input matrix (LPCNet's trick:
-        three row gathers replace the 3E-wide input product at every sample)."""
+        """(3 + taps, 256, 3N): the mu-law embedding times each embedding block of GRU-A's input matrix
+        (sig, pred, exc, then the LTP taps; LPCNet's trick: row gathers replace the input product)."""
         e = self.embed_dim
-        return np.stack([self.embed @ self.wa_ih[:, k * e:(k + 1) * e].T for k in range(3)]).astype(np.float32)
+        return np.stack([self.embed @ self.wa_ih[:, k * e:(k + 1) * e].T
+                         for k in range(3 + self.ltp_taps)]).astype(np.float32)
+
+
+def ltp_lag(period: float) -> int:
+    """A frame's pitch period feature (samples) -> the LTP taps' integer lag, clamp(floor(p + 0.5), 32, 255),
+    in float32 as the exported graph and the training code compute it."""
+    f = float(np.floor(np.float32(period) + np.float32(0.5)))
+    return int(min(max(f, LTP_MIN_LAG), LTP_MAX_LAG)) if f == f else LTP_MIN_LAG
+
+
+def metadata_taps(meta: dict, path) -> int:
+    """The ``ltp_taps`` metadata of an exported sample network (0 when absent: files before LTP taps)."""
+    raw = meta.get("ltp_taps", "0")
+    try:
+        taps = int(raw)
+    except ValueError:
+        raise ModelFileError(f"{path}: bad ltp_taps metadata {raw!r} (an integer 0..{LTP_MAX_TAPS})") from None
+    if not (taps == 0 or (taps % 2 == 1 and 1 <= taps <= LTP_MAX_TAPS)):
+        raise ModelFileError(f"{path}: unsupported ltp_taps {taps} in its metadata (0 or odd 1..{LTP_MAX_TAPS})")
+    return taps
 
 
 _KEYS = {"embed": "embed.weight", "wa_ih": "gru_a.weight_ih_l0", "wa_hh": "gru_a.weight_hh_l0",
@@ -84,27 +113,35 @@ _KEYS = {"embed": "embed.weight", "wa_ih": "gru_a.weight_ih_l0", "wa_hh": "gru_a
 def sample_weights(path: str | Path) -> SampleWeights:
     """Read and shape-check the sample-rate weights of an exported ``<name>.onnx``."""
     try:
-        inits, _ = read_onnx(path)
+        inits, meta = read_onnx(path)
     except _ProtoError as exc:
         raise ModelFileError(str(exc)) from None
     missing = [v for v in _KEYS.values() if v not in inits]
     if missing:
         raise ModelFileError(f"{path}: not an exported LPCNet sample network (missing {', '.join(missing)})")
-    w = SampleWeights(**{k: np.ascontiguousarray(inits[v], np.float32) for k, v in _KEYS.items()})
+    w = SampleWeights(**{k: np.ascontiguousarray(inits[v], np.float32) for k, v in _KEYS.items()},
+                      ltp_taps=metadata_taps(meta, path))
     _check_shapes(w, path)
     return w
 
 
 def _check_shapes(w: SampleWeights, path) -> None:
     n, nb, e = w.wa_hh.shape[1], w.wb_hh.shape[1], w.embed.shape[1] if w.embed.ndim == 2 else -1
-    c = w.wa_ih.shape[1] - 3 * e if w.wa_ih.ndim == 2 else -1
-    want = {"embed": (MU_LEVELS, e), "wa_ih": (3 * n, 3 * e + c), "wa_hh": (3 * n, n), "ba_ih": (3 * n,),
+    c = w.wb_ih.shape[1] - n if w.wb_ih.ndim == 2 else -1  # the conditioning width, from GRU-B's input
+    want = {"embed": (MU_LEVELS, e), "wa_ih": (3 * n, w.wa_ih.shape[-1]), "wa_hh": (3 * n, n), "ba_ih": (3 * n,),
             "ba_hh": (3 * n,), "wb_ih": (3 * nb, n + c), "wb_hh": (3 * nb, nb), "bb_ih": (3 * nb,),
             "bb_hh": (3 * nb,), "dual_w": (2, MU_LEVELS, nb), "dual_b": (2, MU_LEVELS), "dual_f": (2, MU_LEVELS)}
     for k, shape in want.items():
         if getattr(w, k).shape != shape:
             raise ModelFileError(f"{path}: unsupported decoder shape: {_KEYS[k]} is {getattr(w, k).shape}, "
                                  f"the runtime expects {shape}")
+    k = 3 + w.ltp_taps
+    if w.wa_ih.shape[1] != k * e + c:
+        extra = w.wa_ih.shape[1] - c - 3 * e
+        found = f"{extra // e} tap blocks" if e > 0 and extra >= 0 and extra % e == 0 else "no whole number of tap blocks"
+        raise ModelFileError(f"{path}: its metadata says ltp_taps={w.ltp_taps}, but gru_a.weight_ih_l0 has "
+                             f"{w.wa_ih.shape[1]} input columns ({found}; {k * e + c} expected): "
+                             f"re-export the decoder")
     if not (1 <= n <= MAX_GRU_A and 1 <= nb <= MAX_GRU_B and e >= 1 and c >= 1):
         raise ModelFileError(f"{path}: unsupported decoder shape: GRU-A {n} (1..{MAX_GRU_A}), "
                              f"GRU-B {nb} (1..{MAX_GRU_B}), embedding {e}, conditioning {c}")
@@ -181,6 +218,11 @@ class LoadedModel:
         self.weights = sample_weights(files.sample)
         self.frame_net = FrameNet(files.frame, self.weights.cond_dim)
         self._backends: dict = {}
+
+    @property
+    def ltp_taps(self) -> int:
+        """LTP taps of the sample network (0: LPCNet as published)."""
+        return self.weights.ltp_taps
 
     @property
     def size(self) -> tuple[int, int]:

@@ -13,6 +13,11 @@ all fine-tuned from one model) the GRU states carry over too; across sizes the n
 states start at zero.  Either way the first frame after a switch is decoded by both decoders from the
 same state and random draws, and crossfaded (linear over the 160 samples, before de-emphasis), so
 no discontinuity or level jump reaches the output; the new decoder continues from its own state.
+
+Decoders with LTP taps: the state also holds the excitations drawn so far (``SynthState.past``, kept across
+pushes, flushes and switches, cleared by ``reset``), and each frame's lag comes from the pitch period of the
+frame being synthesized (the centre of its feature window), so a concealed (extrapolated) frame pushed like
+a received one brings its own lag.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from pnsc.shared.dsp import deemphasize
 from pnsc.shared.lpc import lpc_from_cepstrum as _lpc_numpy
 
 from .backends import KernelUnavailable, SynthState, requested_kernel
-from .model import CONTEXT, CORR_INDEX, FEATURE_DIM, FRAME_SIZE, LoadedModel, locate
+from .model import CONTEXT, CORR_INDEX, FEATURE_DIM, FRAME_SIZE, PERIOD_INDEX, LoadedModel, locate
 
 DEFAULT_PRECISION = "int8"
 FAMILIES_BY_SIZE = {"s": ("plpcnet-s", "lpcnet-bl-s"), "l": ("plpcnet-l", "lpcnet-bl-l")}
@@ -205,7 +210,8 @@ class StreamingDecoder:
         if getattr(backend, "c_frame_net", False):
             return backend.run_window(window, lpc, corr, uniforms, state, pdf_floor=pdf_floor)
         cond = model.frame_net.run(window)
-        return backend.run_frame(cond, lpc, corr, uniforms, state, pdf_floor=pdf_floor)
+        return backend.run_frame(cond, lpc, corr, uniforms, state, pdf_floor=pdf_floor,
+                                 period=float(window[CONTEXT, PERIOD_INDEX]))
 
     def _finish(self, y: np.ndarray) -> np.ndarray:
         pcm, self._deemph = _deemph(y, self._deemph)

@@ -18,7 +18,7 @@ from pnsc.shared.constants import PDF_FLOOR
 from pnsc.shared.lpc import lpc_from_cepstrum
 
 from .backends import SynthState
-from .model import CONTEXT, CORR_INDEX, FRAME_SIZE, LoadedModel
+from .model import CONTEXT, CORR_INDEX, FRAME_SIZE, PERIOD_INDEX, LoadedModel
 
 CHOICE_TOL = 1.0  # int16 units; neighbouring mu-law levels are >= 5.6 apart
 
@@ -45,11 +45,12 @@ def compare_with_reference(model: LoadedModel, features: np.ndarray, *, precisio
     for t in range(T):
         sl = slice(t * FRAME_SIZE, (t + 1) * FRAME_SIZE)
         uni = rng.random(FRAME_SIZE, dtype=np.float32)
-        corr = float(features[t, CORR_INDEX])
+        corr, period = float(features[t, CORR_INDEX]), float(features[t, PERIOD_INDEX])
         if resync:
             st = st_ref.copy()
-        y_ref[sl] = reference.run_frame(cond[t], lpc[t], corr, uni, st_ref, pdf_floor=pdf_floor)
-        out[sl] = backend.run_frame(cond[t], lpc[t], corr, uni, st, force=y_ref[sl], pdf_floor=pdf_floor)
+        y_ref[sl] = reference.run_frame(cond[t], lpc[t], corr, uni, st_ref, pdf_floor=pdf_floor, period=period)
+        out[sl] = backend.run_frame(cond[t], lpc[t], corr, uni, st, force=y_ref[sl], pdf_floor=pdf_floor,
+                                    period=period)
         if resync:
             state_errs.append(float(np.abs(st.ha - st_ref.ha).max()))
     ok = np.abs(out - y_ref) <= CHOICE_TOL

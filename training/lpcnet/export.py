@@ -10,6 +10,11 @@ Two files per decoder:
             uniforms (160) [U(0,1) draws of a seeded RNG], ha (1, N), hb (1, NB),
             hist (16) [previous output samples, most recent first], exc (1) int64 [previous excitation]
     outputs pcm (160) [pre-emphasized int16-scale samples], ha_out, hb_out, hist_out, exc_out
+  A model with LTP taps (``ltp_taps`` > 0, metadata key ``ltp_taps``) has two more inputs and one more output:
+            period (1) [the frame's raw pitch period feature, column 18; lag = clamp(floor(period + 0.5), 32, 255)],
+            past (LTP_HISTORY = 264) int64 [the excitations drawn before this frame, oldest first, 128 before
+            the start of the decode] -> past_out (264) int64 (the history after the frame);
+  GRU-A's input rows are then [E[sig], E[pred], E[exc], E[e[n - lag + d_k]] for each tap k, cond].
   Sampling (LPCNet): softmax(logits * (1 + max(0, 1.5 corr - 0.5))), PDF_FLOOR subtracted (floored at 0;
   the runtime rewrites this constant for another ``pdf_floor``, pnsc.receiver.sampling),
   inverse CDF at ``uniforms[n]``.  sample x[n] = clip(u[n] + ulaw2lin(e[n]), -32768, 32767).
@@ -28,7 +33,9 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from .model import FRAME_SIZE, LPC_ORDER, PDF_FLOOR, LPCNet, LPCNetConfig
+from pnsc.shared.constants import LTP_HISTORY, LTP_MAX_LAG, LTP_MIN_LAG
+
+from .model import FRAME_SIZE, LPC_ORDER, PDF_FLOOR, LPCNet, LPCNetConfig, tap_offsets
 
 OPSET = 17
 IR_VERSION = 8
@@ -109,7 +116,7 @@ class SampleWeights:
         sd = model.state_dict()
         for k in SAMPLE_KEYS:
             g.init(k, _np(sd[k]))
-        E3 = 3 * c.embed
+        E3 = c.sample_inputs * c.embed  # sig, pred, exc and the LTP taps
         self.cfg = c
 
         def T(x):
@@ -118,7 +125,7 @@ class SampleWeights:
         def cols(x, a, b):
             return g.op("Slice", [x, g.const([a], np.int64), g.const([b], np.int64), g.const([1], np.int64)])
 
-        self.wa_e = T(cols("gru_a.weight_ih_l0", 0, E3))  # (3E, 3N)
+        self.wa_e = T(cols("gru_a.weight_ih_l0", 0, E3))  # ((3 + taps) E, 3N)
         self.wa_c = T(cols("gru_a.weight_ih_l0", E3, E3 + c.cond))  # (C, 3N)
         self.wa_h = T("gru_a.weight_hh_l0")  # (N, 3N)
         self.wb_h = T(cols("gru_b.weight_ih_l0", 0, c.gru_a))  # (N, 3NB)
@@ -146,9 +153,10 @@ def _gru(g: G, gi: str, h: str, w_hh: str, b_hh: str, n: int) -> str:
 
 
 def _step_logits(g: G, W: SampleWeights, ids: str, ga_cond: str, gb_cond: str, ha: str, hb: str):
-    """ids (3,) int64 [sig, pred, exc] -> (logits (256,), ha', hb')."""
+    """ids (3 + taps,) int64 [sig, pred, exc, taps...] -> (logits (256,), ha', hb')."""
     c = W.cfg
-    emb = g.op("Reshape", [g.op("Gather", ["embed.weight", ids], axis=0), g.const([1, 3 * c.embed], np.int64)])
+    emb = g.op("Reshape", [g.op("Gather", ["embed.weight", ids], axis=0),
+                           g.const([1, c.sample_inputs * c.embed], np.int64)])
     gia = g.op("Add", [g.op("MatMul", [emb, W.wa_e]), ga_cond])
     ha2 = _gru(g, gia, ha, W.wa_h, "gru_a.bias_hh_l0", c.gru_a)
     gib = g.op("Add", [g.op("MatMul", [ha2, W.wb_h]), gb_cond])
@@ -180,13 +188,22 @@ def build_loop_graph(model: LPCNet) -> onnx.ModelProto:
     ga_cond, gb_cond = W.cond_terms(g, "cond")
     boost = g.op("Add", [g.const(1.0), g.op("Relu", [g.op("Sub", [g.op("Mul", ["corr", g.const(1.5)]),
                                                                   g.const(0.5)])])])
+    taps = c.ltp_taps
+    if taps:  # indices of the taps in the shifting history: H - lag + d_k at every step of the frame
+        lag = g.op("Cast", [g.op("Clip", [g.op("Floor", [g.op("Add", ["period", g.const(0.5)])]),
+                                          g.const(float(LTP_MIN_LAG)), g.const(float(LTP_MAX_LAG))])], to=I64)
+        tap_idx = g.op("Add", [g.op("Sub", [g.const([LTP_HISTORY], np.int64), lag]),
+                               g.const(tap_offsets(taps), np.int64)])
     # ---- loop body
     b = G("b_")
     it, cin = "iter", "cond_in"
-    ha, hb, hist, exc = "ha_in", "hb_in", "hist_in", "exc_in"
+    ha, hb, hist, exc, past = "ha_in", "hb_in", "hist_in", "exc_in", "past_in"
     u = b.op("ReduceSum", [b.op("Mul", ["lpc", hist]), b.const([0], np.int64)], keepdims=1)  # (1,)
     prev = b.op("Slice", [hist, b.const([0], np.int64), b.const([1], np.int64)])
-    ids = b.op("Concat", [_lin2ulaw_index(b, prev), _lin2ulaw_index(b, u), exc], axis=0)
+    ids = [_lin2ulaw_index(b, prev), _lin2ulaw_index(b, u), exc]
+    if taps:
+        ids.append(b.op("Gather", [past, tap_idx], axis=0))
+    ids = b.op("Concat", ids, axis=0)
     logits, ha2, hb2 = _step_logits(b, W, ids, ga_cond, gb_cond, ha, hb)
     p = b.op("Softmax", [b.op("Mul", [logits, boost])], axis=0)
     p = b.op("Relu", [b.op("Sub", [p, b.const(PDF_FLOOR)])])
@@ -204,45 +221,44 @@ def build_loop_graph(model: LPCNet) -> onnx.ModelProto:
                 helper.make_node("Identity", [hist2], ["hist_next"]),
                 helper.make_node("Cast", [idx_f], ["exc_next"], to=I64),
                 helper.make_node("Identity", [x], ["x_scan"])]
-    body = helper.make_graph(
-        b.nodes, "frame_loop_body",
-        [helper.make_tensor_value_info(it, I64, []), helper.make_tensor_value_info(cin, TensorProto.BOOL, []),
-         helper.make_tensor_value_info(ha, F32, [1, c.gru_a]), helper.make_tensor_value_info(hb, F32, [1, c.gru_b]),
-         helper.make_tensor_value_info(hist, F32, [LPC_ORDER]), helper.make_tensor_value_info(exc, I64, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("ha_next", F32, [1, c.gru_a]),
-         helper.make_tensor_value_info("hb_next", F32, [1, c.gru_b]),
-         helper.make_tensor_value_info("hist_next", F32, [LPC_ORDER]),
-         helper.make_tensor_value_info("exc_next", I64, [1]),
-         helper.make_tensor_value_info("x_scan", F32, [1])],
-        b.inits)
+    vi = helper.make_tensor_value_info
+    body_in = [vi(it, I64, []), vi(cin, TensorProto.BOOL, []), vi(ha, F32, [1, c.gru_a]), vi(hb, F32, [1, c.gru_b]),
+               vi(hist, F32, [LPC_ORDER]), vi(exc, I64, [1])]
+    body_out = [vi("cond_out", TensorProto.BOOL, []), vi("ha_next", F32, [1, c.gru_a]), vi("hb_next", F32, [1, c.gru_b]),
+                vi("hist_next", F32, [LPC_ORDER]), vi("exc_next", I64, [1])]
+    carried = ["ha", "hb", "hist", "exc"]
+    outs = ["ha_out", "hb_out", "hist_out", "exc_out"]
+    inputs = [vi("cond", F32, [1, c.cond]), vi("lpc", F32, [LPC_ORDER]), vi("corr", F32, [1])]
+    outputs = [vi("pcm", F32, [FRAME_SIZE]), vi("ha_out", F32, [1, c.gru_a]), vi("hb_out", F32, [1, c.gru_b]),
+               vi("hist_out", F32, [LPC_ORDER]), vi("exc_out", I64, [1])]
+    if taps:  # the excitation history shifts by one each step: the drawn excitation enters at the end
+        b.nodes.append(helper.make_node("Concat", [b.op("Slice", [past, b.const([1], np.int64),
+                                                                  b.const([LTP_HISTORY], np.int64)]), "exc_next"],
+                                        ["past_next"], axis=0))
+        body_in.append(vi(past, I64, [LTP_HISTORY]))
+        body_out.append(vi("past_next", I64, [LTP_HISTORY]))
+        carried.append("past")
+        outs.append("past_out")
+        inputs.append(vi("period", F32, [1]))
+        outputs.append(vi("past_out", I64, [LTP_HISTORY]))
+    body = helper.make_graph(b.nodes, "frame_loop_body", body_in, body_out + [vi("x_scan", F32, [1])], b.inits)
     trip = g.const(FRAME_SIZE, np.int64, "trip")
     true = g.name("true")
     g.inits.append(numpy_helper.from_array(np.array(True), true))
-    outs = ["ha_out", "hb_out", "hist_out", "exc_out", g.name("pcm_scan")]
-    g.nodes.append(helper.make_node("Loop", [trip, true, "ha", "hb", "hist", "exc"], outs, body=body))
+    outs.append(g.name("pcm_scan"))
+    g.nodes.append(helper.make_node("Loop", [trip, true] + carried, outs, body=body))
     g.nodes.append(helper.make_node("Reshape", [outs[-1], g.const([FRAME_SIZE], np.int64)], ["pcm"]))
-    graph = helper.make_graph(
-        g.nodes, "lpcnet_frame_loop",
-        [helper.make_tensor_value_info("cond", F32, [1, c.cond]),
-         helper.make_tensor_value_info("lpc", F32, [LPC_ORDER]),
-         helper.make_tensor_value_info("corr", F32, [1]),
-         helper.make_tensor_value_info("uniforms", F32, [FRAME_SIZE]),
-         helper.make_tensor_value_info("ha", F32, [1, c.gru_a]),
-         helper.make_tensor_value_info("hb", F32, [1, c.gru_b]),
-         helper.make_tensor_value_info("hist", F32, [LPC_ORDER]),
-         helper.make_tensor_value_info("exc", I64, [1])],
-        [helper.make_tensor_value_info("pcm", F32, [FRAME_SIZE]),
-         helper.make_tensor_value_info("ha_out", F32, [1, c.gru_a]),
-         helper.make_tensor_value_info("hb_out", F32, [1, c.gru_b]),
-         helper.make_tensor_value_info("hist_out", F32, [LPC_ORDER]),
-         helper.make_tensor_value_info("exc_out", I64, [1])],
-        g.inits)
+    inputs += [vi("uniforms", F32, [FRAME_SIZE]), vi("ha", F32, [1, c.gru_a]), vi("hb", F32, [1, c.gru_b]),
+               vi("hist", F32, [LPC_ORDER]), vi("exc", I64, [1])]
+    if taps:
+        inputs.append(vi("past", I64, [LTP_HISTORY]))
+    graph = helper.make_graph(g.nodes, "lpcnet_frame_loop", inputs, outputs, g.inits)
     return _model(graph, c)
 
 
 def build_step_graph(model: LPCNet) -> onnx.ModelProto:
-    """One sample step: cond (1,C), ids (3,) int64 [sig, pred, exc], ha, hb -> probs (256,), ha_out, hb_out."""
+    """One sample step: cond (1,C), ids (3 + taps,) int64 [sig, pred, exc, LTP taps...], ha, hb -> probs (256,),
+    ha_out, hb_out."""
     c = model.cfg
     g = G("s_")
     W = SampleWeights(g, model)
@@ -252,7 +268,7 @@ def build_step_graph(model: LPCNet) -> onnx.ModelProto:
                 helper.make_node("Identity", [ha2], ["ha_out"]), helper.make_node("Identity", [hb2], ["hb_out"])]
     graph = helper.make_graph(
         g.nodes, "lpcnet_step",
-        [helper.make_tensor_value_info("cond", F32, [1, c.cond]), helper.make_tensor_value_info("ids", I64, [3]),
+        [helper.make_tensor_value_info("cond", F32, [1, c.cond]), helper.make_tensor_value_info("ids", I64, [c.sample_inputs]),
          helper.make_tensor_value_info("ha", F32, [1, c.gru_a]), helper.make_tensor_value_info("hb", F32, [1, c.gru_b])],
         [helper.make_tensor_value_info("probs", F32, [256]),
          helper.make_tensor_value_info("ha_out", F32, [1, c.gru_a]),

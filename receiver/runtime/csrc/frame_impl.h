@@ -9,6 +9,9 @@
  *   FRAME_FN: the function name.
  * With force (160 samples), the loop follows the given samples (LPC history and excitation index from
  * them) while out[] still receives the sample this kernel would have chosen at each step.
+ * LTP taps (net->taps > 0): the history past[] of drawn excitations (the fed-back ones under force) is
+ * extended by this frame's draws in a local buffer, so a tap one lag back may reach into the same frame;
+ * tap k of sample n is table 3 + k at e[n - lag + k - taps/2]. Without taps nothing of this runs.
  * Arithmetic order follows the exported ONNX loop graph (training/lpcnet/export.py). */
 #include <math.h>
 #include <string.h>
@@ -54,7 +57,7 @@ static void gru_gates(float *restrict h, const float *restrict gi, const float *
 
 void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc, float boost, float pfloor,
               const float *uniforms, const float *force, float *ha, float *hb, float *hist, int32_t *excp,
-              float *out) {
+              int32_t *past, int lag, float *out) {
     const int N = net->n_a, NB = net->n_b, N3 = 3 * N, NB3 = 3 * NB;
     float gi[MAX_ROWS + 64] ALIGNED, gh[MAX_ROWS + 64] ALIGNED, tmp[2 * MAX_NA + 64] ALIGNED;
     float nn[MAX_NA + 64] ALIGNED, h_a[MAX_NA + 64] ALIGNED;
@@ -62,6 +65,9 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
     float y[2 * LEVELS] ALIGNED, logits[LEVELS] ALIGNED;
     int32_t acc[MAX_ROWS + 64] ALIGNED;
     uint8_t xq[MAX_NA + 64] ALIGNED;
+    int32_t eh[LTP_HIST + FRAME]; /* LTP: excitation history, then this frame's draws */
+    const int K = net->taps, d0 = LTP_HIST - lag - K / 2; /* eh index of sample n's first tap: n + d0 */
+    if (K) memcpy(eh, past, sizeof(int32_t) * LTP_HIST);
     int exc = *excp;
     memset(tmp, 0, sizeof(tmp));
     memset(nn, 0, sizeof(nn));
@@ -78,7 +84,16 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
         const float *t0 = net->tables + (size_t)si * N3;
         const float *t1 = net->tables + (size_t)(LEVELS + pi) * N3;
         const float *t2 = net->tables + (size_t)(2 * LEVELS + exc) * N3;
-        for (int j = 0; j < N3; j++) gi[j] = (t0[j] + t1[j] + t2[j]) + ga[j];
+        if (!K) {
+            for (int j = 0; j < N3; j++) gi[j] = (t0[j] + t1[j] + t2[j]) + ga[j];
+        } else {
+            for (int j = 0; j < N3; j++) gi[j] = t0[j] + t1[j] + t2[j];
+            for (int k = 0; k < K; k++) {
+                const float *tk = net->tables + (size_t)((3 + k) * LEVELS + eh[n + d0 + k]) * N3;
+                for (int j = 0; j < N3; j++) gi[j] += tk[j];
+            }
+            for (int j = 0; j < N3; j++) gi[j] += ga[j];
+        }
         /* GRU-A recurrent product */
         if (net->int8) {
             mv_q8(net->wq, net->ra, net->cg, xq, acc);
@@ -123,7 +138,9 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
         memmove(hist + 1, hist, sizeof(float) * (ORDER - 1));
         hist[0] = x;
         exc = idx;
+        if (K) eh[LTP_HIST + n] = idx;
     }
+    if (K) memcpy(past, eh + FRAME, sizeof(int32_t) * LTP_HIST);
     memcpy(ha, h_a, sizeof(float) * N);
     memcpy(hb, h_b, sizeof(float) * NB);
     *excp = exc;

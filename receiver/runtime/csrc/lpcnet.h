@@ -14,14 +14,19 @@
 #define MAX_NA 1024
 #define MAX_NB 64
 #define MAX_ROWS (3 * MAX_NA)
+#define MAX_TAPS 9      /* LTP taps (pnsc.shared.constants.LTP_MAX_TAPS) */
+#define LTP_HIST 264    /* excitation history of LTP decoders (LTP_HISTORY): >= 255 + MAX_TAPS / 2 + 1 */
+#define LTP_MIN_LAG 32
+#define LTP_MAX_LAG 255
 #define PDF_FLOOR_MAX (1.0f / LEVELS) /* sampling floors stay below 1/256: the largest probability survives
                                          (the default lives in pnsc.shared.constants.PDF_FLOOR) */
 
 typedef struct {
     int n_a, n_b, int8;
+    int taps;                 /* LTP taps: GRU-A also sees e[n - lag + k - taps/2], k < taps (0: none) */
     int ra, rb;               /* 3*n_a, 3*n_b padded to BLK */
     int cg;                   /* ceil(n_a / 4): int8 column groups */
-    float *tables;            /* [3][256][3*n_a] embedding x GRU-A input matrix */
+    float *tables;            /* [3 + taps][256][3*n_a] embedding x GRU-A input matrix (sig, pred, exc, taps) */
     float *wa;                /* fp32 GRU-A recurrent, blocked [ra/64][n_a][64] */
     uint16_t *wa16;           /* or the same as IEEE half (the ONNX files store float16: lossless, half the bytes) */
     int8_t *wq;               /* int8 GRU-A recurrent, blocked [ra/64][cg][64][4] */
@@ -51,9 +56,11 @@ typedef struct {
 #define MAX_COND 256
 #define MAX_IN1 (20 + 256)
 
+/* past (LTP decoders only, else NULL): the last LTP_HIST excitations drawn, oldest first, updated in place;
+ * lag: the frame's LTP lag, LTP_MIN_LAG..LTP_MAX_LAG */
 typedef void (*frame_fn)(const Net *net, const float *ga, const float *gb, const float *lpc, float boost,
                          float pfloor, const float *uniforms, const float *force, float *ha, float *hb, float *hist,
-                         int32_t *exc, float *out);
+                         int32_t *exc, int32_t *past, int lag, float *out);
 
 typedef void (*cond_fn)(const Net *net, const float *window, float *ga, float *gb);
 void pnsc_cond_generic(const Net *, const float *, float *, float *);
@@ -61,9 +68,9 @@ void pnsc_cond_avx2(const Net *, const float *, float *, float *);
 void pnsc_cond_avx512(const Net *, const float *, float *, float *);
 
 void pnsc_frame_generic(const Net *, const float *, const float *, const float *, float, float, const float *,
-                        const float *, float *, float *, float *, int32_t *, float *);
+                        const float *, float *, float *, float *, int32_t *, int32_t *, int, float *);
 void pnsc_frame_avx2(const Net *, const float *, const float *, const float *, float, float, const float *,
-                     const float *, float *, float *, float *, int32_t *, float *);
+                     const float *, float *, float *, float *, int32_t *, int32_t *, int, float *);
 void pnsc_frame_avx512(const Net *, const float *, const float *, const float *, float, float, const float *,
-                       const float *, float *, float *, float *, int32_t *, float *);
+                       const float *, float *, float *, float *, int32_t *, int32_t *, int, float *);
 #endif

@@ -86,17 +86,22 @@ static void Net_dealloc(NetObject *self) {
 
 static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"n_a", "n_b", "kernel", "int8", "tables", "wa", "wa_scale", "wa_rowsum", "ba_hh",
-                             "wb_in", "wb_scale", "wb_rowsum", "wb_hh", "bb_hh", "wd", "bd", "fd", NULL};
-    int n_a, n_b, int8;
+                             "wb_in", "wb_scale", "wb_rowsum", "wb_hh", "bb_hh", "wd", "bd", "fd", "taps", NULL};
+    int n_a, n_b, int8, taps = 0;
     const char *kernel;
     PyObject *o[13];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iisp$OOOOOOOOOOOOO", kwlist, &n_a, &n_b, &kernel, &int8, &o[0], &o[1],
-                                     &o[2], &o[3], &o[4], &o[5], &o[11], &o[12], &o[6], &o[7], &o[8], &o[9], &o[10]))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iisp$OOOOOOOOOOOOOi", kwlist, &n_a, &n_b, &kernel, &int8, &o[0], &o[1],
+                                     &o[2], &o[3], &o[4], &o[5], &o[11], &o[12], &o[6], &o[7], &o[8], &o[9], &o[10],
+                                     &taps))
         return -1;
     net_free_weights(&self->net);
     if (n_a < 1 || n_a > MAX_NA || n_b < 1 || n_b > MAX_NB) {
         PyErr_Format(PyExc_ValueError, "unsupported decoder shape: GRU-A %d (1..%d), GRU-B %d (1..%d)", n_a, MAX_NA,
                      n_b, MAX_NB);
+        return -1;
+    }
+    if (taps < 0 || taps > MAX_TAPS) {
+        PyErr_Format(PyExc_ValueError, "unsupported number of LTP taps %d (0..%d)", taps, MAX_TAPS);
         return -1;
     }
     if (strcmp(kernel, "avx512-vnni") == 0) {
@@ -121,10 +126,11 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
     n->n_a = n_a;
     n->n_b = n_b;
     n->int8 = int8;
+    n->taps = taps;
     n->ra = (3 * n_a + BLK - 1) / BLK * BLK;
     n->rb = (3 * n_b + BLK - 1) / BLK * BLK;
     n->cg = (n_a + 3) / 4;
-    if (!(n->tables = copy_aligned(o[0], "tables", (Py_ssize_t)3 * LEVELS * 3 * n_a, 4, 'f'))) goto fail;
+    if (!(n->tables = copy_aligned(o[0], "tables", (Py_ssize_t)(3 + taps) * LEVELS * 3 * n_a, 4, 'f'))) goto fail;
     if (int8) {
         if (!(n->wq = copy_aligned(o[1], "wa (int8)", (Py_ssize_t)n->ra * n->cg * 4, 1, 'b'))) goto fail;
         if (!(n->wa_scale = copy_aligned(o[2], "wa_scale", n->ra, 4, 'f'))) goto fail;
@@ -188,15 +194,16 @@ static int get_buf(PyObject *obj, Buf *b, Py_ssize_t count, int writable, char k
 
 static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"ga", "gb", "lpc", "boost", "uniforms", "ha", "hb", "hist", "exc", "out", "force",
-                             "pdf_floor", NULL};
-    PyObject *o[10], *force = Py_None;
+                             "pdf_floor", "past", "lag", NULL};
+    PyObject *o[10], *force = Py_None, *past = Py_None;
     float boost, pfloor = NAN;
+    int lag = 0;
     if (!self->fn) {
         PyErr_SetString(PyExc_RuntimeError, "Net not initialised");
         return NULL;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfOOOOOO|Of", kwlist, &o[0], &o[1], &o[2], &boost, &o[3], &o[4],
-                                     &o[5], &o[6], &o[7], &o[8], &force, &pfloor))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfOOOOOO|OfOi", kwlist, &o[0], &o[1], &o[2], &boost, &o[3], &o[4],
+                                     &o[5], &o[6], &o[7], &o[8], &force, &pfloor, &past, &lag))
         return NULL;
     if (isnan(pfloor) && (!kw || !PyDict_GetItemString(kw, "pdf_floor"))) {
         PyErr_SetString(PyExc_TypeError, "frame() needs pdf_floor (pnsc.shared.constants.PDF_FLOOR is the default)");
@@ -209,6 +216,11 @@ static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
         return NULL;
     }
     const Net *n = &self->net;
+    if (n->taps && (past == Py_None || lag < LTP_MIN_LAG || lag > LTP_MAX_LAG)) {
+        PyErr_Format(PyExc_ValueError, "this decoder has %d LTP taps: frame() needs past (%d int32 excitations) and "
+                     "lag (%d..%d), got lag %d", n->taps, LTP_HIST, LTP_MIN_LAG, LTP_MAX_LAG, lag);
+        return NULL;
+    }
     Buf b[11];
     memset(b, 0, sizeof(b));
     PyObject *ret = NULL;
@@ -217,16 +229,23 @@ static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
         get_buf(o[4], &b[4], n->n_a, 1, 'f', "ha") || get_buf(o[5], &b[5], n->n_b, 1, 'f', "hb") ||
         get_buf(o[6], &b[6], ORDER, 1, 'f', "hist") || get_buf(o[7], &b[7], 1, 1, 'i', "exc") ||
         get_buf(o[8], &b[8], FRAME, 1, 'f', "out") ||
-        (force != Py_None && get_buf(force, &b[9], FRAME, 0, 'f', "force")))
+        (force != Py_None && get_buf(force, &b[9], FRAME, 0, 'f', "force")) ||
+        (n->taps && get_buf(past, &b[10], LTP_HIST, 1, 'i', "past")))
         goto done;
     int32_t *exc = (int32_t *)b[7].v.buf;
     if (*exc < 0 || *exc > 255) {
         PyErr_SetString(PyExc_ValueError, "exc must be a mu-law index 0..255");
         goto done;
     }
+    int32_t *hp = n->taps ? (int32_t *)b[10].v.buf : NULL;
+    for (int i = 0; hp && i < LTP_HIST; i++)
+        if (hp[i] < 0 || hp[i] > 255) {
+            PyErr_SetString(PyExc_ValueError, "past must hold mu-law indices 0..255");
+            goto done;
+        }
     Py_BEGIN_ALLOW_THREADS
     self->fn(n, b[0].v.buf, b[1].v.buf, b[2].v.buf, boost, pfloor, b[3].v.buf, force != Py_None ? b[9].v.buf : NULL,
-             b[4].v.buf, b[5].v.buf, b[6].v.buf, exc, b[8].v.buf);
+             b[4].v.buf, b[5].v.buf, b[6].v.buf, exc, hp, lag, b[8].v.buf);
     Py_END_ALLOW_THREADS
     ret = Py_None;
     Py_INCREF(ret);
@@ -302,8 +321,10 @@ static PyObject *Net_get_kernel(NetObject *self, void *c) { return PyUnicode_Fro
 
 static PyMethodDef Net_methods[] = {
     {"frame", (PyCFunction)(void (*)(void))Net_frame, METH_VARARGS | METH_KEYWORDS,
-     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None, *, pdf_floor): 160 samples into "
-     "out; ha/hb/hist/exc updated in place. With force (160 samples) the samples are given (teacher forcing). "
+     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None, *, pdf_floor, past=None, lag=0): 160 "
+     "samples into out; ha/hb/hist/exc (and past) updated in place. With force (160 samples) the samples are given "
+     "(teacher forcing). LTP decoders (Net(taps=K)) need past (264 int32: the excitations drawn so far, oldest "
+     "first) and the frame's lag (32..255). "
      "Each sample is drawn from max(softmax(boost * logits) - pdf_floor, 0) renormalised; 0 <= pdf_floor < 1/256."},
     {"set_frame_net", (PyCFunction)(void (*)(void))Net_set_frame_net, METH_VARARGS | METH_KEYWORDS,
      "set_frame_net(cond, pdim, *, off, scale, pemb, c1, c1b, c2, c2b, f1, f1b, f2, f2b, wac, bac, wbc, bbc)"},
