@@ -86,13 +86,19 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
         const float *t2 = net->tables + (size_t)(2 * LEVELS + exc) * N3;
         if (!K) {
             for (int j = 0; j < N3; j++) gi[j] = (t0[j] + t1[j] + t2[j]) + ga[j];
-        } else {
+        } else { /* the tap rows two at a time (one pass over gi per pair), then the conditioning */
+            const float *tp[MAX_TAPS + 1];
+            for (int k = 0; k < K; k++) tp[k] = net->tables + (size_t)((3 + k) * LEVELS + eh[n + d0 + k]) * N3;
             for (int j = 0; j < N3; j++) gi[j] = t0[j] + t1[j] + t2[j];
-            for (int k = 0; k < K; k++) {
-                const float *tk = net->tables + (size_t)((3 + k) * LEVELS + eh[n + d0 + k]) * N3;
-                for (int j = 0; j < N3; j++) gi[j] += tk[j];
+            int k = 0;
+            for (; k + 1 < K; k += 2) {
+                const float *restrict p = tp[k], *restrict q = tp[k + 1];
+                for (int j = 0; j < N3; j++) gi[j] += p[j] + q[j];
             }
-            for (int j = 0; j < N3; j++) gi[j] += ga[j];
+            if (k < K)
+                for (int j = 0; j < N3; j++) gi[j] += tp[k][j] + ga[j];
+            else
+                for (int j = 0; j < N3; j++) gi[j] += ga[j];
         }
         /* GRU-A recurrent product */
         if (net->int8) {
