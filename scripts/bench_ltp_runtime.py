@@ -35,7 +35,8 @@ def _models(root: Path, size: str, taps: int) -> dict[int, Path]:
     wide.load_state_dict(widen_for_ltp(base.state_dict(), wide.cfg))
     with torch.no_grad():
         e = wide.cfg.embed
-        wide.gru_a.weight_ih_l0[:, 3 * e:(3 + taps) * e] = 0.05 * torch.randn(wide.gru_a.weight_ih_l0.shape[0], taps * e)
+        w = wide.gru_a.weight_ih_l0
+        w[:, 3 * e:(3 + taps) * e] = 0.05 * torch.randn(w.shape[0], taps * e)
     out = {}
     for k, m in ((0, base), (taps, wide)):
         d = root / f"taps{k}"

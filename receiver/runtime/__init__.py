@@ -17,7 +17,9 @@ a path the CPU lacks falls back to the best it has, with a warning.
   onnxruntime reference loop choice for choice, see ``verify.py``).
 - Weights come from the ONNX initializers at load time (``onnx_weights.py``), files checked against
   ``models/manifest.json`` (sha256); errors are ``DecoderNotFound`` / ``ModelFileError`` with one line.
-- Speed: ``pnsc bench decoder``.  Quality cost of int8: ``scripts/runtime_quality.py``.
+- LTP decoders (metadata ``ltp_taps`` > 0: GRU-A also sees the excitations one pitch lag back) run on every
+  path; the excitation history lives in the stream state, each frame's lag comes from its pitch period.
+- Speed: ``pnsc bench decoder`` (LTP cost: ``scripts/bench_ltp_runtime.py``).  Quality cost of int8: ``scripts/runtime_quality.py``.
 """
 from __future__ import annotations
 

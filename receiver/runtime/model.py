@@ -138,7 +138,8 @@ def _check_shapes(w: SampleWeights, path) -> None:
     k = 3 + w.ltp_taps
     if w.wa_ih.shape[1] != k * e + c:
         extra = w.wa_ih.shape[1] - c - 3 * e
-        found = f"{extra // e} tap blocks" if e > 0 and extra >= 0 and extra % e == 0 else "no whole number of tap blocks"
+        whole = e > 0 and extra >= 0 and extra % e == 0
+        found = f"{extra // e} tap blocks" if whole else "no whole number of tap blocks"
         raise ModelFileError(f"{path}: its metadata says ltp_taps={w.ltp_taps}, but gru_a.weight_ih_l0 has "
                              f"{w.wa_ih.shape[1]} input columns ({found}; {k * e + c} expected): "
                              f"re-export the decoder")

@@ -224,8 +224,8 @@ def build_loop_graph(model: LPCNet) -> onnx.ModelProto:
     vi = helper.make_tensor_value_info
     body_in = [vi(it, I64, []), vi(cin, TensorProto.BOOL, []), vi(ha, F32, [1, c.gru_a]), vi(hb, F32, [1, c.gru_b]),
                vi(hist, F32, [LPC_ORDER]), vi(exc, I64, [1])]
-    body_out = [vi("cond_out", TensorProto.BOOL, []), vi("ha_next", F32, [1, c.gru_a]), vi("hb_next", F32, [1, c.gru_b]),
-                vi("hist_next", F32, [LPC_ORDER]), vi("exc_next", I64, [1])]
+    body_out = [vi("cond_out", TensorProto.BOOL, []), vi("ha_next", F32, [1, c.gru_a]),
+                vi("hb_next", F32, [1, c.gru_b]), vi("hist_next", F32, [LPC_ORDER]), vi("exc_next", I64, [1])]
     carried = ["ha", "hb", "hist", "exc"]
     outs = ["ha_out", "hb_out", "hist_out", "exc_out"]
     inputs = [vi("cond", F32, [1, c.cond]), vi("lpc", F32, [LPC_ORDER]), vi("corr", F32, [1])]
