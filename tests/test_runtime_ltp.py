@@ -196,6 +196,12 @@ def test_stream_in_many_calls_equals_one_shot_and_the_torch_reference(speech, tm
     refdec = ReferenceDecoder.from_manifest("lpcnet-bl-s", None, models, seed=3).decode(feats)
     for out in (one, onnx_out, refdec):
         assert np.max(np.abs(out[:n].astype(int) - ref[:n])) <= 1
+    # another sampling floor: the loop graph's floor constant is rewritten (pnsc.receiver.sampling) with the LTP
+    # inputs in place; the C path takes it per call
+    for kernel in ("onnx", None):
+        low = StreamingDecoder("lpcnet-bl-s", models_dir=models, precision="fp32", seed=3, kernel=kernel,
+                               pdf_floor=0.003).decode(feats[:8])
+        assert low.shape == (8 * 160,) and not np.array_equal(low, one[:8 * 160])
 
 
 @pytest.mark.parametrize("kernel", C_KERNELS)
