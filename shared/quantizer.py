@@ -129,11 +129,10 @@ def periods_from_code(pitch: int, mod: int) -> np.ndarray:
 
 # Fit the superframe's pitch line to its voiced frames only (True) or to all four (False). The voiced-only
 # fit codes voicing onsets/offsets far better (gross pitch errors there 18 -> 12.5 %, LibriSpeech validation,
-# scripts/pitch_accuracy.py), but the shipped decoders adapted to features coded with the all-frame fit, and
-# with them the voiced-only fit decoded held-out speech no better (DNSMOS OVRL -0.09 +- 0.11, ViSQOL -0.07 +-
-# 0.08 for PLPCNet-S, n.s.; docs/figures/round5/pitchfix_heldout_paired.md). It switches on together with
-# decoders trained on examples built with it.
-PITCH_LINE_VOICED_ONLY = False
+# scripts/pitch_accuracy.py). On since round 6: decoders trained from then on saw examples coded with it
+# (round-6 BL-S decodes validation speech with it DNSMOS OVRL +0.07 better than with the all-frame fit), and
+# decoders adapted to the all-frame fit decode no differently with it (docs/figures/round6/).
+PITCH_LINE_VOICED_ONLY = True
 
 
 def pitch_code(periods: np.ndarray, corrs: np.ndarray, voiced_only: bool | None = None) -> tuple[int, int]:

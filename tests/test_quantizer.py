@@ -96,12 +96,12 @@ def test_pitch_code_ignores_unvoiced_frames_of_a_voiced_superframe(cb, monkeypat
     old = periods_from_code(*pitch_code(feats[:, PERIOD_INDEX], feats[:, CORR_INDEX], voiced_only=False))
     assert np.all(old[1:] < 90.0)
     import pnsc.shared.quantizer as q
-    assert q.PITCH_LINE_VOICED_ONLY is False
+    assert q.PITCH_LINE_VOICED_ONLY is True
     _, deq = quantize_features(feats, cb)  # the packet encoder follows the module's switch
-    assert np.all(deq[1:, PERIOD_INDEX] < 90.0)
-    monkeypatch.setattr(q, "PITCH_LINE_VOICED_ONLY", True)
-    _, deq = quantize_features(feats, cb)
     assert np.all(np.abs(deq[1:, PERIOD_INDEX] / 100.0 - 1.0) < 0.02)
+    monkeypatch.setattr(q, "PITCH_LINE_VOICED_ONLY", False)
+    _, deq = quantize_features(feats, cb)
+    assert np.all(deq[1:, PERIOD_INDEX] < 90.0)
 
 
 def test_pitch_code_of_fully_voiced_superframe_is_the_plain_line_fit():

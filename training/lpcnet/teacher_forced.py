@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from pnsc.shared.constants import PDF_FLOOR
 
 from .model import CORR_INDEX, FRAME_SIZE, LPCNet, sampling_boost, ulaw2lin
+from .ltp import excitation_history, ltp_inputs
 from .noise import inputs_from, predict
 
 CONTEXT = 2
@@ -61,8 +62,12 @@ def teacher_forced_pass(model: LPCNet, qfeatures: np.ndarray, audio: np.ndarray)
     sig = torch.from_numpy(clip_signal(audio, T))[None]
     padded = np.concatenate([qf[:1].repeat(CONTEXT, 0), qf, qf[-1:].repeat(CONTEXT, 0)])
     s_in, p_in, e_in, target = inputs_from(sig, sig, lpc)
+    feats = torch.from_numpy(padded)[None]
+    ltp = None
+    if model.cfg.ltp_taps:
+        ltp = ltp_inputs(excitation_history(sig, lpc), feats, model.cfg.ltp_taps)
     model.eval()
-    logits = model(torch.from_numpy(padded)[None], s_in, p_in, e_in)[0].float()
+    logits = model(feats, s_in, p_in, e_in, ltp=ltp)[0].float()
     u = predict(sig, lpc, FRAME_SIZE - 1)[0, 1:]
     boost = sampling_boost(torch.from_numpy(qf[:, CORR_INDEX])).repeat_interleave(FRAME_SIZE)
     return TeacherForced(logits, u, target[0], sig[0, FRAME_SIZE:], boost.float())
