@@ -24,7 +24,7 @@
 #                                           .carry/state (fresh), train $MODELS for the rest of the call, pack
 #                                           the runs into $OUT (weights first, Adam moments while under 60 MiB).
 #   Every call may land on a fresh machine (a machine stays warm 30 s after a call): carry .carry/state
-#   unless the next call is issued at once; REQUIRE_RUNS=NAME makes a call stop rather than start NAME anew.
+#   unless the next call is issued at once; REQUIRE_RUNS=NAME[,NAME...] makes a call stop rather than start NAME anew.
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
 #          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
 #          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH), PNSC_LPCNET_IMPL (fast|old|fold), PNSC_LPCNET_GRU_B (scan, the default here, or cudnn).
@@ -111,9 +111,10 @@ train)
   if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
     $PY -m pnsc.training.lpcnet.state load .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
   fi
-  if [ -n "${REQUIRE_RUNS:-}" ] && [ ! -f "$RUNS/$REQUIRE_RUNS/last.pt" ]; then
-    echo "no $RUNS/$REQUIRE_RUNS/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3
-  fi
+  for req in ${REQUIRE_RUNS//,/ }; do  # REQUIRE_RUNS=NAME[,NAME...]
+    [ -f "$RUNS/$req/last.pt" ] || {
+      echo "no $RUNS/$req/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3; }
+  done
   if [ -n "${BENCH_S:-}" ]; then  # throughput of the training paths first (results in $OUT/bench.json)
     $PY -m pnsc.training.lpcnet.bench --device cuda --size S --impl "${BENCH_IMPL:-scan,fast,folds}" \
       --batch "${BENCH_BATCH:-512,1024,2048,4096}" --procs 1 --steps 5 --amp bf16 --budget-s "$BENCH_S" \
@@ -127,7 +128,8 @@ train)
     --batch "$BATCH" -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
     --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
   RC=$?
-  $PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" --optim
+  # only the runs this call trained (the rest came with its state): room for their Adam moments
+  $PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" --optim --changed-since "$T0"
   for r in "$RUNS"/*/; do
     n=$(basename "$r"); tail -n 1 "$r/stdout.log" 2>/dev/null | cut -c1-200 | sed "s/^/$n: /"
   done

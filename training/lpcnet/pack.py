@@ -2,13 +2,17 @@
 and unpack them into a runs folder (to carry them into the next lease).
 
     python -m pnsc.training.lpcnet.pack RUNS_ROOT OUT_DIR [--max-mib 15.5] [--best] [--optim] [--max-files 8]
+        [--changed-since EPOCH_SECONDS]
     python -m pnsc.training.lpcnet.pack --unpack OUT_DIR/runs-*.tar RUNS_ROOT
 
 Per run it packs last.pt (weights + training state, no optimizer moments), history.json,
 status.json, log.jsonl, curves.png, stdout.log; best.pt with --best; last-optim.pt with --optim
 (resuming without it restarts Adam's moments, with a note).  Files are grouped into
 ``runs-N.tar`` (no compression: weights do not compress), each under --max-mib; a file that cannot
-fit is an error, as is needing more than --max-files tars.
+fit is an error, as is needing more than --max-files tars.  ``--changed-since T`` packs only runs whose
+last.pt or status.json changed at or after T (the device call's start): the others came with the call's
+state and are on the development machine already, and leaving them out leaves room for the trained runs'
+Adam moments (round 6 lost them to the 60 MiB cap when every run was packed).
 """
 from __future__ import annotations
 
@@ -20,9 +24,17 @@ from pathlib import Path
 SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log")
 
 
-def collect(root: Path, best: bool, optim: bool) -> list[tuple[Path, str]]:
+def changed_since(run: Path, since: float | None) -> bool:
+    """Whether the run's checkpoint or status changed at or after ``since`` (always, with None)."""
+    if since is None:
+        return True
+    times = [p.stat().st_mtime for p in (run / "last.pt", run / "status.json") if p.is_file()]
+    return bool(times) and max(times) >= since
+
+
+def collect(root: Path, best: bool, optim: bool, since: float | None = None) -> list[tuple[Path, str]]:
     out = []
-    for run in sorted(p for p in root.iterdir() if p.is_dir()):
+    for run in sorted(p for p in root.iterdir() if p.is_dir() and changed_since(p, since)):
         names = ["last.pt", *SMALL] + (["best.pt"] if best else []) + (["last-optim.pt"] if optim else [])
         for n in names:
             p = run / n
@@ -35,12 +47,12 @@ PRIORITY = ("last.pt", *SMALL, "last-optim.pt", "best.pt")  # what is worth most
 
 
 def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, optim: bool = False,
-         max_files: int = 8, max_total_mib: float = 60.0) -> list[Path]:
+         max_files: int = 8, max_total_mib: float = 60.0, since: float | None = None) -> list[Path]:
     """Pack runs into tars under ``max_mib`` each and ``max_total_mib`` together (the device tool brings
     back at most 64 MiB per call). Weights and logs always go; Adam moments and best.pt only while
     they fit, in that order, with a note for each one left out."""
     cap = int(max_mib * 2**20) - 64 * 1024  # tar headers and padding
-    items = sorted(collect(root, best, optim), key=lambda x: (PRIORITY.index(x[1].split("/")[-1]), x[1]))
+    items = sorted(collect(root, best, optim, since), key=lambda x: (PRIORITY.index(x[1].split("/")[-1]), x[1]))
     budget, kept = int(max_total_mib * 2**20), []
     for p, arc in items:
         s = p.stat().st_size + 1024
@@ -105,6 +117,8 @@ def main(argv=None) -> int:
     ap.add_argument("--best", action="store_true")
     ap.add_argument("--optim", action="store_true")
     ap.add_argument("--max-total-mib", type=float, default=60.0, help="all tars together (device tool: 64 MiB)")
+    ap.add_argument("--changed-since", type=float, default=None,
+                    help="only runs whose last.pt/status.json changed at or after this time (epoch seconds)")
     a = ap.parse_args(argv)
     if a.unpack:
         *tars, root = a.paths
@@ -112,7 +126,8 @@ def main(argv=None) -> int:
         return 0
     if len(a.paths) != 2:
         ap.error("pack needs RUNS_ROOT OUT_DIR")
-    paths = pack(Path(a.paths[0]), Path(a.paths[1]), a.max_mib, a.best, a.optim, a.max_files, a.max_total_mib)
+    paths = pack(Path(a.paths[0]), Path(a.paths[1]), a.max_mib, a.best, a.optim, a.max_files, a.max_total_mib,
+                 a.changed_since)
     for p in paths:
         print(f"{p} {p.stat().st_size / 2**20:.2f} MiB", file=sys.stderr)
     return 0

@@ -1,0 +1,81 @@
+"""Packing training runs to bring them back from a GPU lease: size caps, what is left out first, only the
+runs a call changed, and unpacking that stays inside its folder."""
+from __future__ import annotations
+
+import os
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from pnsc.training.lpcnet.pack import main, pack, unpack
+
+
+def _run(root: Path, name: str, weights_mib: float, optim_mib: float, mtime: float | None = None) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "last.pt").write_bytes(os.urandom(int(weights_mib * 2**20)))
+    (d / "last-optim.pt").write_bytes(os.urandom(int(optim_mib * 2**20)))
+    (d / "status.json").write_text('{"step": 1}')
+    (d / "history.json").write_text("[]")
+    if mtime is not None:
+        for p in d.iterdir():
+            os.utime(p, (mtime, mtime))
+    return d
+
+
+def _members(paths):
+    out = set()
+    for p in paths:
+        with tarfile.open(p) as tf:
+            out |= {m.name for m in tf.getmembers()}
+    return out
+
+
+def test_round_trip_and_caps(tmp_path):
+    root = tmp_path / "runs"
+    _run(root, "a", 3.0, 1.0)
+    _run(root, "b", 3.0, 1.0)
+    paths = pack(root, tmp_path / "out", max_mib=5.0, optim=True)
+    assert all(p.stat().st_size <= 5 * 2**20 for p in paths)
+    assert _members(paths) == {f"{r}/{f}" for r in "ab" for f in ("last.pt", "last-optim.pt", "status.json",
+                                                                   "history.json")}
+    back = tmp_path / "back"
+    assert unpack(paths, back) == 8
+    assert (back / "a" / "last.pt").read_bytes() == (root / "a" / "last.pt").read_bytes()
+
+
+def test_optimizer_moments_go_first_when_over_the_total(tmp_path, capsys):
+    root = tmp_path / "runs"
+    _run(root, "a", 3.0, 2.0)
+    paths = pack(root, tmp_path / "out", max_mib=5.0, optim=True, max_total_mib=4.0)
+    assert "a/last-optim.pt" not in _members(paths) and "a/last.pt" in _members(paths)
+    assert "left out a/last-optim.pt" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="weights and logs alone"):
+        pack(root, tmp_path / "out2", max_mib=5.0, max_total_mib=2.0)
+
+
+def test_changed_since_packs_only_what_the_call_trained(tmp_path):
+    root = tmp_path / "runs"
+    call_start = time.time() - 10
+    _run(root, "carried", 3.0, 2.0, mtime=call_start - 3600)  # came with the call's state
+    _run(root, "trained", 3.0, 2.0)
+    paths = pack(root, tmp_path / "out", max_mib=5.0, optim=True, max_total_mib=7.0, since=call_start)
+    assert _members(paths) == {f"trained/{f}" for f in ("last.pt", "last-optim.pt", "status.json", "history.json")}
+    # without it the carried run's weights crowd out the trained run's moments
+    paths = pack(root, tmp_path / "out2", max_mib=5.0, optim=True, max_total_mib=7.0)
+    assert "trained/last-optim.pt" not in _members(paths)
+    assert main([str(root), str(tmp_path / "out3"), "--optim", "--changed-since", str(call_start)]) == 0
+    assert {m.split("/")[0] for m in _members((tmp_path / "out3").glob("*.tar"))} == {"trained"}
+
+
+def test_unpack_skips_members_that_escape(tmp_path):
+    evil = tmp_path / "evil.tar"
+    src = tmp_path / "x.txt"
+    src.write_text("x")
+    with tarfile.open(evil, "w") as tf:
+        tf.add(src, arcname="../outside.txt")
+        tf.add(src, arcname="run/ok.txt")
+    assert unpack([evil], tmp_path / "root") == 1
+    assert (tmp_path / "root" / "run" / "ok.txt").is_file() and not (tmp_path / "outside.txt").exists()
