@@ -137,9 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         if not (r / "last.pt").is_file() and not (r / "best.pt").is_file():
             p.error(f"{r}: no checkpoint")
     gmap = load_group_map(a.groups)
-    sets = {"validation": validation_clips(a.val_shard, a.limit * 4, a.max_seconds)}
-    if a.train_shard:
-        sets["training"] = validation_clips(a.train_shard, a.limit * 4, a.max_seconds, source="librispeech")
     from pnsc.shared import quantizer
 
     scorer = Scorer(metrics=METRICS)
@@ -157,12 +154,16 @@ def main(argv: list[str] | None = None) -> int:
                 exported[key] = export_alone(r, split_branch(r.name)[0], tmp, str(i))
             models, family, group = exported[key]
             decs[lab] = (StreamingDecoder(family, group, models_dir=models), group, mode)
+        groups = {g for _, g, _ in decs.values()}
+        if len(groups) != 1:
+            p.error("compare runs of one group (or generic baselines) at a time")
+        g = next(iter(groups))
+        spk = None if g is None else {s for s, sg in gmap.items() if sg == g}  # clips of the group's speakers
+        sets = {"validation": validation_clips(a.val_shard, a.limit, a.max_seconds, speakers=spk)}
+        if a.train_shard:
+            sets["training"] = validation_clips(a.train_shard, a.limit, a.max_seconds, source="librispeech",
+                                                speakers=spk)
         for set_name, clips in sets.items():
-            groups = {g for _, g, _ in decs.values()}
-            if groups != {None} and len(groups) != 1:
-                p.error("compare runs of one group (or generic baselines) at a time")
-            g = next(iter(groups))
-            clips = [c for c in clips if g is None or gmap.get(c[1]) == g][:a.limit]
             if not clips:
                 continue
             res = {name: {m: [] for m in METRICS} for name in decs}
