@@ -7,7 +7,7 @@ speakers and, with ``--train-shard``, from training speakers too (no test materi
 paired differences against the first run given, per clip set:
 
     python scripts/compare_branches.py runs/r5/lpcnet-bl-s.control runs/r5/lpcnet-bl-s.noise3 \
-        runs/r5/lpcnet-bl-s.nonoise [--train-shard data/audio_shards/audio-train-00004.tar] [--limit 10]
+        runs/r5/lpcnet-bl-s.nonoise [--train-shard data/audio_shards/audio-train-0000[0-4].tar] [--limit 10]
 
 A run folder's name is a model name of ``training.lpcnet.multi`` (``lpcnet-bl-s``, ``plpcnet-s-g2-ft``,
 ``lpcnet-bl-s.noise3``, ...); personalized runs decode only clips of their group's speakers. Runs of the
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="run folders; the first is the reference")
     p.add_argument("--val-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
-    p.add_argument("--train-shard", type=Path, default=None, help="also clips of training speakers (LibriSpeech)")
+    p.add_argument("--train-shard", type=Path, nargs="+", default=None,
+                   help="also clips of training speakers (LibriSpeech), from these shards in turn")
     p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--max-seconds", type=float, default=6.0)
@@ -161,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         spk = None if g is None else {s for s, sg in gmap.items() if sg == g}  # clips of the group's speakers
         sets = {"validation": validation_clips(a.val_shard, a.limit, a.max_seconds, speakers=spk)}
         if a.train_shard:
-            sets["training"] = validation_clips(a.train_shard, a.limit, a.max_seconds, source="librispeech",
-                                                speakers=spk)
+            sets["training"] = []
+            for shard in a.train_shard:
+                left = a.limit - len(sets["training"])
+                if left > 0:
+                    sets["training"] += validation_clips(shard, left, a.max_seconds, source="librispeech",
+                                                         speakers=spk)
         for set_name, clips in sets.items():
             if not clips:
                 continue
