@@ -65,3 +65,20 @@ def test_cli_rejects_a_wrong_number_of_settings(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         cb.main([*map(str, runs), "--pitch-line", "some"])
     assert e.value.code == 2
+
+
+def test_compare_pool_pairs_clips_within_groups(tmp_path):
+    spec = importlib.util.spec_from_file_location("compare_pool", REPO / "scripts" / "compare_pool.py")
+    cp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cp)
+
+    def res(g: int, old: list[float], new: list[float]) -> dict:
+        sc = lambda v: {m: v for m in cp.METRICS}  # noqa: E731
+        return {"runs": {}, "validation": {"clips": [], "scores": {f"r4/plpcnet-s-g{g}-ft": sc(old),
+                                                                   f"r6/plpcnet-s-g{g}-ft": sc(new)}}}
+    pooled = cp.pool([res(0, [1.0, 2.0], [1.5, 2.5]), res(3, [3.0], [2.0])])["validation"]
+    assert list(pooled) == ["r4/plpcnet-s-ft", "r6/plpcnet-s-ft"]
+    assert pooled["r4/plpcnet-s-ft"]["pesq_wb"] == [1.0, 2.0, 3.0]
+    assert pooled["r6/plpcnet-s-ft"]["stoi"] == [1.5, 2.5, 2.0]
+    with pytest.raises(SystemExit):
+        cp.pool([res(0, [1.0], [1.0]), {"validation": {"scores": {"a": {}, "b": {}}}}])
