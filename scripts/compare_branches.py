@@ -7,10 +7,18 @@ speakers and, with ``--train-shard``, from training speakers too (no test materi
 paired differences against the first run given, per clip set:
 
     python scripts/compare_branches.py runs/r5/lpcnet-bl-s.control runs/r5/lpcnet-bl-s.noise3 \
-        runs/r5/lpcnet-bl-s.nonoise [--train-shard data/audio_shards/audio-train-00004.tar] [--limit 10]
+        runs/r5/lpcnet-bl-s.nonoise [--train-shard data/audio_shards/audio-train-0000[0-4].tar] [--limit 10]
 
 A run folder's name is a model name of ``training.lpcnet.multi`` (``lpcnet-bl-s``, ``plpcnet-s-g2-ft``,
-``lpcnet-bl-s.noise3``, ...); personalized runs decode only clips of their group's speakers.
+``lpcnet-bl-s.noise3``, ...); personalized runs decode only clips of their group's speakers. Runs of the
+same name (round against round: ``runs/r4/lpcnet-bl-s runs/r6/lpcnet-bl-s``) are labelled ``r4/lpcnet-bl-s``.
+
+``--pitch-line voiced|all`` sets how the encoder fits each superframe's pitch line
+(``shared.quantizer.PITCH_LINE_VOICED_ONLY``: True / False; default: the shipped setting) when the clips'
+features are coded: once for all runs, or one value per run, so each run decodes features coded the way its
+training examples were (``--pitch-line all voiced`` for a round-4 run against a round-6 one). The same run may
+be given twice with different settings; its label then carries the setting (``r6/lpcnet-bl-s[all]``).
+Features are coded only in this process (the export subprocesses do not code any).
 """
 from __future__ import annotations
 
@@ -20,18 +28,66 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_ovrl")
+PITCH_LINES = {"voiced": True, "all": False}
 
 
-def export_alone(run: Path, base: str, tmp: Path) -> tuple[Path, str, int | None]:
-    """Export one run as decoder ``base`` into its own models folder -> (models dir, family, group)."""
-    root, models = tmp / f"runs-{run.name}", tmp / f"models-{run.name}"
+@contextmanager
+def pitch_line(mode: str | None) -> Iterator[None]:
+    """Code features with the pitch line fitted to the voiced frames (``voiced``) or all frames (``all``);
+    ``None`` keeps the current setting. The module flag is restored afterwards."""
+    from pnsc.shared import quantizer
+
+    before = quantizer.PITCH_LINE_VOICED_ONLY
+    if mode is not None:
+        quantizer.PITCH_LINE_VOICED_ONLY = PITCH_LINES[mode]
+    try:
+        yield
+    finally:
+        quantizer.PITCH_LINE_VOICED_ONLY = before
+
+
+def pitch_modes(modes: list[str] | None, n_runs: int) -> list[str | None] | str:
+    """``--pitch-line`` values -> one mode per run (None = shipped setting), or an error message."""
+    if not modes:
+        return [None] * n_runs
+    if len(modes) == 1:
+        return modes * n_runs
+    if len(modes) != n_runs:
+        return f"--pitch-line takes one value or one per run ({n_runs}), got {len(modes)}"
+    return list(modes)
+
+
+def run_labels(runs: list[Path], modes: list[str | None]) -> list[str] | str:
+    """Unique labels: the run folder's name, prefixed with its parent folder where names repeat and
+    suffixed with the pitch-line setting where a run repeats; an error message for an exact repeat."""
+    names = [r.name for r in runs]
+    labels = [f"{r.parent.name}/{r.name}" if names.count(r.name) > 1 else r.name for r in runs]
+    keys = [(str(r.resolve()), m) for r, m in zip(runs, modes)]
+    if len(set(keys)) != len(keys):
+        return "a run is given twice with the same --pitch-line setting"
+    out = []
+    for i, lab in enumerate(labels):
+        if labels.count(lab) > 1:
+            lab += f"[{modes[i] or 'shipped'}]"
+        out.append(lab)
+    if len(set(out)) != len(out):
+        return "runs from different folders of the same name: " + ", ".join(sorted(set(labels)))
+    return out
+
+
+def export_alone(run: Path, base: str, tmp: Path, tag: str) -> tuple[Path, str, int | None]:
+    """Export one run as decoder ``base`` into its own models folder ``tmp/models-<tag>``
+    -> (models dir, family, group)."""
+    root, models = tmp / f"runs-{tag}", tmp / f"models-{tag}"
     root.mkdir()
     (root / base).symlink_to(run.resolve())
     shutil.copytree(REPO / "models", models, ignore=shutil.ignore_patterns("decoders"))
@@ -49,12 +105,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", type=Path, help="run folders; the first is the reference")
     p.add_argument("--val-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
-    p.add_argument("--train-shard", type=Path, default=None, help="also clips of training speakers (LibriSpeech)")
+    p.add_argument("--train-shard", type=Path, nargs="+", default=None,
+                   help="also clips of training speakers (LibriSpeech), from these shards in turn")
     p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--max-seconds", type=float, default=6.0)
+    p.add_argument("--pitch-line", nargs="+", choices=sorted(PITCH_LINES), default=None, metavar="voiced|all",
+                   help="pitch-line fit when coding features: one value for all runs or one per run "
+                        "(default: the shipped setting, shared.quantizer.PITCH_LINE_VOICED_ONLY)")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--markdown", type=Path, default=None, help="also write the printed tables here")
     a = p.parse_args(argv)
+    modes = pitch_modes(a.pitch_line, len(a.runs))
+    if isinstance(modes, str):
+        p.error(modes)
+    labels = run_labels(a.runs, modes)
+    if isinstance(labels, str):
+        p.error(labels)
 
     from tqdm import tqdm
 
@@ -71,37 +138,60 @@ def main(argv: list[str] | None = None) -> int:
         if not (r / "last.pt").is_file() and not (r / "best.pt").is_file():
             p.error(f"{r}: no checkpoint")
     gmap = load_group_map(a.groups)
-    sets = {"validation": validation_clips(a.val_shard, a.limit * 4, a.max_seconds)}
-    if a.train_shard:
-        sets["training"] = validation_clips(a.train_shard, a.limit * 4, a.max_seconds, source="librispeech")
+    from pnsc.shared import quantizer
+
     scorer = Scorer(metrics=METRICS)
-    results: dict = {}
+    shipped = quantizer.PITCH_LINE_VOICED_ONLY
+    results: dict = {"runs": {lab: {"path": str(r), "pitch_line": m or ("voiced" if shipped else "all")}
+                              for lab, r, m in zip(labels, a.runs, modes)}}
+    report: list[str] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         decs = {}
-        for r in a.runs:
-            models, family, group = export_alone(r, split_branch(r.name)[0], tmp)
-            decs[r.name] = (StreamingDecoder(family, group, models_dir=models), group)
+        exported: dict[str, tuple[Path, str, int | None]] = {}
+        for i, (r, lab, mode) in enumerate(zip(a.runs, labels, modes)):
+            key = str(r.resolve())
+            if key not in exported:
+                exported[key] = export_alone(r, split_branch(r.name)[0], tmp, str(i))
+            models, family, group = exported[key]
+            decs[lab] = (StreamingDecoder(family, group, models_dir=models), group, mode)
+        groups = {g for _, g, _ in decs.values()}
+        if len(groups) != 1:
+            p.error("compare runs of one group (or generic baselines) at a time")
+        g = next(iter(groups))
+        spk = None if g is None else {s for s, sg in gmap.items() if sg == g}  # clips of the group's speakers
+        sets = {"validation": validation_clips(a.val_shard, a.limit, a.max_seconds, speakers=spk)}
+        if a.train_shard:
+            sets["training"] = []
+            for shard in a.train_shard:
+                left = a.limit - len(sets["training"])
+                if left > 0:
+                    sets["training"] += validation_clips(shard, left, a.max_seconds, source="librispeech",
+                                                         speakers=spk)
         for set_name, clips in sets.items():
-            groups = {g for _, g in decs.values()}
-            if groups != {None} and len(groups) != 1:
-                p.error("compare runs of one group (or generic baselines) at a time")
-            g = next(iter(groups))
-            clips = [c for c in clips if g is None or gmap.get(c[1]) == g][:a.limit]
             if not clips:
                 continue
             res = {name: {m: [] for m in METRICS} for name in decs}
             for utt, spk, audio in tqdm(clips, desc=set_name):
-                _, qf = quantize_features(extract_features(audio))
-                for name, (dec, _) in decs.items():
+                feats, coded = extract_features(audio), {}
+                for name, (dec, _, mode) in decs.items():
+                    if mode not in coded:
+                        with pitch_line(mode):
+                            coded[mode] = quantize_features(feats)[1]
                     dec.reset()
-                    sc = scorer.score(audio, dec.decode(qf))
+                    sc = scorer.score(audio, dec.decode(coded[mode]))
                     for m in METRICS:
                         res[name][m].append(float(sc[m]))
             results[set_name] = {"clips": [c[0] for c in clips], "scores": res}
-            ref = a.runs[0].name
-            print(f"\n{set_name} speakers, {len(clips)} clips; paired difference to {ref} (95 % CI, wins)")
-            print("\n".join(paired_table(res, ref, METRICS)))
+            ref = labels[0]
+            block = [f"{set_name} speakers, {len(clips)} clips; paired difference to {ref} (95 % CI, wins)", "",
+                     *paired_table(res, ref, METRICS), ""]
+            print("\n" + "\n".join(block))
+            report += block
+    if a.markdown:
+        a.markdown.parent.mkdir(parents=True, exist_ok=True)
+        settings = ", ".join(f"{lab}: {results['runs'][lab]['pitch_line']}" for lab in labels)
+        a.markdown.write_text(f"Pitch-line fit per run: {settings}\n\n" + "\n".join(report))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(results, indent=1))

@@ -50,3 +50,10 @@ def test_source_filter(tmp_path):
     path = _shard(tmp_path, {"11": 2, "22": 1})
     assert validation_clips(path, limit=9, source="vcc2016") == []
     assert len(validation_clips(path, limit=9, source="librispeech")) == 3
+
+
+def test_speaker_filter_fills_the_limit_from_those_speakers(tmp_path):
+    path = _shard(tmp_path, {"11": 3, "22": 3, "33": 3})
+    clips = validation_clips(path, limit=4, speakers={"22", "33"})
+    assert [c[1] for c in clips] == ["22", "33", "22", "33"]
+    assert validation_clips(path, limit=4, speakers=set()) == []

@@ -17,13 +17,15 @@ def _speaker(rec: dict) -> str:
     return str(rec.get("speaker") or rec["utt"].split("-")[0])
 
 
-def validation_clips(shard: Path, limit: int = 12, max_seconds: float = 6.0,
-                     source: str | None = None) -> list[tuple[str, str, np.ndarray]]:
-    """Up to ``limit`` utterances of the shard (of one ``source`` if given), one speaker after another,
-    cropped to ``max_seconds``."""
+def validation_clips(shard: Path, limit: int = 12, max_seconds: float = 6.0, source: str | None = None,
+                     speakers: set[str] | None = None) -> list[tuple[str, str, np.ndarray]]:
+    """Up to ``limit`` utterances of the shard (of one ``source`` and of ``speakers`` if given), one speaker
+    after another, cropped to ``max_seconds``."""
     by_spk: dict[str, list[str]] = {}
     for r in read_shard_header(shard):
         if source is not None and r.get("source") != source:
+            continue
+        if speakers is not None and _speaker(r) not in speakers:
             continue
         by_spk.setdefault(_speaker(r), []).append(r["utt"])
     chosen: list[str] = []

@@ -1,0 +1,84 @@
+"""scripts/compare_branches.py: the pitch-line setting per run reaches the feature coding, labels stay unique."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pnsc.shared.quantizer as q
+from pnsc.shared.constants import PITCH_MIN
+from pnsc.shared.quantizer import quantize_features
+from tests.conftest import REPO
+
+_spec = importlib.util.spec_from_file_location("compare_branches", REPO / "scripts" / "compare_branches.py")
+cb = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cb)
+
+
+def _onset() -> np.ndarray:
+    """One superframe of a voicing onset: frame 0 unvoiced (period PITCH_MIN), frames 1-3 at period 100."""
+    feats = np.zeros((4, 20), np.float32)
+    feats[:, q.PERIOD_INDEX] = [PITCH_MIN, 100.0, 100.0, 100.0]
+    feats[:, q.CORR_INDEX] = [0.05, 0.8, 0.8, 0.8]
+    return feats
+
+
+def test_pitch_line_switches_the_encoder_and_restores_the_flag():
+    shipped = q.PITCH_LINE_VOICED_ONLY
+    with cb.pitch_line("voiced"):
+        assert q.PITCH_LINE_VOICED_ONLY is True
+        voiced = quantize_features(_onset())[1][1:, q.PERIOD_INDEX]
+    with cb.pitch_line("all"):
+        assert q.PITCH_LINE_VOICED_ONLY is False
+        every = quantize_features(_onset())[1][1:, q.PERIOD_INDEX]
+    assert np.all(np.abs(voiced / 100.0 - 1.0) < 0.02) and np.all(every < 90.0)
+    with cb.pitch_line(None):
+        assert q.PITCH_LINE_VOICED_ONLY is shipped
+    with pytest.raises(RuntimeError), cb.pitch_line("voiced" if not shipped else "all"):
+        raise RuntimeError
+    assert q.PITCH_LINE_VOICED_ONLY is shipped
+
+
+def test_pitch_modes_one_for_all_or_one_per_run():
+    assert cb.pitch_modes(None, 3) == [None, None, None]
+    assert cb.pitch_modes(["voiced"], 2) == ["voiced", "voiced"]
+    assert cb.pitch_modes(["all", "voiced"], 2) == ["all", "voiced"]
+    assert "one per run" in cb.pitch_modes(["all", "voiced"], 3)
+
+
+def test_labels_of_same_named_runs_and_repeated_runs(tmp_path):
+    r4, r6 = tmp_path / "r4" / "lpcnet-bl-s", tmp_path / "r6" / "lpcnet-bl-s"
+    assert cb.run_labels([r4, r6], ["all", "voiced"]) == ["r4/lpcnet-bl-s", "r6/lpcnet-bl-s"]
+    assert cb.run_labels([r4, r6, r6], ["all", "voiced", "all"]) == \
+        ["r4/lpcnet-bl-s", "r6/lpcnet-bl-s[voiced]", "r6/lpcnet-bl-s[all]"]
+    assert cb.run_labels([r4, tmp_path / "x"], [None, None]) == ["lpcnet-bl-s", "x"]
+    assert "twice" in cb.run_labels([r6, r6], ["voiced", "voiced"])
+
+
+def test_cli_rejects_a_wrong_number_of_settings(tmp_path, capsys):
+    runs = [tmp_path / "r4" / "lpcnet-bl-s", tmp_path / "r6" / "lpcnet-bl-s"]
+    with pytest.raises(SystemExit) as e:
+        cb.main([*map(str, runs), "--pitch-line", "all", "voiced", "all"])
+    assert e.value.code == 2 and "one per run (2), got 3" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cb.main([*map(str, runs), "--pitch-line", "some"])
+    assert e.value.code == 2
+
+
+def test_compare_pool_pairs_clips_within_groups(tmp_path):
+    spec = importlib.util.spec_from_file_location("compare_pool", REPO / "scripts" / "compare_pool.py")
+    cp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cp)
+
+    def res(g: int, old: list[float], new: list[float]) -> dict:
+        sc = lambda v: {m: v for m in cp.METRICS}  # noqa: E731
+        return {"runs": {}, "validation": {"clips": [], "scores": {f"r4/plpcnet-s-g{g}-ft": sc(old),
+                                                                   f"r6/plpcnet-s-g{g}-ft": sc(new)}}}
+    pooled = cp.pool([res(0, [1.0, 2.0], [1.5, 2.5]), res(3, [3.0], [2.0])])["validation"]
+    assert list(pooled) == ["r4/plpcnet-s-ft", "r6/plpcnet-s-ft"]
+    assert pooled["r4/plpcnet-s-ft"]["pesq_wb"] == [1.0, 2.0, 3.0]
+    assert pooled["r6/plpcnet-s-ft"]["stoi"] == [1.5, 2.5, 2.0]
+    with pytest.raises(SystemExit):
+        cp.pool([res(0, [1.0], [1.0]), {"validation": {"scores": {"a": {}, "b": {}}}}])
