@@ -108,6 +108,7 @@ def main(argv=None) -> int:
             "initialised_from": info["init_from"], "training_note": a.training_note,
             "training_data": info["data_summary"], "config": ck.get("config"),
             "ltp_taps": model.cfg.ltp_taps,  # lagged-excitation inputs (the runtime reads them from the ONNX metadata)
+            "ltp_gate": model.cfg.ltp_gate,  # their voicing gate (pitch correlation below it: taps read 128)
             **grouping,
             "audio_hours_seen": info["audio_hours"] or audio_hours.get(info["run"].name),
             # wall-clock minutes of this run's own training steps on the GPU (shared with the models trained

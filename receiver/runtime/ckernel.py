@@ -10,7 +10,10 @@ fp32 keeps float32 arithmetic throughout; GRU-A's recurrent matrix is stored as 
 are exactly float16 (the shipped ONNX files store float16 weights), which halves its memory traffic and
 changes no result.
 LTP decoders (``ltp_taps`` > 0) add one folded table per tap; the kernel keeps no state of its own: the
-stream's :class:`SynthState` carries the excitation history (``past``) and each frame passes its lag.
+stream's :class:`SynthState` carries the excitation history (``past``) and each frame passes its lag.  A frame
+the voicing gate silences (``ltp_gate`` > 0, pitch correlation below it) passes lag 0 instead: the kernel then
+adds the taps' constant mu-law-zero rows to the frame's conditioning term once and runs the loop without taps
+(still recording the frame's draws in ``past``); ungated frames and gate-less decoders run as before.
 """
 from __future__ import annotations
 
@@ -174,34 +177,35 @@ class CBackend:
                 return False
         return True
 
-    def _ltp(self, st: SynthState, period: float | None) -> dict:
-        """The frame's LTP arguments of ``Net.frame`` (none for a decoder without taps)."""
+    def _ltp(self, st: SynthState, period: float | None, corr: float) -> dict:
+        """The frame's LTP arguments of ``Net.frame`` (none for a decoder without taps; lag 0: gated)."""
         if not self.ltp_taps:
             return {}
         if period is None:
             raise ValueError("this decoder has LTP taps: run_frame needs the frame's pitch period (period=)")
-        return {"past": st.past, "lag": ltp_lag(period)}
+        return {"past": st.past, "lag": 0 if self.weights.gated(corr) else ltp_lag(period)}
 
     def run_window(self, window: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
                    st: SynthState, pdf_floor: float = PDF_FLOOR) -> np.ndarray:
         """Frame-rate network on the (5, 20) window and the 160-sample loop, both in C (the LTP lag from the
-        pitch period of the window's centre frame)."""
+        pitch period of the window's centre frame; ``corr``, its pitch correlation, also drives the voicing gate)."""
         ga, gb = np.empty_like(self._ga), np.empty_like(self._gb)  # per call: streams may share this backend
         self.net.cond(np.ascontiguousarray(window, np.float32), ga, gb)
         out = np.empty(FRAME_SIZE, np.float32)
         self.net.frame(ga, gb, lpc, float(sampling_boost(corr)), uniforms, st.ha, st.hb, st.hist,
-                       st.exc, out, pdf_floor=pdf_floor, **self._ltp(st, window[CONTEXT, PERIOD_INDEX]))
+                       st.exc, out, pdf_floor=pdf_floor, **self._ltp(st, window[CONTEXT, PERIOD_INDEX], corr))
         return out
 
     def run_frame(self, cond: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
                   st: SynthState, force: np.ndarray | None = None, pdf_floor: float = PDF_FLOOR,
                   period: float | None = None) -> np.ndarray:
         """The 160-sample loop for conditioning ``cond``; ``period``: the frame's pitch period feature
-        (needed by LTP decoders, ignored by the others)."""
+        (needed by LTP decoders, ignored by the others); ``corr``: its raw pitch correlation (sampling
+        temperature, and the LTP voicing gate)."""
         ga, gb = self.weights.cond_terms(np.asarray(cond, np.float32))
         out = np.empty(FRAME_SIZE, np.float32)
         self.net.frame(ga, gb, np.ascontiguousarray(lpc, np.float32), float(sampling_boost(corr)),
                        np.ascontiguousarray(uniforms, np.float32), st.ha, st.hb, st.hist, st.exc, out,
                        None if force is None else np.ascontiguousarray(force, np.float32), pdf_floor=pdf_floor,
-                       **self._ltp(st, period))
+                       **self._ltp(st, period, corr))
         return out

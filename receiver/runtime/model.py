@@ -3,7 +3,8 @@
 Weights come from the ONNX initializers of ``<name>.onnx`` (PyTorch names, see
 ``training.lpcnet.export``); the frame-rate network ``<name>.frame.onnx`` runs in onnxruntime.
 A decoder with LTP taps says so in its metadata (``ltp_taps``); GRU-A's input matrix then has one
-embedding-wide column block per tap between the sample embeddings and the conditioning.
+embedding-wide column block per tap between the sample embeddings and the conditioning; a voicing gate
+(metadata ``ltp_gate`` > 0) makes every tap read mu-law zero in frames whose pitch correlation is below it.
 """
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ class SampleWeights:
     dual_b: np.ndarray  # (2, 256)
     dual_f: np.ndarray  # (2, 256)
     ltp_taps: int = 0  # lagged-excitation inputs of GRU-A (metadata ``ltp_taps``)
+    ltp_gate: float = 0.0  # voicing gate of the taps (metadata ``ltp_gate``; 0: none)
+
+    def gated(self, corr: float) -> bool:
+        """True when the voicing gate silences the LTP taps of a frame with pitch correlation ``corr``
+        (compared in float32, as the exported graph and the training code do)."""
+        return bool(self.ltp_gate) and bool(np.float32(corr) < np.float32(self.ltp_gate))
 
     @property
     def sample_cols(self) -> int:
@@ -104,6 +111,20 @@ def metadata_taps(meta: dict, path) -> int:
     return taps
 
 
+def metadata_gate(meta: dict, path, taps: int) -> float:
+    """The ``ltp_gate`` metadata (0 when absent: files before the voicing gate): a float in [0, 1), 0 without taps."""
+    raw = meta.get("ltp_gate", "0")
+    try:
+        gate = float(raw)
+    except ValueError:
+        gate = float("nan")
+    if not (0.0 <= gate < 1.0):
+        raise ModelFileError(f"{path}: bad ltp_gate metadata {raw!r} (a pitch correlation in [0, 1))")
+    if gate and not taps:
+        raise ModelFileError(f"{path}: its metadata gives ltp_gate {gate:g} but no LTP taps (ltp_taps=0)")
+    return gate
+
+
 _KEYS = {"embed": "embed.weight", "wa_ih": "gru_a.weight_ih_l0", "wa_hh": "gru_a.weight_hh_l0",
          "ba_ih": "gru_a.bias_ih_l0", "ba_hh": "gru_a.bias_hh_l0", "wb_ih": "gru_b.weight_ih_l0",
          "wb_hh": "gru_b.weight_hh_l0", "bb_ih": "gru_b.bias_ih_l0", "bb_hh": "gru_b.bias_hh_l0",
@@ -119,8 +140,9 @@ def sample_weights(path: str | Path) -> SampleWeights:
     missing = [v for v in _KEYS.values() if v not in inits]
     if missing:
         raise ModelFileError(f"{path}: not an exported LPCNet sample network (missing {', '.join(missing)})")
+    taps = metadata_taps(meta, path)
     w = SampleWeights(**{k: np.ascontiguousarray(inits[v], np.float32) for k, v in _KEYS.items()},
-                      ltp_taps=metadata_taps(meta, path))
+                      ltp_taps=taps, ltp_gate=metadata_gate(meta, path, taps))
     _check_shapes(w, path)
     return w
 
@@ -224,6 +246,11 @@ class LoadedModel:
     def ltp_taps(self) -> int:
         """LTP taps of the sample network (0: LPCNet as published)."""
         return self.weights.ltp_taps
+
+    @property
+    def ltp_gate(self) -> float:
+        """Voicing gate of the LTP taps (0: none)."""
+        return self.weights.ltp_gate
 
     @property
     def size(self) -> tuple[int, int]:

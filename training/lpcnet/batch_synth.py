@@ -13,7 +13,8 @@ from pnsc.shared.constants import CORR_INDEX, FRAME_SIZE, LPC_ORDER, NB_CEPS
 from pnsc.shared.dsp import deemphasize
 from pnsc.shared.lpc import lpc_from_cepstrum
 
-from .model import PDF_FLOOR, PERIOD_INDEX, LPCNet, ltp_lag, sampling_boost, tap_offsets, ulaw2lin, ulaw_index
+from .model import (PDF_FLOOR, PERIOD_INDEX, LPCNet, ltp_gated, ltp_lag, sampling_boost, tap_offsets, ulaw2lin,
+                    ulaw_index)
 
 
 def _sample(logits: torch.Tensor, boost: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
@@ -54,6 +55,7 @@ def synthesize_batch(model: LPCNet, features: list[np.ndarray], seed: int = 0,
     taps = model.cfg.ltp_taps
     lags = ltp_lag(torch.from_numpy(feats[:, 2 : T + 2, PERIOD_INDEX])).to(device)  # (B, T)
     offs = torch.tensor(tap_offsets(taps), dtype=torch.long, device=device)
+    gated = ltp_gated(corr, model.cfg.ltp_gate)  # (B, T): frames whose taps the voicing gate silences
     past = torch.full((B, T * FRAME_SIZE), 128, dtype=torch.long, device=device)  # excitations drawn
     for f in range(T):
         boost = sampling_boost(corr[:, f])
@@ -65,7 +67,7 @@ def synthesize_batch(model: LPCNet, features: list[np.ndarray], seed: int = 0,
             ltp = None
             if taps:
                 j = t - lags[:, f, None] + offs  # (B, taps), always < t
-                ltp = torch.where(j >= 0, past.gather(1, j.clamp(min=0)), 128)
+                ltp = torch.where((j >= 0) & ~gated[:, f, None], past.gather(1, j.clamp(min=0)), 128)
             logits, ha, hb = model.step(cond_f, ulaw_index(hist[:, 0]), ulaw_index(u), exc, ha, hb, ltp)
             exc = _sample(logits, boost, uniforms[t])
             if taps:

@@ -15,6 +15,8 @@ Two files per decoder:
             past (LTP_HISTORY = 264) int64 [the excitations drawn before this frame, oldest first, 128 before
             the start of the decode] -> past_out (264) int64 (the history after the frame);
   GRU-A's input rows are then [E[sig], E[pred], E[exc], E[e[n - lag + d_k]] for each tap k, cond].
+  A voicing gate (``ltp_gate`` > 0, metadata key ``ltp_gate``) adds no input: when ``corr`` < ltp_gate (float32)
+  every tap of the frame reads 128 instead (``past`` still records the frame's draws).
   Sampling (LPCNet): softmax(logits * (1 + max(0, 1.5 corr - 0.5))), PDF_FLOOR subtracted (floored at 0;
   the runtime rewrites this constant for another ``pdf_floor``, pnsc.receiver.sampling),
   inverse CDF at ``uniforms[n]``.  sample x[n] = clip(u[n] + ulaw2lin(e[n]), -32768, 32767).
@@ -194,6 +196,9 @@ def build_loop_graph(model: LPCNet) -> onnx.ModelProto:
                                           g.const(float(LTP_MIN_LAG)), g.const(float(LTP_MAX_LAG))])], to=I64)
         tap_idx = g.op("Add", [g.op("Sub", [g.const([LTP_HISTORY], np.int64), lag]),
                                g.const(tap_offsets(taps), np.int64)])
+        if c.ltp_gate:  # voicing gate: the frame's taps read mu-law zero when corr < gate
+            gated = g.op("Less", ["corr", g.const([c.ltp_gate])])
+            zeros = g.const([128] * taps, np.int64)
     # ---- loop body
     b = G("b_")
     it, cin = "iter", "cond_in"
@@ -202,7 +207,8 @@ def build_loop_graph(model: LPCNet) -> onnx.ModelProto:
     prev = b.op("Slice", [hist, b.const([0], np.int64), b.const([1], np.int64)])
     ids = [_lin2ulaw_index(b, prev), _lin2ulaw_index(b, u), exc]
     if taps:
-        ids.append(b.op("Gather", [past, tap_idx], axis=0))
+        lagged = b.op("Gather", [past, tap_idx], axis=0)
+        ids.append(b.op("Where", [gated, zeros, lagged]) if c.ltp_gate else lagged)
     ids = b.op("Concat", ids, axis=0)
     logits, ha2, hb2 = _step_logits(b, W, ids, ga_cond, gb_cond, ha, hb)
     p = b.op("Softmax", [b.op("Mul", [logits, boost])], axis=0)

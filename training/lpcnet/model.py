@@ -18,6 +18,10 @@ pitch period ``ltp_lag`` (round(p) clamped to 32..255 samples); excitations befo
 mu-law zero (128). GRU-A's input is then [E[sig], E[pred], E[exc], E[tap_0], ..., f]: the taps'
 columns sit between the sample embeddings and the conditioning, so a model without taps widens into
 one with them by zero columns (:func:`widen_for_ltp`), computing the same function.
+Voicing gate, ``ltp_gate`` > 0: a frame whose raw pitch-correlation feature (column 19 of the row that gives
+the lag) is below ``ltp_gate`` sees mu-law zero (128) on every tap instead of the lagged excitations
+(:func:`ltp_gated`; in unvoiced frames the lag of a meaningless pitch points at unrelated excitation).
+The excitation history is unchanged: gated frames still record their draws. 0 (the default): no gate.
 
 Feature normalisation is inside the model (so exported graphs take raw features):
 cepstrum as is; pitch period p (samples) -> (p - 100) / 50 and embedding index round(p) in 0..255;
@@ -47,6 +51,14 @@ LPC_ORDER = 16
 PDF_FLOOR = 0.0005  # = pnsc.shared.constants.PDF_FLOOR (sampling floor; xiph LPCNet: 0.002)
 
 
+def check_ltp_gate(gate: float, taps: int) -> None:
+    """ValueError unless ``gate`` is a pitch-correlation threshold in [0, 1), and 0 for a model without taps."""
+    if not (0.0 <= gate < 1.0):  # NaN fails too
+        raise ValueError(f"ltp_gate must be in [0, 1) (a pitch-correlation threshold), got {gate}")
+    if gate and not taps:
+        raise ValueError(f"ltp_gate {gate} needs LTP taps (ltp_taps > 0)")
+
+
 @dataclass(frozen=True)
 class LPCNetConfig:
     gru_a: int = 384
@@ -55,6 +67,10 @@ class LPCNetConfig:
     cond: int = 128  # frame-rate network width / conditioning size
     pitch_embed: int = 64
     ltp_taps: int = 0  # lagged-excitation inputs of GRU-A (0: LPCNet as published)
+    ltp_gate: float = 0.0  # taps read 128 in frames with pitch correlation < ltp_gate (0: no gate)
+
+    def __post_init__(self):
+        check_ltp_gate(self.ltp_gate, self.ltp_taps)
 
     @property
     def sample_inputs(self) -> int:
@@ -76,14 +92,24 @@ SIZES = {
 LTP_MIN_LAG, LTP_MAX_LAG = 32, 255  # samples; the codec's pitch range (PITCH_MIN..PITCH_MAX - 1)
 
 
-def config_for(size: str, ltp_taps: int = 0) -> LPCNetConfig:
+def config_for(size: str, ltp_taps: int = 0, ltp_gate: float = 0.0) -> LPCNetConfig:
     try:
         cfg = SIZES[size]
     except KeyError:
         raise ValueError(f"unknown model size {size!r} (one of {sorted(SIZES)})") from None
     if ltp_taps < 0 or ltp_taps % 2 == 0 and ltp_taps != 0 or ltp_taps > 9:
         raise ValueError(f"ltp_taps must be 0 or odd in 1..9, got {ltp_taps}")
-    return replace(cfg, ltp_taps=ltp_taps)
+    check_ltp_gate(ltp_gate, ltp_taps)
+    return replace(cfg, ltp_taps=ltp_taps, ltp_gate=float(ltp_gate))
+
+
+def ltp_gated(corr: torch.Tensor, gate: float) -> torch.Tensor:
+    """Raw pitch-correlation features -> bool, True where the voicing gate silences the LTP taps
+    (corr < gate, compared in float32 as the exported graph and the run-time decoder do; all False for gate 0)."""
+    corr = corr.to(torch.float32)
+    if not gate:
+        return torch.zeros_like(corr, dtype=torch.bool)
+    return corr < torch.tensor(gate, dtype=torch.float32, device=corr.device)
 
 
 def tap_offsets(taps: int) -> list[int]:
@@ -345,6 +371,7 @@ def synthesize(model: LPCNet, features: torch.Tensor, lpc: torch.Tensor, uniform
     corr = features[2:2 + T, CORR_INDEX]
     taps = model.cfg.ltp_taps
     lags = ltp_lag(features[2:2 + T, PERIOD_INDEX])
+    gated = ltp_gated(corr, model.cfg.ltp_gate)
     offs = torch.tensor(tap_offsets(taps), dtype=torch.long)
     past = torch.full((T * FRAME_SIZE,), 128, dtype=torch.long)  # the excitations drawn so far
     for f in range(T):
@@ -357,7 +384,7 @@ def synthesize(model: LPCNet, features: torch.Tensor, lpc: torch.Tensor, uniform
             ltp = None
             if taps:
                 j = t - int(lags[f]) + offs
-                ltp = torch.where(j >= 0, past[j.clamp(min=0)], 128)[None]
+                ltp = torch.where((j >= 0) & ~gated[f], past[j.clamp(min=0)], 128)[None]
             logits, ha, hb = model.step(cond[f:f + 1], sig, pred, exc, ha, hb, ltp)
             idx = sample_from_logits(logits[0], boost, float(uniforms[t]))
             x = min(32767.0, max(-32768.0, u + float(ulaw2lin(torch.tensor(float(idx))))))

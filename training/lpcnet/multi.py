@@ -12,8 +12,11 @@ run, falling back to last.pt) as a fine-tune of the same speakers, with each tag
 appended after every other option, so they win: ``control`` (nothing changed: the restart alone),
 ``noiseN`` (``--noise-scale N``), ``nonoise`` (``--noise-domain none``), ``sig`` (``--noise-domain sig``),
 ``lrX`` (``--lr X``), ``decayX`` (``--lr-decay X``), ``bN`` (``--batch N``), ``ltpN`` (``--ltp-taps N``:
-N lagged-excitation inputs, the start widened by zero columns). Example:
-``--models lpcnet-bl-s.control,lpcnet-bl-s.noise3,lpcnet-bl-s.nonoise,lpcnet-bl-s.b1024.lr2e-3``.
+N lagged-excitation inputs, the start widened by zero columns), ``ltpgateX`` (``--ltp-gate X``: the taps
+read mu-law zero in frames with pitch correlation < X; with ``ltpN``). A tag's number may hold a decimal
+point (a ``.`` followed by a digit does not start a tag). Example:
+``--models lpcnet-bl-s.control,lpcnet-bl-s.noise3,lpcnet-bl-s.nonoise,lpcnet-bl-s.b1024.lr2e-3``,
+``lpcnet-bl-s.ltp5.ltpgate0.5``.
 Each run writes to ROOT/<name>/ (see train.py) plus ROOT/<name>/stdout.log; runs whose status.json
 says done are skipped.  Exit status: number of failed runs.
 
@@ -42,7 +45,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(rf"^lr(?P<x>{_NUM})$"), lambda m: ["--lr", m.group("x")]),
         (re.compile(rf"^decay(?P<x>{_NUM})$"), lambda m: ["--lr-decay", m.group("x")]),
         (re.compile(r"^b(?P<x>\d+)$"), lambda m: ["--batch", m.group("x")]),
-        (re.compile(r"^ltp(?P<x>\d+)$"), lambda m: ["--ltp-taps", m.group("x")])]
+        (re.compile(r"^ltp(?P<x>\d+)$"), lambda m: ["--ltp-taps", m.group("x")]),
+        (re.compile(rf"^ltpgate(?P<x>{_NUM})$"), lambda m: ["--ltp-gate", m.group("x")])]
 
 
 # GPU memory one training process reaches, in GiB per sequence of its batch (15-frame sequences, bf16
@@ -100,8 +104,9 @@ def gpu_memory_gib(gpus: list[str] | None) -> float | None:
 
 
 def split_branch(name: str) -> tuple[str, list[str]]:
-    """``lpcnet-bl-s.noise3.lr1e-3`` -> (``lpcnet-bl-s``, its tags' train.py options)."""
-    base, *tags = name.split(".")
+    """``lpcnet-bl-s.noise3.lr1e-3`` -> (``lpcnet-bl-s``, its tags' train.py options); a dot before a digit
+    is a decimal point (``lpcnet-bl-s.ltp5.ltpgate0.5``)."""
+    base, *tags = re.split(r"\.(?!\d)", name)
     opts: list[str] = []
     for t in tags:
         for rx, fn in TAGS:

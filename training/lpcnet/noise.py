@@ -87,10 +87,10 @@ def inputs_from(signal: torch.Tensor, xn: torch.Tensor, lpc: torch.Tensor):
 
 def make_inputs(signal: torch.Tensor, lpc: torch.Tensor, *, noise: bool = True, domain: str = "exc",
                 scale: float | None = None, generator: torch.Generator | None = None,
-                features: torch.Tensor | None = None, ltp_taps: int = 0):
+                features: torch.Tensor | None = None, ltp_taps: int = 0, ltp_gate: float = 0.0):
     """-> (sig, pred, exc, target), each int64 (B, T*160); with ``ltp_taps`` > 0 (needs the batch's
     feature rows ``features``) a fifth item, the LTP taps (B, T*160, ltp_taps) of :mod:`.ltp`, drawn
-    from the same noisy past."""
+    from the same noisy past (128 in frames the voicing gate ``ltp_gate`` silences)."""
     xn = noisy_signal(signal, lpc, domain=domain, scale=scale, generator=generator) if noise \
         else signal.to(torch.float32)
     out = inputs_from(signal, xn, lpc)
@@ -100,4 +100,4 @@ def make_inputs(signal: torch.Tensor, lpc: torch.Tensor, *, noise: bool = True, 
         raise ValueError("LTP taps need the feature rows (their pitch period gives the lag)")
     from .ltp import excitation_history, ltp_inputs
 
-    return (*out, ltp_inputs(excitation_history(xn, lpc), features, ltp_taps))
+    return (*out, ltp_inputs(excitation_history(xn, lpc), features, ltp_taps, ltp_gate))

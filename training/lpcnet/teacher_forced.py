@@ -65,7 +65,7 @@ def teacher_forced_pass(model: LPCNet, qfeatures: np.ndarray, audio: np.ndarray)
     feats = torch.from_numpy(padded)[None]
     ltp = None
     if model.cfg.ltp_taps:
-        ltp = ltp_inputs(excitation_history(sig, lpc), feats, model.cfg.ltp_taps)
+        ltp = ltp_inputs(excitation_history(sig, lpc), feats, model.cfg.ltp_taps, model.cfg.ltp_gate)
     model.eval()
     logits = model(feats, s_in, p_in, e_in, ltp=ltp)[0].float()
     u = predict(sig, lpc, FRAME_SIZE - 1)[0, 1:]

@@ -70,6 +70,10 @@ def parse_args(argv=None):
     ap.add_argument("--ltp-taps", type=int, default=None,
                     help="lagged-excitation (pitch) inputs of GRU-A (0: LPCNet; odd, e.g. 5; default as saved, "
                          "else 0); --init-from a model without them widens it by zero input columns")
+    ap.add_argument("--ltp-gate", type=float, default=None,
+                    help="voicing gate of the LTP taps: in frames whose pitch correlation (feature 19) is below "
+                         "this, every tap reads mu-law zero (in [0, 1); 0: no gate; needs --ltp-taps; default as "
+                         "saved, else 0)")
     ap.add_argument("--quantized-after-epoch", type=int, default=None,
                     help="from this epoch on, train on quantized features (default: 3/4 of --epochs)")
     ap.add_argument("--adapt", default=None, choices=["frame", "all"],
@@ -189,7 +193,7 @@ def validate(model: LPCNet, val: ShardSet, feat_key: str, batch: int, D: Dist, a
     cnts = torch.zeros(G + 1, dtype=torch.float64)
     for b in val.iter_all(batch, D.rank, D.world):
         sig, pred, exc, target, *ltp = make_inputs(b["signal"], b["lpc"], noise=False, features=b[feat_key],
-                                                   ltp_taps=model.cfg.ltp_taps)
+                                                   ltp_taps=model.cfg.ltp_taps, ltp_gate=model.cfg.ltp_gate)
         with torch.autocast(D.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(b[feat_key], sig, pred, exc, ltp=ltp[0] if ltp else None)
         loss = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none").mean(1).double().cpu()
@@ -294,7 +298,15 @@ def main(argv=None) -> int:
         a.ltp_taps = saved_taps or 0
     elif saved_taps is not None and a.ltp_taps != saved_taps:
         raise SystemExit(f"train: {last} has {saved_taps} LTP taps, not --ltp-taps {a.ltp_taps}")
-    cfg = config_for(size, a.ltp_taps)
+    saved_gate = float(ckpt["config"].get("ltp_gate", 0.0)) if ckpt is not None else None
+    if a.ltp_gate is None:
+        a.ltp_gate = saved_gate or 0.0
+    elif saved_gate is not None and a.ltp_gate != saved_gate:
+        raise SystemExit(f"train: {last} has LTP gate {saved_gate:g}, not --ltp-gate {a.ltp_gate:g}")
+    try:
+        cfg = config_for(size, a.ltp_taps, a.ltp_gate)
+    except ValueError as exc:
+        raise SystemExit(f"train: {exc}") from None
     torch.manual_seed(a.seed)
     model = LPCNet(cfg)  # seeded init
     if ckpt is not None:
@@ -441,7 +453,7 @@ def main(argv=None) -> int:
             sig, pred, exc, target, *ltp = make_inputs(
                 batch["signal"], batch["lpc"], noise=a.noise_domain != "none",
                 domain=a.noise_domain if a.noise_domain != "none" else "exc", scale=a.noise_scale, generator=gen,
-                features=batch[feat_key], ltp_taps=cfg.ltp_taps)
+                features=batch[feat_key], ltp_taps=cfg.ltp_taps, ltp_gate=cfg.ltp_gate)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = ddp(batch[feat_key], sig, pred, exc, target, ltp=ltp[0] if ltp else None)
             opt.zero_grad(set_to_none=True)

@@ -12,6 +12,9 @@
  * LTP taps (net->taps > 0): the history past[] of drawn excitations (the fed-back ones under force) is
  * extended by this frame's draws in a local buffer, so a tap one lag back may reach into the same frame;
  * tap k of sample n is table 3 + k at e[n - lag + k - taps/2]. Without taps nothing of this runs.
+ * A gated frame (lag LTP_GATED: the voicing gate) has every tap at mu-law zero, the same rows at every step:
+ * they are added to the conditioning term once per frame and the loop runs as without taps (draws still
+ * recorded), so a gated frame costs less than an ungated one and an ungated frame pays nothing for the gate.
  * Arithmetic order follows the exported ONNX loop graph (training/lpcnet/export.py). */
 #include <math.h>
 #include <string.h>
@@ -67,7 +70,19 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
     uint8_t xq[MAX_NA + 64] ALIGNED;
     int32_t eh[LTP_HIST + FRAME]; /* LTP: excitation history, then this frame's draws */
     const int K = net->taps, d0 = LTP_HIST - lag - K / 2; /* eh index of sample n's first tap: n + d0 */
+    const int gated = K && lag == LTP_GATED;
+    float gz[MAX_ROWS + 64] ALIGNED; /* gated: ga plus the taps' mu-law-zero rows */
+    const float *gc = ga;            /* the conditioning term the tap-less step adds */
     if (K) memcpy(eh, past, sizeof(int32_t) * LTP_HIST);
+    if (gated) {
+        memset(gz, 0, sizeof(float) * N3);
+        for (int k = 0; k < K; k++) {
+            const float *restrict z = net->tables + (size_t)((3 + k) * LEVELS + 128) * N3;
+            for (int j = 0; j < N3; j++) gz[j] += z[j];
+        }
+        for (int j = 0; j < N3; j++) gz[j] += ga[j];
+        gc = gz;
+    }
     int exc = *excp;
     memset(tmp, 0, sizeof(tmp));
     memset(nn, 0, sizeof(nn));
@@ -84,8 +99,8 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
         const float *t0 = net->tables + (size_t)si * N3;
         const float *t1 = net->tables + (size_t)(LEVELS + pi) * N3;
         const float *t2 = net->tables + (size_t)(2 * LEVELS + exc) * N3;
-        if (!K) {
-            for (int j = 0; j < N3; j++) gi[j] = (t0[j] + t1[j] + t2[j]) + ga[j];
+        if (!K || gated) {
+            for (int j = 0; j < N3; j++) gi[j] = (t0[j] + t1[j] + t2[j]) + gc[j];
         } else { /* the tap rows two at a time (one pass over gi per pair), then the conditioning */
             const float *tp[MAX_TAPS + 1];
             for (int k = 0; k < K; k++) tp[k] = net->tables + (size_t)((3 + k) * LEVELS + eh[n + d0 + k]) * N3;

@@ -57,7 +57,9 @@ typedef struct {
 #define MAX_IN1 (20 + 256)
 
 /* past (LTP decoders only, else NULL): the last LTP_HIST excitations drawn, oldest first, updated in place;
- * lag: the frame's LTP lag, LTP_MIN_LAG..LTP_MAX_LAG */
+ * lag: the frame's LTP lag, LTP_MIN_LAG..LTP_MAX_LAG, or LTP_GATED: the voicing gate silences this frame's taps
+ * (each reads mu-law zero; the frame's draws still enter past) */
+#define LTP_GATED 0
 typedef void (*frame_fn)(const Net *net, const float *ga, const float *gb, const float *lpc, float boost,
                          float pfloor, const float *uniforms, const float *force, float *ha, float *hb, float *hist,
                          int32_t *exc, int32_t *past, int lag, float *out);

@@ -197,7 +197,7 @@ static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
                              "pdf_floor", "past", "lag", NULL};
     PyObject *o[10], *force = Py_None, *past = Py_None;
     float boost, pfloor = NAN;
-    int lag = 0;
+    int lag = -1;
     if (!self->fn) {
         PyErr_SetString(PyExc_RuntimeError, "Net not initialised");
         return NULL;
@@ -216,9 +216,10 @@ static PyObject *Net_frame(NetObject *self, PyObject *args, PyObject *kw) {
         return NULL;
     }
     const Net *n = &self->net;
-    if (n->taps && (past == Py_None || lag < LTP_MIN_LAG || lag > LTP_MAX_LAG)) {
+    if (n->taps && (past == Py_None || (lag != LTP_GATED && (lag < LTP_MIN_LAG || lag > LTP_MAX_LAG)))) {
         PyErr_Format(PyExc_ValueError, "this decoder has %d LTP taps: frame() needs past (%d int32 excitations) and "
-                     "lag (%d..%d), got lag %d", n->taps, LTP_HIST, LTP_MIN_LAG, LTP_MAX_LAG, lag);
+                     "lag (%d..%d, or %d: taps gated), got lag %d", n->taps, LTP_HIST, LTP_MIN_LAG, LTP_MAX_LAG,
+                     LTP_GATED, lag);
         return NULL;
     }
     Buf b[11];
@@ -321,10 +322,10 @@ static PyObject *Net_get_kernel(NetObject *self, void *c) { return PyUnicode_Fro
 
 static PyMethodDef Net_methods[] = {
     {"frame", (PyCFunction)(void (*)(void))Net_frame, METH_VARARGS | METH_KEYWORDS,
-     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None, *, pdf_floor, past=None, lag=0): 160 "
+     "frame(ga, gb, lpc, boost, uniforms, ha, hb, hist, exc, out, force=None, *, pdf_floor, past=None, lag=-1): 160 "
      "samples into out; ha/hb/hist/exc (and past) updated in place. With force (160 samples) the samples are given "
      "(teacher forcing). LTP decoders (Net(taps=K)) need past (264 int32: the excitations drawn so far, oldest "
-     "first) and the frame's lag (32..255). "
+     "first) and the frame's lag (32..255; 0: the voicing gate silences the frame's taps, each reads mu-law zero). "
      "Each sample is drawn from max(softmax(boost * logits) - pdf_floor, 0) renormalised; 0 <= pdf_floor < 1/256."},
     {"set_frame_net", (PyCFunction)(void (*)(void))Net_set_frame_net, METH_VARARGS | METH_KEYWORDS,
      "set_frame_net(cond, pdim, *, off, scale, pemb, c1, c1b, c2, c2b, f1, f1b, f2, f2b, wac, bac, wbc, bbc)"},
