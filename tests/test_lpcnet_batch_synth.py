@@ -24,11 +24,12 @@ def _features(seed: int, frames: int) -> np.ndarray:
     return f
 
 
-@pytest.mark.parametrize("taps", [0, 5])
-def test_batched_synthesis_matches_the_reference_loop(taps):
+@pytest.mark.parametrize("taps,gate", [(0, 0.0), (5, 0.0), (5, 0.5)])
+def test_batched_synthesis_matches_the_reference_loop(taps, gate):
+    """With ``gate``: the features' pitch correlations are uniform in [0, 1), so frames on both sides."""
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    model = LPCNet(config_for("tiny", taps)).eval()
+    model = LPCNet(config_for("tiny", taps, gate)).eval()
     if taps:
         with torch.no_grad():  # taps that matter
             model.gru_a.weight_ih_l0[:, 24:64].normal_(0, 1.0)

@@ -88,9 +88,9 @@ def test_frame_loop_graph_matches_torch_synthesis(model_s, tmp_path):
     assert not np.array_equal(dec.synthesize(f.numpy(), lpc, seed=8), y)
 
 
-def _fake_run(root: Path, name: str, size: str, val: float, init=None, taps: int = 0):
+def _fake_run(root: Path, name: str, size: str, val: float, init=None, taps: int = 0, gate: float = 0.0):
     torch.manual_seed(len(name))
-    m = LPCNet(config_for(size, taps))
+    m = LPCNet(config_for(size, taps, gate))
     d = root / name
     d.mkdir(parents=True)
     torch.save({"model": m.state_dict(), "config": m.cfg.to_dict(), "name": name, "step": 5, "epoch": 1,
@@ -109,7 +109,7 @@ def test_export_script_manifest_reference_decode_and_cli(tmp_path):
     (models / "manifest.json").write_text(json.dumps({"models": [{"name": "speaker-encoder", "kind": "encoder"}]}))
     _fake_run(runs, "lpcnet-bl-s", "tiny", 5.0)
     _fake_run(runs, "plpcnet-s-g1-scratch", "tiny", 4.95)
-    _fake_run(runs, "plpcnet-s-g1-ft", "tiny", 4.90, init="x/best.pt", taps=3)  # an LTP decoder
+    _fake_run(runs, "plpcnet-s-g1-ft", "tiny", 4.90, init="x/best.pt", taps=3, gate=0.4)  # gated LTP
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "export_decoders.py"), str(runs),
                         "--models-dir", str(models), "--fig5", str(tmp_path / "fig5.png")],
                        capture_output=True, text=True, timeout=120, cwd=REPO)
@@ -122,9 +122,12 @@ def test_export_script_manifest_reference_decode_and_cli(tmp_path):
     assert p["group"] == 1 and names["lpcnet-bl-s"]["group"] == "generic"
     assert p["params"] == sum(t.numel() for t in LPCNet(config_for("tiny", 3)).parameters())
     assert p["ltp_taps"] == 3 and names["lpcnet-bl-s"]["ltp_taps"] == 0
+    assert p["ltp_gate"] == 0.4 and names["lpcnet-bl-s"]["ltp_gate"] == 0.0 and p["config"]["ltp_gate"] == 0.4
     from pnsc.receiver.runtime.model import LoadedModel, locate
 
-    assert LoadedModel(locate("plpcnet-s", 1, models)).ltp_taps == 3
+    loaded = LoadedModel(locate("plpcnet-s", 1, models))
+    assert loaded.ltp_taps == 3 and loaded.ltp_gate == 0.4
+    assert LoadedModel(locate("lpcnet-bl-s", None, models)).ltp_gate == 0.0
     assert (tmp_path / "fig5.png").stat().st_size > 1000
 
     dec = ReferenceDecoder.from_manifest("plpcnet-s", 1, models)

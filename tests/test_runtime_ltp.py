@@ -2,7 +2,8 @@
 the C loop (every ISA path this CPU runs) and the ONNX loop graph draw the same samples as the torch
 reference synthesis given the same uniforms; a stream split over many calls equals one shot and the torch
 reference; a model without taps is unchanged; a widened model decodes exactly like its origin; files whose
-``ltp_taps`` metadata disagrees with their weights are refused."""
+``ltp_taps`` metadata disagrees with their weights are refused.  The voicing gate (``ltp_gate``): the same
+agreements for gated decoders (frames on both sides of the gate), and bad ``ltp_gate`` metadata is refused."""
 from __future__ import annotations
 
 import json
@@ -31,11 +32,11 @@ SMALL = LPCNetConfig(gru_a=32, gru_b=8, embed=8, cond=64, pitch_embed=4)
 C_KERNELS = [k for k in ("avx512", "avx2", "generic") if {"avx512": "avx512-vnni"}.get(k, k) in cpu_kernels()]
 
 
-def _ltp_model(cfg: LPCNetConfig, taps: int, seed: int = 0, half: bool = False) -> LPCNet:
+def _ltp_model(cfg: LPCNetConfig, taps: int, seed: int = 0, half: bool = False, gate: float = 0.0) -> LPCNet:
     """A random model whose tap columns are non-zero (so that the taps matter); ``half``: every weight
-    rounded to float16 (the shipped files' storage, then exported losslessly)."""
+    rounded to float16 (the shipped files' storage, then exported losslessly); ``gate``: its voicing gate."""
     torch.manual_seed(seed)
-    m = LPCNet(LPCNetConfig(**{**cfg.to_dict(), "ltp_taps": taps})).eval()
+    m = LPCNet(LPCNetConfig(**{**cfg.to_dict(), "ltp_taps": taps, "ltp_gate": gate})).eval()
     with torch.no_grad():
         m.dual_fc.factor.mul_(3.0)  # sharper distributions than at init, so that errors would show
         e = m.cfg.embed
@@ -61,11 +62,14 @@ def _loaded(models: Path, name: str = "lpcnet-bl-s") -> LoadedModel:
     return LoadedModel(ModelFiles(name, "lpcnet-bl-s", None, d / f"{name}.frame.onnx", d / f"{name}.onnx"))
 
 
-def _random_features(T: int, seed: int) -> torch.Tensor:
+def _random_features(T: int, seed: int, alternate: bool = False) -> torch.Tensor:
+    """``alternate``: pitch correlations 0.3, 0.7, 0.3, ... (frames on both sides of a 0.5 gate)."""
     g = torch.Generator().manual_seed(seed)
     f = torch.randn(T, 20, generator=g)
     f[:, 18] = 20 + 260 * torch.rand(T, generator=g)  # lags below 160 reach into the same frame; both clamps hit
     f[:, 19] = torch.rand(T, generator=g)
+    if alternate:
+        f[:, 19] = torch.where(torch.arange(T) % 2 == 0, 0.3, 0.7)
     return f
 
 
@@ -107,15 +111,16 @@ def test_step_graph_with_taps_matches_torch(tmp_path):
     assert np.max(np.abs(ha2 - ta.numpy())) < 1e-5
 
 
-@pytest.mark.parametrize("taps", [5, 0])
-def test_c_loop_and_onnx_graph_follow_the_torch_reference(taps, tmp_path):
+@pytest.mark.parametrize("taps,gate", [(5, 0.0), (0, 0.0), (5, 0.5)])
+def test_c_loop_and_onnx_graph_follow_the_torch_reference(taps, gate, tmp_path):
     """Same uniforms, same conditioning: every C path (fp32) draws the torch reference's samples; the ONNX loop
-    graph too, within float rounding. With taps, the taps change the signal (they are used)."""
-    m = _ltp_model(config_for("tiny"), taps)
+    graph too, within float rounding. With taps, the taps change the signal (they are used). With a gate
+    (pitch correlation alternating across it), the gate changes the signal too."""
+    m = _ltp_model(config_for("tiny"), taps, gate=gate)
     lm = _loaded(_install(m, tmp_path))
-    assert lm.ltp_taps == taps
+    assert lm.ltp_taps == taps and lm.ltp_gate == gate
     T = 6
-    f = _random_features(T, 4)
+    f = _random_features(T, 4, alternate=bool(gate))
     lpc = np.zeros((T, 16), np.float32)
     lpc[:, 0], lpc[:, 1] = 0.8, -0.3
     rng = np.random.default_rng(7)
@@ -132,6 +137,12 @@ def test_c_loop_and_onnx_graph_follow_the_torch_reference(taps, tmp_path):
         assert np.max(np.abs(y - ref)) <= 1e-3 * np.max(np.abs(ref)), kernel
         if taps:
             assert not np.all(st.past == 128) and st.past.dtype == np.int32
+    if gate:  # the same weights without the gate draw other samples from the first gated frame on
+        plain = _ltp_model(config_for("tiny"), taps)
+        plain.load_state_dict(m.state_dict())
+        ungated = _torch_frames(plain, f, lpc, u)
+        assert np.mean(ungated[:160 * T] != ref) > 0.5
+        return
     if taps:
         with torch.no_grad():
             m.gru_a.weight_ih_l0[:, 3 * 8:8 * 8] = 0
@@ -158,17 +169,22 @@ def test_history_is_the_drawn_excitations_and_int8_runs(tmp_path):
     assert np.isfinite(y8).all() and not np.all(st8.past[-160:] == 128)
 
 
-def test_stream_in_many_calls_equals_one_shot_and_the_torch_reference(speech, tmp_path):
+@pytest.mark.parametrize("gate", [0.0, 0.45])
+def test_stream_in_many_calls_equals_one_shot_and_the_torch_reference(speech, gate, tmp_path):
     """Real coded speech, float16-stored weights, the frame-rate network in C: pushing frame by frame in
     irregular chunks equals one ``decode``, which equals the torch reference synthesis (same uniforms:
-    the stream's seeded PCG64, 160 per frame) after de-emphasis; reset clears the excitation history."""
+    the stream's seeded PCG64, 160 per frame) after de-emphasis; reset clears the excitation history.
+    Gate 0.45: the clip's first 8 frames (pitch correlation 0.21, 0.36) are gated, the rest not."""
     from pnsc.receiver.runtime.stream import _deemph, _lpc
 
-    m = _ltp_model(SMALL, 5, seed=2, half=True)
+    m = _ltp_model(SMALL, 5, seed=2, half=True, gate=gate)
     models = _install(m, tmp_path, fp16=True)
     feats = speech[:36]
+    if gate:
+        assert 0 < np.sum(feats[:10, 19] < gate) < 10
     dec = StreamingDecoder("lpcnet-bl-s", models_dir=models, precision="fp32", seed=3)
     assert dec.model.ltp_taps == 5 and dec.backend.c_frame_net and dec.kernel != "onnx"
+    assert dec.model.ltp_gate == gate
     one = dec.decode(feats)
     dec.reset()
     parts, i = [], 0
@@ -196,6 +212,10 @@ def test_stream_in_many_calls_equals_one_shot_and_the_torch_reference(speech, tm
     refdec = ReferenceDecoder.from_manifest("lpcnet-bl-s", None, models, seed=3).decode(feats)
     for out in (one, onnx_out, refdec):
         assert np.max(np.abs(out[:n].astype(int) - ref[:n])) <= 1
+    if gate:  # the gate is used: the ungated twin decodes otherwise from the start (frame 0 is gated)
+        twin = _install(_ltp_model(SMALL, 5, seed=2, half=True), tmp_path / "ungated", fp16=True)
+        plain = StreamingDecoder("lpcnet-bl-s", models_dir=twin, precision="fp32", seed=3).decode(feats)
+        assert np.mean(plain[:160] != one[:160]) > 0.5
     # another sampling floor: the loop graph's floor constant is rewritten (pnsc.receiver.sampling) with the LTP
     # inputs in place; the C path takes it per call
     for kernel in ("onnx", None):
@@ -204,14 +224,16 @@ def test_stream_in_many_calls_equals_one_shot_and_the_torch_reference(speech, tm
         assert low.shape == (8 * 160,) and not np.array_equal(low, one[:8 * 160])
 
 
+@pytest.mark.parametrize("gate", [0.0, 0.5])
 @pytest.mark.parametrize("kernel", C_KERNELS)
-def test_c_loop_follows_the_onnx_graph_step_by_step(kernel, tmp_path):
+def test_c_loop_follows_the_onnx_graph_step_by_step(kernel, gate, tmp_path):
     """Teacher-forced along the onnxruntime loop graph's free-running samples (verify.py's method; LPC 0, so no
     sample clips and the forced excitation is the drawn one): fp32 picks the same sample at every step, ends
-    with the same excitation history and GRU state; int8 mostly (its state quantization moves near-ties)."""
-    lm = _loaded(_install(_ltp_model(SMALL, 5, seed=2, half=True), tmp_path, fp16=True))
+    with the same excitation history and GRU state; int8 mostly (its state quantization moves near-ties).
+    Gate 0.5: pitch correlations alternate across it (the C loop's gated frames fold the taps' rows)."""
+    lm = _loaded(_install(_ltp_model(SMALL, 5, seed=2, half=True, gate=gate), tmp_path, fp16=True))
     T = 40
-    f = _random_features(T, 9).numpy()
+    f = _random_features(T, 9, alternate=bool(gate)).numpy()
     cond = lm.frame_net.run_sequence(np.concatenate([f[:1], f[:1], f, f[-1:], f[-1:]]))
     lpc = np.zeros(16, np.float32)
     ref = lm.backend("fp32", "onnx")
@@ -262,6 +284,29 @@ def test_metadata_that_disagrees_with_the_weights_is_refused(claim, tmp_path):
         StreamingDecoder("lpcnet-bl-s", models_dir=models)
 
 
+@pytest.mark.parametrize("claim", ["-0.1", "1.0", "1.5", "nan", "inf", "half"])
+def test_bad_gate_metadata_is_refused(claim, tmp_path):
+    models = _install(_ltp_model(config_for("tiny"), 5, gate=0.5), tmp_path)
+    _set_meta(models / "decoders" / "lpcnet-bl-s.onnx", "ltp_gate", claim)
+    with pytest.raises(ModelFileError, match=r"bad ltp_gate metadata .*\[0, 1\)"):
+        StreamingDecoder("lpcnet-bl-s", models_dir=models)
+
+
+def test_gate_without_taps_is_refused_and_files_before_the_gate_load(tmp_path):
+    models = _install(_ltp_model(config_for("tiny"), 0), tmp_path)
+    path = models / "decoders" / "lpcnet-bl-s.onnx"
+    m = onnx.load(path)
+    kept = [p for p in m.metadata_props if p.key != "ltp_gate"]  # an export before the gate existed
+    del m.metadata_props[:]
+    m.metadata_props.extend(kept)
+    onnx.save(m, path)
+    assert _loaded(models).ltp_gate == 0.0
+    m.metadata_props.add(key="ltp_gate", value="0.3")
+    onnx.save(m, path)
+    with pytest.raises(ModelFileError, match="ltp_gate 0.3 but no LTP taps"):
+        _loaded(models)
+
+
 def test_taps_claimed_by_a_model_without_them_is_refused(tmp_path):
     models = _install(_ltp_model(config_for("tiny"), 0), tmp_path)
     _set_meta(models / "decoders" / "lpcnet-bl-s.onnx", "ltp_taps", "5")
@@ -282,6 +327,10 @@ def test_the_c_loop_needs_history_and_lag(tmp_path):
         b.net.frame(*args, pdf_floor=0.0, past=st.past, lag=20)
     with pytest.raises(ValueError, match="past"):
         b.net.frame(*args, pdf_floor=0.0, past=np.full(LTP_HISTORY, 300, np.int32), lag=40)
+    with pytest.raises(ValueError, match="LTP taps"):  # past without a lag
+        b.net.frame(*args, pdf_floor=0.0, past=st.past)
     with pytest.raises(ValueError, match="period"):
         b.run_frame(np.zeros(16, np.float32), np.zeros(16, np.float32), 0.5, np.full(160, 0.5, np.float32), st)
     b.net.frame(*args, pdf_floor=0.0, past=st.past, lag=40)
+    b.net.frame(*args, pdf_floor=0.0, past=st.past, lag=0)  # 0: the voicing gate silences the frame's taps
+    assert not np.all(st.past[-320:] == 128)  # both frames' draws recorded
