@@ -171,7 +171,8 @@ class ReferenceDecoder:
         rng = np.random.default_rng(self.seed if seed is None else seed)
         state = {"ha": np.zeros((1, self.n_a), np.float32), "hb": np.zeros((1, self.n_b), np.float32),
                  "hist": np.zeros(LPC_ORDER, np.float32), "exc": np.array([128], np.int64)}
-        if self.ltp:  # LTP taps: the excitations drawn so far, and each frame's pitch period for its lag
+        if self.ltp:  # LTP taps: the excitations drawn so far, and each frame's pitch period for its lag (a gated
+            # decoder's graph applies its voicing gate from the frame's corr input itself)
             state["past"] = np.full(LTP_HISTORY, 128, np.int64)
         out = np.empty(T * FRAME_SIZE, np.float32)
         lpc = np.asarray(lpc, np.float32)

@@ -19,6 +19,12 @@ def test_names_and_recipe_tags():
     assert multi.split_branch("plpcnet-s-g2-ft.noise3.lr1e-3.b1024.decay5e-5") == (
         "plpcnet-s-g2-ft", ["--noise-scale", "3", "--lr", "1e-3", "--batch", "1024", "--lr-decay", "5e-5"])
     assert multi.split_branch("lpcnet-bl-l.nonoise")[1] == ["--noise-domain", "none"]
+    assert multi.split_branch("lpcnet-bl-s.ltp5.ltpgate0.5") == (
+        "lpcnet-bl-s", ["--ltp-taps", "5", "--ltp-gate", "0.5"])
+    assert multi.split_branch("lpcnet-bl-s.ltp5.ltpgate0.35.lr1e-3")[1][-4:] == ["--ltp-gate", "0.35", "--lr", "1e-3"]
+    assert multi.split_branch("lpcnet-bl-s.noise0.5")[1] == ["--noise-scale", "0.5"]
+    with pytest.raises(SystemExit, match="unknown recipe tag"):
+        multi.split_branch("lpcnet-bl-s.ltpgate")
     for bad in ("lpcnet-bl-s.fast", "lpcnet-bl-x.control", "lpcnet-bl-s.noise"):
         with pytest.raises(SystemExit):
             multi.expand(bad, 4)

@@ -227,3 +227,19 @@ def test_ltp_branch_widens_its_start_and_resumes_as_saved(data, tmp_path):
     assert torch.load(ltp / "last.pt", weights_only=False)["step"] == 3
     with pytest.raises(SystemExit, match="has 3 LTP taps, not --ltp-taps 5"):
         train.main(_args(data, ltp, "--epochs", "3", "--max-steps", "4", "--ltp-taps", "5"))
+    assert ck["config"]["ltp_gate"] == 0.0
+    # a gated branch of the same start: the gate is saved, resumed as saved, and a resume can't change it
+    gated = tmp_path / "gated"
+    train.main(_args(data, gated, "--epochs", "3", "--max-steps", "1", "--init-from", base / "last.pt",
+                     "--ltp-taps", "3", "--ltp-gate", "0.5"))
+    assert torch.load(gated / "last.pt", weights_only=False)["config"]["ltp_gate"] == 0.5
+    train.main(_args(data, gated, "--epochs", "3", "--max-steps", "2"))
+    ck = torch.load(gated / "last.pt", weights_only=False)
+    assert ck["step"] == 2 and ck["config"]["ltp_gate"] == 0.5
+    with pytest.raises(SystemExit, match="has LTP gate 0.5, not --ltp-gate 0.3"):
+        train.main(_args(data, gated, "--epochs", "3", "--max-steps", "3", "--ltp-gate", "0.3"))
+    with pytest.raises(SystemExit, match="has LTP gate 0, not --ltp-gate 0.5"):
+        train.main(_args(data, ltp, "--epochs", "3", "--max-steps", "4", "--ltp-gate", "0.5"))
+    for bad, why in ((["--ltp-gate", "0.5"], "needs LTP taps"), (["--ltp-taps", "3", "--ltp-gate", "1.5"], r"\[0, 1\)")):
+        with pytest.raises(SystemExit, match=why):
+            train.main(_args(data, tmp_path / "bad", "--epochs", "1", "--max-steps", "1", *bad))

@@ -19,6 +19,8 @@ a path the CPU lacks falls back to the best it has, with a warning.
   ``models/manifest.json`` (sha256); errors are ``DecoderNotFound`` / ``ModelFileError`` with one line.
 - LTP decoders (metadata ``ltp_taps`` > 0: GRU-A also sees the excitations one pitch lag back) run on every
   path; the excitation history lives in the stream state, each frame's lag comes from its pitch period.
+  A voicing gate (metadata ``ltp_gate`` > 0) silences the taps (mu-law zero) of frames whose pitch correlation
+  is below it; the C loop then runs that frame without per-sample tap work.
 - Speed: ``pnsc bench decoder`` (LTP cost: ``scripts/bench_ltp_runtime.py``).  Quality cost of int8: ``scripts/runtime_quality.py``.
 """
 from __future__ import annotations

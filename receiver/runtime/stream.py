@@ -17,7 +17,8 @@ no discontinuity or level jump reaches the output; the new decoder continues fro
 Decoders with LTP taps: the state also holds the excitations drawn so far (``SynthState.past``, kept across
 pushes, flushes and switches, cleared by ``reset``), and each frame's lag comes from the pitch period of the
 frame being synthesized (the centre of its feature window), so a concealed (extrapolated) frame pushed like
-a received one brings its own lag.
+a received one brings its own lag; a gated decoder (``ltp_gate``) decides from the same frame's pitch
+correlation whether its taps read the lagged excitations or mu-law zero.
 """
 from __future__ import annotations
 

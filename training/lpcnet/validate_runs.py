@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from .data import ShardSet, load_group_map, select_speakers
-from .model import LPCNet, config_for
+from .model import LPCNet, LPCNetConfig
 from .train import Dist, eq3, speakers_per_group, validate
 
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(a.only.split(",")) if a.only else None
     for run in sorted(p for p in a.runs.iterdir() if (p / "last.pt").is_file() and (only is None or p.name in only)):
         ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
-        model = LPCNet(config_for(ck["args"]["size"]))
+        model = LPCNet(LPCNetConfig(**ck["config"]))  # as saved: LTP taps and their gate included
         model.load_state_dict(ck["model"])
         model.to(dev)
         with torch.no_grad():
