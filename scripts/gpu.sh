@@ -17,6 +17,9 @@
 #   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
 #   bash scripts/gpu.sh promote RUNS BRANCH a recipe branch (lpcnet-bl-s.decay5e-5) becomes its base run; the old
 #                                           base stays as <base>.before-<tags> (then 'state RUNS' for the call)
+#   bash scripts/gpu.sh retire RUNS TAG RUN...  set runs aside as <run>.before-TAG (history kept), so that e.g.
+#                                           MODELS=ft-s,ft-l fine-tunes afresh from the current baselines instead
+#                                           of resuming (commit-state with LOGS_ONLY=<run>.before-TAG,...)
 #
 #  There (the device machine; the command of a device call):
 #   bash scripts/gpu.sh train               build examples for every carried .carry/t* shard not built yet
@@ -77,6 +80,15 @@ promote)  # RUNS BRANCH: a recipe branch becomes its base run; the old base is k
   keep="$runs/$base.before-${branch#*.}"
   [ ! -e "$keep" ] || { echo "gpu.sh promote: $keep exists already"; exit 2; }
   mv "$runs/$base" "$keep" && mv "$runs/$branch" "$runs/$base" && echo "promoted $branch to $base (the old $base is now $keep)"
+  ;;
+retire)  # RUNS TAG RUN...: every RUN becomes RUN.before-TAG; checks all first, moves nothing on a refusal
+  runs=$1; tag=$2; shift 2
+  [ $# -gt 0 ] && [ -n "$tag" ] && [[ "$tag" != *.* ]] || { echo "gpu.sh retire: usage: retire RUNS TAG RUN..."; exit 2; }
+  for r in "$@"; do
+    [ -f "$runs/$r/last.pt" ] || { echo "gpu.sh retire: no run $runs/$r"; exit 2; }
+    [ ! -e "$runs/$r.before-$tag" ] || { echo "gpu.sh retire: $runs/$r.before-$tag exists already"; exit 2; }
+  done
+  for r in "$@"; do mv "$runs/$r" "$runs/$r.before-$tag" && echo "retired $r (now $r.before-$tag)"; done
   ;;
 unpack)
   $PY -m pnsc.training.lpcnet.pack --unpack "$1"/runs-*.tar runs/gpu

@@ -34,3 +34,27 @@ def test_promote_refuses_what_it_cannot_do_and_moves_nothing(tmp_path):
     p = _promote(tmp_path, "lpcnet-bl-s.nonoise")
     assert p.returncode == 2 and "exists already" in p.stdout
     assert (tmp_path / "lpcnet-bl-s" / "last.pt").read_text() == "base"
+
+
+def _retire(runs: Path, tag: str, *names: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(GPU_SH), "retire", str(runs), tag, *names], capture_output=True, text=True)
+
+
+def test_retire_sets_runs_aside_so_fine_tunes_start_afresh(tmp_path):
+    for name in ("plpcnet-s-g0-ft", "plpcnet-s-g1-ft"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "last.pt").write_text(name)
+    p = _retire(tmp_path, "refit", "plpcnet-s-g0-ft", "plpcnet-s-g1-ft")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (tmp_path / "plpcnet-s-g0-ft.before-refit" / "last.pt").read_text() == "plpcnet-s-g0-ft"
+    assert not (tmp_path / "plpcnet-s-g0-ft").exists() and not (tmp_path / "plpcnet-s-g1-ft").exists()
+
+
+def test_retire_checks_every_run_before_moving_any(tmp_path):
+    (tmp_path / "plpcnet-s-g0-ft").mkdir()
+    (tmp_path / "plpcnet-s-g0-ft" / "last.pt").write_text("x")
+    p = _retire(tmp_path, "refit", "plpcnet-s-g0-ft", "plpcnet-s-g9-ft")  # the second does not exist
+    assert p.returncode == 2 and "no run" in p.stdout
+    assert (tmp_path / "plpcnet-s-g0-ft" / "last.pt").is_file()
+    for bad in (("", "plpcnet-s-g0-ft"), ("a.b", "plpcnet-s-g0-ft"), ("refit",)):
+        assert _retire(tmp_path, *bad).returncode == 2
