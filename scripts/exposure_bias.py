@@ -70,7 +70,7 @@ def export_checkpoint(ckpt: Path, name: str, tmp: Path):
     run = tmp / "ckpt"
     run.mkdir()
     (run / "last.pt").symlink_to(ckpt.resolve())
-    models, family, group = export_alone(run, name, tmp)
+    models, family, group = export_alone(run, name, tmp, "ckpt")
     return StreamingDecoder(family, group, models_dir=models)
 
 
