@@ -86,9 +86,8 @@ def decode_modes(model, dec, audio: np.ndarray, qf: np.ndarray, seed: int) -> tu
     """Every teacher-forced mode's and the runtime's float32 output for one clip, and its loss statistics."""
     import torch
 
-    from pnsc.training.lpcnet.teacher_forced import (cross_entropy_stats, excitation_to_pcm,
-                                                     expected_excitation, prediction_gain_db, sample_excitation,
-                                                     teacher_forced_pass)
+    from pnsc.training.lpcnet.teacher_forced import (excitation_to_pcm, expected_excitation, sample_excitation,
+                                                     teacher_forced_pass, voicing_stats)
 
     n = len(audio)
     dec.reset()
@@ -102,15 +101,7 @@ def decode_modes(model, dec, audio: np.ndarray, qf: np.ndarray, seed: int) -> tu
     out["C_tf_mode"] = excitation_to_pcm(tf.pred, tf.logits.argmax(-1))
     out["D_lpc_only"] = excitation_to_pcm(tf.pred, torch.zeros_like(tf.pred), linear=True)
     out["D_true_exc"] = excitation_to_pcm(tf.pred, tf.target)
-    stats = cross_entropy_stats(tf)
-    voiced = tf.boost > 1.25  # frames with pitch correlation > 0.5
-    logp = torch.log_softmax(tf.logits, -1).gather(1, tf.target[:, None])[:, 0]
-    stats["cross_entropy_voiced"] = float(-logp[voiced].mean()) if voiced.any() else float("nan")
-    stats["cross_entropy_unvoiced"] = float(-logp[~voiced].mean()) if (~voiced).any() else float("nan")
-    stats["voiced_fraction"] = float(voiced.float().mean())
-    stats["pred_gain_db"] = prediction_gain_db(tf)
-    stats["pred_gain_db_voiced"] = prediction_gain_db(tf, voiced)
-    stats["pred_gain_db_unvoiced"] = prediction_gain_db(tf, ~voiced)
+    stats = voicing_stats(tf)
     # the same draw's excitation cross-entropy under the runtime's sampling distribution (boost + floor)
     p = torch.clamp(torch.softmax(tf.logits * tf.boost[:, None], -1) - _floor(), min=0.0)
     p = p / p.sum(-1, keepdim=True)

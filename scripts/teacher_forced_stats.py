@@ -28,22 +28,6 @@ STATS = ("cross_entropy", "cross_entropy_voiced", "cross_entropy_unvoiced", "ent
          "pred_gain_db_unvoiced")
 
 
-def clip_stats(model, audio: np.ndarray, qf: np.ndarray) -> dict[str, float]:
-    import torch
-
-    from pnsc.training.lpcnet.teacher_forced import cross_entropy_stats, prediction_gain_db, teacher_forced_pass
-
-    tf = teacher_forced_pass(model, qf, audio)
-    st = cross_entropy_stats(tf)
-    logp = torch.log_softmax(tf.logits, dim=-1).gather(1, tf.target[:, None])[:, 0]
-    voiced = tf.boost > 1.25  # frames with pitch correlation > 0.5 (the sampling boost's knee)
-    st["cross_entropy_voiced"] = float(-logp[voiced].mean()) if voiced.any() else float("nan")
-    st["cross_entropy_unvoiced"] = float(-logp[~voiced].mean()) if (~voiced).any() else float("nan")
-    st["pred_gain_db_voiced"] = prediction_gain_db(tf, voiced) if voiced.any() else float("nan")
-    st["pred_gain_db_unvoiced"] = prediction_gain_db(tf, ~voiced) if (~voiced).any() else float("nan")
-    return st
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoints", nargs="+", type=Path, help="the first is the reference")
@@ -69,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from pnsc.shared.features import extract_features
     from pnsc.shared.quantizer import quantize_features
     from pnsc.training.lpcnet.export import load_checkpoint
+    from pnsc.training.lpcnet.teacher_forced import teacher_forced_pass, voicing_stats
     from pnsc.training.lpcnet.val_clips import validation_clips
 
     sets = {"validation": validation_clips(a.val_shard, a.limit, a.max_seconds)}
@@ -86,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, (utt, _spk, audio) in enumerate(clips):
             qf = quantize_features(extract_features(audio))[1]
             for m, model in models.items():
-                st = clip_stats(model, audio, qf)
+                st = voicing_stats(teacher_forced_pass(model, qf, audio))
                 for k in STATS:
                     scores[m][k].append(float(st[k]))
             print(f"[{set_name} {i + 1}/{len(clips)}] {utt} ({time.monotonic() - t0:.0f} s)", file=sys.stderr,

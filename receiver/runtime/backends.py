@@ -13,9 +13,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pnsc.receiver.sampling import GraphFloorError, check_pdf_floor, loop_graph_floor, loop_graph_with_floor
-from pnsc.shared.constants import PDF_FLOOR
-
-from pnsc.shared.constants import LTP_HISTORY
+from pnsc.shared.constants import LTP_HISTORY, PDF_FLOOR
 
 from .model import FRAME_SIZE, LPC_ORDER, ModelFileError
 
@@ -46,6 +44,13 @@ class SynthState:
 
     def copy(self) -> "SynthState":
         return SynthState(self.ha.copy(), self.hb.copy(), self.hist.copy(), self.exc.copy(), self.past.copy())
+
+
+def require_period(period: float | None) -> float:
+    """The frame's pitch period, which a decoder with LTP taps needs for its lag (ValueError without it)."""
+    if period is None:
+        raise ValueError("this decoder has LTP taps: run_frame needs the frame's pitch period (period=)")
+    return period
 
 
 def sampling_boost(corr: float) -> np.float32:
@@ -106,9 +111,7 @@ class OnnxLoopBackend:
                  "corr": np.array([corr], np.float32), "uniforms": np.asarray(uniforms, np.float32),
                  "ha": st.ha[None], "hb": st.hb[None], "hist": st.hist, "exc": st.exc.astype(np.int64)}
         if self.ltp_taps:
-            if period is None:
-                raise ValueError("this decoder has LTP taps: run_frame needs the frame's pitch period (period=)")
-            feeds.update(period=np.array([period], np.float32), past=st.past.astype(np.int64))
+            feeds.update(period=np.array([require_period(period)], np.float32), past=st.past.astype(np.int64))
         pcm, ha, hb, hist, exc, *past = self.session_for(pdf_floor).run(None, feeds)
         st.ha[:] = ha[0]
         st.hb[:] = hb[0]

@@ -21,7 +21,7 @@ import numpy as np
 
 from pnsc.shared.constants import PDF_FLOOR
 
-from .backends import KernelUnavailable, SynthState, sampling_boost
+from .backends import KernelUnavailable, SynthState, require_period, sampling_boost
 from .model import CONTEXT, FRAME_SIZE, PERIOD_INDEX, ModelFileError, ltp_lag
 
 BLOCK = 64
@@ -181,9 +181,8 @@ class CBackend:
         """The frame's LTP arguments of ``Net.frame`` (none for a decoder without taps; lag 0: gated)."""
         if not self.ltp_taps:
             return {}
-        if period is None:
-            raise ValueError("this decoder has LTP taps: run_frame needs the frame's pitch period (period=)")
-        return {"past": st.past, "lag": 0 if self.weights.gated(corr) else ltp_lag(period)}
+        lag = ltp_lag(require_period(period))
+        return {"past": st.past, "lag": 0 if self.weights.gated(corr) else lag}
 
     def run_window(self, window: np.ndarray, lpc: np.ndarray, corr: float, uniforms: np.ndarray,
                    st: SynthState, pdf_floor: float = PDF_FLOOR) -> np.ndarray:

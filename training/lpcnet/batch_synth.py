@@ -13,16 +13,19 @@ from pnsc.shared.constants import CORR_INDEX, FRAME_SIZE, LPC_ORDER, NB_CEPS
 from pnsc.shared.dsp import deemphasize
 from pnsc.shared.lpc import lpc_from_cepstrum
 
-from .model import (PDF_FLOOR, PERIOD_INDEX, LPCNet, ltp_gated, ltp_lag, sampling_boost, tap_offsets, ulaw2lin,
-                    ulaw_index)
+from .model import (PDF_FLOOR, PERIOD_INDEX, LPCNet, ltp_gated, ltp_lag, sampling_boost, step_taps, tap_offsets,
+                    ulaw2lin, ulaw_index)
 
 
-def _sample(logits: torch.Tensor, boost: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
-    """Vectorised LPCNet sampling: softmax(boost*logits) minus a floor, inverse CDF at ``uniform``."""
-    p = torch.softmax(logits.float() * boost[:, None], dim=-1)
-    p = torch.clamp(p - PDF_FLOOR, min=0.0)
+def sample_excitation(logits: torch.Tensor, boost: torch.Tensor, uniforms: torch.Tensor,
+                      floor: float = PDF_FLOOR) -> torch.Tensor:
+    """The runtime's draw for every row at once: softmax(boost * logits), ``floor`` subtracted (clamped at 0),
+    inverse CDF at ``uniform * total`` (= ``model.sample_from_logits`` / the C kernel's rule) -> int64 (N,)."""
+    p = torch.softmax(logits.float() * boost.float()[:, None], dim=-1)
+    p = torch.clamp(p - floor, min=0.0)
     c = torch.cumsum(p, dim=-1)
-    return torch.clamp((c < (uniform * c[:, -1])[:, None]).sum(dim=-1), max=255)
+    idx = (c < uniforms.float()[:, None] * c[:, -1:]).sum(-1)
+    return torch.clamp(idx, max=255)
 
 
 @torch.no_grad()
@@ -64,12 +67,9 @@ def synthesize_batch(model: LPCNet, features: list[np.ndarray], seed: int = 0,
         for n in range(FRAME_SIZE):
             t = f * FRAME_SIZE + n
             u = (lpc_f * hist).sum(dim=-1)
-            ltp = None
-            if taps:
-                j = t - lags[:, f, None] + offs  # (B, taps), always < t
-                ltp = torch.where((j >= 0) & ~gated[:, f, None], past.gather(1, j.clamp(min=0)), 128)
+            ltp = step_taps(past, t, lags[:, f], offs, gated[:, f]) if taps else None
             logits, ha, hb = model.step(cond_f, ulaw_index(hist[:, 0]), ulaw_index(u), exc, ha, hb, ltp)
-            exc = _sample(logits, boost, uniforms[t])
+            exc = sample_excitation(logits, boost, uniforms[t])
             if taps:
                 past[:, t] = exc
             x = torch.clamp(u + ulaw2lin(exc), -32768.0, 32767.0)

@@ -38,6 +38,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint
 
+from pnsc.shared.constants import LTP_MAX_LAG, LTP_MAX_TAPS, LTP_MIN_LAG, PDF_FLOOR
+
 from .fold import folded_gru_a
 from .fused import compute_dtype, dual_fc_loss, frame_concat
 from .gru_scan import gru_b_forward
@@ -48,7 +50,12 @@ CORR_INDEX = 19
 MU_LEVELS = 256
 FRAME_SIZE = 160
 LPC_ORDER = 16
-PDF_FLOOR = 0.0005  # = pnsc.shared.constants.PDF_FLOOR (sampling floor; xiph LPCNet: 0.002)
+
+
+def check_ltp_taps(taps: int) -> None:
+    """ValueError unless ``taps`` is 0 or odd in 1..LTP_MAX_TAPS (odd: the taps centre on the lag)."""
+    if not (taps == 0 or (taps % 2 == 1 and 1 <= taps <= LTP_MAX_TAPS)):
+        raise ValueError(f"ltp_taps must be 0 or odd in 1..{LTP_MAX_TAPS}, got {taps}")
 
 
 def check_ltp_gate(gate: float, taps: int) -> None:
@@ -70,6 +77,7 @@ class LPCNetConfig:
     ltp_gate: float = 0.0  # taps read 128 in frames with pitch correlation < ltp_gate (0: no gate)
 
     def __post_init__(self):
+        check_ltp_taps(self.ltp_taps)
         check_ltp_gate(self.ltp_gate, self.ltp_taps)
 
     @property
@@ -89,18 +97,12 @@ SIZES = {
 }
 
 
-LTP_MIN_LAG, LTP_MAX_LAG = 32, 255  # samples; the codec's pitch range (PITCH_MIN..PITCH_MAX - 1)
-
-
 def config_for(size: str, ltp_taps: int = 0, ltp_gate: float = 0.0) -> LPCNetConfig:
     try:
         cfg = SIZES[size]
     except KeyError:
         raise ValueError(f"unknown model size {size!r} (one of {sorted(SIZES)})") from None
-    if ltp_taps < 0 or ltp_taps % 2 == 0 and ltp_taps != 0 or ltp_taps > 9:
-        raise ValueError(f"ltp_taps must be 0 or odd in 1..9, got {ltp_taps}")
-    check_ltp_gate(ltp_gate, ltp_taps)
-    return replace(cfg, ltp_taps=ltp_taps, ltp_gate=float(ltp_gate))
+    return replace(cfg, ltp_taps=ltp_taps, ltp_gate=float(ltp_gate))  # checked by LPCNetConfig
 
 
 def ltp_gated(corr: torch.Tensor, gate: float) -> torch.Tensor:
@@ -120,6 +122,14 @@ def tap_offsets(taps: int) -> list[int]:
 def ltp_lag(period: torch.Tensor) -> torch.Tensor:
     """Frame pitch period feature (samples, float) -> integer lag, clamp(round(p), 32, 255), int64."""
     return torch.clamp(torch.floor(period.to(torch.float32) + 0.5), LTP_MIN_LAG, LTP_MAX_LAG).to(torch.long)
+
+
+def step_taps(past: torch.Tensor, t: int, lags: torch.Tensor, offs: torch.Tensor, gated: torch.Tensor) -> torch.Tensor:
+    """The LTP taps of sample ``t`` while decoding: ``past`` (B, >= t) the excitations drawn so far, ``lags`` (B,)
+    and ``gated`` (B,) of the sample's frame, ``offs`` the tap offsets -> (B, taps) mu-law indices (128 before
+    the start and in gated frames)."""
+    j = t - lags[:, None] + offs  # always < t: lag >= 32 > the largest offset
+    return torch.where((j >= 0) & ~gated[:, None], past.gather(1, j.clamp(min=0)), 128)
 
 
 def widen_for_ltp(state: dict, cfg: LPCNetConfig) -> dict:
@@ -373,7 +383,7 @@ def synthesize(model: LPCNet, features: torch.Tensor, lpc: torch.Tensor, uniform
     lags = ltp_lag(features[2:2 + T, PERIOD_INDEX])
     gated = ltp_gated(corr, model.cfg.ltp_gate)
     offs = torch.tensor(tap_offsets(taps), dtype=torch.long)
-    past = torch.full((T * FRAME_SIZE,), 128, dtype=torch.long)  # the excitations drawn so far
+    past = torch.full((1, T * FRAME_SIZE), 128, dtype=torch.long)  # the excitations drawn so far
     for f in range(T):
         boost = sampling_boost(float(corr[f]))
         for n in range(FRAME_SIZE):
@@ -381,16 +391,13 @@ def synthesize(model: LPCNet, features: torch.Tensor, lpc: torch.Tensor, uniform
             u = float((lpc[f] * hist).sum())
             sig = ulaw_index(hist[:1])
             pred = ulaw_index(torch.tensor([u]))
-            ltp = None
-            if taps:
-                j = t - int(lags[f]) + offs
-                ltp = torch.where((j >= 0) & ~gated[f], past[j.clamp(min=0)], 128)[None]
+            ltp = step_taps(past, t, lags[f:f + 1], offs, gated[f:f + 1]) if taps else None
             logits, ha, hb = model.step(cond[f:f + 1], sig, pred, exc, ha, hb, ltp)
             idx = sample_from_logits(logits[0], boost, float(uniforms[t]))
             x = min(32767.0, max(-32768.0, u + float(ulaw2lin(torch.tensor(float(idx))))))
             hist = torch.cat([torch.tensor([x]), hist[:-1]])
             exc = torch.tensor([idx])
-            past[t] = idx
+            past[0, t] = idx
             out[t] = x
     return out
 

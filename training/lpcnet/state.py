@@ -56,15 +56,15 @@ def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = OPTIM_RUNS,
                logs_only: tuple[str, ...] = ()) -> dict:
     """Write the state tar; runs named in ``logs_only`` keep their logs and history but no weights."""
     runs, out = Path(runs), Path(out)
-    unknown = set(logs_only) - {p.name for p in runs.iterdir()
-                                if (p / "last.pt").is_file() or (p / "history.json").is_file()}
+    found = sorted(p for p in runs.iterdir() if (p / "last.pt").is_file() or (p / "history.json").is_file())
+    unknown = set(logs_only) - {p.name for p in found}
     if unknown:
         raise ValueError(f"--logs-only names no run in {runs}: {', '.join(sorted(unknown))}")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     summary = {}
     with tarfile.open(tmp, "w") as tar:
-        for run in sorted(p for p in runs.iterdir() if (p / "last.pt").is_file() or (p / "history.json").is_file()):
+        for run in found:
             if run.name in logs_only or not (run / "last.pt").is_file():  # a concluded branch stays one
                 for n in SMALL:
                     if (run / n).is_file():

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pnsc.shared.constants import PDF_FLOOR
-
 from .model import CORR_INDEX, FRAME_SIZE, LPCNet, sampling_boost, ulaw2lin
+from .batch_synth import sample_excitation  # noqa: F401  (the runtime's draw, vectorised; re-exported here)
 from .ltp import excitation_history, ltp_inputs
 from .noise import inputs_from, predict
 
@@ -73,17 +72,6 @@ def teacher_forced_pass(model: LPCNet, qfeatures: np.ndarray, audio: np.ndarray)
     return TeacherForced(logits, u, target[0], sig[0, FRAME_SIZE:], boost.float())
 
 
-def sample_excitation(logits: torch.Tensor, boost: torch.Tensor, uniforms: torch.Tensor,
-                      floor: float = PDF_FLOOR) -> torch.Tensor:
-    """The runtime's draw for every row at once: softmax(boost * logits), ``floor`` subtracted (clamped at 0),
-    inverse CDF at ``uniform * total`` (= ``model.sample_from_logits`` / the C kernel's rule) -> int64 (N,)."""
-    p = torch.softmax(logits.float() * boost.float()[:, None], dim=-1)
-    p = torch.clamp(p - floor, min=0.0)
-    c = torch.cumsum(p, dim=-1)
-    idx = (c < uniforms.float()[:, None] * c[:, -1:]).sum(-1)
-    return torch.clamp(idx, max=255)
-
-
 def expected_excitation(logits: torch.Tensor) -> torch.Tensor:
     """E[e_t] in linear (int16-scale) units under the model's own distribution (no boost, no floor)."""
     levels = ulaw2lin(torch.arange(256, dtype=torch.float32))
@@ -97,6 +85,22 @@ def cross_entropy_stats(tf: TeacherForced) -> dict[str, float]:
     ce = F.nll_loss(logp, tf.target)
     ent = -(logp.exp() * logp).sum(-1).mean()
     return {"cross_entropy": float(ce), "entropy": float(ent)}
+
+
+def voicing_stats(tf: TeacherForced) -> dict[str, float]:
+    """:func:`cross_entropy_stats` plus the cross-entropy and :func:`prediction_gain_db` over voiced and over
+    unvoiced samples (frames with pitch correlation above / below 0.5, the sampling boost's knee), the voiced
+    share, and the prediction gain over all samples."""
+    st = cross_entropy_stats(tf)
+    voiced = tf.boost > 1.25  # boost = 1 + max(0, 1.5 c - 0.5): c > 0.5
+    logp = torch.log_softmax(tf.logits, dim=-1).gather(1, tf.target[:, None])[:, 0]
+    st["cross_entropy_voiced"] = float(-logp[voiced].mean()) if voiced.any() else float("nan")
+    st["cross_entropy_unvoiced"] = float(-logp[~voiced].mean()) if (~voiced).any() else float("nan")
+    st["voiced_fraction"] = float(voiced.float().mean())
+    st["pred_gain_db"] = prediction_gain_db(tf)
+    st["pred_gain_db_voiced"] = prediction_gain_db(tf, voiced)  # nan for an empty mask
+    st["pred_gain_db_unvoiced"] = prediction_gain_db(tf, ~voiced)
+    return st
 
 
 def excitation_to_pcm(pred: torch.Tensor, exc: torch.Tensor, *, linear: bool = False) -> np.ndarray:

@@ -106,6 +106,18 @@ def _hours_seen(state: dict) -> float:
     return round((state["audio_seconds"] + state["init_audio_seconds"]) / 3600.0, 3)
 
 
+def _architecture_setting(given, ckpt: dict | None, key: str, kind, mismatch: str):
+    """A setting that shapes the model (LTP taps, their gate): as saved in the run's checkpoint (0 for a new
+    run or one saved before the setting existed) unless given; given differently from the saved one, the run
+    cannot resume (``mismatch`` formats the saved and the given value)."""
+    saved = kind(ckpt["config"].get(key, 0)) if ckpt is not None else None
+    if given is None:
+        return saved or kind(0)
+    if saved is not None and given != saved:
+        raise SystemExit("train: " + mismatch.format(saved, given))
+    return given
+
+
 def _atomic_save(obj, path: Path):
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -293,16 +305,10 @@ def main(argv=None) -> int:
     val_groups_spk = speakers_per_group(val.speaker_ids, group_map) if val is not None else {}
 
     # --- model / optimizer
-    saved_taps = int(ckpt["config"].get("ltp_taps", 0)) if ckpt is not None else None
-    if a.ltp_taps is None:
-        a.ltp_taps = saved_taps or 0
-    elif saved_taps is not None and a.ltp_taps != saved_taps:
-        raise SystemExit(f"train: {last} has {saved_taps} LTP taps, not --ltp-taps {a.ltp_taps}")
-    saved_gate = float(ckpt["config"].get("ltp_gate", 0.0)) if ckpt is not None else None
-    if a.ltp_gate is None:
-        a.ltp_gate = saved_gate or 0.0
-    elif saved_gate is not None and a.ltp_gate != saved_gate:
-        raise SystemExit(f"train: {last} has LTP gate {saved_gate:g}, not --ltp-gate {a.ltp_gate:g}")
+    a.ltp_taps = _architecture_setting(a.ltp_taps, ckpt, "ltp_taps", int,
+                                       f"{last} has {{}} LTP taps, not --ltp-taps {{}}")
+    a.ltp_gate = _architecture_setting(a.ltp_gate, ckpt, "ltp_gate", float,
+                                       f"{last} has LTP gate {{:g}}, not --ltp-gate {{:g}}")
     try:
         cfg = config_for(size, a.ltp_taps, a.ltp_gate)
     except ValueError as exc:
