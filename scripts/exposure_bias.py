@@ -22,7 +22,7 @@ reference (PESQ-WB, STOI, ESTOI, DNSMOS OVRL) and prints means with paired diffe
 Also the teacher-forced per-sample cross-entropy of the true excitation (nats; ties back to the training
 loss) and the model distribution's mean entropy, per clip set.
 
-    python scripts/exposure_bias.py [--checkpoint /work/main/runs/r5/lpcnet-bl-s/last.pt] [--limit 10]
+    python scripts/exposure_bias.py [--checkpoint runs/r5/lpcnet-bl-s/last.pt] [--limit 10]
         [--train-limit 6] [--max-seconds 5] [--json docs/figures/round5/exposure_bias.json]
 
 Interpretation: B far above A -> free-running error accumulation (exposure bias) limits quality; B about
@@ -45,7 +45,6 @@ sys.path.insert(0, str(REPO))
 
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_ovrl")
 MODES = ("A_free_running", "A_torch_free_running", "B_tf_sampled", "B_tf_sampled_sharp2", "C_tf_mean", "C_tf_mode", "D_lpc_only", "D_true_exc")
-MAIN = Path("/work/main")
 
 
 def _die(msg: str) -> None:
@@ -153,10 +152,10 @@ def run_set(name, clips, model, dec, scorer, seed) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, default=MAIN / "runs" / "r5" / "lpcnet-bl-s" / "last.pt")
+    p.add_argument("--checkpoint", type=Path, default=REPO / "runs" / "r5" / "lpcnet-bl-s" / "last.pt")
     p.add_argument("--name", default=None, help="decoder name for the export (default: the checkpoint's)")
-    p.add_argument("--val-shard", type=Path, default=MAIN / "data" / "audio_shards" / "audio-validation-00000.tar")
-    p.add_argument("--train-shard", type=Path, default=MAIN / "data" / "audio_shards" / "audio-train-00004.tar")
+    p.add_argument("--val-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
+    p.add_argument("--train-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-train-00004.tar")
     p.add_argument("--limit", type=int, default=10, help="validation clips")
     p.add_argument("--train-limit", type=int, default=6, help="training-speaker clips (0: none)")
     p.add_argument("--max-seconds", type=float, default=5.0)

@@ -19,7 +19,7 @@ x0.5 = f0 doubled), fine error in cents on frames both call voiced and not gross
 (-2..2) that best aligns the features with the reference, quantized scores split by superframes that the
 reference calls fully voiced vs. mixed (onset/offset), and the correlation feature in voiced/unvoiced frames.
 
-    python scripts/pitch_accuracy.py [--shard /work/main/data/audio_shards/audio-validation-00000.tar]
+    python scripts/pitch_accuracy.py [--shard data/audio_shards/audio-validation-00000.tar]
         [--limit 24] [--vcc-per-speaker 2] [--max-seconds 6] [--json docs/figures/round5/pitch_accuracy.json]
 """
 from __future__ import annotations
@@ -200,7 +200,7 @@ def print_table(results: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--shard", type=Path, default=Path("/work/main/data/audio_shards/audio-validation-00000.tar"),
+    p.add_argument("--shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar",
                    help="validation audio shard (LibriSpeech validation speakers)")
     p.add_argument("--limit", type=int, default=24, help="validation clips (round-robin over speakers)")
     p.add_argument("--vcc", type=Path, default=REPO.parent / "shared" / "data" / "vcc2016")
