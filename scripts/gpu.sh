@@ -120,8 +120,11 @@ train)
   }
   build .carry/val validation 1 data/ex/val || exit 1
   for d in .carry/t*/; do [ -d "$d" ] && { build "${d%/}" train "${COPIES:-3}" "data/ex/$(basename "$d")" || exit 1; }; done
+  PACK_SINCE=$T0
   if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
     $PY -m pnsc.training.lpcnet.state load .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
+    # restored files are new on this machine but were not trained by this call: pack only what changes from now
+    PACK_SINCE=$(date +%s)
   fi
   for req in ${REQUIRE_RUNS//,/ }; do  # REQUIRE_RUNS=NAME[,NAME...]
     [ -f "$RUNS/$req/last.pt" ] || {
@@ -141,7 +144,7 @@ train)
     --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
   RC=$?
   # only the runs this call trained (the rest came with its state): room for their Adam moments
-  $PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" --optim --changed-since "$T0"
+  $PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" --optim --changed-since "$PACK_SINCE"
   for r in "$RUNS"/*/; do
     n=$(basename "$r"); tail -n 1 "$r/stdout.log" 2>/dev/null | cut -c1-200 | sed "s/^/$n: /"
   done

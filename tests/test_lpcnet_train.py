@@ -243,3 +243,19 @@ def test_ltp_branch_widens_its_start_and_resumes_as_saved(data, tmp_path):
     for bad, why in ((["--ltp-gate", "0.5"], "needs LTP taps"), (["--ltp-taps", "3", "--ltp-gate", "1.5"], r"\[0, 1\)")):
         with pytest.raises(SystemExit, match=why):
             train.main(_args(data, tmp_path / "bad", "--epochs", "1", "--max-steps", "1", *bad))
+
+
+def test_warmup_ramps_the_fine_tune_lr_and_resumes_as_saved(data, tmp_path):
+    # Round 7's fine-tunes started at full lr with fresh Adam moments: group 0's validation loss jumped from
+    # the baseline's 2.44 to 2.55 in the first epoch and never came back below it.
+    base = tmp_path / "base"
+    train.main(_args(data, base, "--epochs", "1", "--max-steps", "2"))
+    out = tmp_path / "ft"
+    train.main(_args(data, out, "--group", "1", "--epochs", "3", "--max-steps", "2", "--init-from", base / "last.pt",
+                     "--lr", "4e-3", "--lr-decay", "0.5", "--warmup-steps", "4"))
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "5"))  # resumed: warm-up as saved
+    lrs = [r["lr"] for r in _records(out, "step")]
+    assert lrs == pytest.approx([4e-3 * (k + 1) / 4 / (1 + 0.5 * k) if k < 4 else 4e-3 / (1 + 0.5 * k)
+                                 for k in range(5)])
+    assert torch.load(out / "last.pt", weights_only=False)["args"]["warmup_steps"] == 4
+    assert train.learning_rate(1e-3, 0.0, 0, 0) == 1e-3  # no warm-up: LPCNet's schedule unchanged

@@ -41,7 +41,8 @@ DEFAULT_CLIP = {("L", True): 5e-2, ("L", False): 1e-2, ("S", True): 1e-2, ("S", 
 
 
 # schedule settings not given on the command line: the saved ones on resume, else these
-SCHEDULE_DEFAULTS = {"batch": 512, "lr": 1e-3, "lr_decay": 0.0, "adapt": "frame", "val_features": "qfeatures"}
+SCHEDULE_DEFAULTS = {"batch": 512, "lr": 1e-3, "lr_decay": 0.0, "warmup_steps": 0, "adapt": "frame",
+                     "val_features": "qfeatures"}
 
 
 def parse_args(argv=None):
@@ -65,6 +66,10 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=None, help=f"default {SCHEDULE_DEFAULTS['lr']}, or as saved")
     ap.add_argument("--lr-decay", type=float, default=None,
                     help="lr / (1 + decay * step) (LPCNet: 5e-5; default 0, or as saved)")
+    ap.add_argument("--warmup-steps", type=int, default=None,
+                    help="ramp the lr up linearly over the run's first N steps (fine-tunes and branches start "
+                         "at step 0 with fresh Adam moments, whose first steps at full lr undo the start; "
+                         "default 0, or as saved)")
     ap.add_argument("--clip", type=float, default=None, help="grad-norm clip (default by size and group)")
     ap.add_argument("--init-from", default=None, help="start from this checkpoint's weights (fine-tuning)")
     ap.add_argument("--ltp-taps", type=int, default=None,
@@ -174,6 +179,12 @@ class Dist:
             self.dist.destroy_process_group()
 
 
+def learning_rate(lr: float, decay: float, warmup_steps: int, step: int) -> float:
+    """LPCNet's lr / (1 + decay * step), ramped up linearly over the first ``warmup_steps`` steps."""
+    ramp = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return lr * ramp / (1.0 + decay * step)
+
+
 def _noise_gen(device, seed, rank, step) -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed((seed * 1_000_003 + rank * 7919 + step * 104_729) % (2**62))
@@ -259,7 +270,8 @@ def main(argv=None) -> int:
         # schedule settings: saved ones, unless this call sets them explicitly (they parse as None when
         # not given, so an explicit value equal to the built-in default still overrides the saved one)
         # (the batch is a schedule setting too: a call may change it, e.g. when models share a GPU)
-        for k in ("batch", "lr", "lr_decay", "clip", "quantized_after_epoch", "adapt", "val_features"):
+        for k in ("batch", "lr", "lr_decay", "warmup_steps", "clip", "quantized_after_epoch", "adapt",
+                  "val_features"):
             if getattr(a, k) is None:
                 setattr(a, k, saved.get(k))
             elif getattr(a, k) != saved.get(k) and D.main:
@@ -452,7 +464,7 @@ def main(argv=None) -> int:
                 stopped_for_budget = elapsed + est > budget_s
                 break
             t0 = time.monotonic()
-            lr = a.lr / (1.0 + a.lr_decay * state["step"])
+            lr = learning_rate(a.lr, a.lr_decay, a.warmup_steps, state["step"])
             for pg in opt.param_groups:
                 pg["lr"] = lr
             gen = _noise_gen(dev, a.seed, D.rank, state["step"])
