@@ -10,7 +10,8 @@ paired differences against the first run given, per clip set:
         runs/r5/lpcnet-bl-s.nonoise [--train-shard data/audio_shards/audio-train-0000[0-4].tar] [--limit 10]
 
 A run folder's name is a model name of ``training.lpcnet.multi`` (``lpcnet-bl-s``, ``plpcnet-s-g2-ft``,
-``lpcnet-bl-s.noise3``, ...); personalized runs decode only clips of their group's speakers. Runs of the
+``lpcnet-bl-s.noise3``, ...); personalized runs decode only clips of their group's speakers (generic runs given
+with them decode the same clips: personalized against baseline). Runs of the
 same name (round against round: ``runs/r4/lpcnet-bl-s runs/r6/lpcnet-bl-s``) are labelled ``r4/lpcnet-bl-s``.
 
 ``--pitch-line voiced|all`` sets how the encoder fits each superframe's pitch line
@@ -155,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
                 exported[key] = export_alone(r, split_branch(r.name)[0], tmp, str(i))
             models, family, group = exported[key]
             decs[lab] = (StreamingDecoder(family, group, models_dir=models), group, mode)
-        groups = {g for _, g, _ in decs.values()}
-        if len(groups) != 1:
-            p.error("compare runs of one group (or generic baselines) at a time")
-        g = next(iter(groups))
+        # generic baselines decode any clips, so they may join one group's personalized runs (on that group's clips)
+        groups = {g for _, g, _ in decs.values() if g is not None}
+        if len(groups) > 1:
+            p.error("compare runs of one group (and generic baselines) at a time")
+        g = next(iter(groups), None)
         spk = None if g is None else {s for s, sg in gmap.items() if sg == g}  # clips of the group's speakers
         sets = {"validation": validation_clips(a.val_shard, a.limit, a.max_seconds, speakers=spk)}
         if a.train_shard:

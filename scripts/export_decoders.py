@@ -8,7 +8,7 @@ RUNS_ROOT holds one folder per training run (as written by ``training.lpcnet.mul
 For each personalized (size, group) the variant with the lower best validation loss is exported as
 ``plpcnet-{s,l}-g{G}``; both losses are recorded under ``alternatives``.  Each decoder becomes
 ``decoders/<name>.frame.onnx`` + ``decoders/<name>.onnx``; the manifest's decoder entries (kind
-"decoder") are replaced, other entries are kept.
+"decoder") are replaced (with ``--keep-others`` only those of the decoders exported now), other entries are kept.
 """
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def main(argv=None) -> int:
                     help="how these decoders were trained, in words (recorded in every manifest entry)")
     ap.add_argument("--audio-hours", default=None,
                     help="JSON {run name: audio-hours seen} for runs whose checkpoints predate the counter")
+    ap.add_argument("--keep-others", action="store_true",
+                    help="replace only the decoders exported now and keep the manifest's other decoder entries "
+                         "(a round that ships some families; default: every decoder entry is replaced)")
     a = ap.parse_args(argv)
     root, models = Path(a.runs_root), Path(a.models_dir)
     chosen: dict[str, dict] = {}
@@ -123,7 +126,9 @@ def main(argv=None) -> int:
     man = json.loads(man_path.read_text()) if man_path.is_file() else {}
     if isinstance(man, list):
         man = {"models": man}
-    kept = [m for m in man.get("models", []) if m.get("kind") != "decoder"]
+    exported = {e["name"] for e in entries}
+    kept = [m for m in man.get("models", []) if m.get("kind") != "decoder"
+            or (a.keep_others and m.get("name") not in exported)]
     man["models"] = kept + entries
     man_path.write_text(json.dumps(man, indent=1) + "\n")
     print(f"wrote {man_path} ({len(entries)} decoders)")

@@ -157,3 +157,24 @@ def test_export_script_manifest_reference_decode_and_cli(tmp_path):
     assert pnsc_main(["decode", str(src), str(wav), "--models-dir", str(models)]) == 0
     assert pnsc_main(["decode", str(src), str(wav), "--models-dir", str(models), "--group", "9"]) == 2
     assert pnsc_main(["decode", str(src), str(wav), "--models-dir", str(models), "--decoder", "lpcnet-bl-l"]) == 2
+
+
+def test_export_keep_others_replaces_only_the_exported_decoders(tmp_path):
+    # round 7 ships PLPCNet-S alone: the other families' entries (and files) must stay as they were
+    runs, models = tmp_path / "runs", tmp_path / "models"
+    models.mkdir()
+    old = [{"name": "speaker-encoder", "kind": "encoder"},
+           {"name": "lpcnet-bl-s", "kind": "decoder", "val_loss": 9.0},
+           {"name": "plpcnet-s-g1", "kind": "decoder", "val_loss": 9.0}]
+    (models / "manifest.json").write_text(json.dumps({"models": old}))
+    _fake_run(runs, "plpcnet-s-g1-ft", "tiny", 4.90, init="x/best.pt")
+    cmd = [sys.executable, str(REPO / "scripts" / "export_decoders.py"), str(runs), "--models-dir", str(models)]
+    r = subprocess.run(cmd + ["--keep-others"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    names = {m["name"]: m for m in json.loads((models / "manifest.json").read_text())["models"]}
+    assert set(names) == {"speaker-encoder", "lpcnet-bl-s", "plpcnet-s-g1"}
+    assert names["lpcnet-bl-s"]["val_loss"] == 9.0 and names["plpcnet-s-g1"]["val_loss"] == 4.90
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)  # default: all replaced
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert {m["name"] for m in json.loads((models / "manifest.json").read_text())["models"]} == \
+        {"speaker-encoder", "plpcnet-s-g1"}

@@ -257,5 +257,7 @@ def test_warmup_ramps_the_fine_tune_lr_and_resumes_as_saved(data, tmp_path):
     lrs = [r["lr"] for r in _records(out, "step")]
     assert lrs == pytest.approx([4e-3 * (k + 1) / 4 / (1 + 0.5 * k) if k < 4 else 4e-3 / (1 + 0.5 * k)
                                  for k in range(5)])
-    assert torch.load(out / "last.pt", weights_only=False)["args"]["warmup_steps"] == 4
+    args = torch.load(out / "last.pt", weights_only=False)["args"]
+    assert args["warmup_steps"] == 4
+    assert args["init_from"] == str(base / "last.pt")  # still a fine-tune after a call that resumed it
     assert train.learning_rate(1e-3, 0.0, 0, 0) == 1e-3  # no warm-up: LPCNet's schedule unchanged

@@ -263,6 +263,8 @@ def main(argv=None) -> int:
         saved = ckpt["args"]
         # (file paths -- data, groups, splits -- come from this call: the repo may live elsewhere now)
         defaults = parse_args(["--data", "x", "--out", "x"])
+        # where a fine-tune started stays part of its identity (resumed calls do not repeat --init-from)
+        a.init_from = a.init_from or saved.get("init_from")
         for k in ("size", "group", "seed", "noise_domain", "noise_scale", "C"):
             if getattr(a, k) != saved.get(k) and getattr(a, k) != getattr(defaults, k) and D.main:
                 log(f"train: resuming {out} as saved: {k}={saved.get(k)!r} (ignoring {getattr(a, k)!r})")
