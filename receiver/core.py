@@ -53,7 +53,7 @@ class ReceiverConfig:
     personalized: bool = True  # False: always the generic decoder of the size
     seed: int = 0  # decoder sampling seed (same packets + same seed -> same audio)
     models_dir: str | None = None
-    precision: str | None = None  # runtime decoder precision ("int8" default, "fp32")
+    precision: str | None = None  # runtime decoder precision ("fp32" default, "int8")
     kernel: str | None = None  # runtime sample-loop kernel (None: best for this CPU)
     mode: str = "realtime"  # or "drain"
     initial_delay_ms: float = 40.0

@@ -50,7 +50,7 @@ def test_extension_is_compiled_and_is_the_default_path():
     names = _lpcnet.available()
     assert names[-1] == "generic" and set(names) <= {"avx512-vnni", "avx2", "generic"}
     dec = StreamingDecoder("plpcnet-s", 0)
-    assert dec.kernel == names[0] and dec.precision == "int8"
+    assert dec.kernel == names[0] and dec.precision == "fp32"
 
 
 @pytest.mark.parametrize("family,group", DECODERS, ids=[f"{f}-{g}" for f, g in DECODERS])
@@ -162,7 +162,9 @@ def test_decode_command_runtime_agrees_with_reference(tmp_path, capsys):
     # paths) flips one and the free-running streams part: that may happen late, never in the first half.
     differ = np.nonzero(np.abs(x - y) > 1)[0]
     assert differ.size == 0 or differ[0] >= x.size // 2, f"runtime and reference part at sample {differ[0]}"
-    assert main(["decode", str(src), str(a)]) == 0  # default: int8 runtime
+    assert main(["decode", str(src), str(a)]) == 0  # default: the fp32 runtime
+    assert "fp32" in capsys.readouterr().err
+    assert main(["decode", str(src), str(a), "--precision", "int8"]) == 0
     assert "int8" in capsys.readouterr().err
 
 

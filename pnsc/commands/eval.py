@@ -65,7 +65,7 @@ def register(subparsers) -> None:
     p.add_argument("--backend", choices=("auto", "runtime", "reference"), default="auto",
                    help="pnsc decoder: the C runtime, the onnxruntime reference decoder, or auto (runtime if built)")
     p.add_argument("--precision", choices=("int8", "fp32"), default=None,
-                   help="runtime decoder precision (default: the runtime's default, int8)")
+                   help="runtime decoder precision (default: the runtime's default, fp32)")
     p.add_argument("--redundancy", type=_floats, default=(0.0, 2.0), metavar="KS",
                    help="redundancy settings K for the pnsc loss curves (default 0,2)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),

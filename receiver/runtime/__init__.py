@@ -13,8 +13,8 @@ a path the CPU lacks falls back to the best it has, with a warning.
 - Concealment: push extrapolated feature frames as if received; all state carries across.
 - Speaker-group changes: ``switch(family, group)`` between frames (state carried, one crossfaded frame;
   see ``stream.py``); ``DecoderBank("s")`` preloads every decoder of a size so a switch loads nothing.
-- Precision: int8 (default; per-row weight scales on the GRU-A-state products) or fp32 (follows the
-  onnxruntime reference loop choice for choice, see ``verify.py``).
+- Precision: fp32 (default; follows the onnxruntime reference loop choice for choice, see ``verify.py``) or
+  int8 (per-row weight scales on the GRU-A-state products; twice as fast, slightly worse since round 7).
 - Weights come from the ONNX initializers at load time (``onnx_weights.py``), files checked against
   ``models/manifest.json`` (sha256); errors are ``DecoderNotFound`` / ``ModelFileError`` with one line.
 - LTP decoders (metadata ``ltp_taps`` > 0: GRU-A also sees the excitations one pitch lag back) run on every
