@@ -305,11 +305,12 @@ def decoder_bench(families: list[str], cfg: EvalConfig, seconds: float = 10.0) -
 
     if cfg.backend == "reference" or not runtime_available()[0]:
         return None
+    from pnsc.receiver.runtime import DEFAULT_PRECISION
     from pnsc.receiver.runtime.bench import run_benchmark
 
     rows = []
-    for fam in _progress(families, "bench decoder"):
-        rows += run_benchmark(seconds, families=(fam,), precisions=(cfg.precision or "int8",))
+    for fam in _progress(families, "bench decoder"):  # the precision the scores were decoded with
+        rows += run_benchmark(seconds, families=(fam,), precisions=(cfg.precision or DEFAULT_PRECISION,))
     return rows
 
 
