@@ -26,7 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-FRAME = 160
+from pnsc.receiver.runtime.model import ltp_lag  # noqa: E402
+from pnsc.shared.constants import CORR_INDEX, PERIOD_INDEX  # noqa: E402
+from pnsc.shared.constants import FRAME_SIZE as FRAME  # noqa: E402
+
 STATS = ("periodicity_voiced", "periodicity_unvoiced", "periodicity_voiced_above_3k", "unvoiced_level_db",
          "loud_frames_pct")
 LOUD_DB = 6.0  # a frame this much louder than the reference's counts as a burst
@@ -42,7 +45,7 @@ def high_band(x: np.ndarray) -> np.ndarray:
 
 def lag_periodicity(x: np.ndarray, qf: np.ndarray, t: int) -> float | None:
     """Normalised correlation of frame ``t`` of ``x`` with the samples one pitch lag earlier."""
-    lag = int(np.clip(np.floor(qf[t, 18] + 0.5), 32, 255))
+    lag = ltp_lag(qf[t, PERIOD_INDEX])
     s = t * FRAME
     a, b = x[s:s + FRAME], x[s - lag:s - lag + FRAME]
     den = np.sqrt(a @ a * (b @ b))
@@ -65,7 +68,7 @@ def frame_stats(x: np.ndarray, ref: np.ndarray, qf: np.ndarray, gate: float) -> 
         r = ref[s:s + FRAME]
         n_frames += 1
         loud += int(a @ a > (r @ r + 1e3 * FRAME) * 10 ** (LOUD_DB / 10))  # 1e3 * FRAME: a floor for silence
-        voiced = bool(qf[t, 19] >= gate)
+        voiced = bool(qf[t, CORR_INDEX] >= gate)
         v = lag_periodicity(x, qf, t)
         if v is not None:
             per[voiced].append(v)

@@ -27,7 +27,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-FRAME = 160
+from pnsc.receiver.runtime.model import ltp_lag  # noqa: E402
+from pnsc.shared.constants import CORR_INDEX, PERIOD_INDEX  # noqa: E402
+from pnsc.shared.constants import FRAME_SIZE as FRAME  # noqa: E402
+
 FIR_TAPS = 63
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_ovrl")
 
@@ -46,11 +49,11 @@ def pitch_postfilter(x: np.ndarray, qf: np.ndarray, strength: float, cutoff_hz: 
         high = x - low  # complementary: strength 0 gives x back exactly
     out = low.copy()
     for t in range(min(len(qf), len(x) // FRAME)):
-        c = float(qf[t, 19])
+        c = float(qf[t, CORR_INDEX])
         b = strength * float(np.clip((c - c0) / (1.0 - c0), 0.0, 1.0))
         if b <= 0.0:
             continue
-        lag = int(np.clip(np.floor(qf[t, 18] + 0.5), 32, 255))
+        lag = ltp_lag(qf[t, PERIOD_INDEX])
         s = t * FRAME
         if s - lag < 0:
             continue
