@@ -60,3 +60,13 @@ def test_logs_only_runs_keep_history_without_weights(tmp_path):
     assert "lpcnet-bl-s.noise3/history.json" in load_state(tmp_path / "state2.tar", tmp_path / "back2")
     with pytest.raises(ValueError, match="no-such-run"):
         save_state(tmp_path / "runs", tmp_path / "x.tar", logs_only=("no-such-run",))
+
+
+def test_cli_optim_runs_keeps_a_fine_tunes_moments(tmp_path):
+    from pnsc.training.lpcnet.state import main
+
+    _run(tmp_path / "runs", "lpcnet-bl-s", True)
+    _run(tmp_path / "runs", "plpcnet-s-g0-ft", True)
+    assert main(["save", str(tmp_path / "runs"), str(tmp_path / "s.tar"), "--optim-runs", "plpcnet-s-g0-ft"]) == 0
+    names = load_state(tmp_path / "s.tar", tmp_path / "back")
+    assert "plpcnet-s-g0-ft/last-optim.pt" in names and "lpcnet-bl-s/last-optim.pt" not in names

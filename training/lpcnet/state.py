@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("runs", type=Path)
     s.add_argument("out", type=Path)
     s.add_argument("--logs-only", default="", help="comma-separated runs to keep as logs and history, without weights")
+    s.add_argument("--optim-runs", default=",".join(OPTIM_RUNS),
+                   help="comma-separated runs whose Adam moments are kept (default: the generic baselines); "
+                        "name a fine-tune in mid-course to carry it to a fresh machine without an optimizer restart")
     l_ = sub.add_parser("load")
     l_.add_argument("tar", type=Path)
     l_.add_argument("runs", type=Path)
@@ -127,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "save":
         logs_only = tuple(n for n in a.logs_only.split(",") if n)
         try:
-            summary = save_state(a.runs, a.out, logs_only=logs_only)
+            summary = save_state(a.runs, a.out, optim_runs=tuple(n for n in a.optim_runs.split(",") if n),
+                                 logs_only=logs_only)
         except ValueError as e:
             ap.error(str(e))
         print(f"{a.out}: {a.out.stat().st_size / 2**20:.1f} MiB, runs {summary}")
