@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Two `pnsc eval` reports, paired per utterance: what a release changed on the held-out set.
+
+Both ``scores.json`` files must hold the same utterances (the eval set is fixed). For every system present in
+both, and every metric, prints the mean of NEW - OLD over the utterances with its 95 % CI (Student t) and how
+often NEW wins, as a markdown table:
+
+    python scripts/compare_reports.py OLD/scores.json NEW/scores.json [--systems plpcnet-l ...] [--title TEXT]
+        [--markdown OUT.md]
+
+``git show HEAD:docs/report/scores.json > /tmp/old.json`` gives the committed release's scores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pnsc.evaluation.stats import paired_difference  # noqa: E402
+
+DEFAULT_METRICS = ("pesq_wb", "stoi", "estoi", "visqol", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "spk_sim")
+
+
+def _load(path: Path) -> dict:
+    try:
+        d = json.loads(path.read_text())
+        return d["per_utterance"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"pnsc: error: {path}: not a pnsc eval scores.json ({e})")
+
+
+def paired_rows(old: dict, new: dict, systems: list[str], metrics: tuple[str, ...]) -> list[str]:
+    """Markdown rows of NEW - OLD per system (utterances present in both reports only)."""
+    rows = ["| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+    for s in systems:
+        utts = sorted(set(old[s]) & set(new[s]))
+        cells = []
+        for m in metrics:
+            a = [new[s][u].get(m) for u in utts]
+            b = [old[s][u].get(m) for u in utts]
+            a = [float("nan") if v is None else v for v in a]
+            b = [float("nan") if v is None else v for v in b]
+            d = paired_difference(a, b)
+            ci = "" if d.get("ci95") is None else f" ± {d['ci95']:.3f}"
+            cells.append(f"{d['mean']:+.3f}{ci} ({d['wins']}/{d['n']})" if d.get("n") else "–")
+        rows.append(f"| {s} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("old", type=Path)
+    p.add_argument("new", type=Path)
+    p.add_argument("--systems", nargs="+", default=None, help="default: every system in both reports")
+    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
+    p.add_argument("--title", default="NEW minus OLD, paired per utterance: mean ± 95 % CI (t), wins/n")
+    p.add_argument("--markdown", type=Path, default=None)
+    a = p.parse_args(argv)
+    old, new = _load(a.old), _load(a.new)
+    systems = a.systems or [s for s in new if s in old]
+    missing = [s for s in systems if s not in old or s not in new]
+    if missing:
+        p.error(f"not in both reports: {', '.join(missing)}")
+    text = "\n".join([a.title, ""] + paired_rows(old, new, systems, tuple(a.metrics))) + "\n"
+    print(text, end="")
+    if a.markdown:
+        a.markdown.parent.mkdir(parents=True, exist_ok=True)
+        a.markdown.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

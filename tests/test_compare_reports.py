@@ -1,0 +1,42 @@
+"""scripts/compare_reports.py: two eval reports paired per utterance."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("compare_reports", REPO / "scripts" / "compare_reports.py")
+cr = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cr)
+
+
+def _report(path: Path, shift: float, utts: int = 6) -> Path:
+    per = {"sys-a": {f"u{i}": {"pesq_wb": 1.0 + 0.1 * i + shift * (i % 2 + 1), "stoi": 0.8} for i in range(utts)},
+           "sys-b": {f"u{i}": {"pesq_wb": 2.0, "stoi": None} for i in range(utts)}}
+    path.write_text(json.dumps({"per_utterance": per}))
+    return path
+
+
+def test_paired_difference_of_two_reports(tmp_path, capsys):
+    old, new = _report(tmp_path / "old.json", 0.0), _report(tmp_path / "new.json", 0.1)
+    out_md = tmp_path / "d.md"
+    assert cr.main([str(old), str(new), "--metrics", "pesq_wb", "stoi", "--markdown", str(out_md)]) == 0
+    rows = {line.split("|")[1].strip(): line for line in out_md.read_text().splitlines() if line.startswith("| sys")}
+    assert "+0.150 ± " in rows["sys-a"] and "(6/6)" in rows["sys-a"]  # mean of 0.1 and 0.2 shifts
+    assert "+0.000 ± 0.000 (0/6)" in rows["sys-a"].split("|")[3]  # stoi unchanged
+    assert rows["sys-b"].split("|")[3].strip() == "–"  # no finite pairs: no number invented
+    assert "sys-a" in capsys.readouterr().out
+
+
+def test_refuses_what_is_not_a_report_and_unknown_systems(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    good = _report(tmp_path / "g.json", 0.0)
+    with pytest.raises(SystemExit, match="not a pnsc eval scores.json"):
+        cr.main([str(bad), str(good)])
+    with pytest.raises(SystemExit) as e:
+        cr.main([str(good), str(good), "--systems", "nope"])
+    assert e.value.code == 2
