@@ -10,7 +10,7 @@ For each validation clip (never test material) and decoder, every (g_n, g_d, mu)
 PESQ-WB, STOI, ESTOI and DNSMOS SIG/BAK/OVRL, paired against the unfiltered output (95 % CI over clips):
 
     python scripts/tune_formant_postfilter.py [--families lpcnet-bl-s plpcnet-s]
-        [--settings 0.5,0.75,0 0.6,0.8,0.2 ...] [--gain-alpha 0.95] [--limit 20] [--max-seconds 6] [--json F]
+        [--settings 0.5,0.75,0 0.6,0.8,0.2 ...] [--gain-alpha 0.95] [--limit 20] [--skip 0] [--max-seconds 6] [--seed 0] [--json F]
 """
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
     p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--skip", type=int, default=0, help="leave out the first N clips (a fresh set to replicate on)")
     p.add_argument("--max-seconds", type=float, default=6.0)
+    p.add_argument("--seed", type=int, default=0, help="decoder sampling seed (another seed: a fresh draw of the noise)")
     p.add_argument("--json", type=Path, default=None)
     a = p.parse_args(argv)
     if not a.val_shard.is_file() or "test" in a.val_shard.name:
@@ -71,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     from pnsc.training.lpcnet.val_clips import validation_clips
 
     gmap = load_group_map(a.groups)
-    clips = validation_clips(a.val_shard, a.limit, a.max_seconds)
+    if a.limit < 1 or a.skip < 0:
+        p.error("--limit must be >= 1 and --skip >= 0")
+    clips = validation_clips(a.val_shard, a.skip + a.limit, a.max_seconds)[a.skip:]
+    if not clips:
+        p.error(f"{a.val_shard}: no validation clips after skipping {a.skip}")
     scorer = Scorer(metrics=METRICS)
     settings = [("none", None)] + [(f"{gn:g}/{gd:g}/mu{mu:g}", (gn, gd, mu)) for gn, gd, mu in a.settings]
     scores = {fam: {lab: {m: [] for m in METRICS} for lab, _ in settings} for fam in a.families}
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         lpcs = lpcs_from_features(qf)
         for fam in a.families:
             group = None if fam.startswith("lpcnet") else int(gmap[spk])
-            dec = decs.setdefault((fam, group), StreamingDecoder(fam, group))
+            dec = decs.setdefault((fam, group), StreamingDecoder(fam, group, seed=a.seed))
             dec.reset()
             y = dec.decode(qf).astype(np.float64)
             for lab, st in settings:
@@ -90,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
                 for m in METRICS:
                     scores[fam][lab][m].append(float(sc[m]))
     for fam in a.families:
-        print(f"\n{fam}, {len(clips)} validation clips, gain_alpha {a.gain_alpha}; label g_n/g_d/mu; "
+        print(f"\n{fam}, {len(clips)} validation clips, gain_alpha {a.gain_alpha}, seed {a.seed}; label g_n/g_d/mu; "
               "paired difference to no postfilter (95 % CI, wins)")
         print("\n".join(paired_table(scores[fam], "none", METRICS, label="postfilter")))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({"clips": [c[0] for c in clips], "gain_alpha": a.gain_alpha,
+        a.json.write_text(json.dumps({"clips": [c[0] for c in clips], "gain_alpha": a.gain_alpha, "seed": a.seed,
                                       "settings": {lab: st for lab, st in settings}, "scores": scores}, indent=1))
     return 0
 

@@ -121,3 +121,25 @@ def test_bad_inputs_raise(speech_and_lpcs):
         pf.process(np.full(FRAME_SIZE, np.nan), lpcs[0])
     with pytest.raises(ValueError, match="1-D"):
         pf.process(x[:FRAME_SIZE].reshape(2, -1), lpcs[0])
+
+
+@pytest.fixture(scope="module")
+def coded_speech(speech_clip):
+    return quantize_features(extract_features(speech_clip[8000:24000]))[1]
+
+
+def test_decoder_default_unchanged_and_option_applies_the_postfilter(coded_speech):
+    from pnsc.receiver.runtime import StreamingDecoder
+
+    feats = coded_speech
+    plain = StreamingDecoder("lpcnet-bl-s", seed=4).decode(feats)
+    assert np.array_equal(StreamingDecoder("lpcnet-bl-s", seed=4, postfilter=None).decode(feats), plain)
+    dec = StreamingDecoder("lpcnet-bl-s", seed=4, postfilter=FormantPostfilter(0.7, 0.85, 0.0))
+    filtered = dec.decode(feats)
+    assert filtered.dtype == np.int16 and filtered.shape == plain.shape
+    assert np.mean(filtered != plain) > 0.5
+    # exactly the offline filter on the plain output, frame t with frame t's predictor
+    offline = formant_postfilter(plain.astype(np.float64), lpcs_from_features(feats), 0.7, 0.85, 0.0)
+    assert np.max(np.abs(filtered.astype(np.int32) - np.clip(np.round(offline), -32768, 32767))) <= 1
+    dec.reset()  # reset restarts the postfilter too: a second pass is identical
+    assert np.array_equal(dec.decode(feats), filtered)
