@@ -11,6 +11,7 @@ PESQ-WB, STOI, ESTOI and DNSMOS SIG/BAK/OVRL, paired against the unfiltered outp
 
     python scripts/tune_formant_postfilter.py [--families lpcnet-bl-s plpcnet-s]
         [--settings 0.5,0.75,0 0.6,0.8,0.2 ...] [--gain-alpha 0.95] [--limit 20] [--skip 0] [--max-seconds 6] [--seed 0] [--json F]
+    python scripts/tune_formant_postfilter.py --pool run_seed0.json run_seed1.json   # per-clip mean of runs
 """
 from __future__ import annotations
 
@@ -41,6 +42,26 @@ def parse_setting(text: str) -> tuple[float, float, float]:
     return gn, gd, mu
 
 
+def pooled_tables(paths: list[Path]) -> list[str]:
+    """Per-clip mean over several runs' --json (same clips, e.g. other seeds), settings common to all,
+    as paired tables against no postfilter."""
+    from pnsc.evaluation.stats import paired_table
+
+    runs = [json.loads(p.read_text()) for p in paths]
+    if any(r["clips"] != runs[0]["clips"] for r in runs):
+        raise ValueError("the runs to pool scored different clips")
+    lines = []
+    for fam in runs[0]["scores"]:
+        labs = [lab for lab in runs[0]["scores"][fam] if all(lab in r["scores"].get(fam, {}) for r in runs)]
+        sc = {lab: {m: list(np.mean([r["scores"][fam][lab][m] for r in runs], axis=0)) for m in METRICS}
+              for lab in labs}
+        seeds = ", ".join(str(r.get("seed", 0)) for r in runs)
+        lines += ["", f"{fam}, {len(runs[0]['clips'])} validation clips, per-clip mean over seeds {seeds}; "
+                  "paired difference to no postfilter (95 % CI, wins)"]
+        lines += paired_table(sc, "none", METRICS, label="postfilter")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--families", nargs="+", default=["lpcnet-bl-s", "plpcnet-s"])
@@ -54,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=6.0)
     p.add_argument("--seed", type=int, default=0, help="decoder sampling seed (another seed: a fresh draw of the noise)")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--pool", type=Path, nargs="+", default=None,
+                   help="no decoding: pool earlier --json runs (per-clip mean, e.g. over seeds) and print the tables")
     a = p.parse_args(argv)
+    if a.pool:
+        try:
+            print("\n".join(pooled_tables(a.pool)))
+        except (OSError, ValueError, KeyError) as e:
+            p.error(f"cannot pool {[str(x) for x in a.pool]}: {e}")
+        return 0
     if not a.val_shard.is_file() or "test" in a.val_shard.name:
         p.error(f"{a.val_shard}: not a validation shard")
     try:
