@@ -10,7 +10,8 @@ For each validation clip (never test material) and decoder, every (g_n, g_d, mu)
 PESQ-WB, STOI, ESTOI and DNSMOS SIG/BAK/OVRL, paired against the unfiltered output (95 % CI over clips):
 
     python scripts/tune_formant_postfilter.py [--families lpcnet-bl-s plpcnet-s]
-        [--settings 0.5,0.75,0 0.6,0.8,0.2 ...] [--gain-alpha 0.95] [--limit 20] [--skip 0] [--max-seconds 6] [--seed 0] [--json F]
+        [--settings 0.5,0.75,0 0.6,0.8,0.2 ...] [--gain-alpha 0.95] [--limit 20] [--skip 0] [--max-seconds 6]
+        [--seed 0] [--json F]
     python scripts/tune_formant_postfilter.py --pool run_seed0.json run_seed1.json   # per-clip mean of runs
 """
 from __future__ import annotations
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=20)
     p.add_argument("--skip", type=int, default=0, help="leave out the first N clips (a fresh set to replicate on)")
     p.add_argument("--max-seconds", type=float, default=6.0)
-    p.add_argument("--seed", type=int, default=0, help="decoder sampling seed (another seed: a fresh draw of the noise)")
+    p.add_argument("--seed", type=int, default=0, 
+                   help="decoder sampling seed (another seed: a fresh draw of the noise)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--pool", type=Path, nargs="+", default=None,
                    help="no decoding: pool earlier --json runs (per-clip mean, e.g. over seeds) and print the tables")
