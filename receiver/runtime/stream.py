@@ -23,15 +23,18 @@ correlation whether its taps read the lagged excitations or mu-law zero.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pnsc.receiver.sampling import check_pdf_floor
-from pnsc.shared.constants import PDF_FLOOR, PREEMPHASIS
+from pnsc.shared.constants import LPC_ORDER, PDF_FLOOR, PREEMPHASIS
 from pnsc.shared.dsp import deemphasize
 from pnsc.shared.lpc import lpc_from_cepstrum as _lpc_numpy
 
 from .backends import KernelUnavailable, SynthState, requested_kernel
+if TYPE_CHECKING:
+    from pnsc.receiver.postfilter import FormantPostfilter
 from .model import CONTEXT, CORR_INDEX, FEATURE_DIM, FRAME_SIZE, PERIOD_INDEX, LoadedModel, locate
 
 # fp32 since round 7: int8 costs the fine-tuned decoders measurably (held-out, PLPCNet-S STOI -0.010, ViSQOL
@@ -72,14 +75,19 @@ class StreamingDecoder:
     ``pdf_floor`` (default ``PDF_FLOOR`` = 0.0005, 0 = off, < 1/256) is subtracted from every level's
     probability before each draw (LPCNet's sampler, ``pnsc.receiver.sampling``); every kernel path applies it
     alike.  It may be changed between frames (attribute ``pdf_floor``).
+    ``postfilter`` (opt-in, default None = the plain output): a ``pnsc.receiver.postfilter.FormantPostfilter``
+    (one per decoder: it keeps state) run on each decoded frame with that frame's predictor; ``reset`` resets
+    it, ``switch`` keeps it running (it filters the continuous output).
     """
 
     lookahead_frames: int = CONTEXT
 
     def __init__(self, family: str, group: int | None = None, *, precision: str = DEFAULT_PRECISION,
                  seed: int = 0, models_dir: str | Path | None = None, kernel: str | None = None,
-                 bank: "DecoderBank | None" = None, pdf_floor: float = PDF_FLOOR):
+                 bank: "DecoderBank | None" = None, pdf_floor: float = PDF_FLOOR,
+                 postfilter: "FormantPostfilter | None" = None):
         self.precision = precision
+        self.postfilter = postfilter  # opt-in; None (the default) leaves the output exactly as it was
         self.pdf_floor = pdf_floor
         self.seed = seed
         self.models_dir = models_dir
@@ -132,6 +140,9 @@ class StreamingDecoder:
         self._rng = np.random.default_rng(self.seed)
         self._state = SynthState.zeros(*self.model.size)
         self._deemph = 0.0
+        self._lpc = np.zeros(LPC_ORDER, np.float32)  # predictor of the frame being finished (for the postfilter)
+        if self.postfilter is not None:
+            self.postfilter.reset()
         self._window: list[np.ndarray] = []
         self._pushed = 0  # frames pushed since the last reset / flush
         self._done = 0  # of those, frames synthesized
@@ -196,7 +207,7 @@ class StreamingDecoder:
 
     def _synth(self, window: np.ndarray) -> np.ndarray:
         center = window[CONTEXT]
-        lpc = _lpc(center)
+        lpc = self._lpc = _lpc(center)
         corr = float(center[CORR_INDEX])
         uniforms = self._rng.random(FRAME_SIZE, dtype=np.float32)
         old = self._pending_switch
@@ -219,7 +230,12 @@ class StreamingDecoder:
 
     def _finish(self, y: np.ndarray) -> np.ndarray:
         pcm, self._deemph = _deemph(y, self._deemph)
-        return pcm
+        if self.postfilter is None:
+            return pcm
+        # on the de-emphasised int16 output, with the frame's own predictor (see pnsc.receiver.postfilter for
+        # why that domain); this is exactly what scripts/tune_formant_postfilter.py measured offline
+        z = self.postfilter.process(pcm.astype(np.float64), self._lpc)
+        return np.clip(np.round(z), -32768, 32767).astype(np.int16)
 
 
 class DecoderBank:
