@@ -60,6 +60,18 @@ def check_params(g_n: float, g_d: float, mu: float, gain_alpha: float) -> None:
         raise ValueError(f"postfilter gain_alpha must be in [0, 1), got {gain_alpha}")
 
 
+def parse_postfilter(spec: str) -> tuple[float, float, float] | None:
+    """``"off"`` -> None; ``"G_N,G_D,MU"`` (e.g. ``"0.7,0.85,0"``) -> the checked triple (ValueError otherwise)."""
+    if spec.strip().lower() in ("off", "none", ""):
+        return None
+    try:
+        g_n, g_d, mu = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise ValueError(f"postfilter must be 'off' or G_N,G_D,MU (e.g. 0.7,0.85,0), got {spec!r}") from None
+    check_params(g_n, g_d, mu, 0.95)
+    return g_n, g_d, mu
+
+
 class FormantPostfilter:
     """Streaming short-term postfilter (see the module docstring); ``process`` one frame (or block) at a time.
 

@@ -105,3 +105,17 @@ def test_reading_follows_the_numbers():
     assert "PESQ-WB -0.200" in b and "higher on 1 of 10" in b
     assert "5.3 times the bitrate" in a
     assert "keeps ESTOI at 0.55 at 30% random loss, against 0.40 without redundancy" in a
+
+
+def test_runtime_backend_postfilter_changes_the_output_and_reference_refuses_it(speech_clip):
+    ok, why = runtime_available()
+    if not ok:
+        pytest.skip(f"runtime not built: {why}")
+    _, feats = encode(speech_clip[:8000])
+    plain = make_backend("runtime").decode("lpcnet-bl-s", None, feats[:12], seed=1)
+    pf = make_backend("runtime", postfilter=(0.7, 0.85, 0.0))
+    a = pf.decode("lpcnet-bl-s", None, feats[:12], seed=1)
+    b = pf.decode("lpcnet-bl-s", None, feats[:12], seed=1)  # its state is reset with the decoder's
+    assert len(a) == len(plain) and np.array_equal(a, b) and not np.array_equal(a, plain)
+    with pytest.raises(EvalError, match="postfilter needs the C runtime"):
+        make_backend("reference", postfilter=(0.7, 0.85, 0.0))

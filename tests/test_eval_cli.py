@@ -101,3 +101,11 @@ def test_eval_writes_report_with_players_and_scores(tmp_path, capsys):
     media = {p.name for p in (out / "media").iterdir()}
     assert {f"{p.stem}-ref.flac" for p in refs.iterdir()} <= media
     assert any(n.endswith("-plpcnet-s.flac") for n in media)
+
+
+def test_bad_postfilter_spec_exits_2(tmp_path, capsys):
+    refs = _refs(tmp_path)
+    assert main(["eval", "--refs", str(refs), "--postfilter", "0.9,0.5", "--out", str(tmp_path / "o")]) == 2
+    assert "G_N,G_D,MU" in capsys.readouterr().err
+    assert main(["eval", "--refs", str(refs), "--postfilter", "0.9,0.5,0", "--out", str(tmp_path / "o")]) == 2
+    assert "g_n <= g_d" in capsys.readouterr().err

@@ -143,3 +143,14 @@ def test_decoder_default_unchanged_and_option_applies_the_postfilter(coded_speec
     assert np.max(np.abs(filtered.astype(np.int32) - np.clip(np.round(offline), -32768, 32767))) <= 1
     dec.reset()  # reset restarts the postfilter too: a second pass is identical
     assert np.array_equal(dec.decode(feats), filtered)
+
+
+def test_parse_postfilter_spec():
+    from pnsc.receiver.postfilter import parse_postfilter
+
+    assert parse_postfilter("off") is None and parse_postfilter("none") is None
+    assert parse_postfilter("0.7,0.85,0") == (0.7, 0.85, 0.0)
+    with pytest.raises(ValueError, match="G_N,G_D,MU"):
+        parse_postfilter("0.7,0.85")
+    with pytest.raises(ValueError, match="g_n <= g_d"):
+        parse_postfilter("0.9,0.5,0")

@@ -66,6 +66,9 @@ def register(subparsers) -> None:
                    help="pnsc decoder: the C runtime, the onnxruntime reference decoder, or auto (runtime if built)")
     p.add_argument("--precision", choices=("int8", "fp32"), default=None,
                    help="runtime decoder precision (default: the runtime's default, fp32)")
+    p.add_argument("--postfilter", default="off", metavar="SPEC",
+                   help="formant postfilter on the pnsc decoders' output: 'off' (default) or G_N,G_D,MU, e.g. "
+                        "0.7,0.85,0 (pnsc.receiver.postfilter; the loss curves decode without it)")
     p.add_argument("--redundancy", type=_floats, default=(0.0, 2.0), metavar="KS",
                    help="redundancy settings K for the pnsc loss curves (default 0,2)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
@@ -128,7 +131,16 @@ def _run(args) -> int:
     if maxs:
         notes.append(f"references cropped to {maxs:g} s")
     print(f"pnsc eval: {len(utts)} references, systems {', '.join(systems)}", file=sys.stderr)
+    from pnsc.receiver.postfilter import parse_postfilter
+
+    try:
+        postfilter = parse_postfilter(args.postfilter)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    if postfilter is not None:
+        notes.append("formant postfilter on every pnsc decoder: g_n {}, g_d {}, mu {}".format(*postfilter))
     cfg = EvalConfig(systems=systems, metrics=metrics, backend=args.backend, precision=args.precision, jobs=args.jobs,
+                     postfilter=postfilter,
                      wrong_group=not args.no_wrong_group, seed=args.seed, models_dir=args.models_dir,
                      loss_rates=tuple(args.loss), loss_bursts=tuple(args.burst),
                      loss_utterances=args.loss_utterances, notes=notes)

@@ -65,11 +65,13 @@ class RuntimeBackend:
 
     name = "runtime"
 
-    def __init__(self, precision: str | None = None, models_dir: str | Path | None = None):
+    def __init__(self, precision: str | None = None, models_dir: str | Path | None = None,
+                 postfilter: tuple[float, float, float] | None = None):
         from pnsc.receiver.runtime import StreamingDecoder  # noqa: F401  (fails early if not built)
 
         self.precision = precision
         self.models_dir = models_dir
+        self.postfilter = postfilter  # (g_n, g_d, mu) of a formant postfilter on every decoder, or None
         self._cache: dict = {}
         self.kernel = ""
 
@@ -81,6 +83,10 @@ class RuntimeBackend:
             kw = {"seed": seed, "models_dir": self.models_dir}
             if self.precision:
                 kw["precision"] = self.precision
+            if self.postfilter is not None:
+                from pnsc.receiver.postfilter import FormantPostfilter
+
+                kw["postfilter"] = FormantPostfilter(*self.postfilter)
             try:
                 self._cache[key] = StreamingDecoder(family, group, **kw)
             except Exception as exc:  # a missing model or an unbuilt extension: one clear line
@@ -103,16 +109,19 @@ def runtime_available() -> tuple[bool, str]:
 
 
 def make_backend(kind: str = "auto", models_dir: str | Path | None = None,
-                 precision: str | None = None) -> DecoderBackend:
+                 precision: str | None = None,
+                 postfilter: tuple[float, float, float] | None = None) -> DecoderBackend:
     """``reference``, ``runtime`` or ``auto`` (runtime if it imports, else reference)."""
     if kind not in ("auto", "reference", "runtime"):
         raise EvalError(f"unknown decoder backend {kind!r} (auto, reference, runtime)")
     if kind in ("auto", "runtime"):
         ok, why = runtime_available()
         if ok:
-            return RuntimeBackend(precision, models_dir)
+            return RuntimeBackend(precision, models_dir, postfilter)
         if kind == "runtime":
             raise EvalError(f"the C runtime decoder is not available ({why}); use --backend reference")
+    if postfilter is not None:
+        raise EvalError("a postfilter needs the C runtime decoder (the reference backend has none)")
     return ReferenceBackend(models_dir)
 
 
