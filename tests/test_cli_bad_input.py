@@ -77,6 +77,10 @@ CASES = {
     "decode-output-unknown-format": (["decode", "{good}", "{tmp}/o.mp3"],
                                      "cannot tell the format of output {tmp}/o.mp3 from its extension: use one of .wav, .flac"),
     "decode-group-out-of-range": (["decode", "{good}", "{tmp}/o.wav", "--group", "7"], "--group must be 0..3, got 7"),
+    "decode-postfilter-bad": (["decode", "{good}", "{tmp}/o.wav", "--postfilter", "0.9,0.5,0"],
+                              "--postfilter: postfilter needs g_n <= g_d (else it flattens the formants), got g_n 0.9 > g_d 0.5"),
+    "decode-postfilter-reference": (["decode", "{good}", "{tmp}/o.wav", "--postfilter", "0.7,0.85,0", "--reference"],
+                                    "--postfilter needs the runtime decoder (not --reference)"),
     "classify-not-audio": (["classify", "{text}"], "cannot read audio file {text}: format not recognised"),
 }
 

@@ -166,6 +166,12 @@ def test_decode_command_runtime_agrees_with_reference(tmp_path, capsys):
     assert "fp32" in capsys.readouterr().err
     assert main(["decode", str(src), str(a), "--precision", "int8"]) == 0
     assert "int8" in capsys.readouterr().err
+    c = tmp_path / "pf.wav"
+    assert main(["decode", str(src), str(b)]) == 0
+    assert main(["decode", str(src), str(c), "--postfilter", "0.7,0.85,0"]) == 0
+    assert "formant postfilter 0.7/0.85/0" in capsys.readouterr().err
+    plain, filtered = sf.read(b, dtype="int16")[0], sf.read(c, dtype="int16")[0]
+    assert plain.shape == filtered.shape and not np.array_equal(plain, filtered)
 
 
 def _boundary_ok(pcm: np.ndarray, at: int) -> bool:
