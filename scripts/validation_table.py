@@ -61,6 +61,11 @@ def main() -> int:
     ap.add_argument("--splits", type=Path, default=Path("models/speaker_splits.json"))
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--plot-branches", action="store_true",
+                    help="also plot the recipe branches (lpcnet-bl-s.noise3, ...; the table always lists them)")
+    ap.add_argument("--ylim", type=float, nargs=2, default=(2.45, 2.9), metavar=("LOW", "HIGH"),
+                    help="loss range shown (default 2.45 2.9: where the baselines and fine-tunes meet; "
+                         "the first hours of a run from scratch start far above it)")
     args = ap.parse_args()
     gmap = load_group_map(args.groups)
     val = [s for s in load_splits(args.splits)["validation"] if s.isdigit()]  # the 20 LibriSpeech speakers
@@ -159,9 +164,11 @@ def main() -> int:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6.5, 4))
+        fig, ax = plt.subplots(figsize=(7, 5.2))
         for name, pts in curves.items():
             if name.endswith("-scratch"):
+                continue
+            if "." in name and not args.plot_branches:
                 continue
             if "group" in name:  # one group's own validation loss, not eq. (3)
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], ls="-.", lw=1, label=name)
@@ -179,7 +186,8 @@ def main() -> int:
         ax.set_ylabel("eq. (3) weighted validation loss (nats/sample)")
         ax.set_title("Validation loss, cf. the paper's Fig. 5")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.set_ylim(*args.ylim)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
         fig.tight_layout()
         fig.savefig(args.out, dpi=110)
     return 0
