@@ -55,6 +55,8 @@ class ReceiverConfig:
     models_dir: str | None = None
     precision: str | None = None  # runtime decoder precision ("fp32" default, "int8")
     kernel: str | None = None  # runtime sample-loop kernel (None: best for this CPU)
+    postfilter: tuple[float, float, float] | None = None  # formant postfilter (g_n, g_d, mu); None: off
+    # (applies when the core opens its decoder; a ``decoder=`` given to ReceiverCore brings its own)
     mode: str = "realtime"  # or "drain"
     initial_delay_ms: float = 40.0
     min_delay_ms: float = 0.0
@@ -87,6 +89,7 @@ class ReceiverStats:
     playout_delay_ms: float = 0.0  # how far the playout runs behind the earliest possible arrival
     decoder: str = ""  # decoder in use, e.g. plpcnet-s-g2 or lpcnet-bl-s
     decoder_kernel: str = ""  # runtime sample-loop path (avx512-vnni, avx2, generic, onnx)
+    postfilter: str = ""  # formant postfilter of the decoder as "g_n,g_d,mu" ("" = off)
     personalized: bool = True  # False: generic decoder forced (set_personalized)
     group: int | None = None  # the sender's speaker group (None until decided)
     confidence: float | None = None  # the sender classifier's confidence in it
@@ -112,7 +115,8 @@ class ReceiverCore:
             raise ValueError(f"mode must be 'realtime' or 'drain', got {c.mode!r}")
         self._codebooks = codebooks or load_codebooks()
         self.decoder = decoder or decoders.open_decoder(c.size, seed=c.seed, models_dir=c.models_dir,
-                                                        precision=c.precision, kernel=c.kernel)
+                                                        precision=c.precision, kernel=c.kernel,
+                                                        postfilter=c.postfilter)
         self._lock = threading.RLock()
         self.stats = ReceiverStats(personalized=c.personalized)
         self.jb = JitterBuffer()
@@ -467,6 +471,8 @@ class ReceiverCore:
             s.playout_delay_ms = round(self._last_d, 1)
             s.decoder = getattr(self.decoder, "name", "")
             s.decoder_kernel = str(getattr(self.decoder, "kernel", "") or "")
+            pf = getattr(self.decoder, "postfilter", None)
+            s.postfilter = "" if pf is None else f"{pf.g_n:g},{pf.g_d:g},{pf.mu:g}"
             s.group, s.confidence = self._group, self._confidence
             s.mouth_to_ear_ms = None if self._m2e is None else round(self._m2e, 1)
             snap = ReceiverStats(**{k: (dict(v) if isinstance(v, dict) else v) for k, v in asdict(s).items()})

@@ -22,14 +22,16 @@ def choose(size: str, personalized: bool, group: int | None) -> tuple[str, int |
     return personalized_family(size), int(group)
 
 
-def open_decoder(size: str, *, seed: int = 0, models_dir=None, precision: str | None = None, kernel: str | None = None):
+def open_decoder(size: str, *, seed: int = 0, models_dir=None, precision: str | None = None, kernel: str | None = None,
+                 postfilter: tuple[float, float, float] | None = None):
     """A runtime ``StreamingDecoder`` on the generic decoder of ``size``, drawing from a
-    ``DecoderBank`` that loaded every decoder of that size up front (instant group switches)."""
+    ``DecoderBank`` that loaded every decoder of that size up front (instant group switches).
+    ``postfilter``: None (default, the plain output) or a formant postfilter spec ``(g_n, g_d, mu)``."""
     from pnsc.receiver.runtime import DecoderBank
 
     if size not in SIZES:
         raise ValueError(f"decoder size must be one of {SIZES}, got {size!r}")
-    kw = {"models_dir": models_dir, "kernel": kernel}
+    kw = {"models_dir": models_dir, "kernel": kernel, "postfilter": postfilter}
     if precision is not None:
         kw["precision"] = precision
     bank = DecoderBank(size, **kw)

@@ -72,6 +72,11 @@ def parse_postfilter(spec: str) -> tuple[float, float, float] | None:
     return g_n, g_d, mu
 
 
+def describe_postfilter(spec: tuple[float, float, float] | None) -> str:
+    """Human text for a spec, as the commands print it: ``"formant postfilter 0.7/0.85/0"`` or ``"off"``."""
+    return "off" if spec is None else "formant postfilter {:g}/{:g}/{:g}".format(*spec)
+
+
 class FormantPostfilter:
     """Streaming short-term postfilter (see the module docstring); ``process`` one frame (or block) at a time.
 

@@ -358,6 +358,41 @@ def test_cli_send_receive_and_errors(clip, tmp_path):
         assert r.returncode == 2 and r.stderr.startswith("pnsc: error:") and "Traceback" not in r.stderr, r.stderr
 
 
+def test_cli_receive_with_postfilter(clip, tmp_path):
+    """`pnsc receive --postfilter 0.7,0.85,0` takes a lossy call (concealment on) and writes the filtered audio."""
+    import json
+
+    import soundfile as sf
+
+    wav = tmp_path / "in.wav"
+    sf.write(wav, clip[:8000], 16000)
+    outs = {}
+    for spec in ("off", "0.7,0.85,0"):
+        out = tmp_path / f"out-{spec}.wav"
+        rx = subprocess.Popen([sys.executable, "-m", "pnsc", "receive", "--listen", "127.0.0.1:0", "--output",
+                               str(out), "--no-pace", "--once", "--json-stats", str(tmp_path / "s.json"),
+                               "--postfilter", spec], stderr=subprocess.PIPE, text=True)
+        try:
+            line = rx.stderr.readline()
+            assert "listening on ws://127.0.0.1:" in line, line
+            assert ("formant postfilter 0.7/0.85/0" in line) == (spec != "off"), line
+            uri = line.split("listening on ")[1].split()[0]
+            r = subprocess.run([sys.executable, "-m", "pnsc", "send", "--to", uri, "--input", str(wav), "--no-pace",
+                                "--group", "1", "--loss", "0.1", "--seed", "2", "--redundancy", "0"], capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            assert rx.wait(30) == 0
+        finally:
+            if rx.poll() is None:
+                rx.kill()
+        stats = json.loads((tmp_path / "s.json").read_text())["receiver"]
+        assert stats["postfilter"] == ("" if spec == "off" else "0.7,0.85,0")
+        assert stats["decoder"] == "plpcnet-s-g1" and stats["concealed_frames"] > 0
+        outs[spec], sr = sf.read(out, dtype="int16")
+        assert sr == 16000 and len(outs[spec]) == 13 * 640 and np.abs(outs[spec]).max() > 1000
+    assert np.mean(outs["off"] != outs["0.7,0.85,0"]) > 0.5
+
+
 def test_realtime_call_through_the_netem_proxy(clip, decoder, tmp_path):
     """Paced sender -> `pnsc netem` proxy (jitter, loss) -> realtime receiver writing a WAV in real time."""
     import soundfile as sf
@@ -407,10 +442,15 @@ def test_cli_two_way_call(clip, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-m", "pnsc", "call", "--listen", f"127.0.0.1:{ports[i]}",
                                "--peer", f"127.0.0.1:{ports[1 - i]}", "--input", str(wav), "--group", "0",
                                "--output", str(tmp_path / f"heard{i}.wav"), "--linger", "1.5",
-                               "--token", "t"], stderr=subprocess.PIPE, text=True) for i in range(2)]
+                               "--token", "t", *(["--postfilter", "0.7,0.85,0"] if i == 0 else [])],
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    errs = []
     for p in procs:
         _, err = p.communicate(timeout=60)
         assert p.returncode == 0, err
+        errs.append(err)
+    # the first one runs the formant postfilter on what it hears and says so
+    assert "formant postfilter 0.7/0.85/0" in errs[0] and "postfilter" not in errs[1]
     for i in range(2):
         y, _ = sf.read(tmp_path / f"heard{i}.wav", dtype="int16")
         assert len(y) > 16000 and np.abs(y).max() > 1000

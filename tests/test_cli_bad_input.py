@@ -82,6 +82,14 @@ CASES = {
     "decode-postfilter-reference": (["decode", "{good}", "{tmp}/o.wav", "--postfilter", "0.7,0.85,0", "--reference"],
                                     "--postfilter needs the runtime decoder (not --reference)"),
     "classify-not-audio": (["classify", "{text}"], "cannot read audio file {text}: format not recognised"),
+    "receive-postfilter-bad": (["receive", "--listen", "127.0.0.1:0", "--output", "{tmp}/r.wav", "--no-pace",
+                                "--postfilter", "0.7,0.85"],
+                               "--postfilter: postfilter must be 'off' or G_N,G_D,MU (e.g. 0.7,0.85,0), got '0.7,0.85'"),
+    "call-postfilter-bad": (["call", "--listen", "127.0.0.1:0", "--peer", "127.0.0.1:9", "--input", "{clip}",
+                             "--output", "{tmp}/c.wav", "--postfilter", "0.9,0.5,0"],
+                            "--postfilter: postfilter needs g_n <= g_d (else it flattens the formants), got g_n 0.9 > g_d 0.5"),
+    "demo-postfilter-bad": (["demo", "--no-play", "--out", "{tmp}/demo", "--postfilter", "0.7,0.85,1"],
+                            "--postfilter: postfilter mu must be in [0, 1), got 1.0"),
 }
 
 
@@ -101,7 +109,8 @@ def test_bad_input_is_one_line_and_status_2(files, capsys, case):
     assert sorted(p.name for p in files["tmp"].iterdir()) == before  # nothing written
 
 
-@pytest.mark.parametrize("case", ["encode-empty-file", "decode-truncated", "decode-future-version"])
+@pytest.mark.parametrize("case", ["encode-empty-file", "decode-truncated", "decode-future-version",
+                                  "receive-postfilter-bad"])
 def test_real_process_exit_status_and_no_traceback(files, case):
     argv, message = CASES[case]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -74,6 +74,17 @@ def test_demo_personalized_decoder_follows_the_classifier(tmp_path):
     assert fig["packets_concealed"] <= 3  # no injected loss: at most a late packet when the machine is busy
 
 
+def test_demo_with_postfilter_says_so(tmp_path):
+    r = demo("--no-play", "--seconds", "3", "--postfilter", "0.7,0.85,0", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "formant postfilter 0.7/0.85/0" in r.stderr  # the loading line
+    assert "formant postfilter 0.7/0.85/0" in r.stdout  # the summary's decoders line
+    fig = json.loads((tmp_path / "summary.json").read_text())
+    assert fig["postfilter"] == "0.7,0.85,0" and fig["packets_sent"] == 75
+    rec, sr = sf.read(tmp_path / "received.wav")
+    assert sr == 16000 and len(rec) == 3 * 16000 and np.abs(rec).max() > 0.01
+
+
 def _read_until(fd: int, needle: bytes, buf: bytearray, timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
     while needle not in buf:

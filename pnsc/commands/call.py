@@ -41,6 +41,7 @@ def run(args) -> int:
 
     from pnsc.cli import CommandError
     from pnsc.receiver.playback import DevicePlayback, RealtimeWavPlayback, StatsWriter
+    from pnsc.receiver.postfilter import describe_postfilter
     from pnsc.sender.client import SenderError
 
     from .receive import make_receiver
@@ -78,7 +79,8 @@ def run(args) -> int:
             await server.start()
         except OSError as exc:
             raise CommandError(f"cannot listen on {args.listen}: {exc.strerror or exc}") from None
-        log_r(f"listening on {server.uri}; calling {client.uri}")
+        log_r(f"listening on {server.uri}; calling {client.uri}"
+              + (f"; {describe_postfilter(core_r.config.postfilter)}" if core_r.config.postfilter else ""))
         try:
             await client.run(source, wait_connected=10.0 if args.input else 0.0)
             if args.input and args.linger > 0:

@@ -9,7 +9,9 @@ While it runs: a live view (keys b = personalized <-> baseline, l = loss 0/10/20
 a plain line per second when not on a terminal). At the end: a summary table and three files in
 --out: reference.wav (what was sent), received.wav (what was played, delay removed) and call.png
 (both spectrograms, lost and late packets marked). It plays through the default sound device when
-there is one (--no-play: never), otherwise only writes the files.
+there is one (--no-play: never), otherwise only writes the files. --postfilter G_N,G_D,MU (e.g.
+0.7,0.85,0) runs the formant postfilter on the received audio (shown in the live view's title and the
+summary's decoders line).
 """
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ def register(subparsers) -> None:
     p.add_argument("--decoder", choices=sorted(DECODERS), default="plpcnet-s",
                    help="receiver decoder: personalized PLPCNet (per speaker group) or the generic LPCNet "
                         "baseline, size S or L (default plpcnet-s)")
+    from .receive import add_postfilter_argument
+
+    add_postfilter_argument(p)
     p.add_argument("--out", default="pnsc-demo", metavar="DIR", help="folder for the written files (default ./pnsc-demo)")
     p.add_argument("--no-play", action="store_true", help="do not play through a sound device, only write files")
     p.add_argument("--device", default=None, metavar="N", help="output sound device (index or name)")
@@ -73,8 +78,11 @@ def output_device(requested: str | None) -> tuple[object, str | None, str]:
     return dev, str(info["name"]), ""
 
 
-def _validate(args) -> None:
+def _validate(args) -> tuple[float, float, float] | None:
+    """Check the options (CommandError on a bad one); -> the parsed ``--postfilter`` (None = off)."""
     from pnsc.cli import CommandError
+
+    from .receive import postfilter_option
 
     if not 0.0 <= args.loss <= 1.0:
         raise CommandError(f"--loss is a probability 0..1 (e.g. 0.1 for 10 %), got {args.loss:g}")
@@ -84,6 +92,7 @@ def _validate(args) -> None:
         raise CommandError(f"--jitter must be 0..2000 ms, got {args.jitter:g}")
     if args.seconds is not None and not 0.5 <= args.seconds <= 3600:
         raise CommandError(f"--seconds must be 0.5..3600, got {args.seconds:g}")
+    return postfilter_option(args.postfilter)
 
 
 def _source_pcm(args, say):
@@ -111,7 +120,7 @@ def run(args) -> int:
     from pnsc.live.dashboard import Dashboard
     from pnsc.live.loopback import LoopbackCall, LoopbackOptions
 
-    _validate(args)
+    postfilter = _validate(args)
     say = (lambda m: print(f"pnsc demo: {m}", file=sys.stderr, flush=True))
     out = Path(args.out)
     try:
@@ -124,7 +133,8 @@ def run(args) -> int:
         raise CommandError(f"cannot use output device {args.device!r}: {why}")
     size, personalized = DECODERS[args.decoder]
     opts = LoopbackOptions(size=size, personalized=personalized, loss=args.loss, burst=args.burst,
-                           jitter_ms=args.jitter, seed=args.seed, device=dev, play=dev_name is not None)
+                           jitter_ms=args.jitter, seed=args.seed, device=dev, play=dev_name is not None,
+                           postfilter=postfilter)
 
     source_kw: dict = {}
     if args.mic:
@@ -140,7 +150,10 @@ def run(args) -> int:
     else:
         source_kw["source_pcm"], label = _source_pcm(args, say)
 
-    say(f"loading the {args.decoder} decoders and the speaker classifier")
+    from pnsc.receiver.postfilter import describe_postfilter
+
+    pf_text = "" if postfilter is None else f", {describe_postfilter(postfilter)}"
+    say(f"loading the {args.decoder} decoders{pf_text} and the speaker classifier")
     try:
         call = LoopbackCall(opts, **source_kw)
     except (FileNotFoundError, ValueError) as exc:
@@ -148,7 +161,7 @@ def run(args) -> int:
     say(f"playing through: {dev_name}" if dev_name else f"not playing ({why}): writing files only")
 
     view = Dashboard(call.snapshot, on_ab=call.toggle_personalized, on_loss=call.set_loss, on_quit=call.stop,
-                     title=f"pnsc demo: loopback call, {label}", stream=sys.stdout)
+                     title=f"pnsc demo: loopback call, {label}{pf_text}", stream=sys.stdout)
     view.start()
     try:
         try:

@@ -43,6 +43,7 @@ class LoopbackOptions:
     play: bool = False  # play through ``device`` (None = the default device)
     tail_s: float = 1.0  # keep playing this long after the sender's bye (jitter buffer drains)
     record: bool = True  # keep sent and played audio in memory (off for long soaks)
+    postfilter: tuple[float, float, float] | None = None  # receiver's formant postfilter (g_n, g_d, mu); None: off
 
 
 @dataclass
@@ -149,7 +150,7 @@ class LoopbackCall:
         self.log = log or (lambda msg: None)
         self.sample_every = sample_every
         self.core = ReceiverCore(ReceiverConfig(size=o.size, personalized=o.personalized, seed=o.seed,
-                                                mode="realtime"))
+                                                mode="realtime", postfilter=o.postfilter))
         self.packets = PacketLog()
         self.core.on_packet = lambda seq, kind: self.packets.on_packet(seq, kind, self.core.decoder.name)
         self.server = ReceiverServer(self.core, "127.0.0.1", 0, log=self.log)
@@ -213,6 +214,7 @@ class LoopbackCall:
             "elapsed_s": elapsed, "audio_s": audio_s, "status": r.state,
             "talker_group": group, "group_confidence": conf, "sender_group": s.group,
             "decoder": dec, "variant": variant, "personalized": r.personalized, "kernel": r.decoder_kernel,
+            "postfilter": r.postfilter or None,
             "payload_bps": PAYLOAD_BPS if audio_s else None,
             "wire_bps": (8.0 * wire_bytes / audio_s) if audio_s > 0 else None,
             "messages_sent": s.sent, "packets_sent": s.packets, "netem_dropped": s.netem_dropped,

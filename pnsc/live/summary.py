@@ -44,6 +44,7 @@ def summary_figures(result: CallResult) -> dict:
         "group_confidence": None if f.get("group_confidence") is None else round(f["group_confidence"], 3),
         "group_decided_after_s": None if decided is None else round(decided, 1),
         "decoders": decoder_timeline(result),
+        "postfilter": f.get("postfilter"),  # "g_n,g_d,mu" of the formant postfilter, None = off
         "personalized_at_end": f.get("personalized"),
         "kernel": f.get("kernel"),
         "packets_sent": f.get("packets_sent"),
@@ -85,7 +86,8 @@ def summary_rows(fig: dict) -> list[tuple[str, str]]:
         ("bitrate", f"payload {_fmt(fig['payload_bps'], 'd', ' b/s')}, on the wire {_fmt(fig['wire_bps'], 'd', ' b/s')} "
                     f"(websocket + TCP/IP, {fig['redundancy']} redundant packets per message)"),
         ("talker group", group),
-        ("decoders", fig["decoders"]),
+        ("decoders", fig["decoders"] + (f"; formant postfilter {fig['postfilter'].replace(',', '/')}"
+                                        if fig.get("postfilter") else "")),
         ("injected", imp),
         ("packets", f"sent {fig['packets_sent']}, dropped by the injected loss {fig['netem_dropped']}, "
                     f"received {fig['packets_received']}"),
