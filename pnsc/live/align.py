@@ -19,7 +19,11 @@ def envelope_db(x: np.ndarray, hop: int = HOP) -> np.ndarray:
 def estimate_delay(reference: np.ndarray, received: np.ndarray, max_delay_s: float = 3.0,
                    sample_rate: int = 16000) -> int:
     """Delay in samples (multiple of 10 ms, >= 0) of ``received`` behind ``reference``: the lag that
-    best correlates their log-energy envelopes (floored at 50 dB below each signal's peak)."""
+    best correlates their log-energy envelopes (floored at 50 dB below each signal's peak).
+
+    A lag counts only where the two envelopes overlap over at least 3/4 of the shorter one: a normalised
+    correlation over a few frames can beat the true lag by chance (a 1 s call, whose played audio ends in
+    seconds of silence, was once aligned at 1.94 s and its received WAV came out empty)."""
     a, b = envelope_db(reference), envelope_db(received)
     if len(a) == 0 or len(b) == 0:
         return 0
@@ -27,10 +31,11 @@ def estimate_delay(reference: np.ndarray, received: np.ndarray, max_delay_s: flo
     b = np.maximum(b, b.max() - 50.0)
     a, b = a - a.mean(), b - b.mean()
     max_lag = min(int(max_delay_s * sample_rate / HOP), max(0, len(b) - 1))
+    min_overlap = max(10, (3 * min(len(a), len(b))) // 4)
     best, best_lag = -np.inf, 0
     for lag in range(max_lag + 1):
         n = min(len(a), len(b) - lag)
-        if n < 10:
+        if n < min_overlap:
             break
         x, y = a[:n], b[lag:lag + n]
         denom = np.sqrt(np.dot(x, x) * np.dot(y, y))
