@@ -158,6 +158,18 @@ class ReceiverCore:
         self._pending_lost: deque = deque(maxlen=4096)  # concealed past the newest packet
         self._m2e: float | None = None
         self._last_d = 0.0
+        self._want_postfilter = False  # set_postfilter asked for a change
+
+    def set_postfilter(self, spec: tuple[float, float, float] | None) -> None:
+        """Live switch of the formant postfilter (``None``: off); the decoding path applies it before its next
+        frame, with a fresh filter state."""
+        from pnsc.receiver.postfilter import check_params
+
+        if spec is not None:
+            check_params(*spec, 0.95)
+        with self._lock:
+            self.config.postfilter = None if spec is None else tuple(float(v) for v in spec)
+            self._want_postfilter = True
 
     def set_personalized(self, on: bool) -> None:
         """Live switch between the personalized and the generic decoder of the same size."""
@@ -396,6 +408,12 @@ class ReceiverCore:
             self._decoder_reset = False
             self.decoder.reset()
             self._ts_pipe.clear()
+        if self._want_postfilter:
+            self._want_postfilter = False
+            from pnsc.receiver.postfilter import FormantPostfilter
+
+            pf = self.config.postfilter
+            self.decoder.postfilter = None if pf is None else FormantPostfilter(*pf)
         want = self._want
         if want != self._current:
             self.decoder.switch(*want)

@@ -60,6 +60,11 @@ def check_params(g_n: float, g_d: float, mu: float, gain_alpha: float) -> None:
         raise ValueError(f"postfilter gain_alpha must be in [0, 1), got {gain_alpha}")
 
 
+# The setting chosen on validation speech and confirmed on held-out speech (README, Quality): what the demo's
+# live "p" key switches on when the call started without one.
+RECOMMENDED: tuple[float, float, float] = (0.7, 0.85, 0.0)
+
+
 def parse_postfilter(spec: str) -> tuple[float, float, float] | None:
     """``"off"`` -> None; ``"G_N,G_D,MU"`` (e.g. ``"0.7,0.85,0"``) -> the checked triple (ValueError otherwise)."""
     if spec.strip().lower() in ("off", "none", ""):

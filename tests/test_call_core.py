@@ -322,3 +322,23 @@ def test_losses_at_the_end_of_a_stream_are_counted_after_bye(clip, decoder):
     ev, _ = timed(kept)
     _, st = run_events(ev, core=ReceiverCore(ReceiverConfig(), decoder=decoder), tail_s=0.3)
     assert st.received == len(msgs) - 3 and st.lost == 2
+
+
+def test_postfilter_switches_live_and_bad_settings_are_refused(clip, decoder):
+    s = SenderCore(SenderConfig(group=1, redundancy=0), sid=4)
+    msgs = [s.hello()]
+    for i in range(0, 640 * 30, 640):
+        msgs += s.push(clip[i:i + 640], T0 + i / 16000)
+    ev = [(T0, msgs[0])] + [(T0 + (j + 1) * 0.04, m) for j, m in enumerate(msgs[1:])]
+    core = ReceiverCore(ReceiverConfig(), decoder=decoder)
+    run_events(ev[:12], core=core, tail_s=0.05)
+    assert core.snapshot().postfilter == ""
+    core.set_postfilter((0.7, 0.85, 0.0))
+    assert core.snapshot().postfilter == ""  # applied by the decoding path, before its next frame
+    _, st = run_events(ev[12:22], core=core, tail_s=0.05, start=ev[11][0] + 0.05)
+    assert st.postfilter == "0.7,0.85,0"
+    core.set_postfilter(None)
+    _, st = run_events(ev[22:], core=core, tail_s=0.1, start=ev[21][0] + 0.05)
+    assert st.postfilter == "" and decoder.postfilter is None
+    with pytest.raises(ValueError, match="g_n <= g_d"):
+        core.set_postfilter((0.9, 0.5, 0.0))

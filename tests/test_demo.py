@@ -101,7 +101,8 @@ def _read_until(fd: int, needle: bytes, buf: bytearray, timeout: float = 60.0) -
 
 
 def test_demo_keys_in_a_terminal(tmp_path):
-    """l raises the injected loss, b switches to the baseline, q ends the call early; the terminal is restored."""
+    """l raises the injected loss, b switches to the baseline, p turns the postfilter on, q ends the call early;
+    the terminal is restored."""
     master, slave = pty.openpty()
     env = dict(ENV, COLUMNS="120", LINES="40", TERM="xterm")
     proc = subprocess.Popen([sys.executable, "-m", "pnsc", "demo", "--no-play", "--seconds", "30", "--out",
@@ -119,6 +120,8 @@ def test_demo_keys_in_a_terminal(tmp_path):
         _read_until(master, b"loss 20 %", buf)
         os.write(master, b"b")
         _read_until(master, b"baseline (A/B)", buf)
+        os.write(master, b"p")
+        _read_until(master, b"formant postfilter 0.7/0.85/0", buf)  # applied by the receiver, then shown
         time.sleep(2.0)  # ~50 packets at 20 % injected loss
         os.write(master, b"q")
         _read_until(master, b"stopped early", buf)
@@ -133,6 +136,7 @@ def test_demo_keys_in_a_terminal(tmp_path):
     fig = json.loads((tmp_path / "summary.json").read_text())
     assert fig["loss_percent"] == pytest.approx(20)
     assert fig["personalized_at_end"] is False
+    assert fig["postfilter"] == "0.7,0.85,0"
     assert fig["audio_s"] < 25  # q ended it long before the 30 s
     assert fig["netem_dropped"] > 0
 

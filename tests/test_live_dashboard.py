@@ -33,10 +33,13 @@ def on_ab():
 def on_loss(p):
     state["loss_percent"] = p
     events.append(["loss", p])
+def on_postfilter():
+    state["postfilter"] = None if state.get("postfilter") else "0.7,0.85,0"
+    events.append(["postfilter", state["postfilter"]])
 def on_quit():
     events.append(["quit"])
 before = termios.tcgetattr(0)
-d = Dashboard(snapshot, on_ab=on_ab, on_loss=on_loss, on_quit=on_quit, interval=0.05)
+d = Dashboard(snapshot, on_ab=on_ab, on_loss=on_loss, on_quit=on_quit, on_postfilter=on_postfilter, interval=0.05)
 assert d.interactive
 d.start()
 during = termios.tcgetattr(0)
@@ -76,7 +79,7 @@ def test_keys_through_a_pseudo_terminal_and_terminal_restored(tmp_path):
     buf = bytearray()
     try:
         _read_until(master, b"talker group", buf)
-        for key, expect in ((b"l", b"loss 10 %"), (b"l", b"loss 20 %"), (b"b", b"[baseline]"), (b"x", None),
+        for key, expect in ((b"l", b"loss 10 %"), (b"l", b"loss 20 %"), (b"b", b"[baseline]"), (b"p", b"formant postfilter 0.7/0.85/0"), (b"x", None),
                             (b"L", b"loss 30 %"), (b"l", b"loss 0 %")):
             os.write(master, key)
             if expect is not None:
@@ -89,7 +92,8 @@ def test_keys_through_a_pseudo_terminal_and_terminal_restored(tmp_path):
             proc.kill()
         os.close(master)
     result = json.loads(log.read_text())
-    assert result["events"] == [["loss", 10], ["loss", 20], ["ab", "baseline"], ["loss", 30], ["loss", 0], ["quit"]]
+    assert result["events"] == [["loss", 10], ["loss", 20], ["ab", "baseline"], ["postfilter", "0.7,0.85,0"],
+                                ["loss", 30], ["loss", 0], ["quit"]]
     assert result["pressed_q"] is True
     assert result["cbreak_while_running"] is True
     assert result["restored"] is True

@@ -5,7 +5,8 @@ path: bundled speech (or the microphone with ``--mic``) -> analysis -> 1.6 kb/s 
 websockets (with the injected loss / jitter) -> jitter buffer -> concealment -> decoder -> playback.
 The sender classifies the talker live; the receiver switches to that group's personalized decoder.
 
-While it runs: a live view (keys b = personalized <-> baseline, l = loss 0/10/20/30 %, q = quit;
+While it runs: a live view (keys b = personalized <-> baseline, p = formant postfilter on/off, l = loss
+0/10/20/30 %, q = quit;
 a plain line per second when not on a terminal). At the end: a summary table and three files in
 --out: reference.wav (what was sent), received.wav (what was played, delay removed) and call.png
 (both spectrograms, lost and late packets marked). It plays through the default sound device when
@@ -161,6 +162,7 @@ def run(args) -> int:
     say(f"playing through: {dev_name}" if dev_name else f"not playing ({why}): writing files only")
 
     view = Dashboard(call.snapshot, on_ab=call.toggle_personalized, on_loss=call.set_loss, on_quit=call.stop,
+                     on_postfilter=call.toggle_postfilter,
                      title=f"pnsc demo: loopback call, {label}{pf_text}", stream=sys.stdout)
     view.start()
     try:

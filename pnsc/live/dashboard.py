@@ -5,12 +5,13 @@ single keys from the terminal (cbreak mode, restored on exit, also after Ctrl-C)
 
 * ``b``: ``on_ab()``: switch the receiver between the personalized decoder and the same-size baseline;
 * ``l``: ``on_loss(percent)``: next injected loss of the cycle 0 -> 10 -> 20 -> 30 -> 0 %;
+* ``p``: ``on_postfilter()``: the receiver's formant postfilter on or off;
 * ``q``: ``on_quit()``, then the view stops.
 
 Callbacks run on the view's thread; make them thread-safe (e.g. ``loop.call_soon_threadsafe``).
 
 Snapshot keys read (all optional): ``elapsed_s``, ``talker_group``, ``group_confidence``,
-``decoder``, ``variant`` ("personalized"/"baseline"), ``payload_bps``, ``wire_bps``,
+``decoder``, ``variant`` ("personalized"/"baseline"), ``postfilter`` ("g_n,g_d,mu" or None), ``payload_bps``, ``wire_bps``,
 ``packets_sent``, ``packets_received``, ``packets_recovered`` (from redundancy), ``packets_lost``, ``packets_late``, ``packets_concealed``,
 ``jitter_depth_ms``, ``jitter_target_ms``, ``decoder_rtf``, ``mouth_to_ear_ms``, ``input_dbfs``,
 ``output_dbfs``, ``loss_percent``, ``burst``, ``jitter_ms``, ``underruns``, ``status``.
@@ -86,7 +87,9 @@ def group_text(s: Mapping[str, Any]) -> str:
 def decoder_text(s: Mapping[str, Any]) -> str:
     name = s.get("decoder") or "-"
     variant = s.get("variant")
-    return f"{name}  [{variant}]" if variant else str(name)
+    text = f"{name}  [{variant}]" if variant else str(name)
+    pf = s.get("postfilter")
+    return text + (f"  + formant postfilter {str(pf).replace(',', '/')}" if pf else "")
 
 
 def impairment_text(s: Mapping[str, Any]) -> str:
@@ -121,7 +124,7 @@ def rows(snapshot: Any) -> list[tuple[str, str]]:
     ]
 
 
-KEYS_HELP = "[b] personalized <-> baseline   [l] loss 0/10/20/30 %   [q] quit"
+KEYS_HELP = "[b] personalized <-> baseline   [p] postfilter on/off   [l] loss 0/10/20/30 %   [q] quit"
 
 
 def plain_line(snapshot: Any) -> str:
@@ -173,10 +176,10 @@ class Dashboard:
 
     def __init__(self, snapshot: Callable[[], Any], on_ab: Callable[[], None] | None = None,
                  on_loss: Callable[[int], None] | None = None, on_quit: Callable[[], None] | None = None,
-                 interval: float = 0.25, plain_interval: float = 1.0, title: str = "pnsc call",
+                 on_postfilter: Callable[[], None] | None = None, interval: float = 0.25, plain_interval: float = 1.0, title: str = "pnsc call",
                  stream: TextIO | None = None, stdin: TextIO | None = None, interactive: bool | None = None):
         self.snapshot = snapshot
-        self.on_ab, self.on_loss, self.on_quit = on_ab, on_loss, on_quit
+        self.on_ab, self.on_loss, self.on_quit, self.on_postfilter = on_ab, on_loss, on_quit, on_postfilter
         self.interval, self.plain_interval, self.title = interval, plain_interval, title
         self.stream = stream if stream is not None else sys.stdout
         self.stdin = stdin if stdin is not None else sys.stdin
@@ -227,10 +230,12 @@ class Dashboard:
 
     # keys
     def handle_key(self, key: str) -> None:
-        """Act on one key press (``b``, ``l`` or ``q``, any case); other keys are ignored."""
+        """Act on one key press (``b``, ``p``, ``l`` or ``q``, any case); other keys are ignored."""
         key = key.lower()
         if key == "b" and self.on_ab is not None:
             self.on_ab()
+        elif key == "p" and self.on_postfilter is not None:
+            self.on_postfilter()
         elif key == "l" and self.on_loss is not None:
             current = as_mapping(self.snapshot()).get("loss_percent")
             self.on_loss(next_loss_percent(current))

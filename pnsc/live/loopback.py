@@ -176,6 +176,14 @@ class LoopbackCall:
         self.core.set_personalized(on)
         return on
 
+    def toggle_postfilter(self) -> bool:
+        """A/B: the formant postfilter on (the call's setting, else the recommended one) or off; -> on?"""
+        from pnsc.receiver.postfilter import RECOMMENDED
+
+        on = self.core.config.postfilter is None
+        self.core.set_postfilter((self.options.postfilter or RECOMMENDED) if on else None)
+        return on
+
     def set_loss(self, percent: float) -> None:
         """Change the injected loss live (0..100 %)."""
         p = max(0.0, min(1.0, percent / 100.0))
