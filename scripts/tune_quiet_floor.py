@@ -70,6 +70,16 @@ def pooled_tables(paths: list[Path]) -> list[str]:
     return lines
 
 
+def quiet_level_db(pcm: np.ndarray, feats: np.ndarray, c0_max: float) -> float:
+    """Mean power (dB re 1 LSB^2) of ``pcm`` over the frames whose quantized c0 is at most ``c0_max``."""
+    from pnsc.shared.constants import FRAME_SIZE
+
+    n = min(len(feats), len(pcm) // FRAME_SIZE)
+    frames = np.asarray(pcm[: n * FRAME_SIZE], np.float64).reshape(n, FRAME_SIZE)
+    sel = feats[:n, C0_INDEX] <= c0_max
+    return float(10 * np.log10(np.mean(frames[sel] ** 2) + 1e-3)) if sel.any() else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--families", nargs="+", default=["lpcnet-bl-s", "plpcnet-s"])
@@ -127,8 +137,13 @@ def main(argv: list[str] | None = None) -> int:
 
     scorer = Scorer(metrics=METRICS)
     scores = {fam: {lab: {m: [] for m in METRICS} for lab, _ in settings} for fam in a.families}
+    # the mechanism itself: output level (dB re 1 LSB) in the clips' quietest frames (c0 below the 20th percentile)
+    quiet_c0 = float(np.percentile(c0, 20))
+    levels = {fam: {lab: [] for lab, _ in settings} for fam in a.families}
+    clean_levels = []
     decs: dict[tuple[str, int | None], StreamingDecoder] = {}
     for (_utt, spk, audio), qf in tqdm(list(zip(clips, feats)), desc="clips"):
+        clean_levels.append(quiet_level_db(np.clip(np.round(audio * 32768.0), -32768, 32767), qf, quiet_c0))
         for fam in a.families:
             group = None if fam.startswith("lpcnet") else int(gmap[spk])
             dec = decs.setdefault((fam, group), StreamingDecoder(fam, group, seed=a.seed, pdf_floor=a.base))
@@ -136,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 dec.reset()
                 y = dec.decode(qf) if rule is None else decode_with_floor(dec, qf, rule.floors(qf))
                 sc = scorer.score(audio, y)
+                levels[fam][lab].append(quiet_level_db(y, qf, quiet_c0))
                 for m in METRICS:
                     scores[fam][lab][m].append(float(sc[m]))
     tables = {}
@@ -143,13 +159,16 @@ def main(argv: list[str] | None = None) -> int:
         head = (f"{fam}, {len(clips)} validation clips, base {a.base:g}, seed {a.seed}; label q<quiet floor>@"
                 f"<quiet c0>..<loud c0>; paired difference to the flat floor {a.base:g} (95 % CI, wins)")
         tables[fam] = [head] + paired_table(scores[fam], REF, METRICS, label="floor")
+        tables[fam] += ["", f"output level in the clips' quietest frames (quantized c0 <= {quiet_c0:+.2f}, the 20th "
+                        f"percentile), mean over clips, dB re 1 LSB: clean input {np.mean(clean_levels):.1f}"]
+        tables[fam] += [f"  {lab}: {np.mean(levels[fam][lab]):.1f}" for lab, _ in settings]
         print("\n" + "\n".join(tables[fam]))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({
             "clips": [c[0] for c in clips], "seed": a.seed, "base": a.base, "c0_percentiles": pct,
             "settings": {lab: (None if r is None else [r.quiet_floor, r.quiet_c0, r.loud_c0]) for lab, r in settings},
-            "scores": scores, "tables": tables}, indent=1))
+            "scores": scores, "quiet_levels_db": levels, "clean_quiet_levels_db": clean_levels, "tables": tables}, indent=1))
     return 0
 
 
