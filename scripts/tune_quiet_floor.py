@@ -160,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"<quiet c0>..<loud c0>; paired difference to the flat floor {a.base:g} (95 % CI, wins)")
         tables[fam] = [head] + paired_table(scores[fam], REF, METRICS, label="floor")
         tables[fam] += ["", f"output level in the clips' quietest frames (quantized c0 <= {quiet_c0:+.2f}, the 20th "
-                        f"percentile), mean over clips, dB re 1 LSB: clean input {np.mean(clean_levels):.1f}"]
-        tables[fam] += [f"  {lab}: {np.mean(levels[fam][lab]):.1f}" for lab, _ in settings]
+                        f"percentile), mean over the {int(np.sum(np.isfinite(clean_levels)))} clips that have such frames, dB re 1 LSB: "
+                        f"clean input {np.nanmean(clean_levels):.1f}"]
+        tables[fam] += [f"  {lab}: {np.nanmean(levels[fam][lab]):.1f}" for lab, _ in settings]
         print("\n" + "\n".join(tables[fam]))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
