@@ -26,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pnsc.evaluation.tuning import add_clip_arguments, pool_or_check_shard  # noqa: E402
 from pnsc.receiver.postfilter import check_params, formant_postfilter, lpcs_from_features  # noqa: E402
 
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
@@ -43,51 +44,17 @@ def parse_setting(text: str) -> tuple[float, float, float]:
     return gn, gd, mu
 
 
-def pooled_tables(paths: list[Path]) -> list[str]:
-    """Per-clip mean over several runs' --json (same clips, e.g. other seeds), settings common to all,
-    as paired tables against no postfilter."""
-    from pnsc.evaluation.stats import paired_table
-
-    runs = [json.loads(p.read_text()) for p in paths]
-    if any(r["clips"] != runs[0]["clips"] for r in runs):
-        raise ValueError("the runs to pool scored different clips")
-    lines = []
-    for fam in runs[0]["scores"]:
-        labs = [lab for lab in runs[0]["scores"][fam] if all(lab in r["scores"].get(fam, {}) for r in runs)]
-        sc = {lab: {m: list(np.mean([r["scores"][fam][lab][m] for r in runs], axis=0)) for m in METRICS}
-              for lab in labs}
-        seeds = ", ".join(str(r.get("seed", 0)) for r in runs)
-        lines += ["", f"{fam}, {len(runs[0]['clips'])} validation clips, per-clip mean over seeds {seeds}; "
-                  "paired difference to no postfilter (95 % CI, wins)"]
-        lines += paired_table(sc, "none", METRICS, label="postfilter")
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--families", nargs="+", default=["lpcnet-bl-s", "plpcnet-s"])
     p.add_argument("--settings", nargs="+", type=parse_setting, default=[parse_setting(s) for s in DEFAULT_SETTINGS],
                    help="g_n,g_d,mu triples (default: (0.5,0.75) (0.6,0.8) (0.7,0.85) (0.8,0.9) x mu 0, 0.2)")
     p.add_argument("--gain-alpha", type=float, default=0.95, help="per-sample smoothing of the output gain")
-    p.add_argument("--val-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
-    p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
-    p.add_argument("--limit", type=int, default=20)
+    add_clip_arguments(p, seed_help="decoder sampling seed (another seed: a fresh draw of the noise)")
     p.add_argument("--skip", type=int, default=0, help="leave out the first N clips (a fresh set to replicate on)")
-    p.add_argument("--max-seconds", type=float, default=6.0)
-    p.add_argument("--seed", type=int, default=0, 
-                   help="decoder sampling seed (another seed: a fresh draw of the noise)")
-    p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--pool", type=Path, nargs="+", default=None,
-                   help="no decoding: pool earlier --json runs (per-clip mean, e.g. over seeds) and print the tables")
     a = p.parse_args(argv)
-    if a.pool:
-        try:
-            print("\n".join(pooled_tables(a.pool)))
-        except (OSError, ValueError, KeyError) as e:
-            p.error(f"cannot pool {[str(x) for x in a.pool]}: {e}")
+    if pool_or_check_shard(p, a, "none", METRICS, label="postfilter", ref_text="no postfilter"):
         return 0
-    if not a.val_shard.is_file() or "test" in a.val_shard.name:
-        p.error(f"{a.val_shard}: not a validation shard")
     try:
         check_params(0.5, 0.5, 0.0, a.gain_alpha)
     except ValueError as e:

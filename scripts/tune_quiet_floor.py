@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pnsc.receiver.quiet_floor import C0_INDEX, QuietFloor, decode_with_floor  # noqa: E402
+from pnsc.evaluation.tuning import add_clip_arguments, pool_or_check_shard  # noqa: E402
 from pnsc.shared.constants import PDF_FLOOR  # noqa: E402
 
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
@@ -51,25 +52,6 @@ def label(q: float, lo: float, hi: float) -> str:
     return f"q{q:g}@{lo:g}..{hi:g}"
 
 
-def pooled_tables(paths: list[Path]) -> list[str]:
-    """Per-clip mean over several runs' --json (same clips, e.g. other seeds), settings common to all."""
-    from pnsc.evaluation.stats import paired_table
-
-    runs = [json.loads(p.read_text()) for p in paths]
-    if any(r["clips"] != runs[0]["clips"] for r in runs):
-        raise ValueError("the runs to pool scored different clips")
-    lines = []
-    for fam in runs[0]["scores"]:
-        labs = [lab for lab in runs[0]["scores"][fam] if all(lab in r["scores"].get(fam, {}) for r in runs)]
-        sc = {lab: {m: list(np.mean([r["scores"][fam][lab][m] for r in runs], axis=0)) for m in METRICS}
-              for lab in labs}
-        seeds = ", ".join(str(r.get("seed", 0)) for r in runs)
-        lines += ["", f"{fam}, {len(runs[0]['clips'])} validation clips, per-clip mean over seeds {seeds}; "
-                  f"paired difference to the flat floor (95 % CI, wins)"]
-        lines += paired_table(sc, REF, METRICS, label="floor")
-    return lines
-
-
 def quiet_level_db(pcm: np.ndarray, feats: np.ndarray, c0_max: float) -> float:
     """Mean power (dB re 1 LSB^2) of ``pcm`` over the frames whose quantized c0 is at most ``c0_max``."""
     from pnsc.shared.constants import FRAME_SIZE
@@ -87,23 +69,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="quiet_floor,quiet_c0,loud_c0 triples (default: 0.002 and 0.003 x ramps -2..1.5, -7..-2)")
     p.add_argument("--base", type=float, default=PDF_FLOOR, help=f"floor of loud frames and the flat reference "
                    f"(default {PDF_FLOOR})")
-    p.add_argument("--val-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
-    p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
-    p.add_argument("--limit", type=int, default=20)
-    p.add_argument("--max-seconds", type=float, default=6.0)
-    p.add_argument("--seed", type=int, default=0, help="decoder sampling seed (the same for every setting)")
-    p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--pool", type=Path, nargs="+", default=None,
-                   help="no decoding: pool earlier --json runs (per-clip mean, e.g. over seeds) and print the tables")
+    add_clip_arguments(p, seed_help="decoder sampling seed (the same for every setting)")
     a = p.parse_args(argv)
-    if a.pool:
-        try:
-            print("\n".join(pooled_tables(a.pool)))
-        except (OSError, ValueError, KeyError) as e:
-            p.error(f"cannot pool {[str(x) for x in a.pool]}: {e}")
+    if pool_or_check_shard(p, a, REF, METRICS, label="floor", ref_text="the flat floor"):
         return 0
-    if not a.val_shard.is_file() or "test" in a.val_shard.name:
-        p.error(f"{a.val_shard}: not a validation shard")
     if a.limit < 1:
         p.error("--limit must be >= 1")
     try:
