@@ -66,6 +66,18 @@ class QuietFloor:
         return float(self.floors(np.asarray(frame).reshape(-1)))
 
 
+def parse_quiet_floor(spec: str) -> tuple[float, float, float] | None:
+    """``"off"`` -> None; ``"FLOOR,QUIET_C0,LOUD_C0"`` (e.g. ``"0.002,-2,1.5"``) -> the checked triple."""
+    if spec.strip().lower() in ("off", "none", ""):
+        return None
+    try:
+        q, c_q, c_l = (float(v) for v in spec.split(","))
+    except ValueError:
+        raise ValueError(f"quiet floor must be 'off' or FLOOR,QUIET_C0,LOUD_C0 (e.g. 0.002,-2,1.5), got {spec!r}") from None
+    QuietFloor(q, c_q, c_l)  # checks the values
+    return q, c_q, c_l
+
+
 def decode_with_floor(dec, features: np.ndarray, floors: np.ndarray) -> np.ndarray:
     """Decode (T, 20) ``features`` with ``dec`` (a ``StreamingDecoder``), frame ``t`` sampled with ``floors[t]``;
     int16 (T*160,) like ``dec.decode`` (push every frame, then flush).

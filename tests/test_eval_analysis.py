@@ -117,5 +117,20 @@ def test_runtime_backend_postfilter_changes_the_output_and_reference_refuses_it(
     a = pf.decode("lpcnet-bl-s", None, feats[:12], seed=1)
     b = pf.decode("lpcnet-bl-s", None, feats[:12], seed=1)  # its state is reset with the decoder's
     assert len(a) == len(plain) and np.array_equal(a, b) and not np.array_equal(a, plain)
-    with pytest.raises(EvalError, match="postfilter needs the C runtime"):
+    with pytest.raises(EvalError, match="needs the C runtime"):
         make_backend("reference", postfilter=(0.7, 0.85, 0.0))
+
+
+def test_runtime_backend_quiet_floor_changes_only_quiet_frames_and_reference_refuses_it(speech_clip):
+    ok, why = runtime_available()
+    if not ok:
+        pytest.skip(f"runtime not built: {why}")
+    clip = np.concatenate([np.zeros(4800, speech_clip.dtype), speech_clip[:8000]])  # 0.3 s of silence first
+    _, feats = encode(clip)
+    plain = make_backend("runtime").decode("lpcnet-bl-s", None, feats[:30], seed=2)
+    same = make_backend("runtime", quiet_floor=(0.0005, -2.0, 1.5)).decode("lpcnet-bl-s", None, feats[:30], seed=2)
+    assert np.array_equal(plain, same)  # quiet floor == the default floor: nothing changes
+    qf = make_backend("runtime", quiet_floor=(0.003, -2.0, 1.5)).decode("lpcnet-bl-s", None, feats[:30], seed=2)
+    assert len(qf) == len(plain) and not np.array_equal(qf, plain)
+    with pytest.raises(EvalError, match="needs the C runtime"):
+        make_backend("reference", quiet_floor=(0.002, -2.0, 1.5))

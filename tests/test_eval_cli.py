@@ -109,3 +109,7 @@ def test_bad_postfilter_spec_exits_2(tmp_path, capsys):
     assert "G_N,G_D,MU" in capsys.readouterr().err
     assert main(["eval", "--refs", str(refs), "--postfilter", "0.9,0.5,0", "--out", str(tmp_path / "o")]) == 2
     assert "g_n <= g_d" in capsys.readouterr().err
+    assert main(["eval", "--refs", str(refs), "--quiet-floor", "0.002,3,1", "--out", str(tmp_path / "o")]) == 2
+    assert "--quiet-floor" in capsys.readouterr().err
+    assert main(["eval", "--refs", str(refs), "--quiet-floor", "lots", "--out", str(tmp_path / "o")]) == 2
+    assert "FLOOR,QUIET_C0,LOUD_C0" in capsys.readouterr().err

@@ -107,3 +107,14 @@ def test_floor_reaches_the_right_frame(speech_with_silence):
     assert np.array_equal(decode_with_floor(dec, feats, fl), flat)
     with pytest.raises(ValueError, match="one floor per frame"):
         decode_with_floor(dec, feats, np.zeros(3))
+
+
+def test_parse_quiet_floor_spec():
+    from pnsc.receiver.quiet_floor import parse_quiet_floor
+
+    assert parse_quiet_floor("off") is None
+    assert parse_quiet_floor("0.002,-2,1.5") == (0.002, -2.0, 1.5)
+    with pytest.raises(ValueError, match="FLOOR,QUIET_C0,LOUD_C0"):
+        parse_quiet_floor("0.002,-2")
+    with pytest.raises(ValueError, match="ordered"):
+        parse_quiet_floor("0.002,3,1")

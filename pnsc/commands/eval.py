@@ -69,6 +69,10 @@ def register(subparsers) -> None:
     p.add_argument("--postfilter", default="off", metavar="SPEC",
                    help="formant postfilter on the pnsc decoders' output: 'off' (default) or G_N,G_D,MU, e.g. "
                         "0.7,0.85,0 (pnsc.receiver.postfilter; the loss curves decode without it)")
+    p.add_argument("--quiet-floor", default="off", metavar="SPEC",
+                   help="experimental: a larger sampling floor in quiet frames, 'off' (default) or "
+                        "FLOOR,QUIET_C0,LOUD_C0, e.g. 0.002,-2,1.5 (pnsc.receiver.quiet_floor; the loss curves "
+                        "decode without it)")
     p.add_argument("--redundancy", type=_floats, default=(0.0, 2.0), metavar="KS",
                    help="redundancy settings K for the pnsc loss curves (default 0,2)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
@@ -137,10 +141,19 @@ def _run(args) -> int:
         postfilter = parse_postfilter(args.postfilter)
     except ValueError as e:
         raise CommandError(str(e)) from None
+    from pnsc.receiver.quiet_floor import parse_quiet_floor
+
+    try:
+        quiet_floor = parse_quiet_floor(args.quiet_floor)
+    except ValueError as e:
+        raise CommandError(f"--quiet-floor: {e}") from None
+    if quiet_floor is not None:
+        notes.append("quiet-frame sampling floor on every pnsc decoder: {:g} at c0 <= {:g}, ramp to c0 {:g}"
+                     .format(*quiet_floor))
     if postfilter is not None:
         notes.append("formant postfilter on every pnsc decoder: g_n {}, g_d {}, mu {}".format(*postfilter))
     cfg = EvalConfig(systems=systems, metrics=metrics, backend=args.backend, precision=args.precision, jobs=args.jobs,
-                     postfilter=postfilter,
+                     postfilter=postfilter, quiet_floor=quiet_floor,
                      wrong_group=not args.no_wrong_group, seed=args.seed, models_dir=args.models_dir,
                      loss_rates=tuple(args.loss), loss_bursts=tuple(args.burst),
                      loss_utterances=args.loss_utterances, notes=notes)

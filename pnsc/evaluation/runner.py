@@ -30,6 +30,7 @@ class EvalConfig:
     backend: str = "auto"
     precision: str | None = None
     postfilter: tuple[float, float, float] | None = None  # formant postfilter (g_n, g_d, mu) on pnsc decoders
+    quiet_floor: tuple[float, float, float] | None = None  # quiet-frame sampling floor (floor, quiet_c0, loud_c0)
     jobs: int = 1
     wrong_group: bool = True
     seed: int = 0
@@ -58,12 +59,13 @@ _BACKEND = None
 
 
 def _init_worker(backend: str, models_dir: str | None, precision: str | None,
-                 postfilter: tuple[float, float, float] | None = None) -> None:
+                 postfilter: tuple[float, float, float] | None = None,
+                 quiet_floor: tuple[float, float, float] | None = None) -> None:
     global _BACKEND
     import os
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _BACKEND = make_backend(backend, models_dir, precision, postfilter)
+    _BACKEND = make_backend(backend, models_dir, precision, postfilter, quiet_floor)
 
 
 def _decode_task(task: tuple) -> tuple:
@@ -77,7 +79,7 @@ def _run_decodes(tasks: list[tuple], cfg: EvalConfig) -> tuple[dict, dict, str]:
     """-> ({key: audio}, {family: [seconds of work, seconds of audio]}, backend name)."""
     out: dict = {}
     timing: dict[str, list[float]] = {}
-    probe = make_backend(cfg.backend, cfg.models_dir, cfg.precision, cfg.postfilter)
+    probe = make_backend(cfg.backend, cfg.models_dir, cfg.precision, cfg.postfilter, cfg.quiet_floor)
     name = probe.name
 
     def collect(res, task):
@@ -95,7 +97,8 @@ def _run_decodes(tasks: list[tuple], cfg: EvalConfig) -> tuple[dict, dict, str]:
             collect(_decode_task(task), task)
     else:
         by_key = {t[0]: t for t in tasks}
-        with ProcessPoolExecutor(cfg.jobs, mp_context=_spawn(), initializer=_init_worker, initargs=(cfg.backend, cfg.models_dir, cfg.precision, cfg.postfilter)) as ex:
+        with ProcessPoolExecutor(cfg.jobs, mp_context=_spawn(), initializer=_init_worker, initargs=(cfg.backend, cfg.models_dir, cfg.precision, cfg.postfilter,
+                                                                  cfg.quiet_floor)) as ex:
             for res in _progress(ex.map(_decode_task, tasks, chunksize=1), f"decode ({name}, {cfg.jobs} jobs)",
                                  total=len(tasks)):
                 collect(res, by_key[res[0]])

@@ -66,12 +66,14 @@ class RuntimeBackend:
     name = "runtime"
 
     def __init__(self, precision: str | None = None, models_dir: str | Path | None = None,
-                 postfilter: tuple[float, float, float] | None = None):
+                 postfilter: tuple[float, float, float] | None = None,
+                 quiet_floor: tuple[float, float, float] | None = None):
         from pnsc.receiver.runtime import StreamingDecoder  # noqa: F401  (fails early if not built)
 
         self.precision = precision
         self.models_dir = models_dir
         self.postfilter = postfilter  # (g_n, g_d, mu) of a formant postfilter on every decoder, or None
+        self.quiet_floor = quiet_floor  # (floor, quiet_c0, loud_c0): a larger sampling floor in quiet frames
         self._cache: dict = {}
         self.kernel = ""
 
@@ -95,6 +97,11 @@ class RuntimeBackend:
         self.kernel = f"{dec.kernel}, {dec.precision}"
         dec.seed = seed
         dec.reset()
+        if self.quiet_floor is not None:
+            from pnsc.receiver.quiet_floor import QuietFloor, decode_with_floor
+
+            feats = np.asarray(features, np.float32)
+            return np.asarray(decode_with_floor(dec, feats, QuietFloor(*self.quiet_floor).floors(feats)), np.int16)
         out = [np.asarray(dec.push(f), np.int16) for f in np.asarray(features, np.float32)]
         out.append(np.asarray(dec.flush(), np.int16))
         return np.concatenate(out)
@@ -110,18 +117,19 @@ def runtime_available() -> tuple[bool, str]:
 
 def make_backend(kind: str = "auto", models_dir: str | Path | None = None,
                  precision: str | None = None,
-                 postfilter: tuple[float, float, float] | None = None) -> DecoderBackend:
+                 postfilter: tuple[float, float, float] | None = None,
+                 quiet_floor: tuple[float, float, float] | None = None) -> DecoderBackend:
     """``reference``, ``runtime`` or ``auto`` (runtime if it imports, else reference)."""
     if kind not in ("auto", "reference", "runtime"):
         raise EvalError(f"unknown decoder backend {kind!r} (auto, reference, runtime)")
     if kind in ("auto", "runtime"):
         ok, why = runtime_available()
         if ok:
-            return RuntimeBackend(precision, models_dir, postfilter)
+            return RuntimeBackend(precision, models_dir, postfilter, quiet_floor)
         if kind == "runtime":
             raise EvalError(f"the C runtime decoder is not available ({why}); use --backend reference")
-    if postfilter is not None:
-        raise EvalError("a postfilter needs the C runtime decoder (the reference backend has none)")
+    if postfilter is not None or quiet_floor is not None:
+        raise EvalError("a postfilter or quiet floor needs the C runtime decoder (the reference backend has none)")
     return ReferenceBackend(models_dir)
 
 
