@@ -163,12 +163,11 @@ class ReceiverCore:
     def set_postfilter(self, spec: tuple[float, float, float] | None) -> None:
         """Live switch of the formant postfilter (``None``: off); the decoding path applies it before its next
         frame, with a fresh filter state."""
-        from pnsc.receiver.postfilter import check_params
+        from pnsc.receiver.postfilter import check_spec
 
-        if spec is not None:
-            check_params(*spec, 0.95)
+        spec = check_spec(spec)
         with self._lock:
-            self.config.postfilter = None if spec is None else tuple(float(v) for v in spec)
+            self.config.postfilter = spec
             self._want_postfilter = True
 
     def set_personalized(self, on: bool) -> None:

@@ -41,6 +41,7 @@ _N = LPC_ORDER + 1  # filter order after the tilt term: numerator 17, denominato
 _J, _M = np.meshgrid(np.arange(_N), np.arange(_N))
 _HANKEL = np.where(_J >= _M, _J - _M, _N)
 _EPS = 1e-9  # energy floor per sample (int16 or float scale alike): silence keeps gain 1
+DEFAULT_GAIN_ALPHA = 0.95  # the output gain's per-sample smoothing (``FormantPostfilter``)
 
 
 def check_params(g_n: float, g_d: float, mu: float, gain_alpha: float) -> None:
@@ -65,6 +66,19 @@ def check_params(g_n: float, g_d: float, mu: float, gain_alpha: float) -> None:
 RECOMMENDED: tuple[float, float, float] = (0.7, 0.85, 0.0)
 
 
+def check_spec(spec) -> tuple[float, float, float] | None:
+    """None, or a valid ``(g_n, g_d, mu)`` as floats (the spec a bank or receiver builds its filters from);
+    ValueError (one line) otherwise."""
+    if spec is None:
+        return None
+    try:
+        g_n, g_d, mu = (float(v) for v in spec)
+    except (TypeError, ValueError):
+        raise ValueError(f"postfilter spec must be None or (g_n, g_d, mu), got {spec!r}") from None
+    check_params(g_n, g_d, mu, DEFAULT_GAIN_ALPHA)
+    return g_n, g_d, mu
+
+
 def parse_postfilter(spec: str) -> tuple[float, float, float] | None:
     """``"off"`` -> None; ``"G_N,G_D,MU"`` (e.g. ``"0.7,0.85,0"``) -> the checked triple (ValueError otherwise)."""
     if spec.strip().lower() in ("off", "none", ""):
@@ -73,8 +87,7 @@ def parse_postfilter(spec: str) -> tuple[float, float, float] | None:
         g_n, g_d, mu = (float(v) for v in spec.split(","))
     except ValueError:
         raise ValueError(f"postfilter must be 'off' or G_N,G_D,MU (e.g. 0.7,0.85,0), got {spec!r}") from None
-    check_params(g_n, g_d, mu, 0.95)
-    return g_n, g_d, mu
+    return check_spec((g_n, g_d, mu))
 
 
 def describe_postfilter(spec: tuple[float, float, float] | None) -> str:
@@ -89,7 +102,7 @@ class FormantPostfilter:
     (``g[n] = alpha g[n-1] + (1 - alpha) target``; 0 = jump at frame edges, 0.99 = ~6 ms time constant).
     """
 
-    def __init__(self, g_n: float = 0.6, g_d: float = 0.8, mu: float = 0.2, gain_alpha: float = 0.95):
+    def __init__(self, g_n: float = 0.6, g_d: float = 0.8, mu: float = 0.2, gain_alpha: float = DEFAULT_GAIN_ALPHA):
         check_params(g_n, g_d, mu, gain_alpha)
         self.g_n, self.g_d, self.mu, self.gain_alpha = float(g_n), float(g_d), float(mu), float(gain_alpha)
         k = np.arange(1, LPC_ORDER + 1)
@@ -161,7 +174,7 @@ class FormantPostfilter:
 
 
 def formant_postfilter(x: np.ndarray, lpcs: np.ndarray, g_n: float = 0.6, g_d: float = 0.8, mu: float = 0.2,
-                       gain_alpha: float = 0.95) -> np.ndarray:
+                       gain_alpha: float = DEFAULT_GAIN_ALPHA) -> np.ndarray:
     """Offline form: ``x`` (1-D audio) with one (16,) predictor per ``FRAME_SIZE`` frame in ``lpcs`` (k, 16);
     equals streaming the frames through a fresh ``FormantPostfilter``."""
     lpcs = np.asarray(lpcs)

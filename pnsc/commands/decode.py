@@ -93,12 +93,11 @@ def run(args) -> int:
         pdf_floor = check_pdf_floor(PDF_FLOOR if args.pdf_floor is None else args.pdf_floor)
     except ValueError as exc:
         raise CommandError(f"--pdf-floor: {exc}") from None
-    from pnsc.receiver.postfilter import FormantPostfilter, parse_postfilter
+    from pnsc.receiver.postfilter import FormantPostfilter, describe_postfilter
 
-    try:
-        postfilter = parse_postfilter(args.postfilter)
-    except ValueError as exc:
-        raise CommandError(f"--postfilter: {exc}") from None
+    from .receive import postfilter_option
+
+    postfilter = postfilter_option(args.postfilter)
     if postfilter is not None and args.reference:
         raise CommandError("--postfilter needs the runtime decoder (not --reference)")
     header, packets = read_pnsc(src)
@@ -123,7 +122,7 @@ def run(args) -> int:
     if pdf_floor != PDF_FLOOR:
         how += f", sampling floor {pdf_floor:g}"
     if postfilter is not None:
-        how += ", formant postfilter {:g}/{:g}/{:g}".format(*postfilter)
+        how += ", " + describe_postfilter(postfilter)
     packets = np.asarray(packets, np.uint8)
     cb_path = Path(args.models_dir) / "codebooks-v1.npz" if args.models_dir else None
     codebooks = load_codebooks(cb_path if cb_path is not None and cb_path.is_file() else None)

@@ -135,12 +135,9 @@ def _run(args) -> int:
     if maxs:
         notes.append(f"references cropped to {maxs:g} s")
     print(f"pnsc eval: {len(utts)} references, systems {', '.join(systems)}", file=sys.stderr)
-    from pnsc.receiver.postfilter import parse_postfilter
+    from .receive import postfilter_option
 
-    try:
-        postfilter = parse_postfilter(args.postfilter)
-    except ValueError as e:
-        raise CommandError(str(e)) from None
+    postfilter = postfilter_option(args.postfilter)
     from pnsc.receiver.quiet_floor import parse_quiet_floor
 
     try:

@@ -254,6 +254,7 @@ class DecoderBank:
     def __init__(self, size: str = "s", *, precision: str = DEFAULT_PRECISION,
                  models_dir: str | Path | None = None, kernel: str | None = None, groups=None,
                  pdf_floor: float = PDF_FLOOR, postfilter: tuple[float, float, float] | None = None):
+        from pnsc.receiver.postfilter import check_spec as check_postfilter_spec
         from pnsc.receiver.reference_decoder import read_manifest
         from pnsc.shared.paths import models_dir as _md
 
@@ -263,7 +264,7 @@ class DecoderBank:
         self.size = size
         self.precision = precision
         self.pdf_floor = check_pdf_floor(pdf_floor)  # of the streams ``get`` makes
-        self.postfilter = _check_postfilter_spec(postfilter)  # likewise (a spec; one filter per stream)
+        self.postfilter = check_postfilter_spec(postfilter)  # likewise (a spec; one filter per stream)
         self.models_dir = Path(models_dir) if models_dir is not None else _md()
         self.kernel_request = requested_kernel(kernel)
         self._models: dict[tuple[str, int | None], LoadedModel] = {}
@@ -301,17 +302,3 @@ class DecoderBank:
             pf = FormantPostfilter(*self.postfilter)
         return StreamingDecoder(family, group, precision=self.precision, seed=seed, models_dir=self.models_dir,
                                 kernel=self.kernel_request, bank=self, pdf_floor=self.pdf_floor, postfilter=pf)
-
-
-def _check_postfilter_spec(spec) -> tuple[float, float, float] | None:
-    """None, or a valid ``(g_n, g_d, mu)`` as floats; ValueError (one line) otherwise."""
-    if spec is None:
-        return None
-    from pnsc.receiver.postfilter import check_params
-
-    try:
-        g_n, g_d, mu = (float(v) for v in spec)
-    except (TypeError, ValueError):
-        raise ValueError(f"postfilter spec must be None or (g_n, g_d, mu), got {spec!r}") from None
-    check_params(g_n, g_d, mu, 0.95)
-    return g_n, g_d, mu
