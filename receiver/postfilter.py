@@ -81,13 +81,9 @@ def check_spec(spec) -> tuple[float, float, float] | None:
 
 def parse_postfilter(spec: str) -> tuple[float, float, float] | None:
     """``"off"`` -> None; ``"G_N,G_D,MU"`` (e.g. ``"0.7,0.85,0"``) -> the checked triple (ValueError otherwise)."""
-    if spec.strip().lower() in ("off", "none", ""):
-        return None
-    try:
-        g_n, g_d, mu = (float(v) for v in spec.split(","))
-    except ValueError:
-        raise ValueError(f"postfilter must be 'off' or G_N,G_D,MU (e.g. 0.7,0.85,0), got {spec!r}") from None
-    return check_spec((g_n, g_d, mu))
+    from pnsc.receiver.specs import parse_off_or_triple
+
+    return check_spec(parse_off_or_triple(spec, "postfilter", "G_N,G_D,MU", "0.7,0.85,0"))
 
 
 def describe_postfilter(spec: tuple[float, float, float] | None) -> str:

@@ -68,14 +68,12 @@ class QuietFloor:
 
 def parse_quiet_floor(spec: str) -> tuple[float, float, float] | None:
     """``"off"`` -> None; ``"FLOOR,QUIET_C0,LOUD_C0"`` (e.g. ``"0.002,-2,1.5"``) -> the checked triple."""
-    if spec.strip().lower() in ("off", "none", ""):
-        return None
-    try:
-        q, c_q, c_l = (float(v) for v in spec.split(","))
-    except ValueError:
-        raise ValueError(f"quiet floor must be 'off' or FLOOR,QUIET_C0,LOUD_C0 (e.g. 0.002,-2,1.5), got {spec!r}") from None
-    QuietFloor(q, c_q, c_l)  # checks the values
-    return q, c_q, c_l
+    from pnsc.receiver.specs import parse_off_or_triple
+
+    triple = parse_off_or_triple(spec, "quiet floor", "FLOOR,QUIET_C0,LOUD_C0", "0.002,-2,1.5")
+    if triple is not None:
+        QuietFloor(*triple)  # checks the values
+    return triple
 
 
 def decode_with_floor(dec, features: np.ndarray, floors: np.ndarray) -> np.ndarray:
