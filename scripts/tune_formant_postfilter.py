@@ -17,7 +17,6 @@ PESQ-WB, STOI, ESTOI and DNSMOS SIG/BAK/OVRL, paired against the unfiltered outp
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pnsc.evaluation.tuning import add_clip_arguments, pool_or_check_shard  # noqa: E402
+from pnsc.evaluation.tuning import add_clip_arguments, pool_or_check_shard, save_run  # noqa: E402
 from pnsc.receiver.postfilter import check_params, formant_postfilter, lpcs_from_features  # noqa: E402
 
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
@@ -98,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
               "paired difference to no postfilter (95 % CI, wins)")
         print("\n".join(paired_table(scores[fam], "none", METRICS, label="postfilter")))
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({"clips": [c[0] for c in clips], "gain_alpha": a.gain_alpha, "seed": a.seed,
-                                      "settings": {lab: st for lab, st in settings}, "scores": scores}, indent=1))
+        save_run(a.json, clips, a.seed, scores, gain_alpha=a.gain_alpha, settings={lab: st for lab, st in settings})
     return 0
 
 

@@ -17,7 +17,6 @@ DNSMOS SIG/BAK/OVRL, paired against the flat floor (95 % CI over clips):
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pnsc.receiver.quiet_floor import C0_INDEX, QuietFloor, decode_with_floor  # noqa: E402
-from pnsc.evaluation.tuning import add_clip_arguments, pool_or_check_shard  # noqa: E402
+from pnsc.evaluation.tuning import add_clip_arguments, pool_or_check_shard, save_run  # noqa: E402
 from pnsc.shared.constants import PDF_FLOOR  # noqa: E402
 
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl")
@@ -134,11 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         tables[fam] += [f"  {lab}: {np.nanmean(levels[fam][lab]):.1f}" for lab, _ in settings]
         print("\n" + "\n".join(tables[fam]))
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps({
-            "clips": [c[0] for c in clips], "seed": a.seed, "base": a.base, "c0_percentiles": pct,
-            "settings": {lab: (None if r is None else [r.quiet_floor, r.quiet_c0, r.loud_c0]) for lab, r in settings},
-            "scores": scores, "quiet_levels_db": levels, "clean_quiet_levels_db": clean_levels, "tables": tables}, indent=1))
+        save_run(a.json, clips, a.seed, scores, base=a.base, c0_percentiles=pct,
+                 settings={lab: (None if r is None else [r.quiet_floor, r.quiet_c0, r.loud_c0]) for lab, r in settings},
+                 quiet_levels_db=levels, clean_quiet_levels_db=clean_levels, tables=tables)
     return 0
 
 

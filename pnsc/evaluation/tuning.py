@@ -23,6 +23,13 @@ def add_clip_arguments(p: argparse.ArgumentParser, seed_help: str) -> None:
                    help="no decoding: pool earlier --json runs (per-clip mean, e.g. over seeds) and print the tables")
 
 
+def save_run(path: Path, clips: list, seed: int, scores: dict, **extra) -> None:
+    """One tuning run as ``--json`` (the clip ids, the decoder seed and the scores ``--pool`` reads back, plus
+    the script's own ``extra`` fields)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"clips": [c[0] for c in clips], "seed": seed, **extra, "scores": scores}, indent=1))
+
+
 def pooled_tables(paths: list[Path], ref: str, metrics: tuple[str, ...], label: str, ref_text: str) -> list[str]:
     """Per-clip mean over several runs' --json (same clips, e.g. other seeds), settings common to all, as
     paired tables against ``ref`` (described as ``ref_text``)."""
