@@ -73,7 +73,11 @@ class RuntimeBackend:
         self.precision = precision
         self.models_dir = models_dir
         self.postfilter = postfilter  # (g_n, g_d, mu) of a formant postfilter on every decoder, or None
-        self.quiet_floor = quiet_floor  # (floor, quiet_c0, loud_c0): a larger sampling floor in quiet frames
+        self.quiet_floor = None  # a larger sampling floor in quiet frames, from (floor, quiet_c0, loud_c0)
+        if quiet_floor is not None:
+            from pnsc.receiver.quiet_floor import QuietFloor
+
+            self.quiet_floor = QuietFloor(*quiet_floor)
         self._cache: dict = {}
         self.kernel = ""
 
@@ -98,10 +102,10 @@ class RuntimeBackend:
         dec.seed = seed
         dec.reset()
         if self.quiet_floor is not None:
-            from pnsc.receiver.quiet_floor import QuietFloor, decode_with_floor
+            from pnsc.receiver.quiet_floor import decode_with_floor
 
             feats = np.asarray(features, np.float32)
-            return np.asarray(decode_with_floor(dec, feats, QuietFloor(*self.quiet_floor).floors(feats)), np.int16)
+            return np.asarray(decode_with_floor(dec, feats, self.quiet_floor.floors(feats)), np.int16)
         out = [np.asarray(dec.push(f), np.int16) for f in np.asarray(features, np.float32)]
         out.append(np.asarray(dec.flush(), np.int16))
         return np.concatenate(out)
