@@ -30,7 +30,9 @@
 #   unless the next call is issued at once; REQUIRE_RUNS=NAME[,NAME...] makes a call stop rather than start NAME anew.
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
 #          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
-#          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH), PNSC_LPCNET_IMPL (fast|old|fold), PNSC_LPCNET_GRU_B (scan, the default here, or cudnn).
+#          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH, BENCH_SIZE; BENCH_GPU=N runs it beside
+#          the training on GPU N of several), GPUS (the GPUs multi.py spreads the runs over; default all),
+#          PNSC_LPCNET_IMPL (fast|old|fold), PNSC_LPCNET_GRU_B (scan, the default here, or cudnn).
 set -uo pipefail
 T0=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -130,19 +132,32 @@ train)
     [ -f "$RUNS/$req/last.pt" ] || {
       echo "no $RUNS/$req/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3; }
   done
-  if [ -n "${BENCH_S:-}" ]; then  # throughput of the training paths first (results in $OUT/bench.json)
-    $PY -m pnsc.training.lpcnet.bench --device cuda --size S --impl "${BENCH_IMPL:-scan,fast,folds}" \
-      --batch "${BENCH_BATCH:-512,1024,2048,4096}" --procs 1 --steps 5 --amp bf16 --budget-s "$BENCH_S" \
-      --out "$OUT/bench.json" 2>&1 | tail -n 12
+  NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true); [ "${NGPU:-0}" -ge 1 ] || NGPU=1
+  GPUS=${GPUS:-$(seq -s, 0 $((NGPU - 1)))}
+  BENCH_PID=
+  if [ -n "${BENCH_S:-}" ]; then  # throughput of the training paths (results in $OUT/bench.json)
+    bench() {
+      $PY -m pnsc.training.lpcnet.bench --device cuda --size "${BENCH_SIZE:-S}" --impl "${BENCH_IMPL:-scan,fast,folds}" \
+        --batch "${BENCH_BATCH:-512,1024,2048,4096}" --procs 1 --steps 5 --amp bf16 --budget-s "$BENCH_S" \
+        --out "$OUT/bench.json" 2>&1 | tail -n 40 | sed 's/^/bench: /'
+    }
+    if [ -n "${BENCH_GPU:-}" ] && [ "$NGPU" -gt 1 ]; then  # on a GPU of its own, beside the training
+      GPUS=$(echo ",$GPUS," | sed "s/,$BENCH_GPU,/,/; s/^,//; s/,$//")
+      (export CUDA_VISIBLE_DEVICES=$BENCH_GPU; bench) & BENCH_PID=$!
+      echo "bench on GPU $BENCH_GPU (pid $BENCH_PID); training on GPUs $GPUS"
+    else
+      bench
+    fi
   fi
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
   BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - 0.5), 2))")
   echo "training $MODELS for $BUDGET min, batch $BATCH"
   $PY -m pnsc.training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
-    --batch "$BATCH" -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
+    --batch "$BATCH" --gpus "$GPUS" -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
     --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
   RC=$?
+  [ -z "$BENCH_PID" ] || wait "$BENCH_PID"
   # only the runs this call trained (the rest came with its state): room for their Adam moments
   $PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" --optim --changed-since "$PACK_SINCE"
   for r in "$RUNS"/*/; do

@@ -75,3 +75,17 @@ def test_models_that_would_not_fit_together_train_in_waves():
     assert [len(w) for w in multi.plan_waves(four, None, max_concurrent=3)] == [3, 1]
     # one model too large for the GPU alone still gets its own wave (train.py reports the error)
     assert multi.plan_waves([("lpcnet-bl-l", 500.0), ("lpcnet-bl-s", 10.0)], 79.6) == [["lpcnet-bl-l"], ["lpcnet-bl-s"]]
+
+
+def test_waves_and_placement_over_several_gpus():
+    four_l = [(n, multi.estimate_gib(n, 512)) for n in multi.expand("ft-l", 4)]
+    # one 80 GB GPU holds two L at batch 512; four GPUs hold all four in one wave, one per GPU
+    assert [len(w) for w in multi.plan_waves(four_l, 79.6)] == [2, 2]
+    assert multi.plan_waves(four_l, 79.6, n_gpus=4) == [[n for n, _ in four_l]]
+    assert sorted(multi.place(four_l, 4)) == [0, 1, 2, 3]
+    # two GPUs: pairs share a GPU, never three on one
+    where = multi.place(four_l, 2)
+    assert sorted(where) == [0, 0, 1, 1]
+    # a wave is refused when no single GPU has room, though the GPUs together would
+    big = [("lpcnet-bl-l", 50.0), ("lpcnet-bl-s", 50.0), ("plpcnet-s-g0-ft", 50.0)]
+    assert [len(w) for w in multi.plan_waves(big, 79.6, n_gpus=2)] == [2, 1]

@@ -1,4 +1,4 @@
-"""Train several decoders at once (one process each, sharing the GPU(s)), all with the same budget.
+"""Train several decoders at once (one process each, spread over the GPUs), all with the same budget.
 
     python -m pnsc.training.lpcnet.multi --data DIR --out-root ROOT --budget-min 9 \
         --models all10 [--batch 512] [--gpus 0] [-- extra train.py options]
@@ -73,25 +73,41 @@ def estimate_gib(name: str, batch: int) -> float:
 
 
 def plan_waves(needs: list[tuple[str, float]], capacity_gib: float | None,
-               max_concurrent: int | None = None) -> list[list[str]]:
-    """Group models (in order) into waves that fit ``capacity_gib`` together; one that fits nowhere trains alone."""
+               max_concurrent: int | None = None, n_gpus: int = 1) -> list[list[str]]:
+    """Group models (in order) into waves that fit together; one that fits nowhere trains alone.
+
+    ``capacity_gib`` is one GPU's memory; with ``n_gpus`` > 1 a wave fits when every model finds a GPU
+    with room (``place`` puts each on the GPU with the most room left)."""
     waves: list[list[str]] = []
-    used: list[float] = []
+    loads: list[list[float]] = []
     for name, gib in needs:
         for k, wave in enumerate(waves):
-            fits = capacity_gib is None or used[k] + gib <= capacity_gib
+            free = [capacity_gib - used for used in loads[k]] if capacity_gib is not None else None
+            g = max(range(n_gpus), key=lambda i: free[i]) if free else min(range(n_gpus), key=lambda i: loads[k][i])
+            fits = free is None or free[g] >= gib
             if fits and (max_concurrent is None or len(wave) < max_concurrent):
                 wave.append(name)
-                used[k] += gib
+                loads[k][g] += gib
                 break
         else:
             waves.append([name])
-            used.append(gib)
+            loads.append([gib] + [0.0] * (n_gpus - 1))
     return waves
 
 
+def place(needs: list[tuple[str, float]], n_gpus: int) -> list[int]:
+    """GPU index for each model of a wave: the biggest first, each on the least-loaded GPU."""
+    loads = [0.0] * n_gpus
+    out = [0] * len(needs)
+    for i in sorted(range(len(needs)), key=lambda i: -needs[i][1]):
+        g = min(range(n_gpus), key=lambda j: loads[j])
+        out[i] = g
+        loads[g] += needs[i][1]
+    return out
+
+
 def gpu_memory_gib(gpus: list[str] | None) -> float | None:
-    """Total memory of the GPUs in use (nvidia-smi), or None without one."""
+    """Memory of the smallest GPU in use (nvidia-smi), or None without one."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
                              capture_output=True, text=True, timeout=30, check=True).stdout.split()
@@ -100,7 +116,7 @@ def gpu_memory_gib(gpus: list[str] | None) -> float | None:
     mib = [float(x) for x in out]
     if gpus:
         mib = [mib[int(g)] for g in gpus if int(g) < len(mib)]
-    return sum(mib) / 1024 if mib else None
+    return min(mib) / 1024 if mib else None
 
 
 def split_branch(name: str) -> tuple[str, list[str]]:
@@ -189,7 +205,7 @@ def main(argv=None) -> int:
     ap.add_argument("--gpus", default=None, help="comma list of GPU ids, assigned round-robin")
     ap.add_argument("--stagger-s", type=float, default=2.0, help="delay between process starts")
     ap.add_argument("--gpu-mem-gib", type=float, default=None,
-                    help="memory of the GPUs together (default: nvidia-smi's total; none: no waves)")
+                    help="memory of one GPU (default: nvidia-smi's, the smallest in use; none: no waves)")
     ap.add_argument("--max-concurrent", type=int, default=None, help="at most this many processes at once")
     a = ap.parse_args(argv)
     root = Path(a.out_root)
@@ -207,9 +223,12 @@ def main(argv=None) -> int:
         except FileNotFoundError as exc:
             print(f"multi: skip {exc}", file=sys.stderr)
     capacity = a.gpu_mem_gib if a.gpu_mem_gib is not None else gpu_memory_gib(gpus)
-    waves = plan_waves([(n, estimate_gib(n, a.batch)) for n, *_ in todo], capacity, a.max_concurrent)
+    need = {n: estimate_gib(n, a.batch) for n, *_ in todo}
+    n_gpus = len(gpus) if gpus else 1
+    waves = plan_waves([(n, need[n]) for n, *_ in todo], capacity, a.max_concurrent, n_gpus)
     if len(waves) > 1:
-        mem = f"about {capacity:.0f} GiB of GPU memory" if capacity else f"at most {a.max_concurrent} at once"
+        mem = (f"about {capacity:.0f} GiB per GPU, {n_gpus} GPU(s)" if capacity
+               else f"at most {a.max_concurrent} at once")
         print(f"multi: {len(waves)} waves ({mem}): "
               + " | ".join(",".join(w) for w in waves), file=sys.stderr)
     args_of = {n: (targs, last) for n, targs, last in todo}
@@ -218,6 +237,7 @@ def main(argv=None) -> int:
         # each wave gets an equal share of what is left; every process ends inside the caller's budget
         wave_end = a.budget_min - (a.budget_min - (time.monotonic() - t0) / 60.0) * (1 - 1 / (len(waves) - k))
         procs = []
+        on_gpu = place([(n, need[n]) for n in wave], n_gpus)
         for i, name in enumerate(wave):
             targs, last = args_of[name]
             out = root / name
@@ -228,9 +248,10 @@ def main(argv=None) -> int:
                    *last]
             env = dict(os.environ)
             if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
+                env["CUDA_VISIBLE_DEVICES"] = gpus[on_gpu[i]]
             log = open(out / "stdout.log", "a")
-            print(f"multi: start {name}: {' '.join(cmd[1:])}", file=sys.stderr)
+            where = f" on GPU {gpus[on_gpu[i]]}" if gpus else ""
+            print(f"multi: start {name}{where}: {' '.join(cmd[1:])}", file=sys.stderr)
             procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
             time.sleep(a.stagger_s)
         for name, p, log in procs:
