@@ -9,6 +9,10 @@ often NEW wins, as a markdown table:
         [--markdown OUT.md]
 
 ``git show HEAD:docs/report/scores.json > /tmp/old.json`` gives the committed release's scores.
+
+Decoding is stochastic (``pnsc eval --seed``): OLD and NEW may each be a comma-separated list of reports of
+the same utterances decoded with different seeds; each utterance's score is then the mean over that side's
+reports before pairing (``OLD_s0/scores.json,OLD_s1/scores.json,...``).
 """
 from __future__ import annotations
 
@@ -33,6 +37,27 @@ def _load(path: Path) -> dict:
         raise SystemExit(f"pnsc: error: {path}: not a pnsc eval scores.json ({e})")
 
 
+def _mean_reports(reports: list[dict]) -> dict:
+    """Per system, utterance and metric: the mean over the reports that scored it (seed pooling)."""
+    if len(reports) == 1:
+        return reports[0]
+    out: dict = {}
+    for s in set.intersection(*(set(r) for r in reports)):
+        for u in set.intersection(*(set(r[s]) for r in reports)):
+            metrics = set().union(*(r[s][u] for r in reports))
+            out.setdefault(s, {})[u] = {}
+            for m in metrics:
+                vals = [r[s][u].get(m) for r in reports]
+                vals = [v for v in vals if isinstance(v, (int, float))]
+                out[s][u][m] = sum(vals) / len(vals) if len(vals) == len(reports) else None
+    return out
+
+
+def load_pooled(spec: str) -> dict:
+    """One report, or the per-utterance mean of a comma-separated list of them."""
+    return _mean_reports([_load(Path(p)) for p in spec.split(",") if p])
+
+
 def paired_rows(old: dict, new: dict, systems: list[str], metrics: tuple[str, ...]) -> list[str]:
     """Markdown rows of NEW - OLD per system (utterances present in both reports only)."""
     rows = ["| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
@@ -53,14 +78,14 @@ def paired_rows(old: dict, new: dict, systems: list[str], metrics: tuple[str, ..
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("old", type=Path)
-    p.add_argument("new", type=Path)
+    p.add_argument("old", help="scores.json, or several (comma-separated: one per decoder seed)")
+    p.add_argument("new", help="scores.json, or several (comma-separated: one per decoder seed)")
     p.add_argument("--systems", nargs="+", default=None, help="default: every system in both reports")
     p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
     p.add_argument("--title", default="NEW minus OLD, paired per utterance: mean ± 95 % CI (t), wins/n")
     p.add_argument("--markdown", type=Path, default=None)
     a = p.parse_args(argv)
-    old, new = _load(a.old), _load(a.new)
+    old, new = load_pooled(a.old), load_pooled(a.new)
     systems = a.systems or [s for s in new if s in old]
     missing = [s for s in systems if s not in old or s not in new]
     if missing:

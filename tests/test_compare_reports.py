@@ -40,3 +40,17 @@ def test_refuses_what_is_not_a_report_and_unknown_systems(tmp_path):
     with pytest.raises(SystemExit) as e:
         cr.main([str(good), str(good), "--systems", "nope"])
     assert e.value.code == 2
+
+
+def test_seed_pooling_averages_each_utterance_before_pairing(tmp_path):
+    old = _report(tmp_path / "old.json", 0.0)
+    # two "seeds" of the new release: shifts 0.0 and 0.2 average to 0.1 per utterance (x1 or x2 by parity)
+    n0, n1 = _report(tmp_path / "n0.json", 0.0), _report(tmp_path / "n1.json", 0.2)
+    out_md = tmp_path / "d.md"
+    assert cr.main([str(old), f"{n0},{n1}", "--metrics", "pesq_wb", "--markdown", str(out_md)]) == 0
+    row = next(line for line in out_md.read_text().splitlines() if line.startswith("| sys-a"))
+    assert "+0.150 ± " in row and "(6/6)" in row
+    # a metric missing in one seed's report is missing in the pool, not averaged over the others
+    pooled = cr._mean_reports([{"s": {"u": {"m": 1.0}}}, {"s": {"u": {"m": None}}}])
+    assert pooled["s"]["u"]["m"] is None
+    assert cr._mean_reports([{"s": {"u": {"m": 1.0}}}, {"s": {"u": {"m": 3.0}}}])["s"]["u"]["m"] == 2.0
