@@ -54,6 +54,21 @@ def _latest(series: list[tuple[int, float]], step: int) -> float:
     return [v for st, v in series if st <= step][-1]
 
 
+def predecessor(runs: Path, base: str, curves: dict, tol_h: float = 5.0) -> str | None:
+    """The set-aside run (``<base>.before-<tags>``) that ``base`` was restarted from, if any: the one whose
+    last validation record lies at most ``tol_h`` audio-hours before where ``base``'s own counting began (its
+    initialisation's hours; a run trains on past its last validation pass before it stops)."""
+    ep = epochs(runs / base)
+    if not ep or "audio_hours_total" not in ep[0] or "audio_hours" not in ep[0]:
+        return None
+    start = ep[0]["audio_hours_total"] - ep[0]["audio_hours"]
+    if start <= 0.5:
+        return None
+    cands = [n for n in curves if n.startswith(f"{base}.before-") and curves[n]
+             and 0.0 <= start - curves[n][-1][0] + 0.5 <= tol_h]
+    return min(cands, key=lambda n: abs(curves[n][-1][0] - start)) if cands else None
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("runs", type=Path)
@@ -85,6 +100,11 @@ def main() -> int:
             rows[name]["audio_hours"] = round(hours[-1][0], 2)
             curves[name] = [(h, sum(w * r["val_groups"][str(c)] for c, w in enumerate(weights)), counted)
                             for r, (h, counted) in zip(ep, hours)]
+    for base in ("lpcnet-bl-s", "lpcnet-bl-l"):  # Fig. 5 shows a promoted run with the run it restarted from
+        pred = predecessor(args.runs, base, curves)
+        if pred:
+            curves[base] = curves[pred] + curves[base]
+            rows[base]["restarted_from"] = pred
     for size in "sl":
         for variant in ("scratch", "ft"):
             per, steps, series, hours = [], [], [], []

@@ -1,0 +1,33 @@
+"""scripts/validation_table.py: Fig. 5 joins a restarted baseline to the run it restarted from."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("validation_table", REPO / "scripts" / "validation_table.py")
+vt = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(vt)
+
+
+def _run(root: Path, name: str, own: list[float], total: list[float]) -> None:
+    d = root / name
+    d.mkdir(parents=True)
+    recs = [{"kind": "epoch", "step": i, "val_groups": {"0": 2.5}, "audio_hours": a, "audio_hours_total": t}
+            for i, (a, t) in enumerate(zip(own, total))]
+    (d / "log.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+
+
+def test_predecessor_is_the_set_aside_run_that_ends_where_the_restart_began(tmp_path):
+    _run(tmp_path, "lpcnet-bl-l", [3.6, 50.0], [131.7, 178.1])  # own counting began at 128.1 audio-hours
+    _run(tmp_path, "lpcnet-bl-l.before-lr5e-4", [100.0, 125.1], [100.0, 125.1])  # last validated at 125.1
+    _run(tmp_path, "lpcnet-bl-l.before-r4base", [130.0, 189.7], [130.0, 189.7])  # a continuation set aside
+    curves = {n: [(r["audio_hours_total"], 2.5, True) for r in vt.epochs(tmp_path / n)]
+              for n in ("lpcnet-bl-l", "lpcnet-bl-l.before-lr5e-4", "lpcnet-bl-l.before-r4base")}
+    assert vt.predecessor(tmp_path, "lpcnet-bl-l", curves) == "lpcnet-bl-l.before-lr5e-4"
+    # a run that started from scratch has no predecessor, and neither has one with no matching history
+    _run(tmp_path, "lpcnet-bl-s", [1.0, 9.0], [1.0, 9.0])
+    assert vt.predecessor(tmp_path, "lpcnet-bl-s", curves) is None
+    del curves["lpcnet-bl-l.before-lr5e-4"]
+    assert vt.predecessor(tmp_path, "lpcnet-bl-l", curves) is None
