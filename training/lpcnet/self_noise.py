@@ -39,7 +39,8 @@ def model_draws(model: LPCNet, features: torch.Tensor, sig: torch.Tensor, pred: 
                 ltp: torch.Tensor | None = None, *, generator: torch.Generator | None = None,
                 chunk: int = SAMPLE_CHUNK) -> torch.Tensor:
     """One excitation draw (int64 (B, T*160) mu-law indices) per sample from the model's teacher-forced
-    distribution for these inputs, ``chunk`` rows of logits at a time (run under the caller's autocast).
+    distribution for these inputs, ``chunk`` rows of logits at a time (the recurrent part under the caller's
+    autocast, the dual FC and the draw in float32).
     ``model`` must be the plain module (not a DDP wrapper: no hooks, no gradient bookkeeping)."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
@@ -51,9 +52,10 @@ def model_draws(model: LPCNet, features: torch.Tensor, sig: torch.Tensor, pred: 
     h = model.hidden(model.frame_rate(features), sig, pred, exc, ltp)
     h = h.reshape(B * N, h.shape[-1])
     out = torch.empty(B * N, dtype=torch.long, device=sig.device)
-    for s in range(0, B * N, chunk):
-        logits = model.dual_fc(h[s:s + chunk])
-        out[s:s + chunk] = sample_excitation(logits, boost[s:s + chunk], uniforms[s:s + chunk])
+    with torch.autocast(sig.device.type, enabled=False):  # the logits in float32, as the runtime's
+        for s in range(0, B * N, chunk):
+            logits = model.dual_fc(h[s:s + chunk].float())
+            out[s:s + chunk] = sample_excitation(logits, boost[s:s + chunk], uniforms[s:s + chunk])
     return out.reshape(B, N)
 
 
