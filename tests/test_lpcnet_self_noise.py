@@ -226,3 +226,48 @@ def test_recipe_tags_set_the_domain():
     assert multi.split_branch("lpcnet-bl-s.selfnoise") == ("lpcnet-bl-s", ["--noise-domain", "self"])
     assert multi.split_branch("plpcnet-s-g1-ft.selfmix0.5.lr2e-4") == (
         "plpcnet-s-g1-ft", ["--noise-domain", "self", "--self-mix", "0.5", "--lr", "2e-4"])
+
+
+def test_ddp_runs_the_draws_on_the_plain_module(data, tmp_path):
+    """Two gloo ranks with self noise: the no-grad pass runs on the plain module, outside DDP."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "pnsc.training.lpcnet.train", *_args(data, out, "--noise-domain", "self", "--max-steps", "2")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
+    r = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = torch.load(out / "last.pt", weights_only=False)
+    assert ck["step"] == 2 and ck["args"]["noise_domain"] == "self" and "x2" in r.stderr
+
+
+def test_measurement_script_prints_both_domains(data, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    run = tmp_path / "run"
+    train.main(_args(data, run, "--max-steps", "1"))
+    script = repo / "scripts" / "self_noise_error.py"
+    out = tmp_path / "m.json"
+    r = subprocess.run([sys.executable, str(script), "--checkpoint", str(run / "last.pt"), "--data", str(data),
+                        "--limit", "6", "--batch", "4", "--features", "features", "--json", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["sequences"] == 6 and res["samples"] == 6 * 320
+    # an untrained model draws far wider than the default synthetic noise
+    assert res["self_err_db_all"] > res["exc_err_db_all"] + 6 and res["self_level_rms_all"] > res["exc_level_rms_all"]
+    r = subprocess.run([sys.executable, str(script), "--checkpoint", str(tmp_path / "nope.pt")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == f"pnsc: error: {tmp_path / 'nope.pt'}: no such checkpoint"
