@@ -11,6 +11,8 @@ Recipe branches (ablations): ``<name>.<tag>[.<tag>...]`` starts from ``ROOT/<nam
 run, falling back to last.pt) as a fine-tune of the same speakers, with each tag's train.py options
 appended after every other option, so they win: ``control`` (nothing changed: the restart alone),
 ``noiseN`` (``--noise-scale N``), ``nonoise`` (``--noise-domain none``), ``sig`` (``--noise-domain sig``),
+``selfnoise`` (``--noise-domain self``: the model's own one-step draws as the noisy past), ``selfmixX``
+(``--noise-domain self --self-mix X``: only a fraction X of the sequences take them),
 ``lrX`` (``--lr X``), ``decayX`` (``--lr-decay X``), ``bN`` (``--batch N``), ``ltpN`` (``--ltp-taps N``:
 N lagged-excitation inputs, the start widened by zero columns), ``ltpgateX`` (``--ltp-gate X``: the taps
 read mu-law zero in frames with pitch correlation < X; with ``ltpN``). A tag's number may hold a decimal
@@ -42,6 +44,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(rf"^noise(?P<x>{_NUM})$"), lambda m: ["--noise-scale", m.group("x")]),
         (re.compile(r"^nonoise$"), lambda m: ["--noise-domain", "none"]),
         (re.compile(r"^sig$"), lambda m: ["--noise-domain", "sig"]),
+        (re.compile(r"^selfnoise$"), lambda m: ["--noise-domain", "self"]),
+        (re.compile(rf"^selfmix(?P<x>{_NUM})$"), lambda m: ["--noise-domain", "self", "--self-mix", m.group("x")]),
         (re.compile(rf"^lr(?P<x>{_NUM})$"), lambda m: ["--lr", m.group("x")]),
         (re.compile(rf"^decay(?P<x>{_NUM})$"), lambda m: ["--lr-decay", m.group("x")]),
         (re.compile(r"^b(?P<x>\d+)$"), lambda m: ["--batch", m.group("x")]),

@@ -16,6 +16,13 @@ sequence drawn as ``scale * U^2`` (U uniform; LPCNet's dump_data draws ``10 * U^
 excitation noise).  ``domain='exc'`` (default) perturbs the mu-law of the clean excitation, so the
 signal error has the size of the decoder's own sampling errors (a one-step, parallel version of
 LPCNet's recursive injection); ``domain='sig'`` perturbs the mu-law of the signal itself.
+
+``domain='self'`` (:mod:`.self_noise`) replaces the synthetic noise by the model's OWN error: the model runs
+once teacher-forced on the clean inputs (no gradients), one excitation index is drawn per sample from its
+distribution with the runtime's rule (:func:`.batch_synth.sample_excitation`: pitch-dependent boost,
+probability floor), and the noisy past is x~[i] = u[i] + ulaw2lin(drawn e[i]) with u the prediction from
+the CLEAN past (:func:`self_noisy_signal`): the same one-step, parallel construction as ``exc``, so the
+error the network learns to absorb is as wide as its own draws in free-running synthesis.
 """
 from __future__ import annotations
 
@@ -57,6 +64,9 @@ def noisy_signal(signal: torch.Tensor, lpc: torch.Tensor, *, domain: str = "exc"
     lpc = lpc.to(torch.float32)
     B, L = x.shape
     first = FRAME_SIZE - 1
+    if domain not in DEFAULT_NOISE_SCALE:
+        raise ValueError(f"unknown noise domain {domain!r}" + (" (needs the model: self_noise.self_inputs)"
+                                                               if domain == "self" else ""))
     if scale is None:
         scale = DEFAULT_NOISE_SCALE[domain]
     std = scale * torch.rand((B, 1), generator=generator, device=x.device) ** 2
@@ -69,6 +79,25 @@ def noisy_signal(signal: torch.Tensor, lpc: torch.Tensor, *, domain: str = "exc"
         e_noisy = ulaw2lin(torch.clamp(lin2ulaw(e) + n[:, first:], 0.0, 255.0))
         return torch.cat([x[:, :first], u_clean + e_noisy], dim=1)
     raise ValueError(f"unknown noise domain {domain!r}")
+
+
+def self_noisy_signal(signal: torch.Tensor, lpc: torch.Tensor, draws: torch.Tensor,
+                      keep: torch.Tensor | None = None) -> torch.Tensor:
+    """The noisy past of domain ``self``: x~[i] = clamp(u[i] + ulaw2lin(draws[:, i - 160])) for the predicted
+    samples i >= 160 (u: the LPC prediction from the clean past), the clean signal before them.
+
+    ``draws`` (B, T*160) mu-law indices drawn for the excitation of every predicted sample (a draw at the true
+    excitation's index gives x~ = s up to the mu-law quantisation of the excitation); ``keep`` (B,) bool, if
+    given: sequences where it is False keep the clean signal (a mixing fraction)."""
+    x = signal.to(torch.float32)
+    first = FRAME_SIZE - 1
+    if draws.shape != (x.shape[0], x.shape[1] - FRAME_SIZE):
+        raise ValueError(f"draws {tuple(draws.shape)} do not match the predicted samples of signal {tuple(x.shape)}")
+    u = predict(x, lpc.to(torch.float32), first)[:, 1:]  # global samples 160..L-1
+    tail = torch.clamp(u + ulaw2lin(draws), -32768.0, 32767.0)
+    if keep is not None:
+        tail = torch.where(keep[:, None], tail, x[:, FRAME_SIZE:])
+    return torch.cat([x[:, :FRAME_SIZE], tail], dim=1)
 
 
 def inputs_from(signal: torch.Tensor, xn: torch.Tensor, lpc: torch.Tensor):
@@ -91,8 +120,16 @@ def make_inputs(signal: torch.Tensor, lpc: torch.Tensor, *, noise: bool = True, 
     """-> (sig, pred, exc, target), each int64 (B, T*160); with ``ltp_taps`` > 0 (needs the batch's
     feature rows ``features``) a fifth item, the LTP taps (B, T*160, ltp_taps) of :mod:`.ltp`, drawn
     from the same noisy past (128 in frames the voicing gate ``ltp_gate`` silences)."""
+    if noise and domain == "self":
+        raise ValueError("noise domain 'self' needs the model: use self_noise.self_inputs")
     xn = noisy_signal(signal, lpc, domain=domain, scale=scale, generator=generator) if noise \
         else signal.to(torch.float32)
+    return inputs_for_past(signal, xn, lpc, features=features, ltp_taps=ltp_taps, ltp_gate=ltp_gate)
+
+
+def inputs_for_past(signal: torch.Tensor, xn: torch.Tensor, lpc: torch.Tensor, *,
+                    features: torch.Tensor | None = None, ltp_taps: int = 0, ltp_gate: float = 0.0):
+    """:func:`inputs_from` plus, with ``ltp_taps`` > 0, the LTP taps drawn from the same noisy past ``xn``."""
     out = inputs_from(signal, xn, lpc)
     if ltp_taps == 0:
         return out

@@ -30,6 +30,7 @@ from . import gru_scan
 from .data import DataError, ShardSet, load_group_map, log, select_speakers
 from .model import LPCNet, config_for, count_parameters, widen_for_ltp
 from .noise import make_inputs
+from .self_noise import self_inputs
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT_VERSION = 1
@@ -84,8 +85,18 @@ def parse_args(argv=None):
     ap.add_argument("--adapt", default=None, choices=["frame", "all"],
                     help="what the quantized-feature adaptation trains (LPCNet, the default: the frame-rate net)")
     ap.add_argument("--val-features", default=None, choices=["qfeatures", "features"], help="default qfeatures")
-    ap.add_argument("--noise-domain", default="exc", choices=["exc", "sig", "none"])
-    ap.add_argument("--noise-scale", type=float, default=None)
+    ap.add_argument("--noise-domain", default="exc", choices=["exc", "sig", "self", "none"],
+                    help="noise injected into the teacher-forced past (noise.py): exc (default) synthetic "
+                         "integer Laplacian noise on the mu-law excitation; sig the same on the mu-law signal; "
+                         "self the model's OWN one-step error: each batch, one no-grad teacher-forced pass on "
+                         "the clean inputs, one excitation drawn per sample with the runtime's sampling rule, "
+                         "past = clean LPC prediction + that draw (self_noise.py; about one more forward pass "
+                         "per step); none: the clean past")
+    ap.add_argument("--noise-scale", type=float, default=None,
+                    help="std scale of the synthetic noise (default 6 for exc, 1.5 for sig; unused by self)")
+    ap.add_argument("--self-mix", type=float, default=1.0,
+                    help="noise domain self: the fraction of sequences that take the model's draws, the rest "
+                         "keep the clean past (in [0, 1]; default 1)")
     ap.add_argument("--device", default="auto", help="cuda | cpu | auto")
     ap.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"])
     ap.add_argument("--seed", type=int, default=1)
@@ -265,10 +276,11 @@ def main(argv=None) -> int:
         defaults = parse_args(["--data", "x", "--out", "x"])
         # where a fine-tune started stays part of its identity (resumed calls do not repeat --init-from)
         a.init_from = a.init_from or saved.get("init_from")
-        for k in ("size", "group", "seed", "noise_domain", "noise_scale", "C"):
-            if getattr(a, k) != saved.get(k) and getattr(a, k) != getattr(defaults, k) and D.main:
-                log(f"train: resuming {out} as saved: {k}={saved.get(k)!r} (ignoring {getattr(a, k)!r})")
-            setattr(a, k, saved.get(k))
+        for k in ("size", "group", "seed", "noise_domain", "noise_scale", "self_mix", "C"):
+            was = saved.get(k, getattr(defaults, k))  # (runs saved before a setting existed: its default)
+            if getattr(a, k) != was and getattr(a, k) != getattr(defaults, k) and D.main:
+                log(f"train: resuming {out} as saved: {k}={was!r} (ignoring {getattr(a, k)!r})")
+            setattr(a, k, was)
         # schedule settings: saved ones, unless this call sets them explicitly (they parse as None when
         # not given, so an explicit value equal to the built-in default still overrides the saved one)
         # (the batch is a schedule setting too: a call may change it, e.g. when models share a GPU)
@@ -281,6 +293,10 @@ def main(argv=None) -> int:
     for k, v in SCHEDULE_DEFAULTS.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
+    if not 0.0 <= a.self_mix <= 1.0:
+        raise SystemExit(f"train: --self-mix must be in [0, 1], got {a.self_mix}")
+    if a.self_mix != 1.0 and a.noise_domain != "self":
+        raise SystemExit(f"train: --self-mix {a.self_mix} needs --noise-domain self (not {a.noise_domain})")
     size = a.size
     group = None if str(a.group) == "all" else int(a.group)
     personalized = group is not None
@@ -470,10 +486,14 @@ def main(argv=None) -> int:
             for pg in opt.param_groups:
                 pg["lr"] = lr
             gen = _noise_gen(dev, a.seed, D.rank, state["step"])
-            sig, pred, exc, target, *ltp = make_inputs(
-                batch["signal"], batch["lpc"], noise=a.noise_domain != "none",
-                domain=a.noise_domain if a.noise_domain != "none" else "exc", scale=a.noise_scale, generator=gen,
-                features=batch[feat_key], ltp_taps=cfg.ltp_taps, ltp_gate=cfg.ltp_gate)
+            if a.noise_domain == "self":  # the plain module: the no-grad pass must not touch DDP's hooks
+                sig, pred, exc, target, *ltp = self_inputs(model, batch["signal"], batch["lpc"], batch[feat_key],
+                                                           generator=gen, mix=a.self_mix, amp_dtype=amp_dtype)
+            else:
+                sig, pred, exc, target, *ltp = make_inputs(
+                    batch["signal"], batch["lpc"], noise=a.noise_domain != "none",
+                    domain=a.noise_domain if a.noise_domain != "none" else "exc", scale=a.noise_scale,
+                    generator=gen, features=batch[feat_key], ltp_taps=cfg.ltp_taps, ltp_gate=cfg.ltp_gate)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = ddp(batch[feat_key], sig, pred, exc, target, ltp=ltp[0] if ltp else None)
             opt.zero_grad(set_to_none=True)
