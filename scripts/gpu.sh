@@ -30,8 +30,10 @@
 #   unless the next call is issued at once; REQUIRE_RUNS=NAME[,NAME...] makes a call stop rather than start NAME anew.
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
 #          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
-#          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH, BENCH_SIZE; BENCH_GPU=N runs it beside
-#          the training on GPU N of several), GPUS (the GPUs multi.py spreads the runs over; default all),
+#          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH, BENCH_SIZE, BENCH_STEPS, BENCH_PROCS
+#          (processes sharing the GPU, e.g. 1,2,4) with BENCH_MULTI_IMPL; BENCH_GPU=N runs it beside the
+#          training on GPU N of several), GPUS (the GPUs multi.py spreads the runs over; default all), MPS=1
+#          (CUDA MPS daemon for the call: processes on one GPU run concurrently),
 #          PNSC_LPCNET_IMPL (fast|old|fold), PNSC_LPCNET_GRU_B (scan, the default here, or cudnn).
 set -uo pipefail
 T0=$(date +%s)
@@ -109,6 +111,17 @@ train)
   # train.py checks it against nn.GRU on the device first and falls back to cuDNN if it disagrees.
   export PNSC_LPCNET_GRU_B=${PNSC_LPCNET_GRU_B:-scan}
   nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+  if [ "${MPS:-0}" = 1 ]; then  # CUDA MPS: the processes sharing a GPU run their kernels concurrently
+    # instead of time-slicing it (GRU-A's 2,400-step recurrence is latency-bound at batch 512)
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/pnsc-mps/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/pnsc-mps/log
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+    if command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d; then
+      echo "MPS: on"; trap 'echo quit | nvidia-cuda-mps-control >/dev/null 2>&1' EXIT
+    else
+      echo "MPS: could not start nvidia-cuda-mps-control; processes time-share the GPU"
+      unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+    fi
+  fi
   # The call's shell may be pinned to one CPU (nproc said 1 on a 16-core machine, which made example
   # building 15x slower): widen the affinity to every online CPU and use them all.
   NCPU=$(getconf _NPROCESSORS_ONLN); taskset -acp "0-$((NCPU - 1))" $$ >/dev/null 2>&1 || true
@@ -138,7 +151,8 @@ train)
   if [ -n "${BENCH_S:-}" ]; then  # throughput of the training paths (results in $OUT/bench.json)
     bench() {
       $PY -m pnsc.training.lpcnet.bench --device cuda --size "${BENCH_SIZE:-S}" --impl "${BENCH_IMPL:-scan,fast,folds}" \
-        --batch "${BENCH_BATCH:-512,1024,2048,4096}" --procs 1 --steps 5 --amp bf16 --budget-s "$BENCH_S" \
+        --batch "${BENCH_BATCH:-512,1024,2048,4096}" --procs "${BENCH_PROCS:-1}" --multi-impl "${BENCH_MULTI_IMPL:-scan}" \
+        --steps "${BENCH_STEPS:-5}" --amp bf16 --budget-s "$BENCH_S" \
         --out "$OUT/bench.json" 2>&1 | tail -n 40 | sed 's/^/bench: /'
     }
     if [ -n "${BENCH_GPU:-}" ] && [ "$NGPU" -gt 1 ]; then  # on a GPU of its own, beside the training
