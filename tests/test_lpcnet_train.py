@@ -261,3 +261,26 @@ def test_warmup_ramps_the_fine_tune_lr_and_resumes_as_saved(data, tmp_path):
     assert args["warmup_steps"] == 4
     assert args["init_from"] == str(base / "last.pt")  # still a fine-tune after a call that resumed it
     assert train.learning_rate(1e-3, 0.0, 0, 0) == 1e-3  # no warm-up: LPCNet's schedule unchanged
+
+
+def test_validation_builds_no_autograd_graph(data):
+    """validate() runs under no_grad: its loss carries no graph (a validation pass at training batch size
+    would otherwise hold a training step's activations on the GPU)."""
+    from pnsc.training.lpcnet.data import ShardSet
+    from pnsc.training.lpcnet.model import LPCNet, config_for
+
+    model = LPCNet(config_for("tiny"))
+    seen = []
+    forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        seen.append((torch.is_grad_enabled(), out.requires_grad))
+        return out
+
+    model.forward = recording_forward
+    val = ShardSet(data, None, device="cpu")
+    loss, groups = train.validate(model, val, "features", 8, train.Dist("cpu"), None, 2)
+    assert seen and all(s == (False, False) for s in seen)
+    assert loss is not None and loss > 0
+    assert model.training  # back in training mode afterwards

@@ -203,7 +203,6 @@ def _noise_gen(device, seed, rank, step) -> torch.Generator:
 
 
 # ---------------------------------------------------------------- validation
-@torch.no_grad()
 def speakers_per_group(speaker_ids, group_map: dict | None) -> dict[str, int]:
     """Validation speakers per group (str keys): the weights of eq. (3)."""
     out: dict[str, int] = {}
@@ -220,6 +219,7 @@ def eq3(groups: dict[str, float], weights: dict[str, int]) -> float | None:
     return sum(w[g] * groups[g] for g in groups) / sum(w.values()) if sum(w.values()) else None
 
 
+@torch.no_grad()  # no autograd graph: validation passes would otherwise hold a training step's activations
 def validate(model: LPCNet, val: ShardSet, feat_key: str, batch: int, D: Dist, amp_dtype, n_groups: int):
     model.eval()
     G = n_groups + 1  # last slot: no group known
