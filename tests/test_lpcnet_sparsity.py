@@ -174,6 +174,14 @@ def test_resume_keeps_mask_and_options_and_reproduces_an_uninterrupted_run(data,
     assert ck["args"]["sparse_density"] == 0.125
     assert sparsity.block_density(ck["model"]["gru_a.weight_hh_l0"]) == 0.125
     assert not bool((ck["sparse"]["mask"] & ~cb["sparse"]["mask"]).any())  # pruned further, nothing revived
+    # the durable state tar (float16 weights) keeps the mask and the zeros
+    from pnsc.training.lpcnet.state import load_state, save_state
+
+    save_state(tmp_path, tmp_path / "state.tar")
+    load_state(tmp_path / "state.tar", tmp_path / "restored")
+    back = torch.load(tmp_path / "restored" / "b" / "last.pt", weights_only=False)
+    assert torch.equal(back["sparse"]["mask"], ck["sparse"]["mask"]) and back["sparse"]["mask_density"] == 0.125
+    assert torch.equal(back["model"]["gru_a.weight_hh_l0"] == 0, ~ck["sparse"]["mask"])
     # off again: the pruned weights train (in epoch 2, which the default schedule gives to the frame-rate net)
     train.main(_args(data, b, "--max-steps", "13", "--epochs", "3", "--sparse-density", "1",
                      "--quantized-after-epoch", "3"))
@@ -222,3 +230,23 @@ def test_export_keeps_the_exact_zeros_and_records_the_density(tmp_path):
     assert stored.dtype == np.float16
     assert np.array_equal(stored == 0, ~mask.numpy())  # float16 keeps every pruned weight an exact zero
     assert sparsity.block_density(torch.from_numpy(stored.astype(np.float32))) == 0.25
+
+
+def test_ddp_ranks_prune_identically(data, tmp_path):
+    """Two gloo ranks: the mask is rank 0's on both, and the run ends at the target density."""
+    import os
+    import socket
+
+    out = tmp_path / "ddp"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "pnsc.training.lpcnet.train", *_args(data, out, *SPARSE, "--max-steps", "3")]
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = torch.load(out / "last.pt", weights_only=False)
+    assert "x2" in r.stderr and ck["step"] == 3
+    w = ck["model"]["gru_a.weight_hh_l0"]
+    assert sparsity.block_density(w) == 0.25 and torch.equal(w == 0, ~ck["sparse"]["mask"])

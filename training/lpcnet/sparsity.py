@@ -93,8 +93,12 @@ def block_mask(w: torch.Tensor, density: float, rows: int | None = None) -> torc
 
 def apply_mask(w: torch.Tensor, mask: torch.Tensor) -> None:
     """Zero the weights outside ``mask`` in place (exact zeros)."""
+    _prune(w, ~mask.to(w.device))
+
+
+def _prune(w: torch.Tensor, pruned: torch.Tensor) -> None:
     with torch.no_grad():
-        w.masked_fill_(~mask.to(w.device), 0.0)
+        w.masked_fill_(pruned, 0.0)
 
 
 def block_density(w: torch.Tensor, rows: int | None = None) -> float:
@@ -130,7 +134,7 @@ class BlockSparsifier:
         mask = st.get("mask")
         self.mask = mask.to(torch.bool) if mask is not None else None
         self.mask_density = st.get("mask_density")
-        self._dev_mask = self.mask.to(weight.device) if self.mask is not None else None
+        self._pruned = ~self.mask.to(weight.device) if self.mask is not None else None  # on the weight's device
 
     def state(self) -> dict:
         return {"mask": self.mask, "mask_density": self.mask_density}
@@ -148,17 +152,17 @@ class BlockSparsifier:
         DDP rank use rank 0's mask. Returns the new mask's density when one was computed."""
         d = self.due(step)
         if d is not None:
-            if self._dev_mask is not None:
-                apply_mask(self.w, self._dev_mask)
+            if self._pruned is not None:  # rank the blocks that are still there (pruned ones score 0)
+                _prune(self.w, self._pruned)
             mask = block_mask(self.w, d, self.rows)
             if broadcast is not None:
                 m = mask.to(self.w.device, torch.uint8)
                 broadcast(m)
                 mask = m.cpu().to(torch.bool)
             self.mask, self.mask_density = mask, d
-            self._dev_mask = mask.to(self.w.device)
-        if self._dev_mask is not None:
-            apply_mask(self.w, self._dev_mask)
+            self._pruned = ~mask.to(self.w.device)
+        if self._pruned is not None:
+            _prune(self.w, self._pruned)
         return d
 
     def density(self) -> float:
