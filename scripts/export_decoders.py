@@ -7,7 +7,9 @@ RUNS_ROOT holds one folder per training run (as written by ``training.lpcnet.mul
 ``lpcnet-bl-s``, ``lpcnet-bl-l``, ``plpcnet-{s,l}-g{G}-scratch`` and/or ``plpcnet-{s,l}-g{G}-ft``.
 For each personalized (size, group) the variant with the lower best validation loss is exported as
 ``plpcnet-{s,l}-g{G}``; both losses are recorded under ``alternatives``.  Each decoder becomes
-``decoders/<name>.frame.onnx`` + ``decoders/<name>.onnx``; the manifest's decoder entries (kind
+``decoders/<name>.frame.onnx`` + ``decoders/<name>.onnx``; a decoder whose GRU-A recurrent weights are
+block-sparse gets ``gru_a_density`` (fraction of non-zero 16x1 blocks, diagonal apart) and ``gru_a_block``
+in its manifest entry and ONNX metadata; the manifest's decoder entries (kind
 "decoder") are replaced (with ``--keep-others`` only those of the decoders exported now), other entries are kept.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from pnsc.training.lpcnet.export import export_model, load_checkpoint  # noqa: E402
+from pnsc.training.lpcnet.sparsity import export_notes  # noqa: E402
 from pnsc.shared.checksum import sha256_file  # noqa: E402
 
 RUN_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)(-(?P<v>scratch|ft))?)$")
@@ -100,7 +103,11 @@ def main(argv=None) -> int:
     audio_hours = json.loads(Path(a.audio_hours).read_text()) if a.audio_hours else {}
     for name, info in sorted(chosen.items()):
         model, ck = load_checkpoint(info["ckpt"])
-        files = export_model(model, out_dir, name, {"name": name, "step": info["step"]}, fp16_weights=not a.fp32)
+        # a block-sparse GRU-A (training.lpcnet.sparsity): its block density and block shape, in the ONNX
+        # metadata and the manifest entry (nothing for a dense one)
+        sparse = export_notes(model.gru_a.weight_hh_l0)
+        files = export_model(model, out_dir, name, {"name": name, "step": info["step"], **sparse},
+                             fp16_weights=not a.fp32)
         params = sum(p.numel() for p in model.parameters())
         entries.append({
             "name": name, "kind": "decoder", "family": info["family"], "size": info["size"],
@@ -112,7 +119,7 @@ def main(argv=None) -> int:
             "training_data": info["data_summary"], "config": ck.get("config"),
             "ltp_taps": model.cfg.ltp_taps,  # lagged-excitation inputs (the runtime reads them from the ONNX metadata)
             "ltp_gate": model.cfg.ltp_gate,  # their voicing gate (pitch correlation below it: taps read 128)
-            **grouping,
+            **grouping, **sparse,
             "audio_hours_seen": info["audio_hours"] or audio_hours.get(info["run"].name),
             # wall-clock minutes of this run's own training steps on the GPU (shared with the models trained
             # beside it; a fine-tune's baseline minutes are in the baseline's entry)

@@ -327,7 +327,10 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     model, ck = load_checkpoint(a.checkpoint)
     name = a.name or ck.get("name", "lpcnet")
-    files = export_model(model, a.out_dir, name, {"name": name, "step": ck.get("step")})
+    from .sparsity import export_notes  # a block-sparse GRU-A: its density in the metadata
+
+    files = export_model(model, a.out_dir, name, {"name": name, "step": ck.get("step"),
+                                                  **export_notes(model.gru_a.weight_hh_l0)})
     for k, p in files.items():
         print(f"{k}: {p} ({p.stat().st_size} bytes)")
     return 0

@@ -15,10 +15,13 @@ appended after every other option, so they win: ``control`` (nothing changed: th
 (``--noise-domain self --self-mix X``: only a fraction X of the sequences take them),
 ``lrX`` (``--lr X``), ``decayX`` (``--lr-decay X``), ``bN`` (``--batch N``), ``ltpN`` (``--ltp-taps N``:
 N lagged-excitation inputs, the start widened by zero columns), ``ltpgateX`` (``--ltp-gate X``: the taps
-read mu-law zero in frames with pitch correlation < X; with ``ltpN``). A tag's number may hold a decimal
+read mu-law zero in frames with pitch correlation < X; with ``ltpN``), ``sparseD`` (``--sparse-density D``:
+GRU-A's recurrent weights pruned to 16x1 blocks at density D, LPCNet's 0.1; train.py's ramp defaults, steps
+200..4000 with a mask every 100, cover the first half of a ~8,000-step branch, i.e. about three GPU calls at
+batch 512; other ramps: ``-- --sparse-end N`` etc.). A tag's number may hold a decimal
 point (a ``.`` followed by a digit does not start a tag). Example:
 ``--models lpcnet-bl-s.control,lpcnet-bl-s.noise3,lpcnet-bl-s.nonoise,lpcnet-bl-s.b1024.lr2e-3``,
-``lpcnet-bl-s.ltp5.ltpgate0.5``.
+``lpcnet-bl-s.ltp5.ltpgate0.5``, ``lpcnet-bl-l.sparse0.1``.
 Each run writes to ROOT/<name>/ (see train.py) plus ROOT/<name>/stdout.log; runs whose status.json
 says done are skipped.  Exit status: number of failed runs.
 
@@ -50,7 +53,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(rf"^decay(?P<x>{_NUM})$"), lambda m: ["--lr-decay", m.group("x")]),
         (re.compile(r"^b(?P<x>\d+)$"), lambda m: ["--batch", m.group("x")]),
         (re.compile(r"^ltp(?P<x>\d+)$"), lambda m: ["--ltp-taps", m.group("x")]),
-        (re.compile(rf"^ltpgate(?P<x>{_NUM})$"), lambda m: ["--ltp-gate", m.group("x")])]
+        (re.compile(rf"^ltpgate(?P<x>{_NUM})$"), lambda m: ["--ltp-gate", m.group("x")]),
+        (re.compile(rf"^sparse(?P<x>{_NUM})$"), lambda m: ["--sparse-density", m.group("x")])]
 
 
 # GPU memory one training process reaches, in GiB per sequence of its batch (15-frame sequences, bf16

@@ -1,7 +1,8 @@
 """Budgeted, resumable LPCNet / PLPCNet training (single process, or DDP under torchrun).
 
     python -m pnsc.training.lpcnet.train --data DIR --out DIR --size S|L|tiny --group G|all \
-        --budget-min 9 --batch 512 [--init-from CKPT] [--quantized-after-epoch K] [--device cuda|cpu]
+        --budget-min 9 --batch 512 [--init-from CKPT] [--quantized-after-epoch K] [--device cuda|cpu] \
+        [--sparse-density 0.1 [--sparse-start 200] [--sparse-end 4000] [--sparse-every 100]]
 
 One call trains until its wall-clock budget (or --epochs / --max-steps) is used up, saves
 ``OUT/last.pt`` (+ ``OUT/last-optim.pt``) and exits 0; the next call with the same OUT continues from
@@ -13,6 +14,12 @@ Training data: sequences of the training speakers (``--splits`` split "train", i
 given) in group G (``--groups`` map) or all groups.  Validation: the "validation" split's speakers
 (of group G for a personalized model), on quantized features by default, with per-group losses and
 eq. (3) weighting when a group map is given.
+
+Block sparsity (sparsity.py, LPCNet's 16x1 blocks of GRU-A's recurrent weights): ``--sparse-density D``
+ramps the block density from 1 at step --sparse-start to D at --sparse-end (cubic, as LPCNet), recomputing
+the mask every --sparse-every steps, then keeps the final mask fixed; pruned weights are zeroed after every
+optimizer step.  Steps count from the run's own start (a branch starts at 0).  The mask is saved in last.pt
+and restored on resume; the epoch records log ``gru_a_density``.  --sparse-density 1 turns it off.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ from .data import DataError, ShardSet, load_group_map, log, select_speakers
 from .model import LPCNet, config_for, count_parameters, widen_for_ltp
 from .noise import make_inputs
 from .self_noise import self_inputs
+from .sparsity import BlockSparsifier, check_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT_VERSION = 1
@@ -43,7 +51,10 @@ DEFAULT_CLIP = {("L", True): 5e-2, ("L", False): 1e-2, ("S", True): 1e-2, ("S", 
 
 # schedule settings not given on the command line: the saved ones on resume, else these
 SCHEDULE_DEFAULTS = {"batch": 512, "lr": 1e-3, "lr_decay": 0.0, "warmup_steps": 0, "adapt": "frame",
-                     "val_features": "qfeatures"}
+                     "val_features": "qfeatures",
+                     # GRU-A block sparsity: off (density 1); with a target, a ramp over steps 200..4000 (the
+                     # first half of a ~8,000-step branch: three 9-minute GPU calls at batch 512), mask every 100
+                     "sparse_density": 1.0, "sparse_start": 200, "sparse_end": 4000, "sparse_every": 100}
 
 
 def parse_args(argv=None):
@@ -97,6 +108,18 @@ def parse_args(argv=None):
     ap.add_argument("--self-mix", type=float, default=1.0,
                     help="noise domain self: the fraction of sequences that take the model's draws, the rest "
                          "keep the clean past (in [0, 1]; default 1)")
+    ap.add_argument("--sparse-density", type=float, default=None,
+                    help="target block density of GRU-A's recurrent weights (16x1 blocks, diagonal kept; LPCNet: "
+                         "0.1; in (0, 1]; default 1 = dense, or as saved)")
+    ap.add_argument("--sparse-start", type=int, default=None,
+                    help=f"step (of this run) where the density ramp starts (default "
+                         f"{SCHEDULE_DEFAULTS['sparse_start']}, or as saved)")
+    ap.add_argument("--sparse-end", type=int, default=None,
+                    help=f"step where it reaches the target and the mask is fixed (default "
+                         f"{SCHEDULE_DEFAULTS['sparse_end']}, or as saved)")
+    ap.add_argument("--sparse-every", type=int, default=None,
+                    help=f"mask update interval in steps during the ramp (LPCNet: 1000 at batch 128; default "
+                         f"{SCHEDULE_DEFAULTS['sparse_every']}, or as saved)")
     ap.add_argument("--device", default="auto", help="cuda | cpu | auto")
     ap.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"])
     ap.add_argument("--seed", type=int, default=1)
@@ -285,7 +308,7 @@ def main(argv=None) -> int:
         # not given, so an explicit value equal to the built-in default still overrides the saved one)
         # (the batch is a schedule setting too: a call may change it, e.g. when models share a GPU)
         for k in ("batch", "lr", "lr_decay", "warmup_steps", "clip", "quantized_after_epoch", "adapt",
-                  "val_features"):
+                  "val_features", "sparse_density", "sparse_start", "sparse_end", "sparse_every"):
             if getattr(a, k) is None:
                 setattr(a, k, saved.get(k))
             elif getattr(a, k) != saved.get(k) and D.main:
@@ -297,6 +320,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"train: --self-mix must be in [0, 1], got {a.self_mix}")
     if a.self_mix != 1.0 and a.noise_domain != "self":
         raise SystemExit(f"train: --self-mix {a.self_mix} needs --noise-domain self (not {a.noise_domain})")
+    try:
+        check_settings(a.sparse_density, a.sparse_start, a.sparse_end, a.sparse_every)
+    except ValueError as exc:
+        raise SystemExit(f"train: {exc}") from None
     size = a.size
     group = None if str(a.group) == "all" else int(a.group)
     personalized = group is not None
@@ -358,7 +385,9 @@ def main(argv=None) -> int:
              "epoch_loss_sum": 0.0, "epoch_loss_n": 0, "epoch_gnorm_sum": 0.0, "history": [],
              "train_seconds": 0.0, "audio_seconds": 0.0,
              # audio the initialising checkpoint had seen (fine-tuning), so "audio-hours seen" is the whole history
-             "init_audio_seconds": 0.0}
+             "init_audio_seconds": 0.0,
+             # GRU-A block sparsity: the current mask and the density it was computed for (sparsity.py)
+             "sparse": None}
     if ckpt is None and a.init_from:
         state["init_audio_seconds"] = float(init.get("audio_seconds") or 0.0) + float(init.get("init_audio_seconds") or 0.0)
     if ckpt is not None:
@@ -373,6 +402,13 @@ def main(argv=None) -> int:
                 log("train: optimizer checkpoint does not match the model's step; fresh optimizer state")
         elif D.main:
             log(f"train: no {last_opt.name}; resuming with fresh optimizer state")
+    sparsifier = None
+    if a.sparse_density < 1.0:
+        sparsifier = BlockSparsifier(model.gru_a.weight_hh_l0, a.sparse_density, a.sparse_start, a.sparse_end,
+                                     a.sparse_every, state["sparse"])
+    else:
+        state["sparse"] = None  # turned off: the weights train dense again
+    broadcast = (lambda t: D.dist.broadcast(t, src=0)) if D.dist is not None else None
     ddp = model
     if D.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -399,6 +435,9 @@ def main(argv=None) -> int:
         log(f"train: {name} size {size} ({count_parameters(model)} params) group {a.group} on {dev} "
             f"x{D.world}, amp {amp}, path {getattr(model, 'impl', '?')}+gru_b:{gru_b}; train {train.summary()}; val {val.summary() if val else None}; "
             f"{n_batches} batches/epoch of {a.batch}; resume step {state['step']} epoch {state['epoch']}")
+        if sparsifier is not None:
+            log(f"train: GRU-A block sparsity {sparsifier.rows}x1: density 1 -> {a.sparse_density:g} over steps "
+                f"{a.sparse_start}..{a.sparse_end}, mask every {a.sparse_every}; now {sparsifier.density():.4f}")
     logf = open(out / "log.jsonl", "a") if D.main else None
 
     def save(done: bool):
@@ -437,6 +476,8 @@ def main(argv=None) -> int:
                "audio_hours": round(state["audio_seconds"] / 3600.0, 3),
                "audio_hours_total": _hours_seen(state),
                "val_seconds": round(time.monotonic() - t0, 2)}
+        if sparsifier is not None:
+            rec["gru_a_density"] = round(sparsifier.density(), 6)
         if vgroups and eq3(vgroups, val_groups_spk) is not None:
             rec["val_eq3"] = eq3(vgroups, val_groups_spk)
         state["history"].append(rec)
@@ -508,6 +549,13 @@ def main(argv=None) -> int:
             if not math.isfinite(lval):
                 raise SystemExit(f"train: non-finite loss at step {state['step']}")
             state["step"] += 1
+            if sparsifier is not None:  # the plain module's weights, identical on every rank
+                new = sparsifier.after_step(state["step"], broadcast)
+                if new is not None:
+                    state["sparse"] = sparsifier.state()
+                    if D.main:
+                        log(f"train: {name} step {state['step']} GRU-A mask at density {new:.4f} "
+                            f"(achieved {sparsifier.density():.4f})")
             state["batch_in_epoch"] = b + 1
             state["epoch_loss_sum"] += lval
             state["epoch_loss_n"] += 1
