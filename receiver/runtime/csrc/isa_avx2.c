@@ -23,6 +23,21 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
+static void mv_sparse16(const float *W, const int32_t *idx, int rows, const float *x, float *y) {
+    /* per 16-row output block: two 8-wide FMAs per kept column */
+    for (int b = 0; b < rows / SPB; b++) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        const int n = *idx++;
+        for (int k = 0; k < n; k++, W += SPB) {
+            const __m256 xv = _mm256_set1_ps(x[*idx++]);
+            a0 = _mm256_fmadd_ps(_mm256_load_ps(W), xv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_load_ps(W + 8), xv, a1);
+        }
+        _mm256_storeu_ps(y + b * SPB, a0);
+        _mm256_storeu_ps(y + b * SPB + 8, a1);
+    }
+}
+
 static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
     for (int b = 0; b < rows / BLK; b++) {
         const uint16_t *w = W + (size_t)b * cols * BLK;

@@ -28,6 +28,16 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
+static void mv_sparse16(const float *W, const int32_t *idx, int rows, const float *x, float *y) {
+    /* per 16-row output block: one 16-wide FMA per kept column */
+    for (int b = 0; b < rows / SPB; b++) {
+        __m512 a = _mm512_setzero_ps();
+        const int n = *idx++;
+        for (int k = 0; k < n; k++, W += SPB) a = _mm512_fmadd_ps(_mm512_load_ps(W), _mm512_set1_ps(x[*idx++]), a);
+        _mm512_storeu_ps(y + b * SPB, a);
+    }
+}
+
 static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
     for (int b = 0; b < rows / BLK; b++) {
         const uint16_t *w = W + (size_t)b * cols * BLK;

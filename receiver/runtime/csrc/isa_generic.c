@@ -14,6 +14,19 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
+static void mv_sparse16(const float *W, const int32_t *idx, int rows, const float *x, float *y) {
+    /* per 16-row output block: its kept columns, 16 weights each (one 16-wide multiply-add the compiler vectorizes) */
+    for (int b = 0; b < rows / SPB; b++) {
+        float acc[SPB] = {0};
+        const int n = *idx++;
+        for (int k = 0; k < n; k++, W += SPB) {
+            const float xv = x[*idx++];
+            for (int r = 0; r < SPB; r++) acc[r] += W[r] * xv;
+        }
+        for (int r = 0; r < SPB; r++) y[b * SPB + r] = acc[r];
+    }
+}
+
 static float half_to_float(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ffu;
     float v;
