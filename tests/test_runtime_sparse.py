@@ -199,3 +199,12 @@ def test_bench_command_prune_option(capsys):
         assert main(["bench", "decoder", "--seconds", "0.3", "--families", "plpcnet-s", *bad]) == 2
         err = capsys.readouterr().err
         assert "pnsc: error:" in err and "Traceback" not in err
+
+
+def test_auto_layout_follows_the_threshold():
+    files = locate("plpcnet-s", 0)
+    above = LoadedModel(files, prune_gru_a=0.5)  # sparser than dense, but not enough to pay
+    below = LoadedModel(files, prune_gru_a=SPARSE_MAX_DENSITY)
+    assert block_density(above.weights.wa_hh) > SPARSE_MAX_DENSITY >= block_density(below.weights.wa_hh)
+    assert above.backend("fp32", None).gru_a_layout == "dense"
+    assert below.backend("fp32", None).gru_a_layout == "sparse" and below.backend("fp32", None).net.sparse

@@ -6,7 +6,7 @@ latency (p50 / p99 / max of one ``push``: frame-rate net, 160-sample loop, de-em
 path that ran (``PNSC_KERNEL`` or ``--kernel`` forces one).  RTF and latencies are wall clock; "cpu RTF"
 and "cpu p99" count only the decoding thread's CPU time (what the numbers are on an idle core).
 "GRU-A" says which recurrent product ran (dense, or block-sparse for decoders whose GRU-A recurrent matrix has
-at most half its 16x1 blocks non-zero) and "blocks" that fraction.  ``--prune-gru-a DENSITY`` times the sparse
+at most 40 % of its 16x1 blocks non-zero) and "blocks" that fraction.  ``--prune-gru-a DENSITY`` times the sparse
 kernel on artificially pruned weights (a speed test only).
 """
 from __future__ import annotations
@@ -34,8 +34,8 @@ def register(subparsers) -> None:
                         "of each gate matrix kept; no retraining), to time the block-sparse fp32 kernel that "
                         "decoders trained sparse will run")
     d.add_argument("--gru-a", choices=("auto", "dense", "sparse"), default="auto",
-                   help="GRU-A recurrent product: auto (default: block-sparse when at most half its 16x1 blocks are "
-                        "non-zero, fp32 only), or force dense / sparse (to compare both on the same weights)")
+                   help="GRU-A recurrent product: auto (default: block-sparse when at most 40 %% of its 16x1 blocks "
+                        "are non-zero, fp32 only), or force dense / sparse (to compare both on the same weights)")
     d.set_defaults(func=run_decoder)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
