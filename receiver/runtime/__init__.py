@@ -21,6 +21,9 @@ a path the CPU lacks falls back to the best it has, with a warning.
   path; the excitation history lives in the stream state, each frame's lag comes from its pitch period.
   A voicing gate (metadata ``ltp_gate`` > 0) silences the taps (mu-law zero) of frames whose pitch correlation
   is below it; the C loop then runs that frame without per-sample tap work.
+- Block-sparse GRU-A (``sparse.py``): a decoder whose GRU-A recurrent matrix has at most 40 % of its 16x1 blocks
+  non-zero (LPCNet-style sparse training) runs a block-sparse fp32 product, bit for bit the dense result, found
+  at load (int8 stays dense).  ``pnsc bench decoder --prune-gru-a 0.1`` times it on artificially pruned weights.
 - Speed: ``pnsc bench decoder`` (LTP cost: ``scripts/bench_ltp_runtime.py``).  Quality cost of int8: ``scripts/runtime_quality.py``.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import FRAME_SIZE
+from .model import FRAME_SIZE, LoadedModel, locate
 from .stream import StreamingDecoder
 
 from pnsc.shared.constants import SAMPLE_RATE  # noqa: E402
@@ -57,17 +57,38 @@ def bench_stream(dec: StreamingDecoder, features: np.ndarray) -> dict:
             "cpu_rtf": float(cpu.sum() / audio), "cpu_p99_ms": float(np.percentile(per_frame_cpu, 99))}
 
 
+class _ModelSource:
+    """Hands StreamingDecoder one decoder loaded with a GRU-A layout and optional pruning (a bank's ``model``)."""
+
+    def __init__(self, family: str, group: int | None, density: float | None, layout: str):
+        self._model = LoadedModel(locate(family, group), gru_a_layout=layout, prune_gru_a=density)
+
+    def model(self, family: str, group: int | None) -> LoadedModel:
+        return self._model
+
+
 def run_benchmark(seconds: float = 30.0, families=FAMILIES, precisions=("fp32", "int8"), group: int = 1,
-                  kernel: str | None = None, progress=None) -> list[dict]:
+                  kernel: str | None = None, progress=None, prune_gru_a: float | None = None,
+                  gru_a_layout: str = "auto") -> list[dict]:
+    """One row per (family, precision).  ``prune_gru_a`` (a SPEED TEST on artificially pruned weights, never
+    for quality): keep only this fraction of GRU-A's recurrent 16x1 blocks (``sparse.prune_gru_a``);
+    ``gru_a_layout`` auto / dense / sparse forces GRU-A's recurrent product (auto: sparse when sparse enough)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     feats = coded_speech_features(seconds)
     rows = []
     for fam in families:
         for prec in precisions:
-            dec = StreamingDecoder(fam, group if fam.startswith("plpcnet") else None, precision=prec, kernel=kernel)
+            g = group if fam.startswith("plpcnet") else None
+            src = None if prune_gru_a is None and gru_a_layout == "auto" else \
+                _ModelSource(fam, g, prune_gru_a, gru_a_layout)
+            dec = StreamingDecoder(fam, g, precision=prec, kernel=kernel, bank=src)  # type: ignore[arg-type]
             bench_stream(dec, feats[:50])  # warm caches and code paths
             dec.reset()
-            row = {"family": fam, **bench_stream(dec, feats)}
+            be = dec.backend
+            row = {"family": fam, **bench_stream(dec, feats),
+                   "gru_a_layout": getattr(be, "gru_a_layout", "dense"),
+                   "gru_a_density": round(float(getattr(be, "gru_a_density", 1.0)), 4),
+                   "pruned": prune_gru_a is not None}
             rows.append(row)
             if progress:
                 progress(row)

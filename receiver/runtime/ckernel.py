@@ -14,6 +14,8 @@ stream's :class:`SynthState` carries the excitation history (``past``) and each 
 the voicing gate silences (``ltp_gate`` > 0, pitch correlation below it) passes lag 0 instead: the kernel then
 adds the taps' constant mu-law-zero rows to the frame's conditioning term once and runs the loop without taps
 (still recording the frame's draws in ``past``); ungated frames and gate-less decoders run as before.
+GRU-A's recurrent matrix runs block-sparse (16x1 blocks, ``sparse.py``) when at most ``SPARSE_MAX_DENSITY`` of its
+blocks are non-zero (fp32 only: int8 stays dense); the layout is ``CBackend.gru_a_layout``.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from pnsc.shared.constants import PDF_FLOOR
 
 from .backends import KernelUnavailable, SynthState, require_period, sampling_boost
 from .model import CONTEXT, FRAME_SIZE, PERIOD_INDEX, ModelFileError, ltp_lag
+from .sparse import GRU_A_LAYOUTS, SPARSE_BLOCK, SPARSE_MAX_DENSITY, block_density, pack_block_sparse
 
 BLOCK = 64
 _ISA_NAMES = {"avx512": "avx512-vnni", "avx2": "avx2", "generic": "generic"}
@@ -99,10 +102,28 @@ def block_q8(q: np.ndarray, tiles: bool = True) -> np.ndarray:
     return np.ascontiguousarray(q.reshape(rb, BLOCK, cg, 4).transpose(0, 2, 1, 3))
 
 
-class CBackend:
-    """Sample loop in C for one loaded model (precision fp32 or int8) on one ISA path."""
+def choose_layout(w_hh: np.ndarray, precision: str, request: str = "auto") -> tuple[str, float]:
+    """(GRU-A recurrent layout "dense" / "sparse", its 16x1 block density) for a request auto / dense / sparse:
+    auto is sparse for fp32 at block density <= SPARSE_MAX_DENSITY (and GRU-A size divisible by 16)."""
+    if request not in GRU_A_LAYOUTS:
+        raise ValueError(f"unknown GRU-A layout {request!r} (one of {', '.join(GRU_A_LAYOUTS)})")
+    n = w_hh.shape[1]
+    density = block_density(w_hh) if n % SPARSE_BLOCK == 0 else 1.0
+    if request == "sparse" and precision != "fp32":
+        raise ValueError("the block-sparse GRU-A kernel is fp32 only (int8 keeps the dense product)")
+    if request == "sparse" and n % SPARSE_BLOCK:
+        raise ValueError(f"the block-sparse GRU-A kernel needs a GRU-A size divisible by {SPARSE_BLOCK}, got {n}")
+    if request == "auto":
+        request = "sparse" if precision == "fp32" and n % SPARSE_BLOCK == 0 and density <= SPARSE_MAX_DENSITY \
+            else "dense"
+    return request, density
 
-    def __init__(self, model, precision: str, kernel: str | None):
+
+class CBackend:
+    """Sample loop in C for one loaded model (precision fp32 or int8) on one ISA path; ``gru_a_layout``
+    auto (default: ``model.gru_a_layout`` if it has one) / dense / sparse picks GRU-A's recurrent product."""
+
+    def __init__(self, model, precision: str, kernel: str | None, gru_a_layout: str | None = None):
         ext = extension()
         self.kernel = pick_kernel(kernel)
         self.precision = precision
@@ -110,11 +131,14 @@ class CBackend:
         self.weights = w
         self.n_a, self.n_b = w.n_a, w.n_b
         n = w.n_a
+        request = gru_a_layout if gru_a_layout is not None else getattr(model, "gru_a_layout", "auto")
+        self.gru_a_layout, self.gru_a_density = choose_layout(w.wa_hh, precision, request)
         kw = dict(
             n_a=n, n_b=w.n_b, kernel=self.kernel, int8=precision == "int8", taps=w.ltp_taps,
             tables=np.ascontiguousarray(w.embedding_tables()),
             ba_hh=w.ba_hh, wb_hh=block_f32(w.wb_hh), bb_hh=w.bb_hh,
-            wd=block_f32(w.dual_w.reshape(2 * 256, w.n_b)), bd=w.dual_b.reshape(-1), fd=w.dual_f.reshape(-1))
+            wd=block_f32(w.dual_w.reshape(2 * 256, w.n_b)), bd=w.dual_b.reshape(-1), fd=w.dual_f.reshape(-1),
+            sp_idx=None, sp_w=None)
         none_f, none_i = np.zeros(0, np.float32), np.zeros(0, np.int32)
         if precision == "int8":
             for key, mat in (("wa", w.wa_hh), ("wb_in", w.wb_ih[:, :n])):
@@ -122,6 +146,10 @@ class CBackend:
                 kw[key] = block_q8(q, tiles=self.kernel != "generic")
                 kw[f"{key[:2]}_scale"] = pad_rows(scale / 127.0)
                 kw[f"{key[:2]}_rowsum"] = pad_rows(q.astype(np.int32).sum(axis=1)).astype(np.int32)
+        elif self.gru_a_layout == "sparse":
+            sp_idx, sp_w = pack_block_sparse(w.wa_hh)
+            kw.update(wa=none_f, sp_idx=sp_idx, sp_w=sp_w, wb_in=block_f32(w.wb_ih[:, :n]), wa_scale=none_f,
+                      wa_rowsum=none_i, wb_scale=none_f, wb_rowsum=none_i)
         else:
             wa = block_f32(w.wa_hh)
             if self.kernel != "generic" and np.array_equal(wa.astype(np.float16).astype(np.float32), wa):

@@ -231,14 +231,26 @@ def locate(family: str, group: int | None, models_dir: str | Path | None = None,
 
 
 class LoadedModel:
-    """A decoder's frame net + sample weights, ready for any number of streams (stateless itself)."""
+    """A decoder's frame net + sample weights, ready for any number of streams (stateless itself).
 
-    def __init__(self, files: ModelFiles):
+    ``gru_a_layout`` auto (default) / dense / sparse: GRU-A's recurrent product in the C loop (auto: block-sparse
+    when the matrix is, see ``sparse.py``).  ``prune_gru_a`` (SPEED TESTS ONLY, default None): zero all but this
+    fraction of GRU-A's recurrent 16x1 blocks in memory (``sparse.prune_gru_a``); the decoder is not retrained,
+    so its output is not meant to be listened to."""
+
+    def __init__(self, files: ModelFiles, *, gru_a_layout: str = "auto", prune_gru_a: float | None = None):
+        from .sparse import GRU_A_LAYOUTS, pruned_weights
+
+        if gru_a_layout not in GRU_A_LAYOUTS:
+            raise ValueError(f"unknown GRU-A layout {gru_a_layout!r} (one of {', '.join(GRU_A_LAYOUTS)})")
         self.files = files
         self.name = files.name
         self.family = files.family
         self.group = files.group
+        self.gru_a_layout = gru_a_layout
         self.weights = sample_weights(files.sample)
+        if prune_gru_a is not None:
+            self.weights = pruned_weights(self.weights, prune_gru_a)
         self.frame_net = FrameNet(files.frame, self.weights.cond_dim)
         self._backends: dict = {}
 

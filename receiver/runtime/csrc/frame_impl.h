@@ -2,6 +2,10 @@
  *   mv_f32(W, rows, cols, x, y)   y[0..rows) = blocked W . x
  *   mv_f16(W, rows, cols, x, y)   the same with half-precision stored weights (float32 arithmetic)
  *   mv_q8(W, rows, cg, xu, acc)   acc[0..rows) = blocked int8 W . uint8 xu (int32)
+ *   mv_sparse16(W, idx, rows, x, y)  y[0..rows) = block-sparse W . x (rows a multiple of 16; Net.sp_w / sp_idx),
+ *     accumulating each row over its kept columns in ascending order with the same per-row accumulator and
+ *     multiply-add as mv_f32 / mv_f16, so on the same weights it gives the dense result bit for bit
+ *     (a skipped block adds exact zeros)
  *   v_sigmoid(x, n), v_tanh(x, n) in place (n rounded up to 16 may be touched)
  *   softmax_floor(l, boost, pfloor) -> total: l := max(softmax(boost*l) - pfloor, 0), returns the sum
  *     (one pass for max, one for exp and its sum, one that normalizes, subtracts the floor, clamps and
@@ -121,7 +125,9 @@ void FRAME_FN(const Net *net, const float *ga, const float *gb, const float *lpc
             for (int j = 0; j < N3; j++)
                 gh[j] = (float)(acc[j] - 127 * net->wa_rowsum[j]) * net->wa_scale[j] + net->ba_hh[j];
         } else {
-            if (net->wa16)
+            if (net->sp_w)
+                mv_sparse16(net->sp_w, net->sp_idx, N3, h_a, gh);
+            else if (net->wa16)
                 mv_f16(net->wa16, net->ra, N, h_a, gh);
             else
                 mv_f32(net->wa, net->ra, N, h_a, gh);

@@ -23,6 +23,59 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
+#define SP_FMA2(q, k)                                                                                        \
+    do {                                                                                                         \
+        const __m256 xv = _mm256_set1_ps(x[p[q][k]]);                                                            \
+        lo[q] = _mm256_fmadd_ps(_mm256_load_ps(w[q] + (k) * SPB), xv, lo[q]);                                    \
+        hi[q] = _mm256_fmadd_ps(_mm256_load_ps(w[q] + (k) * SPB + 8), xv, hi[q]);                                \
+    } while (0)
+
+static void mv_sparse16(const float *W, const int32_t *idx, int rows, const float *x, float *y) {
+    /* two 8-wide FMAs per kept column of a 16-row output block; four blocks in lockstep (eight independent
+     * accumulator chains), each still over its own columns in ascending order */
+    const int nb = rows / SPB;
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const int32_t *p[4];
+        const float *w[4];
+        int c[4];
+        __m256 lo[4], hi[4];
+        for (int q = 0; q < 4; q++) {
+            c[q] = *idx++;
+            p[q] = idx;
+            w[q] = W;
+            idx += c[q];
+            W += (size_t)c[q] * SPB;
+            lo[q] = hi[q] = _mm256_setzero_ps();
+        }
+        int m = c[0] < c[1] ? c[0] : c[1];
+        m = m < c[2] ? m : c[2];
+        m = m < c[3] ? m : c[3];
+        for (int k = 0; k < m; k++) {
+            SP_FMA2(0, k);
+            SP_FMA2(1, k);
+            SP_FMA2(2, k);
+            SP_FMA2(3, k);
+        }
+        for (int q = 0; q < 4; q++) {
+            for (int k = m; k < c[q]; k++) SP_FMA2(q, k);
+            _mm256_storeu_ps(y + (b + q) * SPB, lo[q]);
+            _mm256_storeu_ps(y + (b + q) * SPB + 8, hi[q]);
+        }
+    }
+    for (; b < nb; b++) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        const int n = *idx++;
+        for (int k = 0; k < n; k++, W += SPB) {
+            const __m256 xv = _mm256_set1_ps(x[*idx++]);
+            a0 = _mm256_fmadd_ps(_mm256_load_ps(W), xv, a0);
+            a1 = _mm256_fmadd_ps(_mm256_load_ps(W + 8), xv, a1);
+        }
+        _mm256_storeu_ps(y + b * SPB, a0);
+        _mm256_storeu_ps(y + b * SPB + 8, a1);
+    }
+}
+
 static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
     for (int b = 0; b < rows / BLK; b++) {
         const uint16_t *w = W + (size_t)b * cols * BLK;

@@ -28,6 +28,49 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
+static void mv_sparse16(const float *W, const int32_t *idx, int rows, const float *x, float *y) {
+    /* one 16-wide FMA per kept column of a 16-row output block; four blocks in lockstep (four independent
+     * accumulator chains hide the FMA latency), each still over its own columns in ascending order */
+    const int nb = rows / SPB;
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const int32_t *p[4];
+        const float *w[4];
+        int c[4];
+        for (int q = 0; q < 4; q++) {
+            c[q] = *idx++;
+            p[q] = idx;
+            w[q] = W;
+            idx += c[q];
+            W += (size_t)c[q] * SPB;
+        }
+        int m = c[0] < c[1] ? c[0] : c[1];
+        m = m < c[2] ? m : c[2];
+        m = m < c[3] ? m : c[3];
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int k = 0; k < m; k++) {
+            a0 = _mm512_fmadd_ps(_mm512_load_ps(w[0] + k * SPB), _mm512_set1_ps(x[p[0][k]]), a0);
+            a1 = _mm512_fmadd_ps(_mm512_load_ps(w[1] + k * SPB), _mm512_set1_ps(x[p[1][k]]), a1);
+            a2 = _mm512_fmadd_ps(_mm512_load_ps(w[2] + k * SPB), _mm512_set1_ps(x[p[2][k]]), a2);
+            a3 = _mm512_fmadd_ps(_mm512_load_ps(w[3] + k * SPB), _mm512_set1_ps(x[p[3][k]]), a3);
+        }
+        for (int k = m; k < c[0]; k++) a0 = _mm512_fmadd_ps(_mm512_load_ps(w[0] + k * SPB), _mm512_set1_ps(x[p[0][k]]), a0);
+        for (int k = m; k < c[1]; k++) a1 = _mm512_fmadd_ps(_mm512_load_ps(w[1] + k * SPB), _mm512_set1_ps(x[p[1][k]]), a1);
+        for (int k = m; k < c[2]; k++) a2 = _mm512_fmadd_ps(_mm512_load_ps(w[2] + k * SPB), _mm512_set1_ps(x[p[2][k]]), a2);
+        for (int k = m; k < c[3]; k++) a3 = _mm512_fmadd_ps(_mm512_load_ps(w[3] + k * SPB), _mm512_set1_ps(x[p[3][k]]), a3);
+        _mm512_storeu_ps(y + b * SPB, a0);
+        _mm512_storeu_ps(y + (b + 1) * SPB, a1);
+        _mm512_storeu_ps(y + (b + 2) * SPB, a2);
+        _mm512_storeu_ps(y + (b + 3) * SPB, a3);
+    }
+    for (; b < nb; b++) {
+        __m512 a = _mm512_setzero_ps();
+        const int n = *idx++;
+        for (int k = 0; k < n; k++, W += SPB) a = _mm512_fmadd_ps(_mm512_load_ps(W), _mm512_set1_ps(x[*idx++]), a);
+        _mm512_storeu_ps(y + b * SPB, a);
+    }
+}
+
 static void mv_f16(const uint16_t *W, int rows, int cols, const float *x, float *y) {
     for (int b = 0; b < rows / BLK; b++) {
         const uint16_t *w = W + (size_t)b * cols * BLK;

@@ -14,6 +14,50 @@ static void mv_f32(const float *W, int rows, int cols, const float *x, float *y)
     }
 }
 
+static void mv_sparse16(const float *W, const int32_t *idx, int rows, const float *x, float *y) {
+    /* per 16-row output block: its kept columns, 16 weights each (a 16-wide multiply-add the compiler vectorizes);
+     * four blocks in lockstep (independent accumulators), each still over its own columns in ascending order */
+    const int nb = rows / SPB;
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const int32_t *p[4];
+        const float *w[4];
+        int c[4];
+        float acc[4][SPB] = {{0}};
+        for (int q = 0; q < 4; q++) {
+            c[q] = *idx++;
+            p[q] = idx;
+            w[q] = W;
+            idx += c[q];
+            W += (size_t)c[q] * SPB;
+        }
+        int m = c[0] < c[1] ? c[0] : c[1];
+        m = m < c[2] ? m : c[2];
+        m = m < c[3] ? m : c[3];
+        for (int k = 0; k < m; k++)
+            for (int q = 0; q < 4; q++) {
+                const float xv = x[p[q][k]], *wq = w[q] + (size_t)k * SPB;
+                for (int r = 0; r < SPB; r++) acc[q][r] += wq[r] * xv;
+            }
+        for (int q = 0; q < 4; q++) {
+            for (int k = m; k < c[q]; k++) {
+                const float xv = x[p[q][k]], *wq = w[q] + (size_t)k * SPB;
+                for (int r = 0; r < SPB; r++) acc[q][r] += wq[r] * xv;
+            }
+            for (int r = 0; r < SPB; r++) y[(b + q) * SPB + r] = acc[q][r];
+        }
+    }
+    for (; b < nb; b++) {
+        float acc[SPB] = {0};
+        const int n = *idx++;
+        for (int k = 0; k < n; k++, W += SPB) {
+            const float xv = x[*idx++];
+            for (int r = 0; r < SPB; r++) acc[r] += W[r] * xv;
+        }
+        for (int r = 0; r < SPB; r++) y[b * SPB + r] = acc[r];
+    }
+}
+
 static float half_to_float(uint16_t h) {
     const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ffu;
     float v;

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #define BLK 64          /* rows per weight block */
+#define SPB 16          /* rows per block of the block-sparse GRU-A recurrent matrix (16x1 blocks) */
 #define FRAME 160
 #define ORDER 16
 #define LEVELS 256
@@ -30,6 +31,9 @@ typedef struct {
     float *wa;                /* fp32 GRU-A recurrent, blocked [ra/64][n_a][64] */
     uint16_t *wa16;           /* or the same as IEEE half (the ONNX files store float16: lossless, half the bytes) */
     int8_t *wq;               /* int8 GRU-A recurrent, blocked [ra/64][cg][64][4] */
+    float *sp_w;              /* or block-sparse fp32 GRU-A recurrent (NULL: dense): for each 16-row output block in
+                                 order, its kept 16x1 column blocks in ascending column order, 16 floats each */
+    int32_t *sp_idx;          /* per output block: the count of kept columns, then those column indices */
     float *wa_scale;          /* [ra] row scale / 127 */
     int32_t *wa_rowsum;       /* [ra] sum of a row's int8 weights */
     float *ba_hh;             /* [3*n_a] */

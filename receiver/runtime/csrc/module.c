@@ -72,11 +72,47 @@ static void *copy_aligned(PyObject *obj, const char *name, Py_ssize_t count, Py_
 }
 
 static void net_free_weights(Net *n) {
-    void *ps[] = {n->tables, n->wa, n->wa16, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wbq, n->wb_scale,
+    void *ps[] = {n->tables, n->wa, n->wa16, n->sp_w, n->sp_idx, n->wq, n->wa_scale, n->wa_rowsum, n->ba_hh, n->wb_in, n->wbq, n->wb_scale,
                   n->wb_rowsum, n->wb_hh, n->bb_hh, n->wd, n->bd, n->fd, n->f_off, n->f_scale, n->pemb, n->c1,
                   n->c1b, n->c2, n->c2b, n->f1, n->f1b, n->f2, n->f2b, n->wac, n->wbc, n->bac, n->bbc};
     for (size_t i = 0; i < sizeof(ps) / sizeof(ps[0]); i++) free(ps[i]);
     memset(n, 0, sizeof(*n));
+}
+
+/* Block-sparse GRU-A recurrent matrix (fp32 only): sp_idx holds, for each of the 3*n_a/16 output blocks in order,
+ * the number of kept 16x1 column blocks and then their column indices (ascending, < n_a); sp_w their weights,
+ * 16 floats per kept block in the same order.  Checked here, since the kernel trusts every index. */
+static int load_sparse(Net *n, PyObject *sp_idx, PyObject *sp_w) {
+    if (sp_idx == Py_None || sp_w == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "block-sparse GRU-A needs both sp_idx and sp_w");
+        return -1;
+    }
+    if (n->n_a % SPB) {
+        PyErr_Format(PyExc_ValueError, "block-sparse GRU-A needs a GRU-A size divisible by %d, got %d", SPB, n->n_a);
+        return -1;
+    }
+    Py_buffer probe;
+    if (PyObject_GetBuffer(sp_idx, &probe, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    const Py_ssize_t count = probe.itemsize ? probe.len / probe.itemsize : 0;
+    PyBuffer_Release(&probe);
+    if (!(n->sp_idx = copy_aligned(sp_idx, "sp_idx", count, 4, 'i'))) return -1;
+    const int blocks = 3 * n->n_a / SPB;
+    Py_ssize_t pos = 0, kept = 0;
+    for (int b = 0; b < blocks; b++) {
+        if (pos >= count) goto bad;
+        const int c = n->sp_idx[pos++];
+        if (c < 0 || c > n->n_a || pos + c > count) goto bad;
+        for (int k = 0; k < c; k++, pos++)
+            if (n->sp_idx[pos] < 0 || n->sp_idx[pos] >= n->n_a || (k && n->sp_idx[pos] <= n->sp_idx[pos - 1])) goto bad;
+        kept += c;
+    }
+    if (pos != count) goto bad;
+    if (!(n->sp_w = copy_aligned(sp_w, "sp_w", kept * SPB, 4, 'f'))) return -1;
+    return 0;
+bad:
+    PyErr_Format(PyExc_ValueError, "sp_idx is not a block-sparse index of %d output blocks x %d columns", blocks,
+                 n->n_a);
+    return -1;
 }
 
 static void Net_dealloc(NetObject *self) {
@@ -86,13 +122,14 @@ static void Net_dealloc(NetObject *self) {
 
 static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"n_a", "n_b", "kernel", "int8", "tables", "wa", "wa_scale", "wa_rowsum", "ba_hh",
-                             "wb_in", "wb_scale", "wb_rowsum", "wb_hh", "bb_hh", "wd", "bd", "fd", "taps", NULL};
+                             "wb_in", "wb_scale", "wb_rowsum", "wb_hh", "bb_hh", "wd", "bd", "fd", "taps", "sp_idx",
+                             "sp_w", NULL};
     int n_a, n_b, int8, taps = 0;
     const char *kernel;
-    PyObject *o[13];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iisp$OOOOOOOOOOOOOi", kwlist, &n_a, &n_b, &kernel, &int8, &o[0], &o[1],
-                                     &o[2], &o[3], &o[4], &o[5], &o[11], &o[12], &o[6], &o[7], &o[8], &o[9], &o[10],
-                                     &taps))
+    PyObject *o[13], *sp_idx = Py_None, *sp_w = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iisp$OOOOOOOOOOOOOiOO", kwlist, &n_a, &n_b, &kernel, &int8, &o[0],
+                                     &o[1], &o[2], &o[3], &o[4], &o[5], &o[11], &o[12], &o[6], &o[7], &o[8], &o[9],
+                                     &o[10], &taps, &sp_idx, &sp_w))
         return -1;
     net_free_weights(&self->net);
     if (n_a < 1 || n_a > MAX_NA || n_b < 1 || n_b > MAX_NB) {
@@ -102,6 +139,10 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
     }
     if (taps < 0 || taps > MAX_TAPS) {
         PyErr_Format(PyExc_ValueError, "unsupported number of LTP taps %d (0..%d)", taps, MAX_TAPS);
+        return -1;
+    }
+    if (int8 && (sp_idx != Py_None || sp_w != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "block-sparse GRU-A (sp_idx, sp_w) is fp32 only; int8 stays dense");
         return -1;
     }
     if (strcmp(kernel, "avx512-vnni") == 0) {
@@ -135,6 +176,8 @@ static int Net_init(NetObject *self, PyObject *args, PyObject *kw) {
         if (!(n->wq = copy_aligned(o[1], "wa (int8)", (Py_ssize_t)n->ra * n->cg * 4, 1, 'b'))) goto fail;
         if (!(n->wa_scale = copy_aligned(o[2], "wa_scale", n->ra, 4, 'f'))) goto fail;
         if (!(n->wa_rowsum = copy_aligned(o[3], "wa_rowsum", n->ra, 4, 'i'))) goto fail;
+    } else if (sp_idx != Py_None || sp_w != Py_None) {
+        if (load_sparse(n, sp_idx, sp_w) < 0) goto fail;
     } else {
         Py_buffer probe;
         if (PyObject_GetBuffer(o[1], &probe, PyBUF_C_CONTIGUOUS) < 0) goto fail;
@@ -319,6 +362,7 @@ done:
 }
 
 static PyObject *Net_get_kernel(NetObject *self, void *c) { return PyUnicode_FromString(self->kernel ? self->kernel : ""); }
+static PyObject *Net_get_sparse(NetObject *self, void *c) { return PyBool_FromLong(self->net.sp_w != NULL); }
 
 static PyMethodDef Net_methods[] = {
     {"frame", (PyCFunction)(void (*)(void))Net_frame, METH_VARARGS | METH_KEYWORDS,
@@ -333,7 +377,10 @@ static PyMethodDef Net_methods[] = {
      "cond(window (5, 20), ga out (3*n_a), gb out (3*n_b)): frame-rate network + conditioning input terms"},
     {NULL}};
 
-static PyGetSetDef Net_getset[] = {{"kernel", (getter)Net_get_kernel, NULL, "kernel path", NULL}, {NULL}};
+static PyGetSetDef Net_getset[] = {{"kernel", (getter)Net_get_kernel, NULL, "kernel path", NULL},
+                                   {"sparse", (getter)Net_get_sparse, NULL,
+                                    "True when GRU-A's recurrent product runs the block-sparse kernel", NULL},
+                                   {NULL}};
 
 static PyTypeObject NetType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "pnsc.receiver.runtime._lpcnet.Net",
