@@ -40,17 +40,8 @@ static void mv_sparse16(const float *W, const int32_t *idx, int rows, const floa
         const float *w[4];
         int c[4];
         __m256 lo[4], hi[4];
-        for (int q = 0; q < 4; q++) {
-            c[q] = *idx++;
-            p[q] = idx;
-            w[q] = W;
-            idx += c[q];
-            W += (size_t)c[q] * SPB;
-            lo[q] = hi[q] = _mm256_setzero_ps();
-        }
-        int m = c[0] < c[1] ? c[0] : c[1];
-        m = m < c[2] ? m : c[2];
-        m = m < c[3] ? m : c[3];
+        const int m = sparse_next4(&idx, &W, p, w, c);
+        for (int q = 0; q < 4; q++) lo[q] = hi[q] = _mm256_setzero_ps();
         for (int k = 0; k < m; k++) {
             SP_FMA2(0, k);
             SP_FMA2(1, k);

@@ -37,16 +37,7 @@ static void mv_sparse16(const float *W, const int32_t *idx, int rows, const floa
         const int32_t *p[4];
         const float *w[4];
         int c[4];
-        for (int q = 0; q < 4; q++) {
-            c[q] = *idx++;
-            p[q] = idx;
-            w[q] = W;
-            idx += c[q];
-            W += (size_t)c[q] * SPB;
-        }
-        int m = c[0] < c[1] ? c[0] : c[1];
-        m = m < c[2] ? m : c[2];
-        m = m < c[3] ? m : c[3];
+        const int m = sparse_next4(&idx, &W, p, w, c);
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int k = 0; k < m; k++) {
             a0 = _mm512_fmadd_ps(_mm512_load_ps(w[0] + k * SPB), _mm512_set1_ps(x[p[0][k]]), a0);

@@ -24,16 +24,7 @@ static void mv_sparse16(const float *W, const int32_t *idx, int rows, const floa
         const float *w[4];
         int c[4];
         float acc[4][SPB] = {{0}};
-        for (int q = 0; q < 4; q++) {
-            c[q] = *idx++;
-            p[q] = idx;
-            w[q] = W;
-            idx += c[q];
-            W += (size_t)c[q] * SPB;
-        }
-        int m = c[0] < c[1] ? c[0] : c[1];
-        m = m < c[2] ? m : c[2];
-        m = m < c[3] ? m : c[3];
+        const int m = sparse_next4(&idx, &W, p, w, c);
         for (int k = 0; k < m; k++)
             for (int q = 0; q < 4; q++) {
                 const float xv = x[p[q][k]], *wq = w[q] + (size_t)k * SPB;

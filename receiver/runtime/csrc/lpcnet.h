@@ -9,6 +9,23 @@
 
 #define BLK 64          /* rows per weight block */
 #define SPB 16          /* rows per block of the block-sparse GRU-A recurrent matrix (16x1 blocks) */
+
+/* The next four output blocks of a packed block-sparse matrix (per block: its kept-column count, the columns,
+ * then SPB weights per column): each block's count c[q], columns p[q] and weights w[q]; advances *idx and *W
+ * past them and returns the smallest count (the part the kernels run in lockstep). */
+static inline int sparse_next4(const int32_t **idx, const float **W, const int32_t *p[4], const float *w[4],
+                               int c[4]) {
+    for (int q = 0; q < 4; q++) {
+        c[q] = *(*idx)++;
+        p[q] = *idx;
+        w[q] = *W;
+        *idx += c[q];
+        *W += (size_t)c[q] * SPB;
+    }
+    int m = c[0] < c[1] ? c[0] : c[1];
+    m = m < c[2] ? m : c[2];
+    return m < c[3] ? m : c[3];
+}
 #define FRAME 160
 #define ORDER 16
 #define LEVELS 256
