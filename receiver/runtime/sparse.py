@@ -53,7 +53,7 @@ def pack_block_sparse(w_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the count of its kept columns and then those columns (ascending); ``w`` their 16 weights each, in order."""
     blocks, n = _check(w_hh)
     w = np.asarray(w_hh, np.float32).reshape(blocks, SPARSE_BLOCK, n)
-    mask = w.any(axis=1)
+    mask = block_mask(w_hh)
     idx: list[np.ndarray] = []
     for b in range(blocks):
         cols = np.flatnonzero(mask[b]).astype(np.int32)

@@ -84,15 +84,14 @@ def plan_waves(needs: list[tuple[str, float]], capacity_gib: float | None,
                max_concurrent: int | None = None, n_gpus: int = 1) -> list[list[str]]:
     """Group models (in order) into waves that fit together; one that fits nowhere trains alone.
 
-    ``capacity_gib`` is one GPU's memory; with ``n_gpus`` > 1 a wave fits when every model finds a GPU
-    with room (``place`` puts each on the GPU with the most room left)."""
+    ``capacity_gib`` is one GPU's memory; with ``n_gpus`` > 1 a wave fits when each model, in order, finds
+    room on the least-loaded GPU (the rule ``place`` replays when the wave starts)."""
     waves: list[list[str]] = []
     loads: list[list[float]] = []
     for name, gib in needs:
         for k, wave in enumerate(waves):
-            free = [capacity_gib - used for used in loads[k]] if capacity_gib is not None else None
-            g = max(range(n_gpus), key=lambda i: free[i]) if free else min(range(n_gpus), key=lambda i: loads[k][i])
-            fits = free is None or free[g] >= gib
+            g = _least_loaded(loads[k])
+            fits = capacity_gib is None or loads[k][g] + gib <= capacity_gib
             if fits and (max_concurrent is None or len(wave) < max_concurrent):
                 wave.append(name)
                 loads[k][g] += gib
@@ -103,14 +102,19 @@ def plan_waves(needs: list[tuple[str, float]], capacity_gib: float | None,
     return waves
 
 
+def _least_loaded(loads: list[float]) -> int:
+    return min(range(len(loads)), key=lambda j: loads[j])
+
+
 def place(needs: list[tuple[str, float]], n_gpus: int) -> list[int]:
-    """GPU index for each model of a wave: the biggest first, each on the least-loaded GPU."""
+    """GPU index for each model of a wave, in order, each on the least-loaded GPU: the placement
+    ``plan_waves`` checked the wave's memory against."""
     loads = [0.0] * n_gpus
-    out = [0] * len(needs)
-    for i in sorted(range(len(needs)), key=lambda i: -needs[i][1]):
-        g = min(range(n_gpus), key=lambda j: loads[j])
-        out[i] = g
-        loads[g] += needs[i][1]
+    out = []
+    for _, gib in needs:
+        g = _least_loaded(loads)
+        out.append(g)
+        loads[g] += gib
     return out
 
 
@@ -210,7 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--C", type=int, default=4)
     ap.add_argument("--budget-min", type=float, default=9.0)
     ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--gpus", default=None, help="comma list of GPU ids, assigned round-robin")
+    ap.add_argument("--gpus", default=None, help="comma list of GPU ids; each run goes to the least-loaded one (estimated memory)")
     ap.add_argument("--stagger-s", type=float, default=2.0, help="delay between process starts")
     ap.add_argument("--gpu-mem-gib", type=float, default=None,
                     help="memory of one GPU (default: nvidia-smi's, the smallest in use; none: no waves)")
