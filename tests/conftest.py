@@ -66,3 +66,14 @@ def speech_clip() -> np.ndarray:
     if not clips:
         pytest.fail(f"no bundled speech under {SAMPLES}")
     return load_audio(clips[0], quiet=True)[: 4 * SR]
+
+
+@pytest.fixture(scope="session")
+def lpcnet_tiny_data(tmp_path_factory) -> Path:
+    """Example shards for tiny CPU training runs: 8 speakers x 8 sequences of 2 frames (the 2,400-step
+    recurrence of real data stays out of CI time), 2 shards, 2 groups (read only)."""
+    from pnsc.training.lpcnet.synthetic import write_fixture
+
+    d = tmp_path_factory.mktemp("lpcnet_tiny_data")
+    write_fixture(d, speakers=8, per_speaker=8, shards=2, seed=0, n_groups=2, frames=2)
+    return d

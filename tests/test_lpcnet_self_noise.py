@@ -19,7 +19,7 @@ from pnsc.training.lpcnet.ltp import excitation_history, ltp_inputs  # noqa: E40
 from pnsc.training.lpcnet.model import LPCNet, config_for, ulaw2lin, ulaw_index  # noqa: E402
 from pnsc.training.lpcnet.noise import inputs_from, make_inputs, predict, self_noisy_signal  # noqa: E402
 from pnsc.training.lpcnet.self_noise import model_draws, sample_boost, self_inputs  # noqa: E402
-from pnsc.training.lpcnet.synthetic import write_fixture  # noqa: E402
+from pnsc.training.lpcnet.synthetic import tiny_train_args  # noqa: E402
 
 B, T = 6, 2
 
@@ -176,17 +176,13 @@ def test_ltp_models_take_their_taps_from_the_noisy_past():
     assert torch.equal(inputs[2][:, 1:], ulaw_index(xn[:, 160:-1] - predict(xn, lpc)[:, 1:-1]))
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("self_noise_data")
-    write_fixture(d, speakers=8, per_speaker=8, shards=2, seed=0, n_groups=2, frames=2)
-    return d
+@pytest.fixture
+def data(lpcnet_tiny_data):
+    return lpcnet_tiny_data
 
 
 def _args(data, out, *extra):
-    return ["--data", str(data), "--out", str(out), "--size", "tiny", "--device", "cpu", "--threads", "1",
-            "--groups", str(data / "speaker_groups.json"), "--splits", str(data / "speaker_splits.json"),
-            "--batch", "8", "--log-every", "1", "--epochs", "3", *map(str, extra)]
+    return tiny_train_args(data, out, "--epochs", "3", *extra)
 
 
 def test_train_runs_resumes_and_reproduces_with_self_noise(data, tmp_path):

@@ -13,23 +13,18 @@ torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
 from pnsc.training.lpcnet import train  # noqa: E402
-from pnsc.training.lpcnet.synthetic import write_fixture  # noqa: E402
+from pnsc.training.lpcnet.synthetic import tiny_train_args  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    d = tmp_path_factory.mktemp("lpcnet_data")
-    # 2-frame sequences keep the 2400-step recurrence of real data out of CI time
-    write_fixture(d, speakers=8, per_speaker=8, shards=2, seed=0, n_groups=2, frames=2)
-    return d
+@pytest.fixture
+def data(lpcnet_tiny_data):
+    return lpcnet_tiny_data
 
 
 def _args(data, out, *extra):
-    return ["--data", str(data), "--out", str(out), "--size", "tiny", "--device", "cpu", "--threads", "1",
-            "--groups", str(data / "speaker_groups.json"), "--splits", str(data / "speaker_splits.json"),
-            "--batch", "8", "--log-every", "1", *map(str, extra)]
+    return tiny_train_args(data, out, *extra)
 
 
 def _records(out, kind):

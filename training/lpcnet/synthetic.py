@@ -90,6 +90,15 @@ def write_fixture(out: str | Path, speakers: int = 8, per_speaker: int = 24, sha
     return {"dir": str(out), "sequences": n, "speakers": names.tolist(), "splits": splits}
 
 
+
+def tiny_train_args(data: str | Path, out: str | Path, *extra) -> list[str]:
+    """``train.py`` arguments for a tiny CPU run on a :func:`write_fixture` folder (its group map and splits,
+    batch 8, one thread, a log record every step), then ``extra`` (later options win)."""
+    data = Path(data)
+    return ["--data", str(data), "--out", str(out), "--size", "tiny", "--device", "cpu", "--threads", "1",
+            "--groups", str(data / "speaker_groups.json"), "--splits", str(data / "speaker_splits.json"),
+            "--batch", "8", "--log-every", "1", *map(str, extra)]
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
