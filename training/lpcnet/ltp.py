@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import torch
 
+from pnsc.shared.constants import FRAME_CONTEXT
+
 from .model import CORR_INDEX, FRAME_SIZE, LPC_ORDER, PERIOD_INDEX, ltp_gated, ltp_lag, tap_offsets, ulaw_index
 
-CONTEXT_FRAMES = 2  # feature rows before the first predicted frame (the frame net's 'valid' convolutions)
 ZERO = 128  # mu-law index of 0
 
 
@@ -32,12 +33,12 @@ def excitation_history(xn: torch.Tensor, lpc: torch.Tensor) -> torch.Tensor:
 
 def frame_lags(features: torch.Tensor, frames: int) -> torch.Tensor:
     """(B, frames + 4, 20) feature rows -> (B, frames) integer pitch lags of the predicted frames."""
-    return ltp_lag(features[:, CONTEXT_FRAMES:CONTEXT_FRAMES + frames, PERIOD_INDEX])
+    return ltp_lag(features[:, FRAME_CONTEXT:FRAME_CONTEXT + frames, PERIOD_INDEX])
 
 
 def frame_gates(features: torch.Tensor, frames: int, gate: float) -> torch.Tensor:
     """(B, frames + 4, 20) feature rows -> (B, frames) bool: True where the voicing gate silences the taps."""
-    return ltp_gated(features[:, CONTEXT_FRAMES:CONTEXT_FRAMES + frames, CORR_INDEX], gate)
+    return ltp_gated(features[:, FRAME_CONTEXT:FRAME_CONTEXT + frames, CORR_INDEX], gate)
 
 
 def ltp_inputs(e_hist: torch.Tensor, features: torch.Tensor, taps: int, gate: float = 0.0) -> torch.Tensor:

@@ -19,18 +19,19 @@ from __future__ import annotations
 
 import torch
 
+from pnsc.shared.constants import FRAME_CONTEXT
+
 from .batch_synth import sample_excitation
 from .model import CORR_INDEX, FRAME_SIZE, LPCNet, sampling_boost
 from .noise import inputs_for_past, make_inputs, self_noisy_signal
 
 SAMPLE_CHUNK = 1 << 16  # rows of logits at a time: 64 MiB per float32 (rows, 256) tensor
-CONTEXT = 2  # feature frames of context each side of a sequence's frames
 
 
 def sample_boost(features: torch.Tensor) -> torch.Tensor:
     """Feature rows (B, T+4, 20) -> the sampling boost of every predicted sample (B, T*160), float32."""
-    T = features.shape[1] - 2 * CONTEXT
-    corr = features[:, CONTEXT:CONTEXT + T, CORR_INDEX].float()
+    T = features.shape[1] - 2 * FRAME_CONTEXT
+    corr = features[:, FRAME_CONTEXT:FRAME_CONTEXT + T, CORR_INDEX].float()
     return sampling_boost(corr).repeat_interleave(FRAME_SIZE, dim=1)
 
 
@@ -45,7 +46,7 @@ def model_draws(model: LPCNet, features: torch.Tensor, sig: torch.Tensor, pred: 
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     B, N = sig.shape
-    if features.shape[1] - 2 * CONTEXT != N // FRAME_SIZE:
+    if features.shape[1] - 2 * FRAME_CONTEXT != N // FRAME_SIZE:
         raise ValueError(f"features {tuple(features.shape)} do not match {N} samples per sequence")
     uniforms = torch.rand((B, N), generator=generator, device=sig.device).reshape(-1)
     boost = sample_boost(features).reshape(-1)

@@ -19,12 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pnsc.shared.constants import FRAME_CONTEXT
+
 from .model import CORR_INDEX, FRAME_SIZE, LPCNet, sampling_boost, ulaw2lin
 from .batch_synth import sample_excitation  # noqa: F401  (the runtime's draw, vectorised; re-exported here)
 from .ltp import excitation_history, ltp_inputs
 from .noise import inputs_from, predict
 
-CONTEXT = 2
 
 
 @dataclass
@@ -59,7 +60,7 @@ def teacher_forced_pass(model: LPCNet, qfeatures: np.ndarray, audio: np.ndarray)
         raise ValueError(f"{T} feature frames do not cover {len(audio)} samples")
     lpc = torch.from_numpy(np.asarray(lpc_from_cepstrum(qf[:, :18]), np.float32))[None]
     sig = torch.from_numpy(clip_signal(audio, T))[None]
-    padded = np.concatenate([qf[:1].repeat(CONTEXT, 0), qf, qf[-1:].repeat(CONTEXT, 0)])
+    padded = np.concatenate([qf[:1].repeat(FRAME_CONTEXT, 0), qf, qf[-1:].repeat(FRAME_CONTEXT, 0)])
     s_in, p_in, e_in, target = inputs_from(sig, sig, lpc)
     feats = torch.from_numpy(padded)[None]
     ltp = None
