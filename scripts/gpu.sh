@@ -116,7 +116,14 @@ train)
     export CUDA_MPS_PIPE_DIRECTORY=/tmp/pnsc-mps/pipe CUDA_MPS_LOG_DIRECTORY=/tmp/pnsc-mps/log
     mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
     if command -v nvidia-cuda-mps-control >/dev/null && nvidia-cuda-mps-control -d; then
-      echo "MPS: on"; trap 'echo quit | nvidia-cuda-mps-control >/dev/null 2>&1' EXIT
+      trap 'echo quit | nvidia-cuda-mps-control >/dev/null 2>&1' EXIT
+      # a daemon that starts but cannot serve would fail every run of the call: check a CUDA op first
+      if timeout 90 $PY -c "import torch; assert torch.ones(8, device='cuda').sum().item() == 8" 2>&1 | tail -n 2; then
+        echo "MPS: on"  # (pipefail: the check's own status)
+      else
+        echo quit | nvidia-cuda-mps-control >/dev/null 2>&1; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+        echo "MPS: a CUDA op failed under MPS; processes time-share the GPU"
+      fi
     else
       echo "MPS: could not start nvidia-cuda-mps-control; processes time-share the GPU"
       unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
