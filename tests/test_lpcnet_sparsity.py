@@ -145,6 +145,22 @@ def test_training_reaches_the_target_block_density_and_logs_it(data, tmp_path):
                          "--sparse-start", "10", "--sparse-end", "5"))
 
 
+def test_best_checkpoint_is_only_ever_a_final_mask_model(data, tmp_path):
+    """A validation during the ramp (a denser model, usually a lower loss) must not become best.pt: export
+    and recipe branches start from best.pt."""
+    out = tmp_path / "run"
+    train.main(_args(data, out, "--sparse-density", "0.25", "--sparse-start", "0", "--sparse-end", "3",
+                     "--sparse-every", "1", "--max-steps", "6", "--epochs", "3", "--batch", "24",
+                     "--lr", "1e-9"))  # (no learning: pruning alone, so the ramp's denser model scores best)
+    hist = json.loads((out / "history.json").read_text())  # 48 sequences / 24: a validation every 2 steps
+    assert [h["step"] for h in hist] == [2, 4, 6] and hist[0]["gru_a_density"] > 0.25
+    best = torch.load(out / "best.pt", weights_only=False)
+    assert sparsity.block_density(best["model"]["gru_a.weight_hh_l0"]) == 0.25
+    assert best["val_loss"] == min(h["val_loss"] for h in hist[1:])
+    last = torch.load(out / "last.pt", weights_only=False)
+    assert last["best_final"] is True and last["best_val"] == best["val_loss"]
+
+
 def test_resume_keeps_mask_and_options_and_reproduces_an_uninterrupted_run(data, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     ramp = ["--sparse-density", "0.25", "--sparse-start", "1", "--sparse-end", "7", "--sparse-every", "2"]

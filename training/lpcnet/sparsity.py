@@ -165,6 +165,11 @@ class BlockSparsifier:
             _prune(self.w, self._pruned)
         return d
 
+    @property
+    def final(self) -> bool:
+        """True once the final (target-density) mask is in place: only then is a checkpoint the sparse model."""
+        return self.mask is not None and self.mask_density == self.target
+
     def density(self) -> float:
         """Achieved block density of the weight now."""
         return block_density(self.w, self.rows)

@@ -387,7 +387,9 @@ def main(argv=None) -> int:
              # audio the initialising checkpoint had seen (fine-tuning), so "audio-hours seen" is the whole history
              "init_audio_seconds": 0.0,
              # GRU-A block sparsity: the current mask and the density it was computed for (sparsity.py)
-             "sparse": None}
+             "sparse": None,
+             # best.pt holds a final-mask sparse model (a run that resumes or starts pruning replaces a dense best)
+             "best_final": False}
     if ckpt is None and a.init_from:
         state["init_audio_seconds"] = float(init.get("audio_seconds") or 0.0) + float(init.get("init_audio_seconds") or 0.0)
     if ckpt is not None:
@@ -481,7 +483,12 @@ def main(argv=None) -> int:
         if vgroups and eq3(vgroups, val_groups_spk) is not None:
             rec["val_eq3"] = eq3(vgroups, val_groups_spk)
         state["history"].append(rec)
-        if vloss is not None and (state["best_val"] is None or vloss < state["best_val"]):
+        # while GRU-A is still being pruned, a lower loss belongs to a denser model than the one this run makes:
+        # best.pt (what export and branches start from) only holds final-mask checkpoints
+        settled = sparsifier is None or sparsifier.final
+        stale = sparsifier is not None and not state["best_final"]  # the best so far is a denser model's
+        if vloss is not None and settled and (state["best_val"] is None or stale or vloss < state["best_val"]):
+            state["best_final"] = sparsifier is not None
             state["best_val"] = vloss
             if D.main:
                 meta = {"name": name, "config": cfg.to_dict(), "params": count_parameters(model),
