@@ -89,3 +89,16 @@ def test_waves_and_placement_over_several_gpus():
     # a wave is refused when no single GPU has room, though the GPUs together would
     big = [("lpcnet-bl-l", 50.0), ("lpcnet-bl-s", 50.0), ("plpcnet-s-g0-ft", 50.0)]
     assert [len(w) for w in multi.plan_waves(big, 79.6, n_gpus=2)] == [2, 1]
+
+
+def test_throughput_is_summed_per_gpu_and_over_all(tmp_path):
+    run = tmp_path / "plpcnet-l-g0-ft"
+    assert multi.own_audio_hours(run) == 0.0  # not started yet
+    run.mkdir()
+    (run / "status.json").write_text('{"audio_hours": 350.0, "own_audio_hours": 45.5}')
+    assert multi.own_audio_hours(run) == 45.5  # its own training, not its baseline's hours
+    lines = multi.throughput_lines({"a": 30.0, "b": 15.0, "c": 20.0}, {"a": "0", "b": "0", "c": "1"}, 5.0)
+    assert lines[0].startswith("throughput GPU 0: 45.0 audio-h in 5.00 min = 9.00 audio-h/min (2 run(s): a 30.0, b 15.0)")
+    assert lines[1].startswith("throughput GPU 1: 20.0 audio-h in 5.00 min = 4.00 audio-h/min")
+    assert lines[2] == "throughput all: 65.0 audio-h in 5.00 min = 13.00 audio-h/min, 6.50 per GPU-minute over 2 GPU(s)"
+    assert multi.throughput_lines({"a": 1.0}, {}, 0.0) == []

@@ -192,6 +192,7 @@ def test_fine_tuning_counts_the_audio_its_initialisation_saw(data, tmp_path):
     assert 0 < ck["audio_seconds"] < seen  # one step of its own
     status = json.loads((ft / "status.json").read_text())
     assert status["audio_hours"] == pytest.approx((seen + ck["audio_seconds"]) / 3600, abs=1e-3)
+    assert status["own_audio_hours"] == pytest.approx(ck["audio_seconds"] / 3600, abs=1e-3)  # multi's throughput
 
 
 def test_an_unusable_scan_gru_b_falls_back_to_cudnn(data, tmp_path, monkeypatch, capsys):

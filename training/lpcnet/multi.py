@@ -245,6 +245,9 @@ def main(argv=None) -> int:
               + " | ".join(",".join(w) for w in waves), file=sys.stderr)
     args_of = {n: (targs, last) for n, targs, last in todo}
     failed = 0
+    hours_before = {n: own_audio_hours(root / n) for n, *_ in todo}
+    gpu_of: dict[str, str] = {}
+    t_train = time.monotonic()
     for k, wave in enumerate(waves):
         # each wave gets an equal share of what is left; every process ends inside the caller's budget
         wave_end = a.budget_min - (a.budget_min - (time.monotonic() - t0) / 60.0) * (1 - 1 / (len(waves) - k))
@@ -261,6 +264,7 @@ def main(argv=None) -> int:
             env = dict(os.environ)
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = gpus[on_gpu[i]]
+                gpu_of[name] = gpus[on_gpu[i]]
             log = open(out / "stdout.log", "a")
             where = f" on GPU {gpus[on_gpu[i]]}" if gpus else ""
             print(f"multi: start {name}{where}: {' '.join(cmd[1:])}", file=sys.stderr)
@@ -273,7 +277,38 @@ def main(argv=None) -> int:
             tail = path.read_text().splitlines()[-1:] if path.is_file() else []
             print(f"multi: {name} rc={rc} {tail[0] if tail else ''}", file=sys.stderr)
             failed += rc != 0
+    hours = {n: own_audio_hours(root / n) - hours_before[n] for n in hours_before}
+    for line in throughput_lines(hours, gpu_of, (time.monotonic() - t_train) / 60.0):
+        print(f"multi: {line}", file=sys.stderr)
     return failed
+
+
+def own_audio_hours(run: Path) -> float:
+    """Audio-hours a run folder's own training has seen (status.json; 0 for a run not started yet)."""
+    try:
+        st = json.loads((run / "status.json").read_text())
+    except (OSError, ValueError):
+        return 0.0
+    return float(st.get("own_audio_hours", 0.0))
+
+
+def throughput_lines(hours: dict[str, float], gpu_of: dict[str, str], minutes: float) -> list[str]:
+    """Audio-hours trained this call per GPU and in all, per minute of wall time (the issue's throughput
+    figure, summed over the models sharing each GPU)."""
+    if minutes <= 0:
+        return []
+    by_gpu: dict[str, list[str]] = {}
+    for n in hours:
+        by_gpu.setdefault(gpu_of.get(n, "-"), []).append(n)
+    out = []
+    for g, names in sorted(by_gpu.items()):
+        h = sum(hours[n] for n in names)
+        out.append(f"throughput GPU {g}: {h:.1f} audio-h in {minutes:.2f} min = {h / minutes:.2f} audio-h/min "
+                   f"({len(names)} run(s): {', '.join(f'{n} {hours[n]:.1f}' for n in names)})")
+    total = sum(hours.values())
+    out.append(f"throughput all: {total:.1f} audio-h in {minutes:.2f} min = {total / minutes:.2f} audio-h/min, "
+               f"{total / minutes / len(by_gpu):.2f} per GPU-minute over {len(by_gpu)} GPU(s)")
+    return out
 
 
 if __name__ == "__main__":

@@ -453,7 +453,8 @@ def main(argv=None) -> int:
         _atomic_text(json.dumps(state["history"], indent=1), out / "history.json")
         _atomic_text(json.dumps({"done": done, "name": name, "step": state["step"], "epoch": state["epoch"],
                                  "best_val": state["best_val"], "epochs": a.epochs,
-                                 "audio_hours": _hours_seen(state)},
+                                 "audio_hours": _hours_seen(state),
+                                 "own_audio_hours": round(state["audio_seconds"] / 3600.0, 3)},
                                 indent=1),
                      out / "status.json")
         try:
@@ -480,6 +481,8 @@ def main(argv=None) -> int:
                "val_seconds": round(time.monotonic() - t0, 2)}
         if sparsifier is not None:
             rec["gru_a_density"] = round(sparsifier.density(), 6)
+        if dev.type == "cuda":  # what multi.py's memory estimate (GIB_PER_SEQUENCE) should be measured against
+            rec["gpu_peak_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
         if vgroups and eq3(vgroups, val_groups_spk) is not None:
             rec["val_eq3"] = eq3(vgroups, val_groups_spk)
         state["history"].append(rec)
