@@ -97,6 +97,9 @@ def test_throughput_is_summed_per_gpu_and_over_all(tmp_path):
     run.mkdir()
     (run / "status.json").write_text('{"audio_hours": 350.0, "own_audio_hours": 45.5}')
     assert multi.own_audio_hours(run) == 45.5  # its own training, not its baseline's hours
+    (run / "status.json").write_text('{"audio_hours": 350.0}')  # an older run: its last validation's count
+    (run / "history.json").write_text('[{"audio_hours": 40.0}, {"audio_hours": 44.9}]')
+    assert multi.own_audio_hours(run) == 44.9
     lines = multi.throughput_lines({"a": 30.0, "b": 15.0, "c": 20.0}, {"a": "0", "b": "0", "c": "1"}, 5.0)
     assert lines[0].startswith("throughput GPU 0: 45.0 audio-h in 5.00 min = 9.00 audio-h/min (2 run(s): a 30.0, b 15.0)")
     assert lines[1].startswith("throughput GPU 1: 20.0 audio-h in 5.00 min = 4.00 audio-h/min")

@@ -287,9 +287,13 @@ def own_audio_hours(run: Path) -> float:
     """Audio-hours a run folder's own training has seen (status.json; 0 for a run not started yet)."""
     try:
         st = json.loads((run / "status.json").read_text())
-    except (OSError, ValueError):
+        if "own_audio_hours" in st:
+            return float(st["own_audio_hours"])
+        # written before status.json carried it: the last validation's count (a few steps short at most)
+        hist = json.loads((run / "history.json").read_text())
+        return float(hist[-1]["audio_hours"]) if hist else 0.0
+    except (OSError, ValueError, KeyError):
         return 0.0
-    return float(st.get("own_audio_hours", 0.0))
 
 
 def throughput_lines(hours: dict[str, float], gpu_of: dict[str, str], minutes: float) -> list[str]:
