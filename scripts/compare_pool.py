@@ -20,14 +20,16 @@ sys.path.insert(0, str(REPO))
 METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_ovrl")
 
 
-def pool(results: list[dict]) -> dict[str, dict[str, dict[str, list[float]]]]:
-    """``[compare_branches JSON]`` -> ``{clip set: {role: {metric: pooled values}}}``."""
+def pool(results: list[dict], first: int | None = None) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """``[compare_branches JSON]`` -> ``{clip set: {role: {metric: pooled values}}}``; ``first`` keeps only
+    each file's first roles (the reference and the runs every group shares, e.g. when one group's file also
+    compares a branch)."""
     out: dict = {}
     for d in results:
         for set_name, block in d.items():
             if set_name == "runs":
                 continue
-            labels = list(block["scores"])
+            labels = list(block["scores"])[:first]
             roles = [re.sub(r"-g\d+", "", lab) for lab in labels]
             dst = out.setdefault(set_name, {r: {m: [] for m in METRICS} for r in roles})
             if list(dst) != roles:
@@ -43,13 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("jsons", nargs="+", type=Path)
     p.add_argument("--title", default="pooled")
     p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--first", type=int, default=None,
+                   help="pool only each file's first N runs (the reference first): files that also compare a branch")
     a = p.parse_args(argv)
+    if a.first is not None and a.first < 2:
+        p.error("--first must be at least 2 (the reference and one run)")
     from pnsc.evaluation.stats import paired_table
 
     for f in a.jsons:
         if not f.is_file():
             p.error(f"{f}: not found")
-    pooled = pool([json.loads(f.read_text()) for f in a.jsons])
+    pooled = pool([json.loads(f.read_text()) for f in a.jsons], a.first)
     lines = []
     for set_name, scores in pooled.items():
         ref = next(iter(scores))

@@ -82,3 +82,12 @@ def test_compare_pool_pairs_clips_within_groups(tmp_path):
     assert pooled["r6/plpcnet-s-ft"]["stoi"] == [1.5, 2.5, 2.0]
     with pytest.raises(SystemExit):
         cp.pool([res(0, [1.0], [1.0]), {"validation": {"scores": {"a": {}, "b": {}}}}])
+    # a group whose file also compares a branch pools with the others on the roles they share (--first 2)
+    extra = res(1, [4.0], [5.0])
+    extra["validation"]["scores"]["r6/plpcnet-s-g1-ft.sparse0.1"] = {m: [0.0] for m in cp.METRICS}
+    with pytest.raises(SystemExit, match="do not match"):
+        cp.pool([res(0, [1.0], [1.0]), extra])
+    pooled = cp.pool([res(0, [1.0], [1.5]), extra], first=2)["validation"]
+    assert list(pooled) == ["r4/plpcnet-s-ft", "r6/plpcnet-s-ft"] and pooled["r6/plpcnet-s-ft"]["stoi"] == [1.5, 5.0]
+    with pytest.raises(SystemExit):
+        cp.main([str(tmp_path / "x.json"), "--first", "1"])
