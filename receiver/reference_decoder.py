@@ -95,7 +95,9 @@ def find_decoder(models_dir: Path, family: str, group: int | None) -> DecoderEnt
         if not p.is_file():
             raise DecoderNotFound(f"decoder file missing: {p}")
     g = m.get("group")
-    return DecoderEntry(m["name"], family, g if isinstance(g, int) else None, files["frame"], files["sample"],
+    # a personalized slot served by the generic baseline (scripts/fallback_decoders.py) says so wherever it is named
+    name = f"{m['name']} (= {m['serves_as']})" if m.get("serves_as") else m["name"]
+    return DecoderEntry(name, family, g if isinstance(g, int) else None, files["frame"], files["sample"],
                         m.get("sha256", {}))
 
 
