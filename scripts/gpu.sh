@@ -34,7 +34,9 @@
 #          (processes sharing the GPU, e.g. 1,2,4) with BENCH_MULTI_IMPL; BENCH_GPU=N runs it beside the
 #          training on GPU N of several), GPUS (the GPUs multi.py spreads the runs over; default all), MPS=1
 #          (CUDA MPS daemon for the call: processes on one GPU run concurrently),
-#          PNSC_LPCNET_IMPL (fast|old|fold), PNSC_LPCNET_GRU_B (scan, the default here, or cudnn).
+#          PNSC_LPCNET_IMPL (fast|old|fold), PNSC_LPCNET_GRU_B (scan, the default here, or cudnn),
+#          FT_PATIENCE (multi.py --ft-patience: fine-tunes stop on their best weights after N validations
+#          without a better one).
 set -uo pipefail
 T0=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -175,7 +177,7 @@ train)
   BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - 0.5), 2))")
   echo "training $MODELS for $BUDGET min, batch $BATCH"
   $PY -m pnsc.training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
-    --batch "$BATCH" --gpus "$GPUS" -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
+    --batch "$BATCH" --gpus "$GPUS" --ft-patience "${FT_PATIENCE:-0}" -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
     --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
   RC=$?
   [ -z "$BENCH_PID" ] || wait "$BENCH_PID"

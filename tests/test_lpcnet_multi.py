@@ -39,7 +39,7 @@ def _records(out):
     return [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
 
 
-def test_branches_start_from_the_base_and_their_options_win(tmp_path):
+def test_branches_start_from_the_base_and_their_options_win(tmp_path, capsys):
     data = tmp_path / "data"
     write_fixture(data, speakers=6, per_speaker=4, shards=1, seed=0, n_groups=2, frames=2)
     root = tmp_path / "runs"
@@ -57,6 +57,11 @@ def test_branches_start_from_the_base_and_their_options_win(tmp_path):
         assert "initialised from" in log and "lpcnet-bl-s/" in log, log[-2000:]
         steps = [r for r in _records(out) if r["kind"] == "step"]
         assert steps and abs(steps[0]["lr"] - lr) / lr < 0.01, steps[0]
+    # --ft-patience reaches the plain fine-tunes only (not the baselines' branches)
+    capsys.readouterr()
+    assert multi.main(args + ["--models", "plpcnet-s-g0-ft,lpcnet-bl-s.noise3", "--ft-patience", "3"] + common) == 0
+    starts = {ln.split()[2]: ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("multi: start")}
+    assert starts["plpcnet-s-g0-ft:"].endswith("--patience 3") and "--patience" not in starts["lpcnet-bl-s.noise3:"]
 
 
 def test_models_that_would_not_fit_together_train_in_waves():

@@ -280,3 +280,22 @@ def test_validation_builds_no_autograd_graph(data):
     assert seen and all(s == (False, False) for s in seen)
     assert loss is not None and loss > 0
     assert model.training  # back in training mode afterwards
+
+
+def test_patience_finishes_a_run_that_stops_improving_on_its_best_weights(data, tmp_path, capsys):
+    out = tmp_path / "run"
+    # lr 1e-9: the weights move by rounding-sized steps, so no validation beats the first by a real margin and
+    # the best weights stay measurably different from the last ones unless the run restores them
+    train.main(_args(data, out, "--epochs", "10", "--batch", "48", "--lr", "1e-9", "--patience", "2"))
+    hist = json.loads((out / "history.json").read_text())
+    status = json.loads((out / "status.json").read_text())
+    assert status["done"] and len(hist) < 10  # stopped by patience, not by --epochs
+    vals = [h["val_loss"] for h in hist]
+    best_at = vals.index(min(vals))
+    assert len(hist) == best_at + 3  # the best, then 2 validations without a better one
+    last, best = (torch.load(out / n, weights_only=False) for n in ("last.pt", "best.pt"))
+    assert all(torch.equal(last["model"][k], best["model"][k]) for k in best["model"])
+    assert last["since_best"] == 2 and "finished on its best weights" in capsys.readouterr().err
+    # resuming a finished run changes nothing
+    train.main(_args(data, out, "--epochs", "10", "--batch", "48", "--lr", "1e-9", "--patience", "2"))
+    assert len(json.loads((out / "history.json").read_text())) == len(hist)

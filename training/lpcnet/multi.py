@@ -219,6 +219,10 @@ def main(argv=None) -> int:
     ap.add_argument("--gpu-mem-gib", type=float, default=None,
                     help="memory of one GPU (default: nvidia-smi's, the smallest in use; none: no waves)")
     ap.add_argument("--max-concurrent", type=int, default=None, help="at most this many processes at once")
+    ap.add_argument("--ft-patience", type=int, default=0,
+                    help="train.py --patience for the plain fine-tunes (plpcnet-*-gG-ft): each stops, on its best "
+                         "weights, after this many validations without a better one (a group with little speech "
+                         "overfits; round 10's group 3 never beat its start); 0 = off")
     a = ap.parse_args(argv)
     root = Path(a.out_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -231,7 +235,10 @@ def main(argv=None) -> int:
             print(f"multi: {name} already done", file=sys.stderr)
             continue
         try:
-            todo.append((name, *train_args(name, root)))
+            targs, last = train_args(name, root)
+            if a.ft_patience and name.endswith("-ft"):  # a plain fine-tune, not a branch of one
+                last = [*last, "--patience", str(a.ft_patience)]
+            todo.append((name, targs, last))
         except FileNotFoundError as exc:
             print(f"multi: skip {exc}", file=sys.stderr)
     capacity = a.gpu_mem_gib if a.gpu_mem_gib is not None else gpu_memory_gib(gpus)

@@ -72,6 +72,10 @@ def parse_args(argv=None):
     ap.add_argument("--reserve-s", type=float, default=20.0, help="seconds kept for the final save")
     ap.add_argument("--epochs", type=int, default=120, help="total epochs of the whole training")
     ap.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps in total")
+    ap.add_argument("--patience", type=int, default=0,
+                    help="finish the run after this many validations in a row without a new best validation loss, "
+                         "ending on its best weights (last.pt = best.pt): a fine-tune on a group with little speech "
+                         "stops before it overfits; 0 = off")
     ap.add_argument("--batch", type=int, default=None,
                     help=f"global batch (sequences of 15 frames; default {SCHEDULE_DEFAULTS['batch']}, or as saved)")
     ap.add_argument("--val-batch", type=int, default=None)
@@ -389,7 +393,9 @@ def main(argv=None) -> int:
              # GRU-A block sparsity: the current mask and the density it was computed for (sparsity.py)
              "sparse": None,
              # best.pt holds a final-mask sparse model (a run that resumes or starts pruning replaces a dense best)
-             "best_final": False}
+             "best_final": False,
+             # validations since the best one (--patience)
+             "since_best": 0}
     if ckpt is None and a.init_from:
         state["init_audio_seconds"] = float(init.get("audio_seconds") or 0.0) + float(init.get("init_audio_seconds") or 0.0)
     if ckpt is not None:
@@ -486,12 +492,15 @@ def main(argv=None) -> int:
         if vgroups and eq3(vgroups, val_groups_spk) is not None:
             rec["val_eq3"] = eq3(vgroups, val_groups_spk)
         state["history"].append(rec)
+        if vloss is not None:
+            state["since_best"] += 1
         # while GRU-A is still being pruned, a lower loss belongs to a denser model than the one this run makes:
         # best.pt (what export and branches start from) only holds final-mask checkpoints
         settled = sparsifier is None or sparsifier.final
         stale = sparsifier is not None and not state["best_final"]  # the best so far is a denser model's
         if vloss is not None and settled and (state["best_val"] is None or stale or vloss < state["best_val"]):
             state["best_final"] = sparsifier is not None
+            state["since_best"] = 0
             state["best_val"] = vloss
             if D.main:
                 meta = {"name": name, "config": cfg.to_dict(), "params": count_parameters(model),
@@ -511,8 +520,12 @@ def main(argv=None) -> int:
         state["pending_val"] = False
         return time.monotonic() - t0
 
+    def out_of_patience() -> bool:
+        return a.patience > 0 and state["since_best"] >= a.patience
+
     def finished():
-        return state["epoch"] >= a.epochs or (a.max_steps is not None and state["step"] >= a.max_steps)
+        return (state["epoch"] >= a.epochs or (a.max_steps is not None and state["step"] >= a.max_steps)
+                or out_of_patience())
 
     val_time = 0.0
     step_time = None
@@ -599,6 +612,12 @@ def main(argv=None) -> int:
             continue
         break
     done = finished() and not state["pending_val"]
+    if done and out_of_patience() and (out / "best.pt").is_file():
+        # the run ends on its best weights, so last.pt (what a lease brings back) is the one to export
+        model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"])
+        if D.main:
+            log(f"train: {name} no better validation loss in {state['since_best']} validations (--patience "
+                f"{a.patience}): finished on its best weights (val {state['best_val']:.4f})")
     save(done)
     if D.main:
         log(f"train: {name} {'finished' if done else 'stopped'} at step {state['step']} epoch {state['epoch']} "
