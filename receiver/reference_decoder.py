@@ -66,6 +66,8 @@ class DecoderEntry:
     frame: Path
     sample: Path
     sha256: dict
+    # a personalized slot served by a generic baseline's files (scripts/fallback_decoders.py): that baseline
+    serves_as: str | None = None
 
 
 def read_manifest(models_dir: Path) -> list[dict]:
@@ -95,10 +97,8 @@ def find_decoder(models_dir: Path, family: str, group: int | None) -> DecoderEnt
         if not p.is_file():
             raise DecoderNotFound(f"decoder file missing: {p}")
     g = m.get("group")
-    # a personalized slot served by the generic baseline (scripts/fallback_decoders.py) says so wherever it is named
-    name = f"{m['name']} (= {m['serves_as']})" if m.get("serves_as") else m["name"]
-    return DecoderEntry(name, family, g if isinstance(g, int) else None, files["frame"], files["sample"],
-                        m.get("sha256", {}))
+    return DecoderEntry(m["name"], family, g if isinstance(g, int) else None, files["frame"], files["sample"],
+                        m.get("sha256", {}), m.get("serves_as"))
 
 
 GROUPS_FILE = "speaker_groups.json"  # the shipped classifier's centroids and grouping

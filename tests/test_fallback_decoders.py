@@ -50,15 +50,35 @@ def test_a_fallback_slot_decodes_exactly_as_the_baseline_and_says_so(models, cap
     assert entry["training_note"] == "its fine-tunes decoded worse"
     assert entry["classifier_groups_sha256"] == sha256_file(models / "speaker_groups.json")
     slot = find_decoder(models, "plpcnet-s", 1)
-    assert (slot.frame, slot.sample) == (base.frame, base.sample) and slot.name == "plpcnet-s-g1 (= lpcnet-bl-s)"
+    assert (slot.frame, slot.sample) == (base.frame, base.sample)
+    assert slot.name == "plpcnet-s-g1" and slot.serves_as == "lpcnet-bl-s" and base.serves_as is None
     rng = np.random.default_rng(0)
     feats = rng.normal(0, 0.5, (12, 20)).astype(np.float32)
     a = StreamingDecoder("plpcnet-s", 1, seed=3, models_dir=models, precision="fp32")
     b = StreamingDecoder("lpcnet-bl-s", None, seed=3, models_dir=models, precision="fp32")
-    assert a.name == "plpcnet-s-g1 (= lpcnet-bl-s)"
+    assert a.name == "plpcnet-s-g1"  # the slot keeps its name in calls and logs
     assert np.array_equal(a.decode(feats), b.decode(feats))
     # the other groups keep their own fine-tunes
     assert find_decoder(models, "plpcnet-s", 0).sample.name == "plpcnet-s-g0.onnx"
+
+
+def test_pnsc_decode_says_which_baseline_serves_the_slot(models, tmp_path):
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    t = np.arange(16000) / 16000
+    sf.write(tmp_path / "a.wav", (0.2 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 16000)
+    fd.main(["plpcnet-s-g1", "--reason", "x", "--models-dir", str(models)])
+    run = lambda *a: subprocess.run([sys.executable, "-m", "pnsc", *a], capture_output=True, text=True)  # noqa: E731
+    assert run("encode", str(tmp_path / "a.wav"), str(tmp_path / "a.pnsc")).returncode == 0
+    r = run("decode", "--decoder", "plpcnet-s", "--group", "1", "--models-dir", str(models), str(tmp_path / "a.pnsc"),
+            str(tmp_path / "b.wav"))
+    assert r.returncode == 0 and "with plpcnet-s-g1 (served by lpcnet-bl-s) (speaker group 1)" in r.stderr, r.stderr
+    r = run("decode", "--decoder", "plpcnet-s", "--group", "0", "--models-dir", str(models), str(tmp_path / "a.pnsc"),
+            str(tmp_path / "c.wav"))
+    assert r.returncode == 0 and "served by" not in r.stderr
 
 
 def test_bad_names_and_a_missing_baseline_are_refused(models, capsys):

@@ -79,9 +79,10 @@ def run(args) -> int:
 
     from pnsc.checks import AUDIO_OUTPUT_SUFFIXES, check_output_path
     from pnsc.cli import CommandError
-    from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder
+    from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder, find_decoder
     from pnsc.receiver.sampling import check_pdf_floor
     from pnsc.shared.constants import FEATURE_DIM, PDF_FLOOR, SAMPLE_RATE
+    from pnsc.shared.paths import models_dir
     from pnsc.shared.pnscfile import read_pnsc
     from pnsc.shared.quantizer import PacketDecoder, load_codebooks
 
@@ -119,6 +120,9 @@ def run(args) -> int:
             name, how = dec.name, f"{dec.precision}, {dec.kernel} kernel"
     except (DecoderNotFound, KernelUnavailable, ValueError) as exc:
         raise CommandError(str(exc)) from None
+    served = find_decoder(Path(args.models_dir) if args.models_dir else models_dir(), family, group).serves_as
+    if served:  # a personalized slot whose group falls back to the baseline (the manifest says why)
+        name += f" (served by {served})"
     if pdf_floor != PDF_FLOOR:
         how += f", sampling floor {pdf_floor:g}"
     if postfilter is not None:
