@@ -6,10 +6,11 @@ decodes better than the baseline.
 
 The manifest entry of ``plpcnet-{s,l}-gG`` is replaced by one that points at ``lpcnet-bl-{s,l}``'s files
 (same sha256; nothing is copied), with ``variant`` ``baseline-fallback``, ``serves_as`` the baseline's name and
-the reason as its training note. The sender's group flag still selects it, so a talker of that group is decoded
-by the best decoder there is for them; the manifest (``variant``, ``serves_as``, the note) and ``pnsc decode``
-(``plpcnet-l-g3 (served by lpcnet-bl-l)``) say that this slot is not personalized. The group's old decoder files are deleted when no entry refers to them any more. Exit status 2
-with one line on a bad name or a missing baseline.
+the reason as its training note. The sender's group flag still selects it, so a talker of that group is
+decoded by the best decoder there is for them; the manifest (``variant``, ``serves_as``, the note) and
+``pnsc decode`` (``plpcnet-l-g3 (served by lpcnet-bl-l)``) say that this slot is not personalized. The group's
+old decoder files are deleted when no entry refers to them any more. Exit status 2 with one line on a bad name
+or a missing baseline.
 """
 from __future__ import annotations
 
