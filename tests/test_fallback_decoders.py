@@ -57,6 +57,12 @@ def test_a_fallback_slot_decodes_exactly_as_the_baseline_and_says_so(models, cap
     a = StreamingDecoder("plpcnet-s", 1, seed=3, models_dir=models, precision="fp32")
     b = StreamingDecoder("lpcnet-bl-s", None, seed=3, models_dir=models, precision="fp32")
     assert a.name == "plpcnet-s-g1"  # the slot keeps its name in calls and logs
+    assert a.serves_as == "lpcnet-bl-s" and b.serves_as is None
+    from pnsc.live.loopback import decoder_variant
+
+    assert decoder_variant(a.name, True, a.serves_as) == "personalized slot, served by lpcnet-bl-s"
+    assert decoder_variant("plpcnet-s-g0", True, None) == "personalized"
+    assert decoder_variant(b.name, False, None) == "baseline (A/B)"
     assert np.array_equal(a.decode(feats), b.decode(feats))
     # the other groups keep their own fine-tunes
     assert find_decoder(models, "plpcnet-s", 0).sample.name == "plpcnet-s-g0.onnx"

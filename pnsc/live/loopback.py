@@ -29,6 +29,14 @@ PAYLOAD_BPS = 1600
 WIRE_OVERHEAD_BYTES = 6 + 52
 
 
+
+def decoder_variant(decoder: str, personalized: bool, serves_as: str | None = None) -> str:
+    """What the live view says about the decoder in use."""
+    if decoder.startswith("plpcnet"):
+        # a group whose fine-tune decoded worse than the baseline is served by it (models/manifest.json says why)
+        return f"personalized slot, served by {serves_as}" if serves_as else "personalized"
+    return "baseline until the group is known" if personalized else "baseline (A/B)"
+
 @dataclass
 class LoopbackOptions:
     size: str = "s"  # decoder size: "s" or "l"
@@ -210,12 +218,7 @@ class LoopbackCall:
         made = self.sender.stats.packets
         concealed = len(self.packets.seqs("concealed", made)) + len(self.packets.seqs("late", made))
         dec = r.decoder or ""
-        if dec.startswith("plpcnet"):
-            variant = "personalized"
-        elif r.personalized:
-            variant = "baseline until the group is known"
-        else:
-            variant = "baseline (A/B)"
+        variant = decoder_variant(dec, r.personalized, getattr(self.core.decoder, "serves_as", None))
         group = r.group if r.group is not None else s.group
         conf = r.confidence if r.group is not None else s.confidence
         return {

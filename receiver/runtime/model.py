@@ -213,6 +213,7 @@ class ModelFiles:
     group: int | None
     frame: Path
     sample: Path
+    serves_as: str | None = None  # a personalized slot served by this generic baseline (fallback_decoders.py)
 
 
 def locate(family: str, group: int | None, models_dir: str | Path | None = None, verify: bool = True) -> ModelFiles:
@@ -227,7 +228,7 @@ def locate(family: str, group: int | None, models_dir: str | Path | None = None,
             want = (e.sha256 or {}).get(kind)
             if want and sha256_file(p) != want:
                 raise ModelFileError(f"{p}: sha256 does not match models/manifest.json (corrupt or replaced file)")
-    return ModelFiles(e.name, family, e.group, e.frame, e.sample)
+    return ModelFiles(e.name, family, e.group, e.frame, e.sample, e.serves_as)
 
 
 class LoadedModel:
@@ -245,6 +246,7 @@ class LoadedModel:
             raise ValueError(f"unknown GRU-A layout {gru_a_layout!r} (one of {', '.join(GRU_A_LAYOUTS)})")
         self.files = files
         self.name = files.name
+        self.serves_as = files.serves_as
         self.family = files.family
         self.group = files.group
         self.gru_a_layout = gru_a_layout

@@ -122,6 +122,11 @@ class StreamingDecoder:
         return self.model.name
 
     @property
+    def serves_as(self) -> str | None:
+        """The generic baseline whose weights serve this personalized slot (None: the slot's own decoder)."""
+        return self.model.serves_as
+
+    @property
     def family(self) -> str:
         return self.model.family
 
