@@ -54,19 +54,30 @@ def _latest(series: list[tuple[int, float]], step: int) -> float:
     return [v for st, v in series if st <= step][-1]
 
 
-def predecessor(runs: Path, base: str, curves: dict, tol_h: float = 5.0) -> str | None:
-    """The set-aside run (``<base>.before-<tags>``) that ``base`` was restarted from, if any: the one whose
-    last validation record lies at most ``tol_h`` audio-hours before where ``base``'s own counting began (its
-    initialisation's hours; a run trains on past its last validation pass before it stops)."""
+def predecessor(runs: Path, base: str, curves: dict, tol_h: float = 5.0, family: str | None = None) -> str | None:
+    """The set-aside run (``<family>.before-<tags>``, family = ``base`` unless given) that ``base`` was restarted
+    from, if any: the one whose last validation record lies at most ``tol_h`` audio-hours before where
+    ``base``'s own counting began (its initialisation's hours; a run trains on past its last validation pass
+    before it stops)."""
     ep = epochs(runs / base)
     if not ep or "audio_hours_total" not in ep[0] or "audio_hours" not in ep[0]:
         return None
     start = ep[0]["audio_hours_total"] - ep[0]["audio_hours"]
     if start <= 0.5:
         return None
-    cands = [n for n in curves if n.startswith(f"{base}.before-") and curves[n]
+    cands = [n for n in curves if n.startswith(f"{family or base}.before-") and n != base and curves[n]
              and 0.0 <= start - curves[n][-1][0] + 0.5 <= tol_h]
     return min(cands, key=lambda n: abs(curves[n][-1][0] - start)) if cands else None
+
+
+def lineage(runs: Path, base: str, curves: dict) -> list[str]:
+    """``base``'s earlier runs, newest first: each set-aside ``<base>.before-*`` run the previous one restarted
+    from (round 10's BL-S restarted round 6's, which had restarted rounds 1-4's)."""
+    chain, cur = [], base
+    while (pred := predecessor(runs, cur, curves, family=base)) and pred not in chain:
+        chain.append(pred)
+        cur = pred
+    return chain
 
 
 def main() -> int:
@@ -101,10 +112,11 @@ def main() -> int:
             curves[name] = [(h, sum(w * r["val_groups"][str(c)] for c, w in enumerate(weights)), counted)
                             for r, (h, counted) in zip(ep, hours)]
     for base in ("lpcnet-bl-s", "lpcnet-bl-l"):  # Fig. 5 shows a promoted run with the run it restarted from
-        pred = predecessor(args.runs, base, curves)
-        if pred:
-            curves[base] = curves[pred] + curves[base]
-            rows[base]["restarted_from"] = pred
+        chain = lineage(args.runs, base, curves)
+        if chain:
+            curves[base] = sum((curves[p] for p in reversed(chain)), []) + curves[base]
+            rows[base]["restarted_from"] = chain[0]
+            rows[base]["lineage"] = chain
     for size in "sl":
         for variant in ("scratch", "ft"):
             per, steps, series, hours = [], [], [], []

@@ -31,3 +31,14 @@ def test_predecessor_is_the_set_aside_run_that_ends_where_the_restart_began(tmp_
     assert vt.predecessor(tmp_path, "lpcnet-bl-s", curves) is None
     del curves["lpcnet-bl-l.before-lr5e-4"]
     assert vt.predecessor(tmp_path, "lpcnet-bl-l", curves) is None
+
+
+def test_lineage_follows_restarts_of_restarts(tmp_path):
+    _run(tmp_path, "lpcnet-bl-s", [2.0, 115.0], [375.0, 488.0])  # round 10: began at 373
+    _run(tmp_path, "lpcnet-bl-s.before-lr5e-4", [5.0, 238.0], [140.0, 372.9])  # round 6: began at 135
+    _run(tmp_path, "lpcnet-bl-s.before-decay5e-5", [10.0, 134.9], [10.0, 134.9])  # rounds 1-4, from scratch
+    _run(tmp_path, "lpcnet-bl-s.control", [3.0, 60.0], [138.0, 195.0])  # a branch set aside, not a predecessor
+    names = ("lpcnet-bl-s", "lpcnet-bl-s.before-lr5e-4", "lpcnet-bl-s.before-decay5e-5", "lpcnet-bl-s.control")
+    curves = {n: [(r["audio_hours_total"], 2.5, True) for r in vt.epochs(tmp_path / n)] for n in names}
+    assert vt.lineage(tmp_path, "lpcnet-bl-s", curves) == ["lpcnet-bl-s.before-lr5e-4", "lpcnet-bl-s.before-decay5e-5"]
+    assert vt.lineage(tmp_path, "lpcnet-bl-s.before-decay5e-5", curves) == []
