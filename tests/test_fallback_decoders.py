@@ -82,6 +82,9 @@ def test_pnsc_decode_says_which_baseline_serves_the_slot(models, tmp_path):
     r = run("decode", "--decoder", "plpcnet-s", "--group", "1", "--models-dir", str(models), str(tmp_path / "a.pnsc"),
             str(tmp_path / "b.wav"))
     assert r.returncode == 0 and "with plpcnet-s-g1 (served by lpcnet-bl-s) (speaker group 1)" in r.stderr, r.stderr
+    r = run("decode", "--reference", "--decoder", "plpcnet-s", "--group", "1", "--models-dir", str(models),
+            str(tmp_path / "a.pnsc"), str(tmp_path / "r.wav"))
+    assert r.returncode == 0 and "with plpcnet-s-g1 (served by lpcnet-bl-s) (speaker group 1)" in r.stderr, r.stderr
     r = run("decode", "--decoder", "plpcnet-s", "--group", "0", "--models-dir", str(models), str(tmp_path / "a.pnsc"),
             str(tmp_path / "c.wav"))
     assert r.returncode == 0 and "served by" not in r.stderr

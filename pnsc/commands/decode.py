@@ -79,10 +79,9 @@ def run(args) -> int:
 
     from pnsc.checks import AUDIO_OUTPUT_SUFFIXES, check_output_path
     from pnsc.cli import CommandError
-    from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder, find_decoder
+    from pnsc.receiver.reference_decoder import DecoderNotFound, ReferenceDecoder
     from pnsc.receiver.sampling import check_pdf_floor
     from pnsc.shared.constants import FEATURE_DIM, PDF_FLOOR, SAMPLE_RATE
-    from pnsc.shared.paths import models_dir
     from pnsc.shared.pnscfile import read_pnsc
     from pnsc.shared.quantizer import PacketDecoder, load_codebooks
 
@@ -110,17 +109,16 @@ def run(args) -> int:
     try:
         if args.reference:
             dec = ReferenceDecoder.from_manifest(family, group, args.models_dir, seed=args.seed, pdf_floor=pdf_floor)
-            name, how = dec.entry.name, "reference decoder"
+            name, how, served = dec.entry.name, "reference decoder", dec.entry.serves_as
         else:
             from pnsc.receiver.runtime import DEFAULT_PRECISION, StreamingDecoder
 
             dec = StreamingDecoder(family, group, seed=args.seed, models_dir=args.models_dir,
                                    precision=args.precision or DEFAULT_PRECISION, pdf_floor=pdf_floor,
                                    postfilter=None if postfilter is None else FormantPostfilter(*postfilter))
-            name, how = dec.name, f"{dec.precision}, {dec.kernel} kernel"
+            name, how, served = dec.name, f"{dec.precision}, {dec.kernel} kernel", dec.serves_as
     except (DecoderNotFound, KernelUnavailable, ValueError) as exc:
         raise CommandError(str(exc)) from None
-    served = find_decoder(Path(args.models_dir) if args.models_dir else models_dir(), family, group).serves_as
     if served:  # a personalized slot whose group falls back to the baseline (the manifest says why)
         name += f" (served by {served})"
     if pdf_floor != PDF_FLOOR:
