@@ -97,11 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     if not clips:
         p.error("no clips of these speakers in the shards")
     totals = {s: {"active": 0, "dropped": 0, "events": 0, "decodes_with_events": 0, "worst": []} for s in a.decoders}
+    # one decoder per (decoder, seed), loaded once; reset() restarts its random stream from its seed per clip
+    streams = {(spec, seed): StreamingDecoder(family, group, seed=seed, models_dir=a.models_dir, precision="fp32")
+               for spec, (family, group) in zip(a.decoders, decs) for seed in range(a.seeds)}
     for utt, _, audio in tqdm(clips, desc="clips"):
         coded = quantize_features(extract_features(audio))[1]
-        for spec, (family, group) in zip(a.decoders, decs):
+        for spec in a.decoders:
             for seed in range(a.seeds):
-                dec = StreamingDecoder(family, group, seed=seed, models_dir=a.models_dir, precision="fp32")
+                dec = streams[spec, seed]
+                dec.reset()
                 act, drop, ev = dropouts(audio, dec.decode(coded), a.active_db, a.drop_db, a.min_windows)
                 t = totals[spec]
                 t["active"] += act
