@@ -161,6 +161,18 @@ def test_best_checkpoint_is_only_ever_a_final_mask_model(data, tmp_path):
     assert last["best_final"] is True and last["best_val"] == best["val_loss"]
 
 
+def test_patience_waits_for_the_final_mask(data, tmp_path):
+    """Validations during the pruning ramp cannot be a best, so they do not use up --patience."""
+    out = tmp_path / "run"
+    train.main(_args(data, out, "--sparse-density", "0.25", "--sparse-start", "0", "--sparse-end", "3",
+                     "--sparse-every", "1", "--max-steps", "6", "--epochs", "3", "--batch", "24", "--lr", "1e-9",
+                     "--patience", "1"))
+    hist = json.loads((out / "history.json").read_text())
+    assert [h["step"] for h in hist] == [2, 4, 6]
+    best = torch.load(out / "best.pt", weights_only=False)
+    assert sparsity.block_density(best["model"]["gru_a.weight_hh_l0"]) == 0.25
+
+
 def test_resume_keeps_mask_and_options_and_reproduces_an_uninterrupted_run(data, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     ramp = ["--sparse-density", "0.25", "--sparse-start", "1", "--sparse-end", "7", "--sparse-every", "2"]

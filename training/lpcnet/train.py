@@ -492,11 +492,11 @@ def main(argv=None) -> int:
         if vgroups and eq3(vgroups, val_groups_spk) is not None:
             rec["val_eq3"] = eq3(vgroups, val_groups_spk)
         state["history"].append(rec)
-        if vloss is not None:
-            state["since_best"] += 1
         # while GRU-A is still being pruned, a lower loss belongs to a denser model than the one this run makes:
         # best.pt (what export and branches start from) only holds final-mask checkpoints
         settled = sparsifier is None or sparsifier.final
+        if vloss is not None and settled:  # --patience counts only validations that could have been a best
+            state["since_best"] += 1
         stale = sparsifier is not None and not state["best_final"]  # the best so far is a denser model's
         if vloss is not None and settled and (state["best_val"] is None or stale or vloss < state["best_val"]):
             state["best_final"] = sparsifier is not None
