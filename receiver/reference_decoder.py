@@ -102,6 +102,14 @@ def find_decoder(models_dir: Path, family: str, group: int | None) -> DecoderEnt
 
 
 GROUPS_FILE = "speaker_groups.json"  # the shipped classifier's centroids and grouping
+TRAINING_GROUPS_FILE = "training_groups.json"  # that grouping extended to the non-LibriSpeech training speakers
+
+
+def grouping_hashes(models_dir: Path) -> dict[str, str]:
+    """The sha256 of the grouping files present in ``models_dir``, as personalized decoders' manifest entries
+    record them (``classifier_groups_sha256`` is what ``check_grouping`` compares at load)."""
+    files = (("classifier_groups_sha256", GROUPS_FILE), ("training_groups_sha256", TRAINING_GROUPS_FILE))
+    return {key: sha256_file(Path(models_dir) / f) for key, f in files if (Path(models_dir) / f).is_file()}
 
 
 def check_grouping(models_dir: Path, entry: dict) -> None:

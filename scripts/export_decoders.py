@@ -27,6 +27,7 @@ import torch  # noqa: E402
 from pnsc.training.lpcnet.export import export_model, load_checkpoint  # noqa: E402
 from pnsc.training.lpcnet.sparsity import export_notes  # noqa: E402
 from pnsc.shared.checksum import sha256_file  # noqa: E402
+from pnsc.receiver.reference_decoder import grouping_hashes  # noqa: E402
 
 RUN_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)(-(?P<v>scratch|ft))?)$")
 
@@ -97,9 +98,7 @@ def main(argv=None) -> int:
     # Which grouping the personalized decoders follow: the shipped classifier's (speaker_groups.json),
     # extended to the non-LibriSpeech training speakers in training_groups.json. Loading refuses a
     # personalized decoder whose recorded classifier grouping differs from the shipped one.
-    grouping = {key: sha256_file(models / f) for key, f in (("classifier_groups_sha256", "speaker_groups.json"),
-                                                            ("training_groups_sha256", "training_groups.json"))
-                if (models / f).is_file()}
+    grouping = grouping_hashes(models)
     audio_hours = json.loads(Path(a.audio_hours).read_text()) if a.audio_hours else {}
     for name, info in sorted(chosen.items()):
         model, ck = load_checkpoint(info["ckpt"])

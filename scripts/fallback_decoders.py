@@ -44,16 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reason", required=True, help="why no fine-tune serves this group (recorded in the entry)")
     p.add_argument("--models-dir", type=Path, default=REPO / "models")
     a = p.parse_args(argv)
-    from pnsc.shared.checksum import sha256_file
+    from pnsc.receiver.reference_decoder import DecoderNotFound, grouping_hashes
+    from pnsc.receiver.runtime.model import locate
 
     man_path = a.models_dir / "manifest.json"
     if not man_path.is_file():
         p.error(f"no manifest at {man_path}")
     man = json.loads(man_path.read_text())
     models = man["models"]
-    grouping = {key: sha256_file(a.models_dir / f) for key, f in (("classifier_groups_sha256", "speaker_groups.json"),
-                                                                  ("training_groups_sha256", "training_groups.json"))
-                if (a.models_dir / f).is_file()}
+    grouping = grouping_hashes(a.models_dir)
     for name in a.names:
         m = NAME_RE.match(name)
         if not m:
@@ -62,9 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         base = next((e for e in models if e.get("kind") == "decoder" and e.get("name") == base_name), None)
         if base is None:
             p.error(f"no {base_name} in {man_path}: a fallback needs the baseline's entry")
-        for k, rel in base["files"].items():
-            if not (a.models_dir / rel).is_file() or sha256_file(a.models_dir / rel) != base["sha256"][k]:
-                p.error(f"{base_name}'s {rel} is missing or differs from the manifest")
+        try:  # the loader's own checks: both files present and matching the manifest's sha256
+            locate(base_name, None, a.models_dir, verify=True)
+        except DecoderNotFound as exc:
+            p.error(f"{base_name}: a file is missing or differs from the manifest: {exc}")
         old = next((e for e in models if e.get("kind") == "decoder" and e.get("name") == name), None)
         entry = fallback_entry(base, name, int(m.group("g")), a.reason, grouping)
         models[:] = [e for e in models if e is not old] + [entry]
