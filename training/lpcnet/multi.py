@@ -58,10 +58,11 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
 
 
 # GPU memory one training process reaches, in GiB per sequence of its batch (15-frame sequences, bf16
-# autocast), from what was seen on an 80 GB H100: S at batch 512 grew to 20-27 GiB over its validation
-# passes (the benchmark's peak is 14.5 GiB), and round 4 trained S + L at 512, and 4 S + 4 L fine-tunes at
-# 128, side by side.
-GIB_PER_SEQUENCE = {"S": 0.052, "L": 0.068}
+# autocast): round 11's validation records (`gpu_peak_gib`, torch's peak allocation over training and its
+# validation passes) on 80 GB H100s under MPS, batch 512: S 14.6-15.0 GiB, L 18.1-18.5 GiB, four processes
+# (S, L, S, L) side by side on one GPU. The old figures (0.052 / 0.068, round 5's path before the folded
+# embeddings) split round 11's first call into two waves of half the budget each.
+GIB_PER_SEQUENCE = {"S": 0.030, "L": 0.037}
 GIB_PER_PROCESS = 1.5  # CUDA context and allocator slack
 
 
