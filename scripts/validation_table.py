@@ -24,6 +24,16 @@ def epochs(run: Path) -> list[dict]:
     return [r for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "epoch" and r.get("val_groups")]
 
 
+def held(run: Path, ep: list[dict]) -> int:
+    """Index in ``ep`` of the validation whose weights the run holds: the last one, or for a run that
+    ended on its best weights (train.py --patience; status.json ``weights_epoch``) that epoch's."""
+    try:
+        at = json.loads((run / "status.json").read_text()).get("weights_epoch")
+    except (OSError, ValueError):
+        at = None
+    return next((i for i, r in enumerate(ep) if r["epoch"] == at), len(ep) - 1)
+
+
 def audio_hours(run: Path, ep: list[dict]) -> list[tuple[float, bool]]:
     """Audio-hours seen at each epoch record, and whether that value was counted (not interpolated).
 
@@ -104,11 +114,11 @@ def main() -> int:
     for name in ("lpcnet-bl-s", "lpcnet-bl-l", *branches):
         ep = epochs(args.runs / name)
         if ep:
-            last = ep[-1]
-            per = [last["val_groups"][str(c)] for c in range(C)]
-            rows[name] = {"step": last["step"], "per_group": per, "eq3": sum(w * v for w, v in zip(weights, per))}
+            i = held(args.runs / name, ep)
+            per = [ep[i]["val_groups"][str(c)] for c in range(C)]
+            rows[name] = {"step": ep[i]["step"], "per_group": per, "eq3": sum(w * v for w, v in zip(weights, per))}
             hours = audio_hours(args.runs / name, ep)
-            rows[name]["audio_hours"] = round(hours[-1][0], 2)
+            rows[name]["audio_hours"] = round(hours[i][0], 2)
             curves[name] = [(h, sum(w * r["val_groups"][str(c)] for c, w in enumerate(weights)), counted)
                             for r, (h, counted) in zip(ep, hours)]
     for base in ("lpcnet-bl-s", "lpcnet-bl-l"):  # Fig. 5 shows a promoted run with the run it restarted from
@@ -125,9 +135,10 @@ def main() -> int:
                 ep = epochs(run)
                 if not ep:
                     break
-                per.append(ep[-1]["val_groups"][str(c)])
-                steps.append(ep[-1]["step"])
-                hours.append(round(audio_hours(run, ep)[-1][0], 2))
+                i = held(run, ep)
+                per.append(ep[i]["val_groups"][str(c)])
+                steps.append(ep[i]["step"])
+                hours.append(round(audio_hours(run, ep)[i][0], 2))
                 series.append([(r["step"], r["val_groups"][str(c)]) for r in ep])
             if len(per) == C:
                 name = f"plpcnet-{size}-{variant}"
@@ -155,8 +166,9 @@ def main() -> int:
             entry = {"scratch": {"step": ep_sc[-1]["step"], "audio_hours": round(h_sc[-1][0], 2),
                                  "val": ep_sc[-1]["val_groups"][str(c)]}}
             if ep_ft:
-                entry["ft"] = {"step": ep_ft[-1]["step"], "audio_hours": round(audio_hours(ft, ep_ft)[-1][0], 2),
-                               "val": ep_ft[-1]["val_groups"][str(c)]}
+                i = held(ft, ep_ft)
+                entry["ft"] = {"step": ep_ft[i]["step"], "audio_hours": round(audio_hours(ft, ep_ft)[i][0], 2),
+                               "val": ep_ft[i]["val_groups"][str(c)]}
             base = epochs(args.runs / f"lpcnet-bl-{size}")
             if base:
                 entry["baseline"] = {"step": base[-1]["step"], "val": base[-1]["val_groups"][str(c)]}

@@ -296,6 +296,9 @@ def test_patience_finishes_a_run_that_stops_improving_on_its_best_weights(data, 
     last, best = (torch.load(out / n, weights_only=False) for n in ("last.pt", "best.pt"))
     assert all(torch.equal(last["model"][k], best["model"][k]) for k in best["model"])
     assert last["since_best"] == 2 and "finished on its best weights" in capsys.readouterr().err
+    # and says so: the checkpoint's loss and status.json's epoch are the best validation's, not the last one's
+    assert last["val_loss"] == min(vals)
+    assert status["weights_epoch"] == hist[best_at]["epoch"] == best["epoch"]
     # resuming a finished run changes nothing
     train.main(_args(data, out, "--epochs", "10", "--batch", "48", "--lr", "1e-9", "--patience", "2"))
     assert len(json.loads((out / "history.json").read_text())) == len(hist)

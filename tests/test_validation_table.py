@@ -42,3 +42,17 @@ def test_lineage_follows_restarts_of_restarts(tmp_path):
     curves = {n: [(r["audio_hours_total"], 2.5, True) for r in vt.epochs(tmp_path / n)] for n in names}
     assert vt.lineage(tmp_path, "lpcnet-bl-s", curves) == ["lpcnet-bl-s.before-lr5e-4", "lpcnet-bl-s.before-decay5e-5"]
     assert vt.lineage(tmp_path, "lpcnet-bl-s.before-decay5e-5", curves) == []
+
+
+def test_a_run_that_ended_on_its_best_weights_is_tabled_at_that_validation(tmp_path):
+    d = tmp_path / "plpcnet-s-g0-ft"
+    d.mkdir()
+    recs = [{"kind": "epoch", "epoch": e, "step": 10 * e, "val_groups": {"0": v}} for e, v in
+            enumerate([2.43, 2.41, 2.44, 2.45])]
+    (d / "log.jsonl").write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    ep = vt.epochs(d)
+    assert vt.held(d, ep) == 3  # no status: the last validation's weights
+    (d / "status.json").write_text(json.dumps({"done": True, "weights_epoch": None}))
+    assert vt.held(d, ep) == 3
+    (d / "status.json").write_text(json.dumps({"done": True, "weights_epoch": 1}))  # train.py --patience
+    assert vt.held(d, ep) == 1 and ep[vt.held(d, ep)]["val_groups"]["0"] == 2.41

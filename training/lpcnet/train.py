@@ -452,6 +452,8 @@ def main(argv=None) -> int:
         if not D.main:
             return
         last_val = next((r["val_loss"] for r in reversed(state["history"]) if r.get("val_loss") is not None), None)
+        if state.get("weights_epoch") is not None:  # ended on its best weights (--patience): their loss
+            last_val = state["best_val"]
         meta = {"version": CKPT_VERSION, "name": name, "config": cfg.to_dict(), "args": vars(a),
                 "params": count_parameters(model), "data_summary": data_summary, "val_loss": last_val, **state}
         _atomic_save({"optimizer": opt.state_dict(), "step": state["step"]}, last_opt)
@@ -460,7 +462,8 @@ def main(argv=None) -> int:
         _atomic_text(json.dumps({"done": done, "name": name, "step": state["step"], "epoch": state["epoch"],
                                  "best_val": state["best_val"], "epochs": a.epochs,
                                  "audio_hours": _hours_seen(state),
-                                 "own_audio_hours": round(state["audio_seconds"] / 3600.0, 3)},
+                                 "own_audio_hours": round(state["audio_seconds"] / 3600.0, 3),
+                                 "weights_epoch": state.get("weights_epoch")},
                                 indent=1),
                      out / "status.json")
         try:
@@ -614,7 +617,10 @@ def main(argv=None) -> int:
     done = finished() and not state["pending_val"]
     if done and out_of_patience() and (out / "best.pt").is_file():
         # the run ends on its best weights, so last.pt (what a lease brings back) is the one to export
-        model.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"])
+        best_ck = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(best_ck["model"])
+        # validation tables and exports read this record's losses, not the last validation's
+        state["weights_epoch"] = best_ck["epoch"]
         if D.main:
             log(f"train: {name} no better validation loss in {state['since_best']} validations (--patience "
                 f"{a.patience}): finished on its best weights (val {state['best_val']:.4f})")
