@@ -1,8 +1,12 @@
-"""training.lpcnet.multi: model-name grammar, recipe branches and a real two-stage run on the CPU."""
+"""training.lpcnet.multi: model-name grammar, recipe branches, a real two-stage run on the CPU, the backlog and
+--resume-only (scheduling with a stand-in trainer), and scripts/gpu.sh train's options for them."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -256,3 +260,38 @@ def test_resume_only_refuses_runs_that_would_start_from_random_weights(tmp_path,
     assert [n for n in multi.expand("all10,ft-s", 1) if multi.starts_from_random(n)] == [
         "lpcnet-bl-s", "lpcnet-bl-l", "plpcnet-s-g0-scratch", "plpcnet-l-g0-scratch"]
     assert not multi.starts_from_random("plpcnet-s-g0-scratch.control")
+
+
+def _gpu_sh_train(tmp_path, **env):
+    """scripts/gpu.sh train in a copy of the script, its python a stand-in that logs each call's arguments;
+    returns (exit status, output, the argument lists multi.py was called with)."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parent.parent / "scripts" / "gpu.sh", repo / "scripts" / "gpu.sh")
+    py = tmp_path / "py"
+    py.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$(mktemp -p "$PY_LOG")"; '
+                  '[ "$1" = -c ] && echo 5.0; exit 0\n')
+    py.chmod(0o755)
+    (tmp_path / "log").mkdir()
+    mine = ("MODELS", "REQUIRE_RUNS", "FRESH", "BACKLOG", "BACKLOG_MIN_LEFT")
+    full = {**{k: v for k, v in os.environ.items() if k not in mine},
+            "PY": str(py), "PY_LOG": str(tmp_path / "log"), "OUT": str(tmp_path / "out"), **env}
+    p = subprocess.run(["bash", str(repo / "scripts" / "gpu.sh"), "train"], capture_output=True, text=True,
+                       env=full, timeout=60)
+    calls = [f.read_text().splitlines() for f in (tmp_path / "log").iterdir()]
+    return p.returncode, p.stdout + p.stderr, [c for c in calls if c[:2] == ["-m", "pnsc.training.lpcnet.multi"]]
+
+
+def test_gpu_sh_train_passes_resume_only_fresh_and_backlog(tmp_path):
+    rc, out, calls = _gpu_sh_train(tmp_path / "a", MODELS="ft-s")
+    assert rc == 0 and len(calls) == 1, out  # no REQUIRE_RUNS: the call goes on
+    head = calls[0][:calls[0].index("--")]
+    assert "--resume-only" in head and "--fresh" not in head and "--backlog" not in head
+    rc, out, calls = _gpu_sh_train(tmp_path / "b", MODELS="baselines", FRESH="lpcnet-bl-s, lpcnet-bl-l",
+                                   BACKLOG="ft-s,plpcnet-l-g0-ft", BACKLOG_MIN_LEFT="2")
+    head = calls[0][:calls[0].index("--")]
+    assert rc == 0 and head[head.index("--fresh") + 1] == "lpcnet-bl-s, lpcnet-bl-l", out
+    assert head[head.index("--backlog") + 1:head.index("--backlog") + 4] == [
+        "ft-s,plpcnet-l-g0-ft", "--backlog-min-left", "2"]
+    rc, out, calls = _gpu_sh_train(tmp_path / "c", REQUIRE_RUNS="lpcnet-bl-s,lpcnet-bl-l")
+    assert rc == 3 and "no runs/gpu/lpcnet-bl-s/last.pt" in out and calls == []
