@@ -28,6 +28,8 @@
 #                                           the runs into $OUT (weights first, Adam moments while under 60 MiB).
 #   Every call may land on a fresh machine (a machine stays warm 30 s after a call): carry .carry/state
 #   unless the next call is issued at once; REQUIRE_RUNS=NAME[,NAME...] makes a call stop rather than start NAME anew.
+#   multi.py runs with --resume-only: a baseline or scratch run of MODELS/BACKLOG without a checkpoint on the
+#   machine is refused (counted as failed; the others train) unless FRESH names it (a new run, first call).
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
 #          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
 #          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH, BENCH_SIZE, BENCH_STEPS, BENCH_PROCS
@@ -36,7 +38,9 @@
 #          (CUDA MPS daemon for the call: processes on one GPU run concurrently),
 #          PNSC_LPCNET_IMPL (fast|old|fold), PNSC_LPCNET_GRU_B (scan, the default here, or cudnn),
 #          FT_PATIENCE (multi.py --ft-patience: fine-tunes stop on their best weights after N validations
-#          without a better one).
+#          without a better one), BACKLOG (multi.py --backlog, a MODELS spec: started, in order, on a GPU slot
+#          a run frees with at least BACKLOG_MIN_LEFT (1.0) minutes of its wave left), FRESH (multi.py --fresh:
+#          the runs of MODELS/BACKLOG that may start from random weights, e.g. FRESH=baselines on a first call).
 set -uo pipefail
 T0=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -150,6 +154,7 @@ train)
     # restored files are new on this machine but were not trained by this call: pack only what changes from now
     PACK_SINCE=$(date +%s)
   fi
+  REQUIRE_RUNS=${REQUIRE_RUNS:-}  # (unset, set -u ended the call here with rc 127)
   for req in ${REQUIRE_RUNS//,/ }; do  # REQUIRE_RUNS=NAME[,NAME...]
     [ -f "$RUNS/$req/last.pt" ] || {
       echo "no $RUNS/$req/last.pt on this machine (fresh machine, no .carry/state): not starting from scratch"; exit 3; }
@@ -175,9 +180,10 @@ train)
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
   BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - 0.5), 2))")
-  echo "training $MODELS for $BUDGET min, batch $BATCH"
+  echo "training $MODELS${BACKLOG:+ (backlog $BACKLOG)} for $BUDGET min, batch $BATCH"
   $PY -m pnsc.training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
-    --batch "$BATCH" --gpus "$GPUS" --ft-patience "${FT_PATIENCE:-0}" -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
+    --batch "$BATCH" --gpus "$GPUS" --ft-patience "${FT_PATIENCE:-0}" --resume-only ${FRESH:+--fresh "$FRESH"} \
+    ${BACKLOG:+--backlog "$BACKLOG" --backlog-min-left "${BACKLOG_MIN_LEFT:-1.0}"} -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
     --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
   RC=$?
   [ -z "$BENCH_PID" ] || wait "$BENCH_PID"
@@ -191,6 +197,6 @@ train)
   exit $RC
   ;;
 *)
-  sed -n '2,24p' "$0"; exit 2
+  sed -n '2,/^set /{/^#/p}' "$0"; exit 2  # the header comment
   ;;
 esac

@@ -1,8 +1,12 @@
-"""training.lpcnet.multi: model-name grammar, recipe branches and a real two-stage run on the CPU."""
+"""training.lpcnet.multi: model-name grammar, recipe branches, a real two-stage run on the CPU, the backlog and
+--resume-only (scheduling with a stand-in trainer), and scripts/gpu.sh train's options for them."""
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -48,20 +52,29 @@ def test_branches_start_from_the_base_and_their_options_win(tmp_path, capsys):
               "--lr", "5e-4"]
     args = ["--data", str(data), "--out-root", str(root), "--batch", "4", "--stagger-s", "0", "--budget-min", "5"]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    assert multi.main(args + ["--models", "lpcnet-bl-s"] + common) == 0
+    # --resume-only: a baseline without a checkpoint starts only when --fresh names it
+    assert multi.main(args + ["--models", "lpcnet-bl-s", "--resume-only"] + common) == 1
+    assert not (root / "lpcnet-bl-s" / "last.pt").exists()
+    assert multi.main(args + ["--models", "lpcnet-bl-s", "--resume-only", "--fresh", "lpcnet-bl-s"] + common) == 0
     assert (root / "lpcnet-bl-s" / "best.pt").is_file() or (root / "lpcnet-bl-s" / "last.pt").is_file()
-    assert multi.main(args + ["--models", "lpcnet-bl-s.control,lpcnet-bl-s.lr2e-3.noise3"] + common) == 0
+    # branches start from their base run: --resume-only never refuses them
+    assert multi.main(args + ["--models", "lpcnet-bl-s.control,lpcnet-bl-s.lr2e-3.noise3", "--resume-only"]
+                      + common) == 0
     for name, lr in (("lpcnet-bl-s.control", 5e-4), ("lpcnet-bl-s.lr2e-3.noise3", 2e-3)):
         out = root / name
         log = (out / "stdout.log").read_text()
         assert "initialised from" in log and "lpcnet-bl-s/" in log, log[-2000:]
         steps = [r for r in _records(out) if r["kind"] == "step"]
         assert steps and abs(steps[0]["lr"] - lr) / lr < 0.01, steps[0]
-    # --ft-patience reaches the plain fine-tunes only (not the baselines' branches)
+    # --ft-patience reaches the plain fine-tunes only (not the baselines' branches), in a wave or the backlog
     capsys.readouterr()
-    assert multi.main(args + ["--models", "plpcnet-s-g0-ft,lpcnet-bl-s.noise3", "--ft-patience", "3"] + common) == 0
-    starts = {ln.split()[2]: ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("multi: start")}
-    assert starts["plpcnet-s-g0-ft:"].endswith("--patience 3") and "--patience" not in starts["lpcnet-bl-s.noise3:"]
+    assert multi.main(args + ["--models", "lpcnet-bl-s.noise3", "--backlog", "plpcnet-s-g0-ft", "--ft-patience", "3",
+                              "--backlog-min-left", "0"] + common) == 0
+    starts = {ln.split()[2].rstrip(":"): ln for ln in capsys.readouterr().err.splitlines()
+              if ln.startswith("multi: start")}
+    assert "from the backlog" in starts["plpcnet-s-g0-ft"] and starts["plpcnet-s-g0-ft"].endswith("--patience 3")
+    assert "--patience" not in starts["lpcnet-bl-s.noise3"]
+    assert _records(root / "plpcnet-s-g0-ft"), "the backlog fine-tune trained"
 
 
 def test_models_that_would_not_fit_together_train_in_waves():
@@ -115,4 +128,170 @@ def test_throughput_is_summed_per_gpu_and_over_all(tmp_path):
     assert lines[0].startswith("throughput GPU 0: 45.0 audio-h in 5.00 min = 9.00 audio-h/min (2 run(s): a 30.0, b 15.0)")
     assert lines[1].startswith("throughput GPU 1: 20.0 audio-h in 5.00 min = 4.00 audio-h/min")
     assert lines[2] == "throughput all: 65.0 audio-h in 5.00 min = 13.00 audio-h/min, 6.50 per GPU-minute over 2 GPU(s)"
-    assert multi.throughput_lines({"a": 1.0}, {}, 0.0) == []
+    assert multi.throughput_lines({"a": 1.0}, {}, 0.0) == [] and multi.throughput_lines({}, {}, 1.0) == []
+
+
+# A stand-in for train.py where the scheduling is what is tested: it sleeps as long as FAKE_TRAIN says for its
+# run folder, records when and where (CUDA_VISIBLE_DEVICES) it ran, and adds audio-hours to status.json.
+FAKE_TRAIN = """
+import json, os, sys, time
+from pathlib import Path
+argv = sys.argv[1:]
+out = Path(argv[argv.index("--out") + 1])
+plan = json.loads(os.environ["FAKE_TRAIN"]).get(out.name, {})
+t_start = time.time()
+time.sleep(plan.get("s", 0.1))
+st = out / "status.json"
+before = json.loads(st.read_text()).get("own_audio_hours", 0.0) if st.is_file() else 0.0
+st.write_text(json.dumps({"done": False, "own_audio_hours": before + plan.get("h", 1.0)}))
+(out / "call.json").write_text(json.dumps({"argv": argv, "gpu": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                                           "t_start": t_start, "t_end": time.time()}))
+print("fake: trained", out.name)
+"""
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """multi.main running the fake trainer; returns run(root, plan, *argv) -> (exit status, stderr)."""
+    (tmp_path / "fake_train.py").write_text(FAKE_TRAIN)
+    monkeypatch.setattr(multi, "TRAINER", "fake_train")
+    monkeypatch.setattr(multi, "POLL_S", 0.05)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+
+    def run(root, plan, *argv):
+        monkeypatch.setenv("FAKE_TRAIN", json.dumps(plan))
+        rc = multi.main(["--data", str(tmp_path), "--out-root", str(root), "--stagger-s", "0", *argv])
+        return rc
+    return run
+
+
+def _call(root, name):
+    return json.loads((root / name / "call.json").read_text())
+
+
+def _budget(call):
+    return float(call["argv"][call["argv"].index("--budget-min") + 1])
+
+
+def _base(root, name, file="best.pt"):
+    (root / name).mkdir(parents=True, exist_ok=True)
+    (root / name / file).write_text("weights")
+
+
+def test_backlog_refills_the_gpu_slot_that_comes_free_first(tmp_path, fake, capsys):
+    root = tmp_path / "runs"
+    _base(root, "lpcnet-bl-s")
+    (root / "plpcnet-s-g3-ft").mkdir()
+    (root / "plpcnet-s-g3-ft" / "status.json").write_text('{"done": true}')
+    # the first run (GPU 4) trains long; the second (GPU 5) stops early: the backlog goes to GPU 5, in order,
+    # without waiting for the first; a done run and a branch without its base are skipped
+    plan = {"plpcnet-s-g0-ft": {"s": 4.0, "h": 5.0}, "plpcnet-s-g1-ft": {"s": 0.1, "h": 1.0},
+            "plpcnet-s-g2-ft": {"s": 0.1, "h": 2.0}, "lpcnet-bl-s.control": {"s": 0.1, "h": 3.0}}
+    rc = fake(root, plan, "--models", "plpcnet-s-g0-ft,plpcnet-s-g1-ft", "--gpus", "4,5", "--budget-min", "1",
+              "--backlog", "plpcnet-s-g3-ft,lpcnet-bl-l.nonoise,plpcnet-s-g2-ft,lpcnet-bl-s.control",
+              "--backlog-min-left", "0.1", "--ft-patience", "2")
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "multi: plpcnet-s-g3-ft already done" in err and "multi: skip lpcnet-bl-l.nonoise: needs a trained" in err
+    first, second = _call(root, "plpcnet-s-g0-ft"), _call(root, "plpcnet-s-g1-ft")
+    b1, b2 = _call(root, "plpcnet-s-g2-ft"), _call(root, "lpcnet-bl-s.control")
+    assert (first["gpu"], second["gpu"], b1["gpu"], b2["gpu"]) == ("4", "5", "5", "5")
+    assert second["t_end"] <= b1["t_start"] and b1["t_end"] <= b2["t_start"] and b2["t_start"] < first["t_end"]
+    # a backlog run gets what is left of the wave, and the same options as the wave's runs
+    assert _budget(b2) < _budget(b1) < _budget(first) <= 1.0 and _budget(b2) > 0.8
+    assert b1["argv"][-2:] == ["--patience", "2"] and "--patience" not in b2["argv"]
+    assert "--init-from" in b2["argv"] and b2["argv"][b2["argv"].index("--name") + 1] == "lpcnet-bl-s.control"
+    assert "backlog not started" not in err
+    lines = [ln for ln in err.splitlines() if "throughput" in ln]
+    assert lines[0].startswith("multi: throughput GPU 4: 5.0 audio-h") and "(1 run(s): plpcnet-s-g0-ft 5.0)" in lines[0]
+    assert lines[1].startswith("multi: throughput GPU 5: 6.0 audio-h") and "(3 run(s)" in lines[1]
+    assert lines[2].startswith("multi: throughput all: 11.0 audio-h")
+
+
+def test_backlog_waits_for_memory_and_stops_near_the_wave_end(tmp_path, fake, capsys):
+    root = tmp_path / "runs"
+    _base(root, "lpcnet-bl-s")
+    _base(root, "lpcnet-bl-l")
+    # batch 64 on a 7 GiB GPU: two S fit (3.4 GiB each), an S and an L (3.9 GiB) do not
+    assert multi.estimate_gib("plpcnet-s-g0-ft", 64) * 2 < 7.0 < (multi.estimate_gib("plpcnet-s-g0-ft", 64)
+                                                                  + multi.estimate_gib("plpcnet-l-g0-ft", 64))
+    plan = {"plpcnet-s-g0-ft": {"s": 2.5}, "plpcnet-s-g1-ft": {"s": 0.1}, "plpcnet-s-g2-ft": {"s": 0.1},
+            "plpcnet-l-g0-ft": {"s": 0.1}}
+    common = ["--gpus", "0", "--gpu-mem-gib", "7", "--batch", "64", "--budget-min", "1"]
+    rc = fake(root, plan, "--models", "plpcnet-s-g0-ft,plpcnet-s-g1-ft", "--backlog", "plpcnet-l-g0-ft,plpcnet-s-g2-ft",
+              "--backlog-min-left", "0.1", *common)
+    err = capsys.readouterr().err
+    assert rc == 0 and "waves" not in err, err
+    # the L waits (next to the long S it would not fit); the S behind it takes the slot; the L starts once
+    # the GPU is empty
+    long_s, small, big = (_call(root, n) for n in ("plpcnet-s-g0-ft", "plpcnet-s-g2-ft", "plpcnet-l-g0-ft"))
+    assert small["t_start"] < long_s["t_end"] <= big["t_start"]
+    # less than --backlog-min-left of the wave left: nothing more starts, and the backlog says so
+    root2 = tmp_path / "runs2"
+    _base(root2, "lpcnet-bl-s")
+    rc = fake(root2, plan, "--models", "plpcnet-s-g1-ft", "--backlog", "plpcnet-s-g2-ft", "--backlog-min-left", "1",
+              *common)
+    err = capsys.readouterr().err
+    assert rc == 0 and "multi: backlog not started: plpcnet-s-g2-ft" in err
+    assert not (root2 / "plpcnet-s-g2-ft").exists()
+    with pytest.raises(SystemExit) as exc:
+        fake(root2, plan, "--models", "ft-s", "--backlog", "plpcnet-s-g1-ft,lpcnet-bl-s", *common)
+    assert exc.value.code == 2 and "plpcnet-s-g1-ft: in both --models and --backlog" in capsys.readouterr().err
+
+
+def test_resume_only_refuses_runs_that_would_start_from_random_weights(tmp_path, fake, capsys):
+    root = tmp_path / "runs"
+    _base(root, "lpcnet-bl-s", "last.pt")  # carried: it resumes
+    models = "lpcnet-bl-s,lpcnet-bl-l,plpcnet-s-g0-scratch,plpcnet-s-g1-scratch,plpcnet-s-g0-ft,lpcnet-bl-s.control"
+    rc = fake(root, {}, "--models", models, "--backlog", "plpcnet-l-g0-scratch", "--resume-only",
+              "--fresh", "plpcnet-s-g1-scratch", "--budget-min", "1")
+    err = capsys.readouterr().err
+    assert rc == 3, err  # exit status: the refused runs count as failed
+    for name in ("lpcnet-bl-l", "plpcnet-s-g0-scratch", "plpcnet-l-g0-scratch"):
+        assert (f"multi: refuse {name}: no checkpoint in {root / name} and not in --fresh "
+                f"(it would start from random weights)") in err
+        assert not (root / name / "call.json").exists()
+    # the rest trained: a resumed baseline, a scratch run named in --fresh, a fine-tune and a branch
+    for name in ("lpcnet-bl-s", "plpcnet-s-g1-scratch", "plpcnet-s-g0-ft", "lpcnet-bl-s.control"):
+        assert (root / name / "call.json").is_file(), name
+    # without --resume-only every run starts, as before
+    rc = fake(root, {}, "--models", "lpcnet-bl-l,plpcnet-s-g0-scratch", "--budget-min", "1")
+    assert rc == 0 and (root / "lpcnet-bl-l" / "call.json").is_file()
+    assert [n for n in multi.expand("all10,ft-s", 1) if multi.starts_from_random(n)] == [
+        "lpcnet-bl-s", "lpcnet-bl-l", "plpcnet-s-g0-scratch", "plpcnet-l-g0-scratch"]
+    assert not multi.starts_from_random("plpcnet-s-g0-scratch.control")
+
+
+def _gpu_sh_train(tmp_path, **env):
+    """scripts/gpu.sh train in a copy of the script, its python a stand-in that logs each call's arguments;
+    returns (exit status, output, the argument lists multi.py was called with)."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parent.parent / "scripts" / "gpu.sh", repo / "scripts" / "gpu.sh")
+    py = tmp_path / "py"
+    py.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$(mktemp -p "$PY_LOG")"; '
+                  '[ "$1" = -c ] && echo 5.0; exit 0\n')
+    py.chmod(0o755)
+    (tmp_path / "log").mkdir()
+    mine = ("MODELS", "REQUIRE_RUNS", "FRESH", "BACKLOG", "BACKLOG_MIN_LEFT")
+    full = {**{k: v for k, v in os.environ.items() if k not in mine},
+            "PY": str(py), "PY_LOG": str(tmp_path / "log"), "OUT": str(tmp_path / "out"), **env}
+    p = subprocess.run(["bash", str(repo / "scripts" / "gpu.sh"), "train"], capture_output=True, text=True,
+                       env=full, timeout=60)
+    calls = [f.read_text().splitlines() for f in (tmp_path / "log").iterdir()]
+    return p.returncode, p.stdout + p.stderr, [c for c in calls if c[:2] == ["-m", "pnsc.training.lpcnet.multi"]]
+
+
+def test_gpu_sh_train_passes_resume_only_fresh_and_backlog(tmp_path):
+    rc, out, calls = _gpu_sh_train(tmp_path / "a", MODELS="ft-s")
+    assert rc == 0 and len(calls) == 1, out  # no REQUIRE_RUNS: the call goes on
+    head = calls[0][:calls[0].index("--")]
+    assert "--resume-only" in head and "--fresh" not in head and "--backlog" not in head
+    rc, out, calls = _gpu_sh_train(tmp_path / "b", MODELS="baselines", FRESH="lpcnet-bl-s, lpcnet-bl-l",
+                                   BACKLOG="ft-s,plpcnet-l-g0-ft", BACKLOG_MIN_LEFT="2")
+    head = calls[0][:calls[0].index("--")]
+    assert rc == 0 and head[head.index("--fresh") + 1] == "lpcnet-bl-s, lpcnet-bl-l", out
+    assert head[head.index("--backlog") + 1:head.index("--backlog") + 4] == [
+        "ft-s,plpcnet-l-g0-ft", "--backlog-min-left", "2"]
+    rc, out, calls = _gpu_sh_train(tmp_path / "c", REQUIRE_RUNS="lpcnet-bl-s,lpcnet-bl-l")
+    assert rc == 3 and "no runs/gpu/lpcnet-bl-s/last.pt" in out and calls == []

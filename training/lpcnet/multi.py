@@ -1,7 +1,8 @@
 """Train several decoders at once (one process each, spread over the GPUs), all with the same budget.
 
     python -m pnsc.training.lpcnet.multi --data DIR --out-root ROOT --budget-min 9 \
-        --models all10 [--batch 512] [--gpus 0] [-- extra train.py options]
+        --models all10 [--backlog MODELS] [--resume-only [--fresh NAMES]] [--batch 512] [--gpus 0] \
+        [-- extra train.py options]
 
 Model names: ``lpcnet-bl-s``, ``lpcnet-bl-l``, ``plpcnet-{s,l}-g{G}-scratch`` (trained on group G's
 speakers only, from random init) and ``plpcnet-{s,l}-g{G}-ft`` (initialised from
@@ -29,6 +30,20 @@ GPU memory: models that would not fit side by side (estimated from the batch and
 against the GPUs' memory from nvidia-smi or ``--gpu-mem-gib``) train in waves, one after the other, each
 wave with an equal share of the remaining budget; round 5 lost two of four runs started together to
 out-of-memory errors.  ``--max-concurrent`` caps a wave's size by hand.
+
+Backlog: ``--backlog MODELS`` (the same syntax as ``--models``; a name may not be in both) refills GPU slots
+that come free early (a fine-tune stopped by ``--ft-patience`` after a minute of a nine-minute call): when a
+run ends and at least ``--backlog-min-left`` minutes (default 1) of its wave remain, the next backlog model
+that fits in the memory left on that GPU (estimated as for the waves; any model on an idle GPU) starts on it,
+with what is left of the wave as its budget, until the backlog is empty.  Backlog models are checked at the
+start like the others (done, missing base, ``--resume-only``); those never started are listed at the end and
+do not count as failed.  The throughput lines count each run on the GPU it ran on.
+
+From random weights only on purpose: with ``--resume-only`` a run that would start from random
+initialisation (``lpcnet-bl-{s,l}`` or ``plpcnet-*-gG-scratch`` with no ``ROOT/<name>/last.pt``, e.g. its
+state was not carried to a fresh machine) is refused, and counted as failed, unless ``--fresh NAMES``
+(names or sets, as ``--models``) lists it; fine-tunes and recipe branches start from trained weights and are
+never refused.  scripts/gpu.sh ``train`` always passes ``--resume-only`` (env FRESH gives ``--fresh``).
 """
 from __future__ import annotations
 
@@ -64,6 +79,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
 # embeddings) split round 11's first call into two waves of half the budget each.
 GIB_PER_SEQUENCE = {"S": 0.030, "L": 0.037}
 GIB_PER_PROCESS = 1.5  # CUDA context and allocator slack
+POLL_S = 1.0  # how often the running processes are checked for an end
+TRAINER = "pnsc.training.lpcnet.train"  # the module each process runs (python -m)
 
 
 def model_size(name: str) -> str:
@@ -190,6 +207,13 @@ def _start_from(run: Path, missing: str) -> list[str]:
     return ["--init-from", str(init)]
 
 
+def starts_from_random(name: str) -> bool:
+    """True for the runs whose first call starts from random weights: the baselines and the scratch
+    PLPCNets (a fine-tune starts from its baseline, a recipe branch from its base run)."""
+    m = NAME_RE.match(name)
+    return m is not None and (m.group("bs") is not None or m.group("v") == "scratch")
+
+
 def _base_args(name: str, root: Path, start: bool) -> list[str]:
     """Size, group and name of a plain run; with ``start`` a new fine-tune's ``--init-from`` its baseline."""
     m = NAME_RE.match(name)
@@ -212,6 +236,14 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True, action="append")
     ap.add_argument("--out-root", required=True)
     ap.add_argument("--models", default="all10")
+    ap.add_argument("--backlog", default="",
+                    help="models (as --models) that start, in order, on a GPU slot a run frees early")
+    ap.add_argument("--backlog-min-left", type=float, default=1.0,
+                    help="start a backlog model only with at least this many minutes of the wave left")
+    ap.add_argument("--resume-only", action="store_true",
+                    help="refuse (and count as failed) a baseline or scratch run without a last.pt in the "
+                         "out-root, which would start from random weights, unless --fresh names it")
+    ap.add_argument("--fresh", default="", help="with --resume-only: the runs that may start from random weights")
     ap.add_argument("--C", type=int, default=4)
     ap.add_argument("--budget-min", type=float, default=9.0)
     ap.add_argument("--batch", type=int, default=512)
@@ -225,25 +257,45 @@ def main(argv=None) -> int:
                          "weights, after this many validations without a better one (a group with little speech "
                          "overfits; round 10's group 3 never beat its start); 0 = off")
     a = ap.parse_args(argv)
+    models, backlog_names = expand(a.models, a.C), expand(a.backlog, a.C)
+    both = [n for n in backlog_names if n in models]
+    if both:
+        ap.error(f"{', '.join(both)}: in both --models and --backlog")
+    fresh = set(expand(a.fresh, a.C))
     root = Path(a.out_root)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     gpus = a.gpus.split(",") if a.gpus else None
-    todo = []
-    for name in expand(a.models, a.C):
-        st = root / name / "status.json"
-        if st.is_file() and json.loads(st.read_text()).get("done"):
-            print(f"multi: {name} already done", file=sys.stderr)
-            continue
-        try:
-            targs, last = train_args(name, root)
+    failed = 0
+
+    def prepare(names: list[str]) -> list[tuple[str, list[str], list[str]]]:
+        """(name, train.py options, options that go last) of each name that can start; messages for the rest."""
+        nonlocal failed
+        out = []
+        for name in names:
+            st = root / name / "status.json"
+            if st.is_file() and json.loads(st.read_text()).get("done"):
+                print(f"multi: {name} already done", file=sys.stderr)
+                continue
+            if (a.resume_only and starts_from_random(name) and name not in fresh
+                    and not (root / name / "last.pt").is_file()):
+                print(f"multi: refuse {name}: no checkpoint in {root / name} and not in --fresh "
+                      f"(it would start from random weights)", file=sys.stderr)
+                failed += 1
+                continue
+            try:
+                targs, last = train_args(name, root)
+            except FileNotFoundError as exc:
+                print(f"multi: skip {exc}", file=sys.stderr)
+                continue
             if a.ft_patience and name.endswith("-ft"):  # a plain fine-tune, not a branch of one
                 last = [*last, "--patience", str(a.ft_patience)]
-            todo.append((name, targs, last))
-        except FileNotFoundError as exc:
-            print(f"multi: skip {exc}", file=sys.stderr)
+            out.append((name, targs, last))
+        return out
+
+    todo, backlog = prepare(models), prepare(backlog_names)
     capacity = a.gpu_mem_gib if a.gpu_mem_gib is not None else gpu_memory_gib(gpus)
-    need = {n: estimate_gib(n, a.batch) for n, *_ in todo}
+    need = {n: estimate_gib(n, a.batch) for n, *_ in todo + backlog}
     n_gpus = len(gpus) if gpus else 1
     waves = plan_waves([(n, need[n]) for n, *_ in todo], capacity, a.max_concurrent, n_gpus)
     if len(waves) > 1:
@@ -251,41 +303,62 @@ def main(argv=None) -> int:
                else f"at most {a.max_concurrent} at once")
         print(f"multi: {len(waves)} waves ({mem}): "
               + " | ".join(",".join(w) for w in waves), file=sys.stderr)
-    args_of = {n: (targs, last) for n, targs, last in todo}
-    failed = 0
-    hours_before = {n: own_audio_hours(root / n) for n, *_ in todo}
+    args_of = {n: (targs, last) for n, targs, last in todo + backlog}
+    hours_before = {n: own_audio_hours(root / n) for n in args_of}
     gpu_of: dict[str, str] = {}
+    started: list[str] = []
     t_train = time.monotonic()
+
+    def minutes() -> float:
+        return (time.monotonic() - t0) / 60.0
+
+    def launch(name: str, g: int, wave_end: float, how: str = "") -> tuple[str, subprocess.Popen, object, int]:
+        """Start one training process on GPU index ``g`` (of ``gpus``) with the rest of the wave as its budget."""
+        targs, last = args_of[name]
+        out = root / name
+        out.mkdir(parents=True, exist_ok=True)
+        budget = wave_end - minutes()
+        cmd = [sys.executable, "-m", TRAINER, *sum((["--data", d] for d in a.data), []),
+               "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra, *last]
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpu_of[name] = gpus[g]
+        log = open(out / "stdout.log", "a")
+        where = f" on GPU {gpus[g]}" if gpus else ""
+        print(f"multi: start {name}{where}{how}: {' '.join(cmd[1:])}", file=sys.stderr)
+        started.append(name)
+        return name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log, g
+
     for k, wave in enumerate(waves):
         # each wave gets an equal share of what is left; every process ends inside the caller's budget
-        wave_end = a.budget_min - (a.budget_min - (time.monotonic() - t0) / 60.0) * (1 - 1 / (len(waves) - k))
-        procs = []
-        on_gpu = place([(n, need[n]) for n in wave], n_gpus)
-        for i, name in enumerate(wave):
-            targs, last = args_of[name]
-            out = root / name
-            out.mkdir(parents=True, exist_ok=True)
-            budget = wave_end - (time.monotonic() - t0) / 60.0
-            cmd = [sys.executable, "-m", "pnsc.training.lpcnet.train", *sum((["--data", d] for d in a.data), []),
-                   "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra,
-                   *last]
-            env = dict(os.environ)
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = gpus[on_gpu[i]]
-                gpu_of[name] = gpus[on_gpu[i]]
-            log = open(out / "stdout.log", "a")
-            where = f" on GPU {gpus[on_gpu[i]]}" if gpus else ""
-            print(f"multi: start {name}{where}: {' '.join(cmd[1:])}", file=sys.stderr)
-            procs.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+        wave_end = a.budget_min - (a.budget_min - minutes()) * (1 - 1 / (len(waves) - k))
+        running = []
+        for name, g in zip(wave, place([(n, need[n]) for n in wave], n_gpus)):
+            running.append(launch(name, g, wave_end))
             time.sleep(a.stagger_s)
-        for name, p, log in procs:
-            rc = p.wait()
-            log.close()
-            path = root / name / "stdout.log"
-            tail = path.read_text().splitlines()[-1:] if path.is_file() else []
-            print(f"multi: {name} rc={rc} {tail[0] if tail else ''}", file=sys.stderr)
-            failed += rc != 0
-    hours = {n: own_audio_hours(root / n) - hours_before[n] for n in hours_before}
+        while running:  # poll: whichever process ends first frees its slot first
+            for run in [r for r in running if r[1].poll() is not None]:
+                running.remove(run)
+                name, p, log, g = run
+                log.close()
+                path = root / name / "stdout.log"
+                tail = path.read_text().splitlines()[-1:] if path.is_file() else []
+                print(f"multi: {name} rc={p.returncode} {tail[0] if tail else ''}", file=sys.stderr)
+                failed += p.returncode != 0
+                left = wave_end - minutes()
+                if backlog and left >= a.backlog_min_left:
+                    load = sum(need[r[0]] for r in running if r[3] == g)
+                    for j, (n, *_) in enumerate(backlog):
+                        if capacity is None or load == 0 or load + need[n] <= capacity:
+                            running.append(launch(n, g, wave_end, f" from the backlog ({left:.2f} min left)"))
+                            del backlog[j]
+                            break
+            if running:
+                time.sleep(POLL_S)
+    if backlog:
+        print(f"multi: backlog not started: {', '.join(n for n, *_ in backlog)} (no slot came free with "
+              f"{a.backlog_min_left:g} min of its wave left, or not enough GPU memory)", file=sys.stderr)
+    hours = {n: own_audio_hours(root / n) - hours_before[n] for n in started}
     for line in throughput_lines(hours, gpu_of, (time.monotonic() - t_train) / 60.0):
         print(f"multi: {line}", file=sys.stderr)
     return failed
@@ -307,7 +380,7 @@ def own_audio_hours(run: Path) -> float:
 def throughput_lines(hours: dict[str, float], gpu_of: dict[str, str], minutes: float) -> list[str]:
     """Audio-hours trained this call per GPU and in all, per minute of wall time (the issue's throughput
     figure, summed over the models sharing each GPU)."""
-    if minutes <= 0:
+    if minutes <= 0 or not hours:  # no time, or no run started
         return []
     by_gpu: dict[str, list[str]] = {}
     for n in hours:
