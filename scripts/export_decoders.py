@@ -45,10 +45,17 @@ def run_info(run: Path) -> dict | None:
         return None
     meta = torch.load(ck, map_location="cpu", weights_only=False)
     status = json.loads((run / "status.json").read_text()) if (run / "status.json").is_file() else {}
+    step, epoch, hours = meta.get("step"), meta.get("epoch"), _audio_hours(meta)
+    if meta.get("weights_epoch") is not None:  # ended on its best weights (--patience): that validation's place
+        rec = next((r for r in meta.get("history", []) if r.get("kind") == "epoch"
+                    and r.get("epoch") == meta["weights_epoch"]), None)
+        if rec is not None:
+            step, epoch = rec["step"], rec["epoch"]
+            hours = round(rec["audio_hours_total"], 2) if rec.get("audio_hours_total") is not None else hours
     return {"run": run, "ckpt": ck, "val_loss": meta.get("val_loss", meta.get("best_val")),
-            "step": meta.get("step"), "epoch": meta.get("epoch"), "done": status.get("done"),
+            "step": step, "epoch": epoch, "done": status.get("done"),
             "init_from": (meta.get("args") or {}).get("init_from"), "data_summary": meta.get("data_summary"),
-            "audio_hours": _audio_hours(meta),
+            "audio_hours": hours,
             "train_minutes": round(meta["train_seconds"] / 60.0, 1) if meta.get("train_seconds") else None}
 
 

@@ -178,3 +178,25 @@ def test_export_keep_others_replaces_only_the_exported_decoders(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert {m["name"] for m in json.loads((models / "manifest.json").read_text())["models"]} == \
         {"speaker-encoder", "plpcnet-s-g1"}
+
+
+def test_run_info_of_a_run_that_ended_on_its_best_weights_describes_those_weights(tmp_path):
+    # train.py --patience: last.pt holds the best validation's weights, its meta the run's final step and
+    # hours; the manifest must say where the weights are from (round 11 shipped such a run)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("export_decoders", REPO / "scripts" / "export_decoders.py")
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    d = tmp_path / "plpcnet-l-g0-ft"
+    d.mkdir()
+    hist = [{"kind": "epoch", "epoch": e, "step": 30 * (e + 1), "val_loss": v, "audio_hours_total": 400.0 + e}
+            for e, v in enumerate([2.43, 2.42, 2.44])]
+    meta = {"model": {}, "step": 90, "epoch": 3, "val_loss": 2.42, "audio_seconds": 3.0 * 3600,
+            "init_audio_seconds": 400.0 * 3600, "history": hist, "args": {}}
+    torch.save(meta, d / "last.pt")
+    info = ex.run_info(d)
+    assert (info["step"], info["epoch"], info["audio_hours"]) == (90, 3, 403.0)  # no weights_epoch: the end
+    torch.save({**meta, "weights_epoch": 1}, d / "last.pt")
+    info = ex.run_info(d)
+    assert (info["step"], info["epoch"], info["audio_hours"], info["val_loss"]) == (60, 1, 401.0, 2.42)
