@@ -185,7 +185,7 @@ def test_backlog_refills_the_gpu_slot_that_comes_free_first(tmp_path, fake, caps
     (root / "plpcnet-s-g3-ft" / "status.json").write_text('{"done": true}')
     # the first run (GPU 4) trains long; the second (GPU 5) stops early: the backlog goes to GPU 5, in order,
     # without waiting for the first; a done run and a branch without its base are skipped
-    plan = {"plpcnet-s-g0-ft": {"s": 4.0, "h": 5.0}, "plpcnet-s-g1-ft": {"s": 0.1, "h": 1.0},
+    plan = {"plpcnet-s-g0-ft": {"s": 6.0, "h": 5.0}, "plpcnet-s-g1-ft": {"s": 0.1, "h": 1.0},
             "plpcnet-s-g2-ft": {"s": 0.1, "h": 2.0}, "lpcnet-bl-s.control": {"s": 0.1, "h": 3.0}}
     rc = fake(root, plan, "--models", "plpcnet-s-g0-ft,plpcnet-s-g1-ft", "--gpus", "4,5", "--budget-min", "1",
               "--backlog", "plpcnet-s-g3-ft,lpcnet-bl-l.nonoise,plpcnet-s-g2-ft,lpcnet-bl-s.control",
@@ -215,7 +215,7 @@ def test_backlog_waits_for_memory_and_stops_near_the_wave_end(tmp_path, fake, ca
     # batch 64 on a 7 GiB GPU: two S fit (3.4 GiB each), an S and an L (3.9 GiB) do not
     assert multi.estimate_gib("plpcnet-s-g0-ft", 64) * 2 < 7.0 < (multi.estimate_gib("plpcnet-s-g0-ft", 64)
                                                                   + multi.estimate_gib("plpcnet-l-g0-ft", 64))
-    plan = {"plpcnet-s-g0-ft": {"s": 2.5}, "plpcnet-s-g1-ft": {"s": 0.1}, "plpcnet-s-g2-ft": {"s": 0.1},
+    plan = {"plpcnet-s-g0-ft": {"s": 4.0}, "plpcnet-s-g1-ft": {"s": 0.1}, "plpcnet-s-g2-ft": {"s": 0.1},
             "plpcnet-l-g0-ft": {"s": 0.1}}
     common = ["--gpus", "0", "--gpu-mem-gib", "7", "--batch", "64", "--budget-min", "1"]
     rc = fake(root, plan, "--models", "plpcnet-s-g0-ft,plpcnet-s-g1-ft", "--backlog", "plpcnet-l-g0-ft,plpcnet-s-g2-ft",
