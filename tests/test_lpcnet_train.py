@@ -299,6 +299,8 @@ def test_patience_finishes_a_run_that_stops_improving_on_its_best_weights(data, 
     # and says so: the checkpoint's loss and status.json's epoch are the best validation's, not the last one's
     assert last["val_loss"] == min(vals)
     assert status["weights_epoch"] == hist[best_at]["epoch"] == best["epoch"]
-    # resuming a finished run changes nothing
+    # resuming a finished run changes nothing, and it still says where its weights are from
     train.main(_args(data, out, "--epochs", "10", "--batch", "48", "--lr", "1e-9", "--patience", "2"))
     assert len(json.loads((out / "history.json").read_text())) == len(hist)
+    assert json.loads((out / "status.json").read_text())["weights_epoch"] == best["epoch"]
+    assert torch.load(out / "last.pt", weights_only=False)["val_loss"] == min(vals)
