@@ -214,6 +214,10 @@ class Dist:
 
     def close(self):
         if self.dist is not None:
+            # every rank reaches the teardown together: a rank that destroys its gloo group while rank 0 is
+            # still writing checkpoints could abort at exit ("terminate called without an active exception",
+            # seen once in CI)
+            self.dist.barrier()
             self.dist.destroy_process_group()
 
 
