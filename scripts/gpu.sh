@@ -40,7 +40,9 @@
 #          FT_PATIENCE (multi.py --ft-patience: fine-tunes stop on their best weights after N validations
 #          without a better one), BACKLOG (multi.py --backlog, a MODELS spec: started, in order, on a GPU slot
 #          a run frees with at least BACKLOG_MIN_LEFT (1.0) minutes of its wave left), FRESH (multi.py --fresh:
-#          the runs of MODELS/BACKLOG that may start from random weights, e.g. FRESH=baselines on a first call).
+#          the runs of MODELS/BACKLOG that may start from random weights, e.g. FRESH=baselines on a first call),
+#          DDP (multi.py --ddp N: each model of MODELS as N torchrun processes over N GPUs, one model at a time;
+#          BATCH is then the global batch; not with BACKLOG or MPS).
 set -uo pipefail
 T0=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -183,7 +185,7 @@ train)
   echo "training $MODELS${BACKLOG:+ (backlog $BACKLOG)} for $BUDGET min, batch $BATCH"
   $PY -m pnsc.training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
     --batch "$BATCH" --gpus "$GPUS" --ft-patience "${FT_PATIENCE:-0}" --resume-only ${FRESH:+--fresh "$FRESH"} \
-    ${BACKLOG:+--backlog "$BACKLOG" --backlog-min-left "${BACKLOG_MIN_LEFT:-1.0}"} -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
+    ${BACKLOG:+--backlog "$BACKLOG" --backlog-min-left "${BACKLOG_MIN_LEFT:-1.0}"} ${DDP:+--ddp "$DDP"} -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
     --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
   RC=$?
   [ -z "$BENCH_PID" ] || wait "$BENCH_PID"

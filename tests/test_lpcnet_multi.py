@@ -129,6 +129,35 @@ def test_throughput_is_summed_per_gpu_and_over_all(tmp_path):
     assert lines[1].startswith("throughput GPU 1: 20.0 audio-h in 5.00 min = 4.00 audio-h/min")
     assert lines[2] == "throughput all: 65.0 audio-h in 5.00 min = 13.00 audio-h/min, 6.50 per GPU-minute over 2 GPU(s)"
     assert multi.throughput_lines({"a": 1.0}, {}, 0.0) == [] and multi.throughput_lines({}, {}, 1.0) == []
+    # a DDP run over four GPUs counts on all four
+    lines = multi.throughput_lines({"a": 60.0}, {"a": "0,1,2,3"}, 5.0)
+    assert lines[0].startswith("throughput GPU 0,1,2,3: 60.0 audio-h in 5.00 min = 12.00 audio-h/min = 3.00 per "
+                               "GPU-minute over 4 GPUs (DDP)")
+    assert lines[1].endswith("3.00 per GPU-minute over 4 GPU(s)")
+
+
+def test_ddp_runs_each_model_under_torchrun_on_all_its_gpus(tmp_path, capsys):
+    """--ddp 2 on the CPU (gloo): one real model, two processes, the global batch split between them."""
+    data = tmp_path / "data"
+    write_fixture(data, speakers=6, per_speaker=4, shards=1, seed=0, n_groups=2, frames=2)
+    root = tmp_path / "runs"
+    common = ["--", "--device", "cpu", "--threads", "1", "--groups", str(data / "speaker_groups.json"),
+              "--splits", str(data / "speaker_splits.json"), "--log-every", "1", "--max-steps", "2"]
+    args = ["--data", str(data), "--out-root", str(root), "--batch", "8", "--stagger-s", "0", "--budget-min", "5"]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    assert multi.main(args + ["--models", "lpcnet-bl-s", "--ddp", "2"] + common) == 0
+    err = capsys.readouterr().err
+    start = next(ln for ln in err.splitlines() if ln.startswith("multi: start lpcnet-bl-s"))
+    assert "torch.distributed.run --standalone --nproc_per_node 2 -m pnsc.training.lpcnet.train" in start
+    log = (root / "lpcnet-bl-s" / "stdout.log").read_text()
+    assert " x2," in log and "finished at step 2" in log, log[-2000:]  # two ranks, both steps taken
+    assert "per GPU-minute over 2 GPU(s)" in err
+    for bad, msg in ((["--ddp", "0"], "--ddp must be at least 1"),
+                     (["--ddp", "2", "--backlog", "lpcnet-bl-l"], "no --backlog"),
+                     (["--ddp", "4", "--gpus", "0,1"], "--ddp 4 needs as many GPUs")):
+        with pytest.raises(SystemExit) as exc:
+            multi.main(args + ["--models", "lpcnet-bl-s", *bad] + common)
+        assert exc.value.code == 2 and msg in capsys.readouterr().err
 
 
 # A stand-in for train.py where the scheduling is what is tested: it sleeps as long as FAKE_TRAIN says for its
@@ -286,7 +315,10 @@ def test_gpu_sh_train_passes_resume_only_fresh_and_backlog(tmp_path):
     rc, out, calls = _gpu_sh_train(tmp_path / "a", MODELS="ft-s")
     assert rc == 0 and len(calls) == 1, out  # no REQUIRE_RUNS: the call goes on
     head = calls[0][:calls[0].index("--")]
-    assert "--resume-only" in head and "--fresh" not in head and "--backlog" not in head
+    assert "--resume-only" in head and "--fresh" not in head and "--backlog" not in head and "--ddp" not in head
+    rc, out, calls = _gpu_sh_train(tmp_path / "d", MODELS="lpcnet-bl-l", DDP="4", BATCH="2048")
+    head = calls[0][:calls[0].index("--")]
+    assert rc == 0 and head[head.index("--ddp") + 1] == "4" and head[head.index("--batch") + 1] == "2048", out
     rc, out, calls = _gpu_sh_train(tmp_path / "b", MODELS="baselines", FRESH="lpcnet-bl-s, lpcnet-bl-l",
                                    BACKLOG="ft-s,plpcnet-l-g0-ft", BACKLOG_MIN_LEFT="2")
     head = calls[0][:calls[0].index("--")]

@@ -39,6 +39,10 @@ with what is left of the wave as its budget, until the backlog is empty.  Backlo
 start like the others (done, missing base, ``--resume-only``); those never started are listed at the end and
 do not count as failed.  The throughput lines count each run on the GPU it ran on.
 
+One model over several GPUs: ``--ddp N`` runs each model as N processes under ``torchrun`` (DDP, one per
+GPU of ``--gpus``; ``--batch`` is then the global batch), the models one after another, each with an equal
+share of the budget; the throughput lines count the run on all N GPUs.  Not with ``--backlog``.
+
 From random weights only on purpose: with ``--resume-only`` a run that would start from random
 initialisation (``lpcnet-bl-{s,l}`` or ``plpcnet-*-gG-scratch`` with no ``ROOT/<name>/last.pt``, e.g. its
 state was not carried to a fresh machine) is refused, and counted as failed, unless ``--fresh NAMES``
@@ -244,6 +248,9 @@ def main(argv=None) -> int:
                     help="refuse (and count as failed) a baseline or scratch run without a last.pt in the "
                          "out-root, which would start from random weights, unless --fresh names it")
     ap.add_argument("--fresh", default="", help="with --resume-only: the runs that may start from random weights")
+    ap.add_argument("--ddp", type=int, default=1,
+                    help="processes per model under torchrun (DDP over that many GPUs of --gpus; --batch is the "
+                         "global batch); models then train one after another")
     ap.add_argument("--C", type=int, default=4)
     ap.add_argument("--budget-min", type=float, default=9.0)
     ap.add_argument("--batch", type=int, default=512)
@@ -262,6 +269,12 @@ def main(argv=None) -> int:
     if both:
         ap.error(f"{', '.join(both)}: in both --models and --backlog")
     fresh = set(expand(a.fresh, a.C))
+    if a.ddp < 1:
+        ap.error(f"--ddp must be at least 1, got {a.ddp}")
+    if a.ddp > 1 and backlog_names:
+        ap.error("--ddp trains one model at a time on every GPU: no --backlog")
+    if a.ddp > 1 and a.gpus and len(a.gpus.split(",")) < a.ddp:
+        ap.error(f"--ddp {a.ddp} needs as many GPUs in --gpus, got {a.gpus}")
     root = Path(a.out_root)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
@@ -297,7 +310,10 @@ def main(argv=None) -> int:
     capacity = a.gpu_mem_gib if a.gpu_mem_gib is not None else gpu_memory_gib(gpus)
     need = {n: estimate_gib(n, a.batch) for n, *_ in todo + backlog}
     n_gpus = len(gpus) if gpus else 1
-    waves = plan_waves([(n, need[n]) for n, *_ in todo], capacity, a.max_concurrent, n_gpus)
+    if a.ddp > 1:  # one model at a time, on all of the GPUs
+        waves = [[n] for n, *_ in todo]
+    else:
+        waves = plan_waves([(n, need[n]) for n, *_ in todo], capacity, a.max_concurrent, n_gpus)
     if len(waves) > 1:
         mem = (f"about {capacity:.0f} GiB per GPU, {n_gpus} GPU(s)" if capacity
                else f"at most {a.max_concurrent} at once")
@@ -318,13 +334,16 @@ def main(argv=None) -> int:
         out = root / name
         out.mkdir(parents=True, exist_ok=True)
         budget = wave_end - minutes()
-        cmd = [sys.executable, "-m", TRAINER, *sum((["--data", d] for d in a.data), []),
+        launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(a.ddp)] if a.ddp > 1 else []
+        cmd = [sys.executable, *launcher, "-m", TRAINER, *sum((["--data", d] for d in a.data), []),
                "--out", str(out), "--budget-min", f"{budget:.3f}", "--batch", str(a.batch), *targs, *extra, *last]
         env = dict(os.environ)
         if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = gpu_of[name] = gpus[g]
+            env["CUDA_VISIBLE_DEVICES"] = gpu_of[name] = ",".join(gpus[:a.ddp]) if a.ddp > 1 else gpus[g]
+        elif a.ddp > 1:
+            gpu_of[name] = ",".join(str(i) for i in range(a.ddp))
         log = open(out / "stdout.log", "a")
-        where = f" on GPU {gpus[g]}" if gpus else ""
+        where = f" on GPU {gpu_of[name]}" if name in gpu_of else ""
         print(f"multi: start {name}{where}{how}: {' '.join(cmd[1:])}", file=sys.stderr)
         started.append(name)
         return name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log, g
@@ -379,7 +398,7 @@ def own_audio_hours(run: Path) -> float:
 
 def throughput_lines(hours: dict[str, float], gpu_of: dict[str, str], minutes: float) -> list[str]:
     """Audio-hours trained this call per GPU and in all, per minute of wall time (the issue's throughput
-    figure, summed over the models sharing each GPU)."""
+    figure, summed over the models sharing each GPU). A DDP run's GPU key lists all of its GPUs ("0,1,2,3")."""
     if minutes <= 0 or not hours:  # no time, or no run started
         return []
     by_gpu: dict[str, list[str]] = {}
@@ -388,11 +407,14 @@ def throughput_lines(hours: dict[str, float], gpu_of: dict[str, str], minutes: f
     out = []
     for g, names in sorted(by_gpu.items()):
         h = sum(hours[n] for n in names)
-        out.append(f"throughput GPU {g}: {h:.1f} audio-h in {minutes:.2f} min = {h / minutes:.2f} audio-h/min "
+        k = len(g.split(","))
+        per = f" = {h / minutes / k:.2f} per GPU-minute over {k} GPUs (DDP)" if k > 1 else ""
+        out.append(f"throughput GPU {g}: {h:.1f} audio-h in {minutes:.2f} min = {h / minutes:.2f} audio-h/min{per} "
                    f"({len(names)} run(s): {', '.join(f'{n} {hours[n]:.1f}' for n in names)})")
     total = sum(hours.values())
+    n_gpus = len({x for g in by_gpu for x in g.split(",")})
     out.append(f"throughput all: {total:.1f} audio-h in {minutes:.2f} min = {total / minutes:.2f} audio-h/min, "
-               f"{total / minutes / len(by_gpu):.2f} per GPU-minute over {len(by_gpu)} GPU(s)")
+               f"{total / minutes / n_gpus:.2f} per GPU-minute over {n_gpus} GPU(s)")
     return out
 
 
