@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 NAME_RE = re.compile(r"^plpcnet-(?P<size>[sl])-g(?P<g>\d+)$")
-# what the fallback entry takes over from its baseline's entry
+# what the fallback entry takes over from its baseline's entry (files and sha256 as copies, in fallback_entry)
 INHERITED = ("size", "params", "val_features", "config", "ltp_taps", "ltp_gate", "gru_a_density", "gru_a_block",
-             "audio_hours_seen", "gpu_minutes_own", "files", "sha256")
+             "audio_hours_seen", "gpu_minutes_own")
 
 
 def fallback_entry(baseline: dict, name: str, group: int, reason: str, grouping: dict) -> dict:
