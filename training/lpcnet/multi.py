@@ -314,7 +314,7 @@ def main(argv=None) -> int:
         waves = [[n] for n, *_ in todo]
     else:
         waves = plan_waves([(n, need[n]) for n, *_ in todo], capacity, a.max_concurrent, n_gpus)
-    if len(waves) > 1:
+    if len(waves) > 1 and a.ddp == 1:  # (under --ddp the models take turns by design, not for memory)
         mem = (f"about {capacity:.0f} GiB per GPU, {n_gpus} GPU(s)" if capacity
                else f"at most {a.max_concurrent} at once")
         print(f"multi: {len(waves)} waves ({mem}): "
