@@ -29,13 +29,13 @@ PAYLOAD_BPS = 1600
 WIRE_OVERHEAD_BYTES = 6 + 52
 
 
-
 def decoder_variant(decoder: str, personalized: bool, serves_as: str | None = None) -> str:
     """What the live view says about the decoder in use."""
     if decoder.startswith("plpcnet"):
         # a group whose fine-tune decoded worse than the baseline is served by it (models/manifest.json says why)
         return f"personalized slot, served by {serves_as}" if serves_as else "personalized"
     return "baseline until the group is known" if personalized else "baseline (A/B)"
+
 
 @dataclass
 class LoopbackOptions:
