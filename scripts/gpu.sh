@@ -25,7 +25,8 @@
 #   bash scripts/gpu.sh train               build examples for every carried .carry/t* shard not built yet
 #                                           (kept on a warm machine), resume runs from runs/gpu (warm) or
 #                                           .carry/state (fresh), train $MODELS for the rest of the call, pack
-#                                           the runs into $OUT (weights first, Adam moments while under 60 MiB).
+#                                           the runs into $OUT (weights first, then the baselines' Adam moments as bf16,
+#                                           other moments while under 60 MiB).
 #   Every call may land on a fresh machine (a machine stays warm 30 s after a call): carry .carry/state
 #   unless the next call is issued at once; REQUIRE_RUNS=NAME[,NAME...] makes a call stop rather than start NAME anew.
 #   multi.py runs with --resume-only: a baseline or scratch run of MODELS/BACKLOG without a checkpoint on the

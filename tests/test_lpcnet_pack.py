@@ -79,3 +79,37 @@ def test_unpack_skips_members_that_escape(tmp_path):
         tf.add(src, arcname="run/ok.txt")
     assert unpack([evil], tmp_path / "root") == 1
     assert (tmp_path / "root" / "run" / "ok.txt").is_file() and not (tmp_path / "outside.txt").exists()
+
+
+def _adam_moments(path: Path, n: int) -> None:
+    import torch
+    w = torch.nn.Parameter(torch.randn(n))
+    opt = torch.optim.Adam([w])
+    w.grad = torch.randn(n)
+    opt.step()
+    torch.save({"optimizer": opt.state_dict(), "step": 1}, path)
+
+
+def test_baselines_moments_go_first_as_bfloat16_and_come_back_float32(tmp_path, capsys):
+    import torch
+    root = tmp_path / "runs"
+    base = _run(root, "lpcnet-bl-s", 1.0, 0.0)
+    _adam_moments(base / "last-optim.pt", 500_000)  # 2 x 2 MB of float32 moments
+    _run(root, "plpcnet-s-g0-ft", 1.0, 2.5)  # a fine-tune's moments: no later call reads them
+    # 2.6 MiB left after weights and logs: the baseline's moments (3.8 MiB as float32) fit only as bfloat16, and
+    # go before the fine-tune's (which took the room in round 12)
+    paths = pack(root, tmp_path / "out", max_mib=5.0, optim=True, max_total_mib=4.6)
+    got = _members(paths)
+    assert "lpcnet-bl-s/last-optim.bf16.pt" in got and "plpcnet-s-g0-ft/last-optim.pt" not in got
+    assert "left out plpcnet-s-g0-ft/last-optim.pt" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob(".*")) and sorted(p.name for p in (tmp_path / "out").iterdir()) == \
+        [p.name for p in paths]
+    back = tmp_path / "back"
+    unpack(paths, back)
+    assert not (back / "lpcnet-bl-s" / "last-optim.bf16.pt").exists()
+    orig = torch.load(base / "last-optim.pt", weights_only=False)["optimizer"]["state"][0]
+    restored = torch.load(back / "lpcnet-bl-s" / "last-optim.pt", weights_only=False)["optimizer"]["state"][0]
+    for k in ("exp_avg", "exp_avg_sq"):
+        assert restored[k].dtype == torch.float32
+        assert torch.allclose(restored[k], orig[k], rtol=1e-2, atol=0)
+        assert not torch.equal(restored[k], orig[k])  # it did travel as bfloat16

@@ -13,15 +13,24 @@ fit is an error, as is needing more than --max-files tars.  ``--changed-since T`
 last.pt or status.json changed at or after T (the device call's start): the others came with the call's
 state and are on the development machine already, and leaving them out leaves room for the trained runs'
 Adam moments (round 6 lost them to the 60 MiB cap when every run was packed).
+
+Of the moments, those of the generic baselines (``DURABLE_OPTIM``, the only ones the committed training state
+keeps) go first and travel as bfloat16 (``last-optim.bf16.pt``, half the size, the precision the committed
+state stores them in); ``--unpack`` turns them back into a float32 ``last-optim.pt``.  Round 12 lost both
+baselines' moments: twelve runs' weights left 10 MiB, and the fine-tunes' moments, which no later call
+reads, took it first.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log")
+DURABLE_OPTIM = ("lpcnet-bl-s", "lpcnet-bl-l")  # runs whose Adam moments the committed state keeps
+BF16_OPTIM = "last-optim.bf16.pt"
 
 
 def changed_since(run: Path, since: float | None) -> bool:
@@ -43,16 +52,60 @@ def collect(root: Path, best: bool, optim: bool, since: float | None = None) -> 
     return out
 
 
-PRIORITY = ("last.pt", *SMALL, "last-optim.pt", "best.pt")  # what is worth most when space runs out
+PRIORITY = ("last.pt", *SMALL, BF16_OPTIM, "last-optim.pt", "best.pt")  # what is worth most when space runs out
+
+
+def _bf16_moments(src: Path, dst: Path) -> None:
+    """``src`` (a last-optim.pt) with its floating-point tensors as bfloat16, written to ``dst``."""
+    import torch
+
+    from .state import _cast
+    o = torch.load(src, map_location="cpu", weights_only=False)
+    o["optimizer"]["state"] = _cast(o["optimizer"]["state"], torch.bfloat16)
+    torch.save(o, dst)
+
+
+def _float32_moments(path: Path) -> Path:
+    """Turn an unpacked ``last-optim.bf16.pt`` back into the float32 ``last-optim.pt`` beside it."""
+    import torch
+
+    from .state import _cast
+    o = torch.load(path, map_location="cpu", weights_only=False)
+    o["optimizer"]["state"] = _cast(o["optimizer"]["state"], torch.float32)
+    out = path.with_name("last-optim.pt")
+    torch.save(o, out)
+    path.unlink()
+    return out
+
+
+def _key(arc: str, durable: tuple[str, ...]) -> tuple:
+    run, name = arc.split("/")[0], arc.split("/")[-1]
+    first = durable.index(run) if run in durable else len(durable)  # durable runs' files first, in that order
+    return (PRIORITY.index(name), first, arc)
 
 
 def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, optim: bool = False,
-         max_files: int = 8, max_total_mib: float = 60.0, since: float | None = None) -> list[Path]:
+         max_files: int = 8, max_total_mib: float = 60.0, since: float | None = None,
+         durable: tuple[str, ...] = DURABLE_OPTIM) -> list[Path]:
     """Pack runs into tars under ``max_mib`` each and ``max_total_mib`` together (the device tool brings
     back at most 64 MiB per call). Weights and logs always go; Adam moments and best.pt only while
-    they fit, in that order, with a note for each one left out."""
+    they fit, in that order (the ``durable`` runs' moments first, as bfloat16), with a note for each one
+    left out."""
     cap = int(max_mib * 2**20) - 64 * 1024  # tar headers and padding
-    items = sorted(collect(root, best, optim, since), key=lambda x: (PRIORITY.index(x[1].split("/")[-1]), x[1]))
+    with tempfile.TemporaryDirectory() as staging:  # the bfloat16 moments, until they are in a tar
+        items = []
+        for p, arc in collect(root, best, optim, since):
+            run = arc.split("/")[0]
+            if arc.endswith("/last-optim.pt") and run in durable:
+                p, arc = Path(staging) / f"{run}.{BF16_OPTIM}", f"{run}/{BF16_OPTIM}"
+                _bf16_moments(root / run / "last-optim.pt", p)
+            items.append((p, arc))
+        items.sort(key=lambda x: _key(x[1], durable))
+        return _write(_within_total(items, max_total_mib), out_dir, cap, max_mib, max_files)
+
+
+def _within_total(items: list[tuple[Path, str]], max_total_mib: float) -> list[tuple[Path, str]]:
+    """The items, in priority order, that fit in ``max_total_mib`` (weights and logs must)."""
     budget, kept = int(max_total_mib * 2**20), []
     for p, arc in items:
         s = p.stat().st_size + 1024
@@ -63,10 +116,14 @@ def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, o
             continue
         budget -= s
         kept.append((p, arc))
-    items = kept
+    return kept
+
+
+def _write(items: list[tuple[Path, str]], out_dir: Path, cap: int, max_mib: float, max_files: int) -> list[Path]:
+    """The items in ``runs-N.tar`` files of at most ``cap`` bytes each (first-fit decreasing)."""
     bins: list[list[tuple[Path, str]]] = []
     sizes: list[int] = []
-    for p, arc in sorted(items, key=lambda x: -x[0].stat().st_size):  # first-fit decreasing
+    for p, arc in sorted(items, key=lambda x: -x[0].stat().st_size):
         s = p.stat().st_size + 1024
         if s > cap:
             raise ValueError(f"{p} ({s} bytes) does not fit in {max_mib} MiB")
@@ -98,6 +155,7 @@ def safe_members(tf: tarfile.TarFile) -> list[tarfile.TarInfo]:
 
 
 def unpack(tars: list[Path], root: Path) -> int:
+    """Extract the tars into ``root`` (bfloat16 moments become float32 ``last-optim.pt``); files extracted."""
     root.mkdir(parents=True, exist_ok=True)
     n = 0
     for t in tars:
@@ -105,6 +163,9 @@ def unpack(tars: list[Path], root: Path) -> int:
             members = safe_members(tf)
             tf.extractall(root, members=members, filter="data")
             n += len(members)
+            for m in members:
+                if Path(m.name).name == BF16_OPTIM:
+                    _float32_moments(root / m.name)
     return n
 
 

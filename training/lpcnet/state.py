@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from .pack import safe_members
+from .pack import DURABLE_OPTIM, safe_members
 
 SMALL = ("history.json", "status.json", "log.jsonl", "stdout.log")  # curves.png is redrawn from history
-OPTIM_RUNS = ("lpcnet-bl-s", "lpcnet-bl-l")
+OPTIM_RUNS = DURABLE_OPTIM
 
 
 def _cast(obj, dtype):
