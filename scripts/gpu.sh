@@ -8,6 +8,10 @@
 #   bash scripts/gpu.sh carry NAME SHARD... put audio shards (from data/audio_shards) into .carry/NAME, plus
 #                                           .carry/val (LibriSpeech validation speakers) when missing;
 #                                           CARRY_OPTS="--codec opus --bitrate-kbps K [--part 1/2]" re-encodes them
+#   bash scripts/gpu.sh carry-groups [PARTS] the whole training split as Opus slices ordered by speaker group, so each
+#                                           group's speech is complete after as few calls as possible: PARTS (default
+#                                           "1 3 3 3": slices of groups 3, 0, 1, 2, in that order) -> .carry/tgGpK
+#                                           (CARRY_KBPS, default 64: 9 + 55 + 49 + 27 = 140 MiB in round 12)
 #   bash scripts/gpu.sh state [RUNS]        put the committed training state (training/state/runs-state.tar), or
 #                                           that of RUNS, into .carry/state for a call on a fresh machine
 #   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs-state.tar (fp16 weights of every run
@@ -68,6 +72,20 @@ carry)
   $PY scripts/select_audio_shards.py --audio data/audio_shards --out ".carry/$name" --files "$@" ${CARRY_OPTS:-}
   du -sh .carry/* | sed 's/^/carry: /'
   "$0" size
+  ;;
+carry-groups)  # [PARTS]: slices per group, for groups 3 0 1 2 in that order (group 3 has the least speech)
+  read -r -a parts <<< "${1:-1 3 3 3}"; i=0
+  [ ${#parts[@]} = 4 ] || { echo "gpu.sh carry-groups: PARTS names 4 slice counts (groups 3 0 1 2)"; exit 2; }
+  for grp in 3 0 1 2; do
+    n=${parts[$i]}; i=$((i + 1))
+    for k in $(seq 1 "$n"); do
+      rm -rf ".carry/tg${grp}p$k"
+      $PY scripts/select_audio_shards.py --audio data/audio_shards --out ".carry/tg${grp}p$k" --split train --codec opus \
+        --bitrate-kbps "${CARRY_KBPS:-64}" --group-map models/training_groups.json --group "$grp" --part "$k/$n" \
+        2>&1 | tr "\r" "\n" | grep -v "^$" | tail -n 1
+    done
+  done
+  du -sh .carry/tg*p* | sed 's/^/carry: /'
   ;;
 size)  # what a call carrying .whl and every .carry/* folder sends: the tree git would copy plus those
   tree=$(git ls-files -t | grep -v '^S' | cut -c3- | xargs -d '\n' stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')

@@ -1,4 +1,4 @@
-"""scripts/gpu.sh promote: a recipe branch becomes its base run, the old base kept beside it."""
+"""scripts/gpu.sh promote, retire and carry-groups: recipe branches become base runs, runs set aside, group slices."""
 from __future__ import annotations
 
 import subprocess
@@ -58,3 +58,9 @@ def test_retire_checks_every_run_before_moving_any(tmp_path):
     assert (tmp_path / "plpcnet-s-g0-ft" / "last.pt").is_file()
     for bad in (("", "plpcnet-s-g0-ft"), ("a.b", "plpcnet-s-g0-ft"), ("refit",)):
         assert _retire(tmp_path, *bad).returncode == 2
+
+
+def test_carry_groups_needs_one_slice_count_per_group():
+    for parts in ("1 3", "1 3 3 3 3"):
+        p = subprocess.run(["bash", str(GPU_SH), "carry-groups", parts], capture_output=True, text=True)
+        assert p.returncode == 2 and "4 slice counts" in p.stdout
