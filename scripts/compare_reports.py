@@ -6,7 +6,7 @@ both, and every metric, prints the mean of NEW - OLD over the utterances with it
 often NEW wins, as a markdown table:
 
     python scripts/compare_reports.py OLD/scores.json NEW/scores.json [--systems plpcnet-l ...] [--title TEXT]
-        [--markdown OUT.md]
+        [--markdown OUT.md] [--old-system lpcnet-bl-s]
 
 ``git show HEAD:docs/report/scores.json > /tmp/old.json`` gives the committed release's scores.
 
@@ -84,9 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
     p.add_argument("--title", default="NEW minus OLD, paired per utterance: mean ± 95 % CI (t), wins/n")
     p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--old-system", default=None,
+                   help="pair every NEW system with this one OLD system (a personalized decoder against a baseline: "
+                        "OLD and NEW may then be the same reports)")
     a = p.parse_args(argv)
     old, new = load_pooled(a.old), load_pooled(a.new)
     systems = a.systems or [s for s in new if s in old]
+    if a.old_system:
+        if a.old_system not in old:
+            p.error(f"not in the old report(s): {a.old_system}")
+        systems = [s for s in (a.systems or list(new)) if s != a.old_system]
+        old = {s: old[a.old_system] for s in systems}
     missing = [s for s in systems if s not in old or s not in new]
     if missing:
         p.error(f"not in both reports: {', '.join(missing)}")
