@@ -28,6 +28,7 @@ from pnsc.training.lpcnet.export import export_model, load_checkpoint  # noqa: E
 from pnsc.training.lpcnet.sparsity import export_notes  # noqa: E402
 from pnsc.shared.checksum import sha256_file  # noqa: E402
 from pnsc.receiver.reference_decoder import grouping_hashes  # noqa: E402
+from pnsc.training.lpcnet.fallback import refresh_fallbacks  # noqa: E402
 
 RUN_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)(-(?P<v>scratch|ft))?)$")
 
@@ -142,6 +143,9 @@ def main(argv=None) -> int:
     exported = {e["name"] for e in entries}
     kept = [m for m in man.get("models", []) if m.get("kind") != "decoder"
             or (a.keep_others and m.get("name") not in exported)]
+    for slot, base in refresh_fallbacks(kept, {e["name"]: e for e in entries}, grouping):
+        print(f"{slot}: served by the new {base} (files and sha256 updated; its training note is unchanged: "
+              f"scripts/fallback_decoders.py {slot} --reason ... rewrites it)")
     man["models"] = kept + entries
     man_path.write_text(json.dumps(man, indent=1) + "\n")
     print(f"wrote {man_path} ({len(entries)} decoders)")

@@ -23,19 +23,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from pnsc.training.lpcnet.fallback import fallback_entry  # noqa: E402
+
 NAME_RE = re.compile(r"^plpcnet-(?P<size>[sl])-g(?P<g>\d+)$")
-# what the fallback entry takes over from its baseline's entry (files and sha256 as copies, in fallback_entry)
-INHERITED = ("size", "params", "val_features", "config", "ltp_taps", "ltp_gate", "gru_a_density", "gru_a_block",
-             "audio_hours_seen", "gpu_minutes_own")
-
-
-def fallback_entry(baseline: dict, name: str, group: int, reason: str, grouping: dict) -> dict:
-    """The manifest entry serving personalized slot ``name`` with ``baseline``'s files."""
-    e = {"name": name, "kind": "decoder", "family": name.rsplit("-g", 1)[0], "group": group,
-         "variant": "baseline-fallback", "serves_as": baseline["name"], "training_note": reason,
-         **{k: baseline[k] for k in INHERITED if k in baseline}, **grouping}
-    e["files"], e["sha256"] = dict(baseline["files"]), dict(baseline["sha256"])
-    return e
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,7 +60,8 @@ def test_old_system_pairs_every_new_system_with_one_baseline(tmp_path):
     rep = _report(tmp_path / "r.json", 0.0)
     out_md = tmp_path / "d.md"
     # the same report on both sides: sys-a against sys-b (2.0 everywhere) is sys-a's PESQ-WB minus 2.0
-    assert cr.main([str(rep), str(rep), "--old-system", "sys-b", "--metrics", "pesq_wb", "--markdown", str(out_md)]) == 0
+    args = [str(rep), str(rep), "--old-system", "sys-b", "--metrics", "pesq_wb", "--markdown", str(out_md)]
+    assert cr.main(args) == 0
     rows = [line for line in out_md.read_text().splitlines() if line.startswith("| sys-")]
     assert len(rows) == 1 and rows[0].startswith("| sys-a")
     assert "-0.750 ± " in rows[0] and "(0/6)" in rows[0]  # mean of 1.0..1.5 is 1.25

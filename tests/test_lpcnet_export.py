@@ -200,3 +200,31 @@ def test_run_info_of_a_run_that_ended_on_its_best_weights_describes_those_weight
     torch.save({**meta, "weights_epoch": 1}, d / "last.pt")
     info = ex.run_info(d)
     assert (info["step"], info["epoch"], info["audio_hours"], info["val_loss"]) == (60, 1, 401.0, 2.42)
+
+
+def test_export_of_a_baseline_moves_the_slots_it_serves_to_its_new_files(tmp_path):
+    # round 12 re-exported LPCNet-BL-L while it served PLPCNet-L group 3: the slot's sha256 must follow
+    from pnsc.shared.checksum import sha256_file
+
+    runs, models = tmp_path / "runs", tmp_path / "models"
+    models.mkdir()
+    files = {"frame": "decoders/lpcnet-bl-s.frame.onnx", "sample": "decoders/lpcnet-bl-s.onnx"}
+    old_base = {"name": "lpcnet-bl-s", "kind": "decoder", "size": "S", "files": files,
+                "sha256": {"frame": "0" * 64, "sample": "1" * 64}}
+    slot = {"name": "plpcnet-s-g3", "kind": "decoder", "family": "plpcnet-s", "group": 3,
+            "variant": "baseline-fallback", "serves_as": "lpcnet-bl-s", "training_note": "its fine-tunes decoded worse",
+            "files": dict(files), "sha256": dict(old_base["sha256"])}
+    other = {"name": "plpcnet-l-g3", "kind": "decoder", "family": "plpcnet-l", "group": 3,
+             "variant": "baseline-fallback", "serves_as": "lpcnet-bl-l", "sha256": {"frame": "2" * 64}}
+    (models / "manifest.json").write_text(json.dumps({"models": [old_base, slot, other]}))
+    _fake_run(runs, "lpcnet-bl-s", "tiny", 4.9)
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "export_decoders.py"), str(runs), "--models-dir",
+                        str(models), "--keep-others"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "plpcnet-s-g3: served by the new lpcnet-bl-s" in r.stdout
+    names = {m["name"]: m for m in json.loads((models / "manifest.json").read_text())["models"]}
+    new = names["plpcnet-s-g3"]
+    assert new["sha256"] == names["lpcnet-bl-s"]["sha256"] != old_base["sha256"]
+    assert new["sha256"]["sample"] == sha256_file(models / "decoders" / "lpcnet-bl-s.onnx")
+    assert new["variant"] == "baseline-fallback" and new["training_note"] == "its fine-tunes decoded worse"
+    assert names["plpcnet-l-g3"] == other  # served by a baseline that was not exported: untouched
