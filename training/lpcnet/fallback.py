@@ -24,9 +24,9 @@ def fallback_entry(baseline: dict, name: str, group: int, reason: str, grouping:
 def refresh_fallbacks(entries: list[dict], baselines: dict[str, dict],
                       grouping: dict) -> list[tuple[str, str]]:
     """Point every fallback entry of ``entries`` that a baseline in ``baselines`` (name -> new entry) serves at
-    that baseline's new files, in place; returns the (slot, baseline) pairs refreshed. Their training notes are kept: they
-    say why the slot falls back, which a new baseline does not change (a note naming the old baseline's round
-    is updated by re-running scripts/fallback_decoders.py with a new --reason)."""
+    that baseline's new files, in place; returns the (slot, baseline) pairs refreshed. Their training notes are
+    kept: they say why the slot falls back, which a new baseline does not change (a note naming the old
+    baseline's round is updated by re-running scripts/fallback_decoders.py with a new --reason)."""
     refreshed = []
     for i, e in enumerate(entries):
         base = baselines.get(e.get("serves_as"))
