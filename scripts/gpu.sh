@@ -26,6 +26,8 @@
 #                                           of resuming (commit-state with LOGS_ONLY=<run>.before-TAG,...)
 #
 #  There (the device machine; the command of a device call):
+#   bash scripts/gpu.sh examples            build examples for .carry/val and each .carry/t* not built yet, all at
+#                                           once (train runs it first; CARRY_ROOT, EX_ROOT move the folders)
 #   bash scripts/gpu.sh train               build examples for every carried .carry/t* shard not built yet
 #                                           (kept on a warm machine), resume runs from runs/gpu (warm) or
 #                                           .carry/state (fresh), train $MODELS for the rest of the call, pack
@@ -86,6 +88,38 @@ carry-groups)  # [PARTS]: slices per group, for groups 3 0 1 2 in that order (gr
     done
   done
   du -sh .carry/tg*p* | sed 's/^/carry: /'
+  ;;
+examples)  # build examples for .carry/val and every .carry/t* not built yet, all at once (each with its share
+  # of the CPUs: a build splits into one job per output shard, about 30 for a slice of 1.5 h, so one build alone
+  # left most of 64 CPUs idle and five in a row took 75 s of round 12's call 3)
+  CARRY_ROOT=${CARRY_ROOT:-.carry}; EX_ROOT=${EX_ROOT:-data/ex}
+  done_already() { [ -f "$1/index.json" ] && grep -q '"complete": true' "$1/index.json"; }
+  jobs=()  # "audio dir|split|copies|out"
+  done_already "$EX_ROOT/val" || jobs+=("$CARRY_ROOT/val|validation|1|$EX_ROOT/val")
+  for d in "$CARRY_ROOT"/t*/; do
+    [ -d "$d" ] || continue
+    out="$EX_ROOT/$(basename "$d")"
+    done_already "$out" || jobs+=("${d%/}|train|${COPIES:-3}|$out")
+  done
+  [ ${#jobs[@]} -gt 0 ] || { echo "examples: all built"; exit 0; }
+  ncpu=$(getconf _NPROCESSORS_ONLN); workers=$(( ncpu / ${#jobs[@]} )); [ "$workers" -ge 2 ] || workers=2
+  build() {  # build <audio dir> <split> <copies> <out>: one line of result, then the status of the build
+    local t; t=$(date +%s)
+    $PY scripts/build_examples.py --audio "$1" --out "$4" --split "$2" --copies "$3" --workers "$workers" \
+      --target-mib "${EX_MIB:-12}" > "$4.log" 2>&1
+    local rc=$?
+    tr "\r" "\n" < "$4.log" | grep -v "^$" | tail -n 1
+    echo "examples $4: $(( $(date +%s) - t )) s, rc $rc"
+    return $rc
+  }
+  mkdir -p "$EX_ROOT"; pids=()
+  for j in "${jobs[@]}"; do
+    IFS='|' read -r audio split copies out <<< "$j"
+    build "$audio" "$split" "$copies" "$out" & pids+=($!)
+  done
+  rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  [ $rc = 0 ] || echo "examples: a build failed (its log: data/ex/<name>.log)"
+  exit $rc
   ;;
 size)  # what a call carrying .whl and every .carry/* folder sends: the tree git would copy plus those
   tree=$(git ls-files -t | grep -v '^S' | cut -c3- | xargs -d '\n' stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
@@ -160,15 +194,7 @@ train)
   # building 15x slower): widen the affinity to every online CPU and use them all.
   NCPU=$(getconf _NPROCESSORS_ONLN); taskset -acp "0-$((NCPU - 1))" $$ >/dev/null 2>&1 || true
   echo "cpus: online $NCPU, usable $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-  build() {  # build <audio dir> <split> <copies> <out>
-    [ -f "$4/index.json" ] && grep -q '"complete": true' "$4/index.json" && return 0
-    local t=$(date +%s)
-    $PY scripts/build_examples.py --audio "$1" --out "$4" --split "$2" --copies "$3" --workers "$NCPU" \
-      --target-mib "${EX_MIB:-12}" 2>&1 | tr "\r" "\n" | grep -v "^$" | tail -1
-    echo "examples $4: $(( $(date +%s) - t )) s"
-  }
-  build .carry/val validation 1 data/ex/val || exit 1
-  for d in .carry/t*/; do [ -d "$d" ] && { build "${d%/}" train "${COPIES:-3}" "data/ex/$(basename "$d")" || exit 1; }; done
+  "$0" examples || exit 1
   PACK_SINCE=$T0
   if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
     $PY -m pnsc.training.lpcnet.state load .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
