@@ -194,7 +194,7 @@ train)
   # building 15x slower): widen the affinity to every online CPU and use them all.
   NCPU=$(getconf _NPROCESSORS_ONLN); taskset -acp "0-$((NCPU - 1))" $$ >/dev/null 2>&1 || true
   echo "cpus: online $NCPU, usable $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-  "$0" examples || exit 1
+  bash "$0" examples || exit 1  # (bash: the copy on the device machine may not keep the executable bit)
   PACK_SINCE=$T0
   if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
     $PY -m pnsc.training.lpcnet.state load .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
