@@ -20,6 +20,13 @@ features are coded: once for all runs, or one value per run, so each run decodes
 training examples were (``--pitch-line all voiced`` for a round-4 run against a round-6 one). The same run may
 be given twice with different settings; its label then carries the setting (``r6/lpcnet-bl-s[all]``).
 Features are coded only in this process (the export subprocesses do not code any).
+
+``--from-json FILE --reference LABEL`` decodes nothing: it prints the tables of an earlier ``--json`` again,
+paired against another of its runs (a new fine-tune against the shipped one, when both were judged against
+their baseline):
+
+    python scripts/compare_branches.py --from-json docs/figures/round12/plpcnet-l-g0.json \
+        --reference r11/plpcnet-l-g0-ft [--markdown OUT.md]
 """
 from __future__ import annotations
 
@@ -102,9 +109,36 @@ def export_alone(run: Path, base: str, tmp: Path, tag: str) -> tuple[Path, str, 
     return models, entry["family"], group
 
 
+def reprint(p: argparse.ArgumentParser, path: Path, ref: str | None, markdown: Path | None) -> int:
+    """The clip sets of a saved ``--json``, paired against its run ``ref``."""
+    from pnsc.evaluation.stats import paired_table
+
+    try:
+        results = json.loads(path.read_text())
+        labels = list(results["runs"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        p.error(f"{path}: not a compare_branches --json ({e})")
+    if ref not in labels:
+        p.error(f"--reference must be one of the runs in {path}: {', '.join(labels)}")
+    report: list[str] = []
+    for set_name in ("validation", "training"):
+        if set_name not in results:
+            continue
+        res = results[set_name]["scores"]
+        res = {ref: res[ref], **{k: v for k, v in res.items() if k != ref}}  # the reference row first
+        block = [f"{set_name} speakers, {len(results[set_name]['clips'])} clips; paired difference to {ref} "
+                 f"(95 % CI, wins)", "", *paired_table(res, ref, METRICS), ""]
+        print("\n" + "\n".join(block))
+        report += block
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(f"From {path.name}, paired against {ref}\n\n" + "\n".join(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", type=Path, help="run folders; the first is the reference")
+    p.add_argument("runs", nargs="*", type=Path, help="run folders; the first is the reference")
     p.add_argument("--val-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
     p.add_argument("--train-shard", type=Path, nargs="+", default=None,
                    help="also clips of training speakers (LibriSpeech), from these shards in turn")
@@ -116,7 +150,14 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: the shipped setting, shared.quantizer.PITCH_LINE_VOICED_ONLY)")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None, help="also write the printed tables here")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="print the tables of an earlier --json again (no decoding), paired against --reference")
+    p.add_argument("--reference", default=None, help="with --from-json: the run label to pair against")
     a = p.parse_args(argv)
+    if a.from_json:
+        return reprint(p, a.from_json, a.reference, a.markdown)
+    if not a.runs:
+        p.error("give run folders (the first is the reference), or --from-json FILE --reference LABEL")
     modes = pitch_modes(a.pitch_line, len(a.runs))
     if isinstance(modes, str):
         p.error(modes)

@@ -91,3 +91,27 @@ def test_compare_pool_pairs_clips_within_groups(tmp_path):
     assert list(pooled) == ["r4/plpcnet-s-ft", "r6/plpcnet-s-ft"] and pooled["r6/plpcnet-s-ft"]["stoi"] == [1.5, 5.0]
     with pytest.raises(SystemExit):
         cp.main([str(tmp_path / "x.json"), "--first", "1"])
+
+
+def test_from_json_pairs_a_saved_judgement_against_another_run(tmp_path, capsys):
+    import json
+
+    scores = {"r10/lpcnet-bl-s": {"pesq_wb": [1.0, 1.1, 1.2], "stoi": [0.8, 0.8, 0.8]},
+              "r7/plpcnet-s-g1-ft": {"pesq_wb": [1.1, 1.2, 1.3], "stoi": [0.8, 0.8, 0.8]},
+              "r12/plpcnet-s-g1-ft": {"pesq_wb": [1.3, 1.4, 1.5], "stoi": [0.81, 0.81, 0.81]}}
+    saved = {"runs": {k: {"path": k, "pitch_line": "voiced"} for k in scores},
+             "training": {"clips": ["a", "b", "c"], "scores": {k: {**v, "estoi": v["stoi"], "dnsmos_ovrl": v["stoi"]}
+                                                               for k, v in scores.items()}}}
+    path = tmp_path / "g1.json"
+    path.write_text(json.dumps(saved))
+    out_md = tmp_path / "g1_vs_r7.md"
+    assert cb.main(["--from-json", str(path), "--reference", "r7/plpcnet-s-g1-ft", "--markdown", str(out_md)]) == 0
+    rows = {line.split("|")[1].strip(): line for line in out_md.read_text().splitlines()
+            if line.startswith("| r") and "/" in line.split("|")[1]}
+    assert list(rows)[0] == "r7/plpcnet-s-g1-ft"  # the new reference leads
+    assert "(+0.200 ± 0.000, 3/3)" in rows["r12/plpcnet-s-g1-ft"]
+    assert "(-0.100 ± 0.000, 0/3)" in rows["r10/lpcnet-bl-s"]
+    for bad in (["--from-json", str(path), "--reference", "nope"], ["--from-json", str(tmp_path / "none.json")], []):
+        with pytest.raises(SystemExit) as e:
+            cb.main(bad)
+        assert e.value.code == 2
