@@ -118,7 +118,7 @@ examples)  # build examples for .carry/val and every .carry/t* not built yet, al
     build "$audio" "$split" "$copies" "$out" & pids+=($!)
   done
   rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
-  [ $rc = 0 ] || echo "examples: a build failed (its log: data/ex/<name>.log)"
+  [ $rc = 0 ] || echo "examples: a build failed (its log: $EX_ROOT/<name>.log)"
   exit $rc
   ;;
 size)  # what a call carrying .whl and every .carry/* folder sends: the tree git would copy plus those

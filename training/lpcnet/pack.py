@@ -55,27 +55,14 @@ def collect(root: Path, best: bool, optim: bool, since: float | None = None) -> 
 PRIORITY = ("last.pt", *SMALL, BF16_OPTIM, "last-optim.pt", "best.pt")  # what is worth most when space runs out
 
 
-def _bf16_moments(src: Path, dst: Path) -> None:
-    """``src`` (a last-optim.pt) with its floating-point tensors as bfloat16, written to ``dst``."""
+def _cast_moments(src: Path, dst: Path, dtype: str) -> None:
+    """``src`` (Adam's moments as train.py saves them) with its floating-point tensors as ``dtype``, to ``dst``."""
     import torch
 
     from .state import _cast
     o = torch.load(src, map_location="cpu", weights_only=False)
-    o["optimizer"]["state"] = _cast(o["optimizer"]["state"], torch.bfloat16)
+    o["optimizer"]["state"] = _cast(o["optimizer"]["state"], getattr(torch, dtype))
     torch.save(o, dst)
-
-
-def _float32_moments(path: Path) -> Path:
-    """Turn an unpacked ``last-optim.bf16.pt`` back into the float32 ``last-optim.pt`` beside it."""
-    import torch
-
-    from .state import _cast
-    o = torch.load(path, map_location="cpu", weights_only=False)
-    o["optimizer"]["state"] = _cast(o["optimizer"]["state"], torch.float32)
-    out = path.with_name("last-optim.pt")
-    torch.save(o, out)
-    path.unlink()
-    return out
 
 
 def _key(arc: str, durable: tuple[str, ...]) -> tuple:
@@ -97,8 +84,9 @@ def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, o
         for p, arc in collect(root, best, optim, since):
             run = arc.split("/")[0]
             if arc.endswith("/last-optim.pt") and run in durable:
-                p, arc = Path(staging) / f"{run}.{BF16_OPTIM}", f"{run}/{BF16_OPTIM}"
-                _bf16_moments(root / run / "last-optim.pt", p)
+                staged = Path(staging) / f"{run}.{BF16_OPTIM}"
+                _cast_moments(p, staged, "bfloat16")
+                p, arc = staged, f"{run}/{BF16_OPTIM}"
             items.append((p, arc))
         items.sort(key=lambda x: _key(x[1], durable))
         return _write(_within_total(items, max_total_mib), out_dir, cap, max_mib, max_files)
@@ -164,8 +152,9 @@ def unpack(tars: list[Path], root: Path) -> int:
             tf.extractall(root, members=members, filter="data")
             n += len(members)
             for m in members:
-                if Path(m.name).name == BF16_OPTIM:
-                    _float32_moments(root / m.name)
+                if Path(m.name).name == BF16_OPTIM:  # back to the float32 file train.py resumes from
+                    _cast_moments(root / m.name, (root / m.name).with_name("last-optim.pt"), "float32")
+                    (root / m.name).unlink()
     return n
 
 
