@@ -89,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
                         "OLD and NEW may then be the same reports)")
     a = p.parse_args(argv)
     old, new = load_pooled(a.old), load_pooled(a.new)
-    systems = a.systems or [s for s in new if s in old]
     if a.old_system:
         if a.old_system not in old:
             p.error(f"not in the old report(s): {a.old_system}")
         systems = [s for s in (a.systems or list(new)) if s != a.old_system]
         old = {s: old[a.old_system] for s in systems}
+    else:
+        systems = a.systems or [s for s in new if s in old]
     missing = [s for s in systems if s not in old or s not in new]
     if missing:
         p.error(f"not in both reports: {', '.join(missing)}")

@@ -27,7 +27,6 @@ import torch
 from .pack import DURABLE_OPTIM, safe_members
 
 SMALL = ("history.json", "status.json", "log.jsonl", "stdout.log")  # curves.png is redrawn from history
-OPTIM_RUNS = DURABLE_OPTIM
 
 
 def _cast(obj, dtype):
@@ -52,7 +51,7 @@ def _pt_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
-def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = OPTIM_RUNS,
+def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = DURABLE_OPTIM,
                logs_only: tuple[str, ...] = ()) -> dict:
     """Write the state tar; runs named in ``logs_only`` keep their logs and history but no weights."""
     runs, out = Path(runs), Path(out)
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("runs", type=Path)
     s.add_argument("out", type=Path)
     s.add_argument("--logs-only", default="", help="comma-separated runs to keep as logs and history, without weights")
-    s.add_argument("--optim-runs", default=",".join(OPTIM_RUNS),
+    s.add_argument("--optim-runs", default=",".join(DURABLE_OPTIM),
                    help="comma-separated runs whose Adam moments are kept (default: the generic baselines); "
                         "name a fine-tune in mid-course to carry it to a fresh machine without an optimizer restart")
     l_ = sub.add_parser("load")
