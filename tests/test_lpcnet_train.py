@@ -259,6 +259,20 @@ def test_warmup_ramps_the_fine_tune_lr_and_resumes_as_saved(data, tmp_path):
     assert train.learning_rate(1e-3, 0.0, 0, 0) == 1e-3  # no warm-up: LPCNet's schedule unchanged
 
 
+def test_resume_without_adam_moments_ramps_the_lr_up_again(data, tmp_path):
+    # Round 12 resumed the baselines and three fine-tunes without their Adam moments (a pack lost them) at
+    # lr ~4e-4: fresh moments make each weight's first updates about lr whatever its gradient.
+    out = tmp_path / "run"
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "3", "--lr", "4e-3", "--warmup-steps", "2"))
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "5"))  # moments kept: no second ramp
+    (out / "last-optim.pt").unlink()
+    train.main(_args(data, out, "--epochs", "3", "--max-steps", "8"))  # moments lost: ramps from step 5
+    lrs = [r["lr"] for r in _records(out, "step")]
+    assert lrs == pytest.approx([2e-3, 4e-3, 4e-3, 4e-3, 4e-3, 2e-3, 4e-3, 4e-3])
+    assert train.learning_rate(1e-3, 0.0, 4, 10, rewarm_from=9) == pytest.approx(0.5e-3)
+    assert train.learning_rate(1e-3, 0.0, 0, 10, rewarm_from=9) == 1e-3  # no warm-up asked: none after a resume
+
+
 def test_validation_builds_no_autograd_graph(data):
     """validate() runs under no_grad: its loss carries no graph (a validation pass at training batch size
     would otherwise hold a training step's activations on the GPU)."""

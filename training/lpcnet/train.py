@@ -84,8 +84,8 @@ def parse_args(argv=None):
                     help="lr / (1 + decay * step) (LPCNet: 5e-5; default 0, or as saved)")
     ap.add_argument("--warmup-steps", type=int, default=None,
                     help="ramp the lr up linearly over the run's first N steps (fine-tunes and branches start "
-                         "at step 0 with fresh Adam moments, whose first steps at full lr undo the start; "
-                         "default 0, or as saved)")
+                         "at step 0 with fresh Adam moments, whose first steps at full lr undo the start; a run "
+                         "resumed without its Adam moments ramps up again the same way; default 0, or as saved)")
     ap.add_argument("--clip", type=float, default=None, help="grad-norm clip (default by size and group)")
     ap.add_argument("--init-from", default=None, help="start from this checkpoint's weights (fine-tuning)")
     ap.add_argument("--ltp-taps", type=int, default=None,
@@ -221,10 +221,15 @@ class Dist:
             self.dist.destroy_process_group()
 
 
-def learning_rate(lr: float, decay: float, warmup_steps: int, step: int) -> float:
-    """LPCNet's lr / (1 + decay * step), ramped up linearly over the first ``warmup_steps`` steps."""
-    ramp = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
-    return lr * ramp / (1.0 + decay * step)
+def learning_rate(lr: float, decay: float, warmup_steps: int, step: int, rewarm_from: int = 0) -> float:
+    """LPCNet's lr / (1 + decay * step), ramped up linearly over the ``warmup_steps`` steps from ``rewarm_from``.
+
+    ``rewarm_from`` is 0 for a run's own start, or the step where a resumed run got fresh Adam moments: their
+    first updates are about lr per weight whatever the gradient, which undoes a trained run as it would a
+    fine-tune's start.
+    """
+    ramp = min(1.0, (step - rewarm_from + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    return lr * max(ramp, 0.0) / (1.0 + decay * step)
 
 
 def _noise_gen(device, seed, rank, step) -> torch.Generator:
@@ -402,18 +407,23 @@ def main(argv=None) -> int:
              "since_best": 0}
     if ckpt is None and a.init_from:
         state["init_audio_seconds"] = float(init.get("audio_seconds") or 0.0) + float(init.get("init_audio_seconds") or 0.0)
+    rewarm_from = 0  # the step where the Adam moments started fresh (see learning_rate)
     if ckpt is not None:
         state.update({k: ckpt[k] for k in state if k in ckpt})
+        rewarm_from = state["step"]
         if ckpt["args"].get("batch") != a.batch:  # positions within the epoch are counted in batches
             state["batch_in_epoch"] = 0
         if last_opt.is_file():
             o = torch.load(last_opt, map_location="cpu", weights_only=False)
             if o.get("step") == ckpt["step"]:
                 opt.load_state_dict(o["optimizer"])
+                rewarm_from = 0
             elif D.main:
-                log("train: optimizer checkpoint does not match the model's step; fresh optimizer state")
+                log("train: optimizer checkpoint does not match the model's step; fresh optimizer state"
+                    + (f", lr ramped up again over {a.warmup_steps} steps" if a.warmup_steps > 0 else ""))
         elif D.main:
-            log(f"train: no {last_opt.name}; resuming with fresh optimizer state")
+            log(f"train: no {last_opt.name}; resuming with fresh optimizer state"
+                + (f", lr ramped up again over {a.warmup_steps} steps" if a.warmup_steps > 0 else ""))
     sparsifier = None
     if a.sparse_density < 1.0:
         sparsifier = BlockSparsifier(model.gru_a.weight_hh_l0, a.sparse_density, a.sparse_start, a.sparse_end,
@@ -553,7 +563,7 @@ def main(argv=None) -> int:
                 stopped_for_budget = elapsed + est > budget_s
                 break
             t0 = time.monotonic()
-            lr = learning_rate(a.lr, a.lr_decay, a.warmup_steps, state["step"])
+            lr = learning_rate(a.lr, a.lr_decay, a.warmup_steps, state["step"], rewarm_from)
             for pg in opt.param_groups:
                 pg["lr"] = lr
             gen = _noise_gen(dev, a.seed, D.rank, state["step"])
