@@ -81,6 +81,25 @@ def test_unpack_skips_members_that_escape(tmp_path):
     assert (tmp_path / "root" / "run" / "ok.txt").is_file() and not (tmp_path / "outside.txt").exists()
 
 
+def test_unpack_keeps_a_run_that_is_further_on_than_the_tars(tmp_path, capsys):
+    # round 13: a call's tars unpacked after a later call's rolled five runs back by up to 1,000 steps
+    early, late = tmp_path / "early", tmp_path / "late"
+    for d, step in ((early, 10), (late, 20)):
+        r = _run(d, "a", 0.1, 0.1)
+        (r / "status.json").write_text(f'{{"step": {step}}}')
+        _run(d, "b", 0.1, 0.1)  # same step in both: the later tars' files win
+    late_tars = pack(late, tmp_path / "out-late", max_mib=5.0, optim=True)
+    early_tars = pack(early, tmp_path / "out-early", max_mib=5.0, optim=True)
+    back = tmp_path / "back"
+    assert unpack(late_tars, back) == 8
+    assert unpack(early_tars, back) == 4  # only b's files
+    assert (back / "a" / "last.pt").read_bytes() == (late / "a" / "last.pt").read_bytes()
+    assert (back / "b" / "last.pt").read_bytes() == (early / "b" / "last.pt").read_bytes()
+    assert '"step": 20' in (back / "a" / "status.json").read_text()
+    assert "kept" in capsys.readouterr().err
+    assert unpack(early_tars, tmp_path / "fresh") == 8  # nothing there yet: everything
+
+
 def _adam_moments(path: Path, n: int) -> None:
     import torch
     w = torch.nn.Parameter(torch.randn(n))

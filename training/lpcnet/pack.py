@@ -23,6 +23,7 @@ reads, took it first.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tarfile
 import tempfile
@@ -142,13 +143,41 @@ def safe_members(tf: tarfile.TarFile) -> list[tarfile.TarInfo]:
             and not Path(m.name).is_absolute()]
 
 
+def _step(status_json: bytes | str) -> int | None:
+    try:
+        step = json.loads(status_json).get("step")
+    except (ValueError, AttributeError):
+        return None
+    return step if isinstance(step, int) else None
+
+
 def unpack(tars: list[Path], root: Path) -> int:
-    """Extract the tars into ``root`` (bfloat16 moments become float32 ``last-optim.pt``); files extracted."""
+    """Extract the tars into ``root`` (bfloat16 moments become float32 ``last-optim.pt``); files extracted.
+
+    A run whose ``status.json`` in ``root`` is at a later step than the one in the tars keeps its files: an
+    older call's tars unpacked after a newer one's would otherwise roll the run back (round 13 did, by hand).
+    """
     root.mkdir(parents=True, exist_ok=True)
+    incoming: dict[str, int] = {}
+    for t in tars:
+        with tarfile.open(t) as tf:
+            for m in safe_members(tf):
+                parts = Path(m.name).parts
+                if len(parts) == 2 and parts[1] == "status.json":
+                    step = _step(tf.extractfile(m).read())
+                    if step is not None:
+                        incoming[parts[0]] = step
+    stale = set()
+    for run, step in incoming.items():
+        have = root / run / "status.json"
+        here = _step(have.read_text()) if have.is_file() else None
+        if here is not None and here > step:
+            stale.add(run)
+            print(f"unpack: kept {root / run} at step {here} (the tars hold step {step})", file=sys.stderr)
     n = 0
     for t in tars:
         with tarfile.open(t) as tf:
-            members = safe_members(tf)
+            members = [m for m in safe_members(tf) if Path(m.name).parts[0] not in stale]
             tf.extractall(root, members=members, filter="data")
             n += len(members)
             for m in members:
