@@ -193,7 +193,8 @@ train)
   # The call's shell may be pinned to one CPU (nproc said 1 on a 16-core machine, which made example
   # building 15x slower): widen the affinity to every online CPU and use them all.
   NCPU=$(getconf _NPROCESSORS_ONLN); taskset -acp "0-$((NCPU - 1))" $$ >/dev/null 2>&1 || true
-  echo "cpus: online $NCPU, usable $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
+  # (not nproc: it answers OMP_NUM_THREADS, 1 here, whatever the affinity)
+  echo "cpus: online $NCPU, usable $($PY -c 'import os; print(len(os.sched_getaffinity(0)))'); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   bash "$0" examples || exit 1  # (bash: the copy on the device machine may not keep the executable bit)
   PACK_SINCE=$T0
   if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then

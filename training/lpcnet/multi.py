@@ -76,12 +76,12 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(rf"^sparse(?P<x>{_NUM})$"), lambda m: ["--sparse-density", m.group("x")])]
 
 
-# GPU memory one training process reaches, in GiB per sequence of its batch (15-frame sequences, bf16
-# autocast): round 11's validation records (`gpu_peak_gib`, torch's peak allocation over training and its
-# validation passes) on 80 GB H100s under MPS, batch 512: S 14.6-15.0 GiB, L 18.1-18.5 GiB, four processes
-# (S, L, S, L) side by side on one GPU. The old figures (0.052 / 0.068, round 5's path before the folded
-# embeddings) split round 11's first call into two waves of half the budget each.
-GIB_PER_SEQUENCE = {"S": 0.030, "L": 0.037}
+# GPU memory one training process takes, in GiB per sequence of its batch (15-frame sequences, bf16 autocast),
+# as the device counts it: torch's peak allocation (`gpu_peak_gib`: S 15.0-16.7, L 18.5-20.2 GiB at batch
+# 512) plus what its caching allocator keeps reserved beyond that. Round 13's OOM report on an 80 GB H100 under
+# MPS, batch 512: S processes held 20.5-22.5 GiB, L 24.7-26.1 GiB, and a fourth process (an L beside three S,
+# or beside S, L, L) ran out. Round 11's figures (0.030 / 0.037, from the peaks alone) let that happen.
+GIB_PER_SEQUENCE = {"S": 0.041, "L": 0.048}
 GIB_PER_PROCESS = 1.5  # CUDA context and allocator slack
 POLL_S = 1.0  # how often the running processes are checked for an end
 TRAINER = "pnsc.training.lpcnet.train"  # the module each process runs (python -m)
@@ -230,6 +230,20 @@ def _base_args(name: str, root: Path, start: bool) -> list[str]:
     return args
 
 
+def use_all_cpus() -> int:
+    """Widen this process's CPU affinity (which its training processes inherit) to every online CPU where the
+    OS allows it, and return how many it may use: a call's shell on the GPU machine was seen pinned to one CPU,
+    and `nproc` there answers 1 anyway (it follows OMP_NUM_THREADS, which gpu.sh sets to 1)."""
+    try:
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    except (AttributeError, OSError):
+        pass
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = []
@@ -280,6 +294,7 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     gpus = a.gpus.split(",") if a.gpus else None
     failed = 0
+    print(f"multi: {use_all_cpus()} of {os.cpu_count()} CPUs usable", file=sys.stderr)
 
     def prepare(names: list[str]) -> list[tuple[str, list[str], list[str]]]:
         """(name, train.py options, options that go last) of each name that can start; messages for the rest."""
