@@ -27,6 +27,8 @@ def test_names_and_recipe_tags():
         "lpcnet-bl-s", ["--ltp-taps", "5", "--ltp-gate", "0.5"])
     assert multi.split_branch("lpcnet-bl-s.ltp5.ltpgate0.35.lr1e-3")[1][-4:] == ["--ltp-gate", "0.35", "--lr", "1e-3"]
     assert multi.split_branch("lpcnet-bl-s.noise0.5")[1] == ["--noise-scale", "0.5"]
+    assert multi.split_branch("plpcnet-s-g1-ft.ema0.999.lr2e-4") == (
+        "plpcnet-s-g1-ft", ["--ema-decay", "0.999", "--lr", "2e-4"])
     with pytest.raises(SystemExit, match="unknown recipe tag"):
         multi.split_branch("lpcnet-bl-s.ltpgate")
     for bad in ("lpcnet-bl-s.fast", "lpcnet-bl-x.control", "lpcnet-bl-s.noise"):

@@ -273,6 +273,42 @@ def test_resume_without_adam_moments_ramps_the_lr_up_again(data, tmp_path):
     assert train.learning_rate(1e-3, 0.0, 0, 10, rewarm_from=9) == 1e-3  # no warm-up asked: none after a resume
 
 
+def test_ema_validates_and_ships_the_averaged_weights(data, tmp_path):
+    from pnsc.training.lpcnet import state as durable
+    from pnsc.training.lpcnet import validate_runs
+    from pnsc.training.lpcnet.export import load_checkpoint
+
+    out = tmp_path / "runs" / "lpcnet-bl-s"
+    assert train.main(_args(data, out, "--epochs", "2", "--lr", "5e-3", "--ema-decay", "0.5")) == 0
+    ck = torch.load(out / "last.pt", weights_only=False)
+    assert ck["args"]["ema_decay"] == 0.5 and set(ck["ema"]) <= set(ck["model"])
+    assert any(not torch.allclose(ck["ema"][k], ck["model"][k]) for k in ck["ema"])
+    # the recorded validation loss is the average's: validate_runs scores what a checkpoint ships
+    report = tmp_path / "val.json"
+    validate_runs.main([str(tmp_path / "runs"), "--val-data", str(data), "--groups", str(data / "speaker_groups.json"),
+                        "--splits", str(data / "speaker_splits.json"), "--features", ck["args"]["val_features"],
+                        "--json", str(report)])
+    last_val = [r for r in _records(out, "epoch") if r["val_loss"] is not None][-1]["val_loss"]
+    assert json.loads(report.read_text())["runs"]["lpcnet-bl-s"]["total"] == pytest.approx(last_val, rel=1e-4)
+    model, _ = load_checkpoint(out / "last.pt")  # export takes the average
+    assert all(torch.equal(model.state_dict()[k], ck["ema"][k]) for k in ck["ema"])
+    # resumed, the average goes on from the saved one (it would restart from the weights otherwise)
+    before = {k: v.clone() for k, v in ck["ema"].items()}
+    assert train.main(_args(data, out, "--epochs", "3")) == 0
+    after = torch.load(out / "last.pt", weights_only=False)["ema"]
+    fresh = torch.load(out / "last.pt", weights_only=False)["model"]
+    assert any(not torch.allclose(after[k], fresh[k]) for k in after)
+    assert any(not torch.allclose(after[k], before[k]) for k in after)
+    # the durable state carries the average (float16), and brings it back as float32
+    tar = tmp_path / "state.tar"
+    durable.save_state(tmp_path / "runs", tar)
+    durable.load_state(tar, tmp_path / "back")
+    back = torch.load(tmp_path / "back" / "lpcnet-bl-s" / "last.pt", weights_only=False)["ema"]
+    assert all(back[k].dtype == torch.float32 and torch.allclose(back[k], after[k], atol=1e-2) for k in after)
+    with pytest.raises(SystemExit, match="does not combine with GRU-A sparsity"):
+        train.main(_args(data, tmp_path / "sp", "--epochs", "1", "--ema-decay", "0.9", "--sparse-density", "0.5"))
+
+
 def test_validation_builds_no_autograd_graph(data):
     """validate() runs under no_grad: its loss carries no graph (a validation pass at training batch size
     would otherwise hold a training step's activations on the GPU)."""

@@ -37,6 +37,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pnsc.shared.constants import LTP_HISTORY, LTP_MAX_LAG, LTP_MIN_LAG
 
+from .ema import deployed_weights
 from .model import FRAME_SIZE, LPC_ORDER, PDF_FLOOR, LPCNet, LPCNetConfig, tap_offsets
 
 OPSET = 17
@@ -296,7 +297,7 @@ def _model(graph, cfg: LPCNetConfig) -> onnx.ModelProto:
 def load_checkpoint(path) -> tuple[LPCNet, dict]:
     ck = torch.load(path, map_location="cpu", weights_only=False)
     model = LPCNet(LPCNetConfig(**ck["config"]))
-    model.load_state_dict(ck["model"])
+    model.load_state_dict(deployed_weights(ck))  # a run trained with --ema-decay ships its averaged weights
     model.eval()
     return model, ck
 

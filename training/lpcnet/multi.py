@@ -73,7 +73,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(r"^b(?P<x>\d+)$"), lambda m: ["--batch", m.group("x")]),
         (re.compile(r"^ltp(?P<x>\d+)$"), lambda m: ["--ltp-taps", m.group("x")]),
         (re.compile(rf"^ltpgate(?P<x>{_NUM})$"), lambda m: ["--ltp-gate", m.group("x")]),
-        (re.compile(rf"^sparse(?P<x>{_NUM})$"), lambda m: ["--sparse-density", m.group("x")])]
+        (re.compile(rf"^sparse(?P<x>{_NUM})$"), lambda m: ["--sparse-density", m.group("x")]),
+        (re.compile(rf"^ema(?P<x>{_NUM})$"), lambda m: ["--ema-decay", m.group("x")])]
 
 
 # GPU memory one training process takes, in GiB per sequence of its batch (15-frame sequences, bf16 autocast),

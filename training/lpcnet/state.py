@@ -72,6 +72,8 @@ def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = DURABLE_OPTI
                 continue
             ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
             ck["model"] = _cast(ck["model"], torch.float16)
+            if ck.get("ema"):  # a run's averaged weights (--ema-decay) travel as its weights do
+                ck["ema"] = _cast(ck["ema"], torch.float16)
             ck["state_format"] = {"weights": "float16"}
             _add(tar, f"{run.name}/last.pt", _pt_bytes(ck))
             for n in SMALL:
@@ -100,6 +102,8 @@ def load_state(tar_path: Path, runs: Path) -> list[str]:
             if m.name.endswith("last.pt"):
                 ck = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
                 ck["model"] = _cast(ck["model"], torch.float32)
+                if ck.get("ema"):
+                    ck["ema"] = _cast(ck["ema"], torch.float32)
                 ck.pop("state_format", None)
                 data = _pt_bytes(ck)
             elif m.name.endswith("last-optim.pt"):

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -35,6 +36,7 @@ import torch.nn.functional as F
 
 from . import gru_scan
 from .data import DataError, ShardSet, load_group_map, log, select_speakers
+from .ema import WeightAverage, deployed_weights
 from .model import LPCNet, config_for, count_parameters, widen_for_ltp
 from .noise import make_inputs
 from .self_noise import self_inputs
@@ -50,7 +52,7 @@ DEFAULT_CLIP = {("L", True): 5e-2, ("L", False): 1e-2, ("S", True): 1e-2, ("S", 
 
 
 # schedule settings not given on the command line: the saved ones on resume, else these
-SCHEDULE_DEFAULTS = {"batch": 512, "lr": 1e-3, "lr_decay": 0.0, "warmup_steps": 0, "adapt": "frame",
+SCHEDULE_DEFAULTS = {"batch": 512, "lr": 1e-3, "lr_decay": 0.0, "warmup_steps": 0, "ema_decay": 0.0, "adapt": "frame",
                      "val_features": "qfeatures",
                      # GRU-A block sparsity: off (density 1); with a target, a ramp over steps 200..4000 (the
                      # first half of a ~8,000-step branch: three 9-minute GPU calls at batch 512), mask every 100
@@ -87,6 +89,9 @@ def parse_args(argv=None):
                          "at step 0 with fresh Adam moments, whose first steps at full lr undo the start; a run "
                          "resumed without its Adam moments ramps up again the same way; default 0, or as saved)")
     ap.add_argument("--clip", type=float, default=None, help="grad-norm clip (default by size and group)")
+    ap.add_argument("--ema-decay", type=float, default=None,
+                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999), "
+                         "validate it and ship it (last.pt 'ema'); 0: off (default 0, or as saved)")
     ap.add_argument("--init-from", default=None, help="start from this checkpoint's weights (fine-tuning)")
     ap.add_argument("--ltp-taps", type=int, default=None,
                     help="lagged-excitation (pitch) inputs of GRU-A (0: LPCNet; odd, e.g. 5; default as saved, "
@@ -320,7 +325,7 @@ def main(argv=None) -> int:
         # schedule settings: saved ones, unless this call sets them explicitly (they parse as None when
         # not given, so an explicit value equal to the built-in default still overrides the saved one)
         # (the batch is a schedule setting too: a call may change it, e.g. when models share a GPU)
-        for k in ("batch", "lr", "lr_decay", "warmup_steps", "clip", "quantized_after_epoch", "adapt",
+        for k in ("batch", "lr", "lr_decay", "warmup_steps", "ema_decay", "clip", "quantized_after_epoch", "adapt",
                   "val_features", "sparse_density", "sparse_start", "sparse_end", "sparse_every"):
             if getattr(a, k) is None:
                 setattr(a, k, saved.get(k))
@@ -389,7 +394,7 @@ def main(argv=None) -> int:
         model.load_state_dict(ckpt["model"])
     elif a.init_from:
         init = torch.load(a.init_from, map_location="cpu", weights_only=False)
-        model.load_state_dict(widen_for_ltp(init["model"], cfg))
+        model.load_state_dict(widen_for_ltp(deployed_weights(init), cfg))
         if D.main:
             log(f"train: initialised from {a.init_from} (step {init.get('step')})")
     model.to(dev)
@@ -430,6 +435,9 @@ def main(argv=None) -> int:
                                      a.sparse_every, state["sparse"])
     else:
         state["sparse"] = None  # turned off: the weights train dense again
+    if a.ema_decay > 0 and sparsifier is not None:  # an average of pruned weights is not sparse
+        raise SystemExit("train: --ema-decay does not combine with GRU-A sparsity (--sparse-density)")
+    ema = WeightAverage(model, a.ema_decay, (ckpt or {}).get("ema")) if a.ema_decay > 0 else None
     broadcast = (lambda t: D.dist.broadcast(t, src=0)) if D.dist is not None else None
     ddp = model
     if D.world > 1:
@@ -471,7 +479,10 @@ def main(argv=None) -> int:
         meta = {"version": CKPT_VERSION, "name": name, "config": cfg.to_dict(), "args": vars(a),
                 "params": count_parameters(model), "data_summary": data_summary, "val_loss": last_val, **state}
         _atomic_save({"optimizer": opt.state_dict(), "step": state["step"]}, last_opt)
-        _atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta}, last)
+        weights = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+        if ema is not None:
+            weights["ema"] = ema.state_dict()
+        _atomic_save({**weights, **meta}, last)
         _atomic_text(json.dumps(state["history"], indent=1), out / "history.json")
         _atomic_text(json.dumps({"done": done, "name": name, "step": state["step"], "epoch": state["epoch"],
                                  "best_val": state["best_val"], "epochs": a.epochs,
@@ -491,8 +502,9 @@ def main(argv=None) -> int:
     def run_validation():
         t0 = time.monotonic()
         feat = a.val_features
-        vloss, vgroups = validate(model, val, feat, a.val_batch or a.batch, D, amp_dtype, n_groups) \
-            if val is not None else (None, {})
+        with ema.swapped_in(model) if ema is not None else nullcontext():  # the weights that would ship
+            vloss, vgroups = validate(model, val, feat, a.val_batch or a.batch, D, amp_dtype, n_groups) \
+                if val is not None else (None, {})
         rec = {"kind": "epoch", "epoch": state["epoch"], "step": state["step"],
                "train_loss": state["epoch_loss_sum"] / max(1, state["epoch_loss_n"]),
                "grad_norm": state["epoch_gnorm_sum"] / max(1, state["epoch_loss_n"]),
@@ -524,8 +536,9 @@ def main(argv=None) -> int:
                         "step": state["step"], "epoch": state["epoch"], "val_loss": vloss,
                         "audio_seconds": state["audio_seconds"], "init_audio_seconds": state["init_audio_seconds"],
                         "data_summary": data_summary, "args": vars(a)}
-                _atomic_save({"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **meta},
-                             out / "best.pt")
+                best = ema.state_dict() if ema is not None else \
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                _atomic_save({"model": best, **meta}, out / "best.pt")
         if D.main:
             logf.write(json.dumps(rec) + "\n")
             logf.flush()
@@ -585,6 +598,8 @@ def main(argv=None) -> int:
                         p.grad = None
             gnorm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
             opt.step()
+            if ema is not None:
+                ema.update(model)
             lval = float(loss.detach())  # syncs: step timing is real
             if not math.isfinite(lval):
                 raise SystemExit(f"train: non-finite loss at step {state['step']}")
@@ -633,6 +648,8 @@ def main(argv=None) -> int:
         # the run ends on its best weights, so last.pt (what a lease brings back) is the one to export
         best_ck = torch.load(out / "best.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(best_ck["model"])
+        if ema is not None:  # best.pt holds averaged weights: the run ends on them, as weights and as average
+            ema.reset_to(best_ck["model"])
         # validation tables and exports read this record's losses, not the last validation's
         state["weights_epoch"] = best_ck["epoch"]
         if D.main:
