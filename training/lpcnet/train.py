@@ -599,7 +599,7 @@ def main(argv=None) -> int:
             gnorm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
             opt.step()
             if ema is not None:
-                ema.update(model)
+                ema.update()
             lval = float(loss.detach())  # syncs: step timing is real
             if not math.isfinite(lval):
                 raise SystemExit(f"train: non-finite loss at step {state['step']}")
