@@ -48,6 +48,7 @@ import numpy as np
 
 from pnsc.shared.constants import FEATURE_DIM, FRAME_CONTEXT as CONTEXT, FRAME_SIZE as FRAME, LPC_ORDER, SAMPLE_RATE
 
+from ..affinity import use_all_cpus
 from .shards import HARD_LIMIT, ShardError, iter_shard_audio, load_index, sha256_file
 
 FORMAT_VERSION = 1
@@ -223,15 +224,6 @@ def _run_job_star(args):
     return run_job(*args)
 
 
-def _use_all_cpus() -> None:
-    """Pool initializer: a process pinned to one CPU (seen on the GPU machine) would run every worker on
-    that CPU; widen the affinity to all online CPUs where the OS allows it."""
-    try:
-        os.sched_setaffinity(0, range(os.cpu_count() or 1))
-    except (AttributeError, OSError):
-        pass
-
-
 def build_examples(audio_dir: Path, out_dir: Path, splits: list[str], copies: int = 3, seed: int = 0,
                    T: int = SEQ_FRAMES, target_mib: float = 48.0, warp_prob: float = 0.7, workers: int = 1,
                    codebooks_path: str | None = None, progress: bool = True, limit: int | None = None) -> dict:
@@ -284,7 +276,7 @@ def build_examples(audio_dir: Path, out_dir: Path, splits: list[str], copies: in
     if workers > 1 and len(args) > 1:
         import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(workers, initializer=_use_all_cpus) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=use_all_cpus) as pool:
             for entry in pool.imap_unordered(_run_job_star, args):
                 done[entry["file"]] = entry
                 write_index(False)

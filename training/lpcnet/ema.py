@@ -30,9 +30,14 @@ class WeightAverage:
                 self.shadow[k].copy_(v.to(self.shadow[k].device, torch.float32))
         # state_dict() tensors share storage with the parameters, which the optimizer updates in place: pair
         # them once, so a step's update is one fused call instead of a dict walk and two kernels per tensor
-        keys = [k for k in self.shadow if current[k].dtype == torch.float32]
-        self._fused = ([self.shadow[k] for k in keys], [current[k].detach() for k in keys])
-        self._other = [(self.shadow[k], current[k].detach()) for k in self.shadow if k not in set(keys)]
+        self._fused: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        self._other: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for k, s in self.shadow.items():
+            if current[k].dtype == torch.float32:
+                self._fused[0].append(s)
+                self._fused[1].append(current[k].detach())
+            else:
+                self._other.append((s, current[k].detach()))
 
     @torch.no_grad()
     def update(self) -> None:
@@ -54,8 +59,8 @@ class WeightAverage:
     @contextmanager
     def swapped_in(self, model: torch.nn.Module) -> Iterator[None]:
         """Run the block with the averaged weights in ``model``; its own weights come back afterwards."""
-        backup = {k: v.detach().clone() for k, v in model.state_dict().items() if k in self.shadow}
         current = model.state_dict()
+        backup = {k: current[k].detach().clone() for k in self.shadow}
         with torch.no_grad():
             for k, s in self.shadow.items():
                 current[k].copy_(s.to(current[k].dtype))

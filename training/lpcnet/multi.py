@@ -60,6 +60,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..affinity import use_all_cpus
+
 NAME_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)-(?P<v>scratch|ft))$")
 _NUM = r"(\d+(\.\d+)?([eE]-?\d+)?)"
 TAGS = [(re.compile(r"^control$"), lambda m: []),
@@ -229,20 +231,6 @@ def _base_args(name: str, root: Path, start: bool) -> list[str]:
     if start and v == "ft" and not (root / name / "last.pt").is_file():
         args += _start_from(root / f"lpcnet-bl-{size.lower()}", f"{name}: needs a baseline checkpoint")
     return args
-
-
-def use_all_cpus() -> int:
-    """Widen this process's CPU affinity (which its training processes inherit) to every online CPU where the
-    OS allows it, and return how many it may use: a call's shell on the GPU machine was seen pinned to one CPU,
-    and `nproc` there answers 1 anyway (it follows OMP_NUM_THREADS, which gpu.sh sets to 1)."""
-    try:
-        os.sched_setaffinity(0, range(os.cpu_count() or 1))
-    except (AttributeError, OSError):
-        pass
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def main(argv=None) -> int:

@@ -418,17 +418,16 @@ def main(argv=None) -> int:
         rewarm_from = state["step"]
         if ckpt["args"].get("batch") != a.batch:  # positions within the epoch are counted in batches
             state["batch_in_epoch"] = 0
+        rewarm = f", lr ramped up again over {a.warmup_steps} steps" if a.warmup_steps > 0 else ""
         if last_opt.is_file():
             o = torch.load(last_opt, map_location="cpu", weights_only=False)
             if o.get("step") == ckpt["step"]:
                 opt.load_state_dict(o["optimizer"])
                 rewarm_from = 0
             elif D.main:
-                log("train: optimizer checkpoint does not match the model's step; fresh optimizer state"
-                    + (f", lr ramped up again over {a.warmup_steps} steps" if a.warmup_steps > 0 else ""))
+                log(f"train: optimizer checkpoint does not match the model's step; fresh optimizer state{rewarm}")
         elif D.main:
-            log(f"train: no {last_opt.name}; resuming with fresh optimizer state"
-                + (f", lr ramped up again over {a.warmup_steps} steps" if a.warmup_steps > 0 else ""))
+            log(f"train: no {last_opt.name}; resuming with fresh optimizer state{rewarm}")
     sparsifier = None
     if a.sparse_density < 1.0:
         sparsifier = BlockSparsifier(model.gru_a.weight_hh_l0, a.sparse_density, a.sparse_start, a.sparse_end,

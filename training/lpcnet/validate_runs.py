@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 
 from .data import ShardSet, load_group_map, select_speakers
-from .ema import deployed_weights
-from .model import LPCNet, LPCNetConfig
+from .export import load_checkpoint
 from .train import Dist, eq3, speakers_per_group, validate
 
 
@@ -44,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     only = set(a.only.split(",")) if a.only else None
     for run in sorted(p for p in a.runs.iterdir() if (p / "last.pt").is_file() and (only is None or p.name in only)):
-        ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
-        model = LPCNet(LPCNetConfig(**ck["config"]))  # as saved: LTP taps and their gate included
-        model.load_state_dict(deployed_weights(ck))  # what the run ships (its average under --ema-decay)
+        # as saved (LTP taps and their gate included), with the weights it ships (its average under --ema-decay)
+        model, ck = load_checkpoint(run / "last.pt")
         model.to(dev)
         with torch.no_grad():
             total, groups = validate(model, val, a.features, a.batch, D, None, n_groups)
