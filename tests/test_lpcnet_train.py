@@ -305,6 +305,9 @@ def test_ema_validates_and_ships_the_averaged_weights(data, tmp_path):
     durable.load_state(tar, tmp_path / "back")
     back = torch.load(tmp_path / "back" / "lpcnet-bl-s" / "last.pt", weights_only=False)["ema"]
     assert all(back[k].dtype == torch.float32 and torch.allclose(back[k], after[k], atol=1e-2) for k in after)
+    for bad in ("1", "-0.5"):
+        with pytest.raises(SystemExit, match=r"--ema-decay must be in \[0, 1\)"):
+            train.main(_args(data, tmp_path / "bad", "--epochs", "1", "--ema-decay", bad))
     with pytest.raises(SystemExit, match="does not combine with GRU-A sparsity"):
         train.main(_args(data, tmp_path / "sp", "--epochs", "1", "--ema-decay", "0.9", "--sparse-density", "0.5"))
 

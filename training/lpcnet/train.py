@@ -334,6 +334,8 @@ def main(argv=None) -> int:
     for k, v in SCHEDULE_DEFAULTS.items():
         if getattr(a, k) is None:
             setattr(a, k, v)
+    if not 0.0 <= a.ema_decay < 1.0:
+        raise SystemExit(f"train: --ema-decay must be in [0, 1) (0: off), got {a.ema_decay}")
     if not 0.0 <= a.self_mix <= 1.0:
         raise SystemExit(f"train: --self-mix must be in [0, 1], got {a.self_mix}")
     if a.self_mix != 1.0 and a.noise_domain != "self":
