@@ -196,11 +196,9 @@ train)
   # (not nproc: it answers OMP_NUM_THREADS, 1 here, whatever the affinity)
   echo "cpus: online $NCPU, usable $($PY -c 'import os; print(len(os.sched_getaffinity(0)))'); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   bash "$0" examples || exit 1  # (bash: the copy on the device machine may not keep the executable bit)
-  PACK_SINCE=$T0
+  PACK_SINCE=$T0  # runs restored from .carry/state keep the time the state was saved: not packed unless trained
   if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
     $PY -m pnsc.training.lpcnet.state load .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
-    # restored files are new on this machine but were not trained by this call: pack only what changes from now
-    PACK_SINCE=$(date +%s)
   fi
   REQUIRE_RUNS=${REQUIRE_RUNS:-}  # (unset, set -u ended the call here with rc 127)
   for req in ${REQUIRE_RUNS//,/ }; do  # REQUIRE_RUNS=NAME[,NAME...]

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
+from pnsc.training.lpcnet.pack import changed_since  # noqa: E402
 from pnsc.training.lpcnet.state import load_state, save_state  # noqa: E402
 
 
@@ -70,3 +72,15 @@ def test_cli_optim_runs_keeps_a_fine_tunes_moments(tmp_path):
     assert main(["save", str(tmp_path / "runs"), str(tmp_path / "s.tar"), "--optim-runs", "plpcnet-s-g0-ft"]) == 0
     names = load_state(tmp_path / "s.tar", tmp_path / "back")
     assert "plpcnet-s-g0-ft/last-optim.pt" in names and "lpcnet-bl-s/last-optim.pt" not in names
+
+
+def test_restored_runs_keep_their_save_time_so_a_call_packs_only_what_it_trained(tmp_path):
+    _run(tmp_path / "runs", "plpcnet-s-g0-ft", False)
+    save_state(tmp_path / "runs", tmp_path / "state.tar")
+    call_start = time.time()  # a device call starts after the state was saved, then restores it
+    load_state(tmp_path / "state.tar", tmp_path / "back")
+    run = tmp_path / "back/plpcnet-s-g0-ft"
+    assert all(p.stat().st_mtime < call_start for p in run.iterdir())
+    assert not changed_since(run, call_start)
+    (run / "status.json").write_text(json.dumps({"step": 8}))  # trained in the call: packed
+    assert changed_since(run, call_start)
