@@ -12,11 +12,13 @@
 #                                           group's speech is complete after as few calls as possible: PARTS (default
 #                                           "1 3 3 3": slices of groups 3, 0, 1, 2, in that order) -> .carry/tgGpK
 #                                           (CARRY_KBPS, default 64: 9 + 55 + 49 + 27 = 140 MiB in round 12)
-#   bash scripts/gpu.sh state [RUNS]        put the committed training state (training/state/runs-state.tar), or
-#                                           that of RUNS, into .carry/state for a call on a fresh machine
-#   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs-state.tar (fp16 weights of every run
-#                                           but LOGS_ONLY=NAME,... (concluded branches: history only),
-#                                           bf16 Adam moments of the baselines) from RUNS (default runs/gpu)
+#   bash scripts/gpu.sh state [RUNS]        put the committed training state (training/state/runs/, one tar per
+#                                           run), or that of RUNS (one tar), into .carry/state for a call on a
+#                                           fresh machine
+#   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs/ (per run: fp16 weights, only the averaged
+#                                           ones of --ema-decay runs, but LOGS_ONLY=NAME,... (concluded
+#                                           branches: history only), bf16 Adam moments of the baselines) from
+#                                           RUNS (default runs/gpu); an unchanged run's file stays byte for byte
 #   bash scripts/gpu.sh size                what a call carrying .whl + .carry/* sends, against the 64 MiB cap
 #   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
 #   bash scripts/gpu.sh promote RUNS BRANCH a recipe branch (lpcnet-bl-s.decay5e-5) becomes its base run; the old
@@ -127,17 +129,18 @@ size)  # what a call carrying .whl and every .carry/* folder sends: the tree git
   echo "tree $((tree >> 20)) MiB + carried $((extra >> 20)) MiB = $(((tree + extra) >> 20)) MiB (cap 64 MiB)"
   [ $((tree + extra)) -le $((64 << 20)) ] || { echo "over the 64 MiB carry cap: drop a shard or run 'lean on'"; exit 1; }
   ;;
-state)  # [RUNS_DIR]: carry these runs instead of the committed state (training/state/runs-state.tar)
+state)  # [RUNS_DIR]: carry these runs instead of the committed state (training/state/runs/)
   rm -rf .carry/state && mkdir -p .carry/state
   if [ -n "${1:-}" ]; then
     $PY -m pnsc.training.lpcnet.state save "$1" .carry/state/runs-state.tar
   else
-    git show HEAD:training/state/runs-state.tar > .carry/state/runs-state.tar
+    cp training/state/runs/*.tar .carry/state/
   fi
   ls -la .carry/state
   ;;
 commit-state)  # [RUNS_DIR]: write the durable state of the runs (default runs/gpu) for git
-  $PY -m pnsc.training.lpcnet.state save "${1:-runs/gpu}" training/state/runs-state.tar ${LOGS_ONLY:+--logs-only "$LOGS_ONLY"}
+  $PY -m pnsc.training.lpcnet.state save "${1:-runs/gpu}" training/state/runs --averaged-only \
+    ${LOGS_ONLY:+--logs-only "$LOGS_ONLY"}
   ;;
 promote)  # RUNS BRANCH: a recipe branch becomes its base run; the old base is kept as <base>.before-<tags>
   runs=$1; branch=$2; base=${branch%%.*}
@@ -197,8 +200,8 @@ train)
   echo "cpus: online $NCPU, usable $($PY -c 'import os; print(len(os.sched_getaffinity(0)))'); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
   bash "$0" examples || exit 1  # (bash: the copy on the device machine may not keep the executable bit)
   PACK_SINCE=$T0  # runs restored from .carry/state keep the time the state was saved: not packed unless trained
-  if [ -f .carry/state/runs-state.tar ] && [ ! -f "$RUNS/.resumed" ]; then
-    $PY -m pnsc.training.lpcnet.state load .carry/state/runs-state.tar "$RUNS" && touch "$RUNS/.resumed"
+  if compgen -G ".carry/state/*.tar" >/dev/null && [ ! -f "$RUNS/.resumed" ]; then
+    $PY -m pnsc.training.lpcnet.state load .carry/state "$RUNS" && touch "$RUNS/.resumed"
   fi
   REQUIRE_RUNS=${REQUIRE_RUNS:-}  # (unset, set -u ended the call here with rc 127)
   for req in ${REQUIRE_RUNS//,/ }; do  # REQUIRE_RUNS=NAME[,NAME...]

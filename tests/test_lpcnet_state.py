@@ -84,3 +84,41 @@ def test_restored_runs_keep_their_save_time_so_a_call_packs_only_what_it_trained
     assert not changed_since(run, call_start)
     (run / "status.json").write_text(json.dumps({"step": 8}))  # trained in the call: packed
     assert changed_since(run, call_start)
+
+
+def test_committed_folder_adds_only_the_runs_that_changed(tmp_path):
+    _run(tmp_path / "runs", "lpcnet-bl-s", True)
+    _run(tmp_path / "runs", "plpcnet-s-g0-ft", False)
+    save_state(tmp_path / "runs", tmp_path / "state")
+    first = {p.name: p.read_bytes() for p in (tmp_path / "state").glob("*.tar")}
+    assert sorted(first) == ["lpcnet-bl-s.tar", "plpcnet-s-g0-ft.tar"]
+    # a new machine: restore, train one run, save again: the other run's file is byte for byte the same
+    load_state(tmp_path / "state", tmp_path / "next")
+    (tmp_path / "next/plpcnet-s-g0-ft/status.json").write_text(json.dumps({"step": 9}))
+    save_state(tmp_path / "next", tmp_path / "state")
+    second = {p.name: p.read_bytes() for p in (tmp_path / "state").glob("*.tar")}
+    assert second["lpcnet-bl-s.tar"] == first["lpcnet-bl-s.tar"]
+    assert second["plpcnet-s-g0-ft.tar"] != first["plpcnet-s-g0-ft.tar"]
+    names = load_state(tmp_path / "state", tmp_path / "third")
+    assert "lpcnet-bl-s/last-optim.pt" in names
+    assert json.loads((tmp_path / "third/plpcnet-s-g0-ft/status.json").read_text())["step"] == 9
+
+
+def test_averaged_only_keeps_the_averaged_weights_as_the_run_s_weights(tmp_path):
+    model, _ = _run(tmp_path / "runs", "plpcnet-s-g0-ft.ema0.999", False)
+    ck = torch.load(tmp_path / "runs/plpcnet-s-g0-ft.ema0.999/last.pt", weights_only=False)
+    averaged = {k: v + 1.0 for k, v in ck["model"].items()}
+    ck["ema"] = averaged
+    torch.save(ck, tmp_path / "runs/plpcnet-s-g0-ft.ema0.999/last.pt")
+    save_state(tmp_path / "runs", tmp_path / "full.tar")
+    save_state(tmp_path / "runs", tmp_path / "lean.tar", averaged_only=True)
+    assert (tmp_path / "lean.tar").stat().st_size < (tmp_path / "full.tar").stat().st_size
+    load_state(tmp_path / "full.tar", tmp_path / "full")
+    load_state(tmp_path / "lean.tar", tmp_path / "lean")
+    full = torch.load(tmp_path / "full/plpcnet-s-g0-ft.ema0.999/last.pt", weights_only=False)
+    lean = torch.load(tmp_path / "lean/plpcnet-s-g0-ft.ema0.999/last.pt", weights_only=False)
+    assert "ema" not in lean and lean["step"] == 7
+    for k, v in averaged.items():
+        torch.testing.assert_close(lean["model"][k], v, rtol=1e-3, atol=1e-3)  # the averaged weights
+        torch.testing.assert_close(full["ema"][k], v, rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(full["model"][k], ck["model"][k], rtol=1e-3, atol=1e-3)  # both kept

@@ -273,7 +273,7 @@ def test_resume_without_adam_moments_ramps_the_lr_up_again(data, tmp_path):
     assert train.learning_rate(1e-3, 0.0, 0, 10, rewarm_from=9) == 1e-3  # no warm-up asked: none after a resume
 
 
-def test_ema_validates_and_ships_the_averaged_weights(data, tmp_path):
+def test_ema_validates_and_ships_the_averaged_weights(data, tmp_path, capsys):
     from pnsc.training.lpcnet import state as durable
     from pnsc.training.lpcnet import validate_runs
     from pnsc.training.lpcnet.export import load_checkpoint
@@ -305,6 +305,19 @@ def test_ema_validates_and_ships_the_averaged_weights(data, tmp_path):
     durable.load_state(tar, tmp_path / "back")
     back = torch.load(tmp_path / "back" / "lpcnet-bl-s" / "last.pt", weights_only=False)["ema"]
     assert all(back[k].dtype == torch.float32 and torch.allclose(back[k], after[k], atol=1e-2) for k in after)
+    # the committed state keeps the average only: resumed from it, training and averaging both start there
+    durable.save_state(tmp_path / "runs", tmp_path / "committed", averaged_only=True)
+    durable.load_state(tmp_path / "committed", tmp_path / "lean")
+    lean = tmp_path / "lean" / "lpcnet-bl-s"
+    start = torch.load(lean / "last.pt", weights_only=False)
+    assert "ema" not in start and all(torch.allclose(start["model"][k], after[k], atol=1e-2) for k in after)
+    capsys.readouterr()
+    assert train.main(_args(data, lean, "--epochs", "4")) == 0
+    said = capsys.readouterr()
+    assert "no averaged weights in the checkpoint" in said.out + said.err
+    resumed = torch.load(lean / "last.pt", weights_only=False)
+    assert resumed["step"] > start["step"] and resumed["args"]["ema_decay"] == 0.5
+    assert any(not torch.allclose(resumed["ema"][k], resumed["model"][k]) for k in resumed["ema"])
     for bad in ("1", "-0.5"):
         with pytest.raises(SystemExit, match=r"--ema-decay must be in \[0, 1\)"):
             train.main(_args(data, tmp_path / "bad", "--epochs", "1", "--ema-decay", bad))

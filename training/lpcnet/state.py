@@ -1,7 +1,8 @@
 """Durable training state, committed to git between rounds: compact and lossless where it matters.
 
-    python -m pnsc.training.lpcnet.state save RUNS_ROOT training/state/runs-state.tar
-    python -m pnsc.training.lpcnet.state load training/state/runs-state.tar RUNS_ROOT
+    python -m pnsc.training.lpcnet.state save RUNS_ROOT training/state/runs --averaged-only   (committed)
+    python -m pnsc.training.lpcnet.state save RUNS_ROOT .carry/state/runs-state.tar          (a device call)
+    python -m pnsc.training.lpcnet.state load training/state/runs RUNS_ROOT
 
 ``save`` writes one tar holding, per run, ``last.pt`` (weights stored as float16, everything else as
 saved: step, epoch, position in the epoch, learning-rate settings, best validation loss, validation
@@ -12,6 +13,12 @@ last one stopped. Size per round: about 2 bytes per weight of every model plus 4
 weight (about 30 MB for the ten decoders), the order of the shipped fp16 decoders (20 MB).
 Concluded experiments (recipe branches that lost their comparison) can be kept as logs only
 (``--logs-only NAME,...``): their validation history stays, their weights leave the state.
+
+The committed state is a folder of one tar per run whose bytes depend only on the run's files (each member
+keeps its file's modification time, and ``load`` restores it), so a round adds to git history only the runs it
+changed; until round 13 one tar held every run and each round added all of it (36 MiB, 2.2 times the shipped
+decoders). With ``--averaged-only`` a run trained with ``--ema-decay`` keeps only its averaged weights, the ones
+that ship; resumed, it trains and averages on from them.
 """
 from __future__ import annotations
 
@@ -20,7 +27,6 @@ import io
 import os
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import torch
@@ -40,9 +46,9 @@ def _cast(obj, dtype):
     return obj
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
     info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), int(time.time()), 0o644
+    info.size, info.mtime, info.mode = len(data), mtime, 0o644
     tar.addfile(info, io.BytesIO(data))
 
 
@@ -52,48 +58,83 @@ def _pt_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
+def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool) -> tuple[list, dict]:
+    """(tar members as (name, bytes, mtime), summary) of one run: its logs, with ``weights`` its float16
+    last.pt, with ``optim`` its bfloat16 Adam moments. Each member keeps its file's modification time, so an
+    unchanged run gives the same bytes every time it is saved (and a restored run the time it was trained)."""
+    def member(name: str, data: bytes, src: Path):
+        return f"{run.name}/{name}", data, int(src.stat().st_mtime)
+
+    out = []
+    if weights:
+        ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+        ck["model"] = _cast(ck["model"], torch.float16)
+        averaged = ck.pop("ema", None)
+        if averaged and averaged_only:
+            # the averaged weights (--ema-decay) are what ships: they stand in for the trained ones too, and a
+            # resumed run continues training and averaging from them
+            ck["model"] = _cast(averaged, torch.float16)
+        elif averaged:
+            ck["ema"] = _cast(averaged, torch.float16)
+        ck["state_format"] = {"weights": "float16" + (", averaged only" if averaged and averaged_only else "")}
+        out.append(member("last.pt", _pt_bytes(ck), run / "last.pt"))
+    for n in SMALL:
+        if (run / n).is_file():
+            out.append(member(n, (run / n).read_bytes(), run / n))
+    opt = run / "last-optim.pt"
+    has_opt = weights and optim and opt.is_file()
+    if has_opt:
+        o = torch.load(opt, map_location="cpu", weights_only=False)
+        o["optimizer"]["state"] = _cast(o["optimizer"]["state"], torch.bfloat16)
+        o["state_format"] = {"moments": "bfloat16"}
+        out.append(member("last-optim.pt", _pt_bytes(o), opt))
+    summary = {"step": ck.get("step"), "optimizer": has_opt} if weights else {"step": None, "weights": False}
+    return out, summary
+
+
 def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = DURABLE_OPTIM,
-               logs_only: tuple[str, ...] = ()) -> dict:
-    """Write the state tar; runs named in ``logs_only`` keep their logs and history but no weights."""
+               logs_only: tuple[str, ...] = (), averaged_only: bool = False) -> dict:
+    """Write the state of every run in ``runs``: into one tar (``out`` ending in ``.tar``: what a device call
+    carries), or into a folder of one tar per run (the committed state: an unchanged run keeps the same bytes,
+    so git stores only the runs a round changed). Runs named in ``logs_only`` keep their logs and history but
+    no weights; ``averaged_only`` keeps only the averaged weights of runs that have them."""
     runs, out = Path(runs), Path(out)
     found = sorted(p for p in runs.iterdir() if (p / "last.pt").is_file() or (p / "history.json").is_file())
     unknown = set(logs_only) - {p.name for p in found}
     if unknown:
         raise ValueError(f"--logs-only names no run in {runs}: {', '.join(sorted(unknown))}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    summary = {}
-    with tarfile.open(tmp, "w") as tar:
-        for run in found:
-            if run.name in logs_only or not (run / "last.pt").is_file():  # a concluded branch stays one
-                for n in SMALL:
-                    if (run / n).is_file():
-                        _add(tar, f"{run.name}/{n}", (run / n).read_bytes())
-                summary[run.name] = {"step": None, "weights": False}
-                continue
-            ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
-            ck["model"] = _cast(ck["model"], torch.float16)
-            if ck.get("ema"):  # a run's averaged weights (--ema-decay) travel as its weights do
-                ck["ema"] = _cast(ck["ema"], torch.float16)
-            ck["state_format"] = {"weights": "float16"}
-            _add(tar, f"{run.name}/last.pt", _pt_bytes(ck))
-            for n in SMALL:
-                if (run / n).is_file():
-                    _add(tar, f"{run.name}/{n}", (run / n).read_bytes())
-            opt = run / "last-optim.pt"
-            has_opt = run.name in optim_runs and opt.is_file()
-            if has_opt:
-                o = torch.load(opt, map_location="cpu", weights_only=False)
-                o["optimizer"]["state"] = _cast(o["optimizer"]["state"], torch.bfloat16)
-                o["state_format"] = {"moments": "bfloat16"}
-                _add(tar, f"{run.name}/last-optim.pt", _pt_bytes(o))
-            summary[run.name] = {"step": ck.get("step"), "optimizer": has_opt}
-    tmp.replace(out)
+    one_tar = out.suffix == ".tar"
+    (out.parent if one_tar else out).mkdir(parents=True, exist_ok=True)
+    summary, members = {}, {}
+    for run in found:
+        weights = run.name not in logs_only and (run / "last.pt").is_file()  # a concluded branch stays one
+        members[run.name], summary[run.name] = _run_members(run, weights, run.name in optim_runs, averaged_only)
+    targets = {out: [m for ms in members.values() for m in ms]} if one_tar else \
+        {out / f"{name}.tar": ms for name, ms in members.items()}
+    for dst, ms in targets.items():
+        tmp = dst.with_name(dst.name + ".part")
+        with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as tar:
+            for name, data, mtime in ms:
+                _add(tar, name, data, mtime)
+        tmp.replace(dst)
+    if not one_tar:
+        stale = sorted(p.name for p in out.glob("*.tar") if p.stem not in members)
+        if stale:
+            print(f"state: {out} also holds runs not in {runs} (kept): {', '.join(stale)}", file=sys.stderr)
     return summary
 
 
-def load_state(tar_path: Path, runs: Path) -> list[str]:
-    runs = Path(runs)
+def load_state(path: Path, runs: Path) -> list[str]:
+    """Restore float32, resumable run folders into ``runs`` from a state tar or a folder of them."""
+    path, runs = Path(path), Path(runs)
+    tars = sorted(path.glob("*.tar")) if path.is_dir() else [path]
+    names = []
+    for tar_path in tars:
+        names += _load_tar(tar_path, runs)
+    return names
+
+
+def _load_tar(tar_path: Path, runs: Path) -> list[str]:
     names = []
     with tarfile.open(tar_path, "r:") as tar:
         for m in safe_members(tar):
@@ -113,7 +154,7 @@ def load_state(tar_path: Path, runs: Path) -> list[str]:
                 o.pop("state_format", None)
                 data = _pt_bytes(o)
             dst.write_bytes(data)
-            # the time the state was saved, not now: a device call packs only the runs it trained (files
+            # the time the file was saved, not now: a device call packs only the runs it trained (files
             # changed since it started), and restored ones written a split second after that start were
             # packed too (round 14's first call brought back all 12 runs, 55 MiB, for 2 trained)
             os.utime(dst, (m.mtime, m.mtime))
@@ -131,18 +172,21 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--optim-runs", default=",".join(DURABLE_OPTIM),
                    help="comma-separated runs whose Adam moments are kept (default: the generic baselines); "
                         "name a fine-tune in mid-course to carry it to a fresh machine without an optimizer restart")
+    s.add_argument("--averaged-only", action="store_true",
+                   help="runs with averaged weights (--ema-decay) keep only those (the committed state)")
     l_ = sub.add_parser("load")
-    l_.add_argument("tar", type=Path)
+    l_.add_argument("tar", type=Path, help="a state tar or a folder of them")
     l_.add_argument("runs", type=Path)
     a = ap.parse_args(argv)
     if a.cmd == "save":
         logs_only = tuple(n for n in a.logs_only.split(",") if n)
         try:
             summary = save_state(a.runs, a.out, optim_runs=tuple(n for n in a.optim_runs.split(",") if n),
-                                 logs_only=logs_only)
+                                 logs_only=logs_only, averaged_only=a.averaged_only)
         except ValueError as e:
             ap.error(str(e))
-        print(f"{a.out}: {a.out.stat().st_size / 2**20:.1f} MiB, runs {summary}")
+        files = [a.out] if a.out.suffix == ".tar" else sorted(a.out.glob("*.tar"))
+        print(f"{a.out}: {sum(f.stat().st_size for f in files) / 2**20:.1f} MiB in {len(files)} file(s), runs {summary}")
     else:
         names = load_state(a.tar, a.runs)
         print(f"restored {len(names)} files into {a.runs}")

@@ -439,6 +439,10 @@ def main(argv=None) -> int:
     if a.ema_decay > 0 and sparsifier is not None:  # an average of pruned weights is not sparse
         raise SystemExit("train: --ema-decay does not combine with GRU-A sparsity (--sparse-density)")
     ema = WeightAverage(model, a.ema_decay, (ckpt or {}).get("ema")) if a.ema_decay > 0 else None
+    if ema is not None and ckpt is not None and ckpt.get("ema") is None and D.main:
+        # the committed state keeps only the averaged weights (state save --averaged-only): both start from them
+        log(f"train: {out.name}: no averaged weights in the checkpoint; averaging (decay {a.ema_decay:g}) "
+            f"starts from the weights it resumes with")
     broadcast = (lambda t: D.dist.broadcast(t, src=0)) if D.dist is not None else None
     ddp = model
     if D.world > 1:
