@@ -89,15 +89,20 @@ def test_restored_runs_keep_their_save_time_so_a_call_packs_only_what_it_trained
 def test_committed_folder_adds_only_the_runs_that_changed(tmp_path):
     _run(tmp_path / "runs", "lpcnet-bl-s", True)
     _run(tmp_path / "runs", "plpcnet-s-g0-ft", False)
-    save_state(tmp_path / "runs", tmp_path / "state")
+    _run(tmp_path / "runs", "plpcnet-s-g1-ft", False)
+    ck = torch.load(tmp_path / "runs/plpcnet-s-g1-ft/last.pt", weights_only=False)
+    ck["ema"] = {k: v * 0.5 for k, v in ck["model"].items()}  # a run with averaged weights (--ema-decay)
+    torch.save(ck, tmp_path / "runs/plpcnet-s-g1-ft/last.pt")
+    save_state(tmp_path / "runs", tmp_path / "state", averaged_only=True)
     first = {p.name: p.read_bytes() for p in (tmp_path / "state").glob("*.tar")}
-    assert sorted(first) == ["lpcnet-bl-s.tar", "plpcnet-s-g0-ft.tar"]
-    # a new machine: restore, train one run, save again: the other run's file is byte for byte the same
+    assert sorted(first) == ["lpcnet-bl-s.tar", "plpcnet-s-g0-ft.tar", "plpcnet-s-g1-ft.tar"]
+    # a new machine: restore, train one run, save again: the others' files are byte for byte the same
     load_state(tmp_path / "state", tmp_path / "next")
     (tmp_path / "next/plpcnet-s-g0-ft/status.json").write_text(json.dumps({"step": 9}))
-    save_state(tmp_path / "next", tmp_path / "state")
+    save_state(tmp_path / "next", tmp_path / "state", averaged_only=True)
     second = {p.name: p.read_bytes() for p in (tmp_path / "state").glob("*.tar")}
     assert second["lpcnet-bl-s.tar"] == first["lpcnet-bl-s.tar"]
+    assert second["plpcnet-s-g1-ft.tar"] == first["plpcnet-s-g1-ft.tar"]
     assert second["plpcnet-s-g0-ft.tar"] != first["plpcnet-s-g0-ft.tar"]
     names = load_state(tmp_path / "state", tmp_path / "third")
     assert "lpcnet-bl-s/last-optim.pt" in names

@@ -74,9 +74,10 @@ def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool) -> 
             # the averaged weights (--ema-decay) are what ships: they stand in for the trained ones too, and a
             # resumed run continues training and averaging from them
             ck["model"] = _cast(averaged, torch.float16)
+            ck["averaged_only"] = True  # (kept by load, so saving the restored run again gives the same bytes)
         elif averaged:
             ck["ema"] = _cast(averaged, torch.float16)
-        ck["state_format"] = {"weights": "float16" + (", averaged only" if averaged and averaged_only else "")}
+        ck["state_format"] = {"weights": "float16"}
         out.append(member("last.pt", _pt_bytes(ck), run / "last.pt"))
     for n in SMALL:
         if (run / n).is_file():
