@@ -6,7 +6,7 @@ both, and every metric, prints the mean of NEW - OLD over the utterances with it
 often NEW wins, as a markdown table:
 
     python scripts/compare_reports.py OLD/scores.json NEW/scores.json [--systems plpcnet-l ...] [--title TEXT]
-        [--markdown OUT.md] [--old-system lpcnet-bl-s]
+        [--markdown OUT.md] [--old-system lpcnet-bl-s] [--by-group]
 
 ``git show HEAD:docs/report/scores.json > /tmp/old.json`` gives the committed release's scores.
 
@@ -58,21 +58,37 @@ def load_pooled(spec: str) -> dict:
     return _mean_reports([_load(Path(p)) for p in spec.split(",") if p])
 
 
-def paired_rows(old: dict, new: dict, systems: list[str], metrics: tuple[str, ...]) -> list[str]:
-    """Markdown rows of NEW - OLD per system (utterances present in both reports only)."""
+def utterance_groups(spec: str) -> dict[str, int | None]:
+    """The speaker group the sender's classifier picked for each utterance, from the first report of ``spec``."""
+    path = Path(spec.split(",")[0])
+    try:
+        return json.loads(path.read_text())["classification"]["utterance_group"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"pnsc: error: {path}: no per-utterance speaker groups ({e})")
+
+
+def paired_rows(old: dict, new: dict, systems: list[str], metrics: tuple[str, ...],
+                groups: dict[str, int | None] | None = None) -> list[str]:
+    """Markdown rows of NEW - OLD per system (utterances present in both reports only); with ``groups``, a
+    row per system and speaker group follows (a personalized decoder changed for one group shows there)."""
     rows = ["| system | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
     for s in systems:
         utts = sorted(set(old[s]) & set(new[s]))
-        cells = []
-        for m in metrics:
-            a = [new[s][u].get(m) for u in utts]
-            b = [old[s][u].get(m) for u in utts]
-            a = [float("nan") if v is None else v for v in a]
-            b = [float("nan") if v is None else v for v in b]
-            d = paired_difference(a, b)
-            ci = "" if d.get("ci95") is None else f" ± {d['ci95']:.3f}"
-            cells.append(f"{d['mean']:+.3f}{ci} ({d['wins']}/{d['n']})" if d.get("n") else "–")
-        rows.append(f"| {s} | " + " | ".join(cells) + " |")
+        subsets = [(s, utts)]
+        if groups is not None:
+            for g in sorted({groups.get(u) for u in utts}, key=lambda g: (g is None, g)):
+                subsets.append((f"{s}, group {g if g is not None else '–'}", [u for u in utts if groups.get(u) == g]))
+        for label, chosen in subsets:
+            cells = []
+            for m in metrics:
+                a = [new[s][u].get(m) for u in chosen]
+                b = [old[s][u].get(m) for u in chosen]
+                a = [float("nan") if v is None else v for v in a]
+                b = [float("nan") if v is None else v for v in b]
+                d = paired_difference(a, b)
+                ci = "" if d.get("ci95") is None else f" ± {d['ci95']:.3f}"
+                cells.append(f"{d['mean']:+.3f}{ci} ({d['wins']}/{d['n']})" if d.get("n") else "–")
+            rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return rows
 
 
@@ -87,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--old-system", default=None,
                    help="pair every NEW system with this one OLD system (a personalized decoder against a baseline: "
                         "OLD and NEW may then be the same reports)")
+    p.add_argument("--by-group", action="store_true",
+                   help="also a row per speaker group (the group the sender's classifier picked, from NEW's first report)")
     a = p.parse_args(argv)
     old, new = load_pooled(a.old), load_pooled(a.new)
     if a.old_system:
@@ -99,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = [s for s in systems if s not in old or s not in new]
     if missing:
         p.error(f"not in both reports: {', '.join(missing)}")
-    text = "\n".join([a.title, ""] + paired_rows(old, new, systems, tuple(a.metrics))) + "\n"
+    groups = utterance_groups(a.new) if a.by_group else None
+    text = "\n".join([a.title, ""] + paired_rows(old, new, systems, tuple(a.metrics), groups)) + "\n"
     print(text, end="")
     if a.markdown:
         a.markdown.parent.mkdir(parents=True, exist_ok=True)

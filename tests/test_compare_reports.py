@@ -68,3 +68,20 @@ def test_old_system_pairs_every_new_system_with_one_baseline(tmp_path):
     with pytest.raises(SystemExit) as e:
         cr.main([str(rep), str(rep), "--old-system", "nope"])
     assert e.value.code == 2
+
+
+def test_by_group_splits_the_pairs_by_the_classifier_s_group(tmp_path):
+    old, new = _report(tmp_path / "old.json", 0.0), _report(tmp_path / "new.json", 0.1)
+    d = json.loads(new.read_text())
+    d["classification"] = {"utterance_group": {f"u{i}": (0 if i < 4 else 2) for i in range(6)}}
+    new.write_text(json.dumps(d))
+    out_md = tmp_path / "d.md"
+    assert cr.main([str(old), str(new), "--systems", "sys-a", "--metrics", "pesq_wb", "--by-group",
+                    "--markdown", str(out_md)]) == 0
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in out_md.read_text().splitlines()
+            if line.startswith("| sys")}
+    # shifts: 0.1 x (1 for even i, 2 for odd i): u0..u3 -> 0.15 on average, u4, u5 -> 0.15 too; counts split 4 / 2
+    assert rows["sys-a"].endswith("(6/6)") and rows["sys-a, group 0"].endswith("(4/4)")
+    assert rows["sys-a, group 2"].startswith("+0.150") and rows["sys-a, group 2"].endswith("(2/2)")
+    with pytest.raises(SystemExit, match="no per-utterance speaker groups"):
+        cr.main([str(new), str(old), "--by-group"])  # NEW (the first report of it) must carry the groups
