@@ -370,3 +370,8 @@ def test_patience_finishes_a_run_that_stops_improving_on_its_best_weights(data, 
     assert len(json.loads((out / "history.json").read_text())) == len(hist)
     assert json.loads((out / "status.json").read_text())["weights_epoch"] == best["epoch"]
     assert torch.load(out / "last.pt", weights_only=False)["val_loss"] == min(vals)
+    # also without best.pt (a lease brings back last.pt only, and so does the committed state)
+    (out / "best.pt").unlink()
+    train.main(_args(data, out, "--epochs", "10", "--batch", "48", "--lr", "1e-9", "--patience", "2"))
+    assert json.loads((out / "status.json").read_text())["weights_epoch"] == best["epoch"]
+    assert torch.load(out / "last.pt", weights_only=False)["val_loss"] == min(vals)

@@ -411,7 +411,11 @@ def main(argv=None) -> int:
              # best.pt holds a final-mask sparse model (a run that resumes or starts pruning replaces a dense best)
              "best_final": False,
              # validations since the best one (--patience)
-             "since_best": 0}
+             "since_best": 0,
+             # the validation epoch whose weights the run holds when it ended on its best ones (--patience);
+             # restored with the rest, so a finished run resumed without best.pt (a lease brings back last.pt
+             # only) still says so; None once training moves the weights again
+             "weights_epoch": None}
     if ckpt is None and a.init_from:
         state["init_audio_seconds"] = float(init.get("audio_seconds") or 0.0) + float(init.get("init_audio_seconds") or 0.0)
     rewarm_from = 0  # the step where the Adam moments started fresh (see learning_rate)
@@ -609,6 +613,7 @@ def main(argv=None) -> int:
             if not math.isfinite(lval):
                 raise SystemExit(f"train: non-finite loss at step {state['step']}")
             state["step"] += 1
+            state["weights_epoch"] = None
             if sparsifier is not None:  # the plain module's weights, identical on every rank
                 new = sparsifier.after_step(state["step"], broadcast)
                 if new is not None:
