@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from .ema import deployed_weights
 from .pack import DURABLE_OPTIM, safe_members
 
 SMALL = ("history.json", "status.json", "log.jsonl", "stdout.log")  # curves.png is redrawn from history
@@ -68,15 +69,15 @@ def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool) -> 
     out = []
     if weights:
         ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
-        ck["model"] = _cast(ck["model"], torch.float16)
-        averaged = ck.pop("ema", None)
-        if averaged and averaged_only:
-            # the averaged weights (--ema-decay) are what ships: they stand in for the trained ones too, and a
-            # resumed run continues training and averaging from them
-            ck["model"] = _cast(averaged, torch.float16)
+        if ck.get("ema") and averaged_only:
+            # the weights that ship (--ema-decay: the average) stand in for the trained ones too, and a resumed
+            # run continues training and averaging from them
+            ck["model"] = deployed_weights(ck)
             ck["averaged_only"] = True  # (kept by load, so saving the restored run again gives the same bytes)
-        elif averaged:
-            ck["ema"] = _cast(averaged, torch.float16)
+            del ck["ema"]
+        ck["model"] = _cast(ck["model"], torch.float16)
+        if ck.get("ema"):
+            ck["ema"] = _cast(ck["ema"], torch.float16)
         ck["state_format"] = {"weights": "float16"}
         out.append(member("last.pt", _pt_bytes(ck), run / "last.pt"))
     for n in SMALL:
