@@ -34,7 +34,8 @@
 #                                           (kept on a warm machine), resume runs from runs/gpu (warm) or
 #                                           .carry/state (fresh), train $MODELS for the rest of the call, pack
 #                                           the runs into $OUT (weights first, then the baselines' Adam moments as bf16,
-#                                           other moments while under 60 MiB).
+#                                           other moments while under 60 MiB; when the weights alone would not
+#                                           fit, as float16 averaged weights, the form the committed state keeps).
 #   Every call may land on a fresh machine (a machine stays warm 30 s after a call): carry .carry/state
 #   unless the next call is issued at once; REQUIRE_RUNS=NAME[,NAME...] makes a call stop rather than start NAME anew.
 #   multi.py runs with --resume-only: a baseline or scratch run of MODELS/BACKLOG without a checkpoint on the

@@ -52,8 +52,50 @@ def test_optimizer_moments_go_first_when_over_the_total(tmp_path, capsys):
     paths = pack(root, tmp_path / "out", max_mib=5.0, optim=True, max_total_mib=4.0)
     assert "a/last-optim.pt" not in _members(paths) and "a/last.pt" in _members(paths)
     assert "left out a/last-optim.pt" in capsys.readouterr().err
+
+
+def _checkpoint(path: Path, n: int, ema: bool = True, mtime: float | None = None) -> dict:
+    """A train.py-like last.pt of ``n`` float32 weights (with their average when ``ema``)."""
+    import torch
+    ck = {"model": {"w": torch.randn(n), "steps": torch.tensor(7)}, "step": 1234, "epoch": 5}
+    if ema:
+        ck["ema"] = {"w": torch.randn(n)}
+    torch.save(ck, path)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return ck
+
+
+def test_weights_over_the_total_travel_as_float16_averages_and_come_back_float32(tmp_path, capsys):
+    import torch
+    root = tmp_path / "runs"
+    t = time.time() - 3600
+    a, b = _run(root, "a", 0.0, 0.0), _run(root, "b", 0.0, 0.0)
+    ck_a = _checkpoint(a / "last.pt", 600_000, ema=True, mtime=t)  # 2.3 MiB each as float32
+    ck_b = _checkpoint(b / "last.pt", 600_000, ema=False, mtime=t)
+    # 4.6 MiB of float32 weights, over 4 MiB: both travel as float16 (a: its average alone), 2.3 MiB together
+    paths = pack(root, tmp_path / "out", max_mib=5.0, max_total_mib=4.0)
+    assert {"a/last.fp16.pt", "b/last.fp16.pt"} <= _members(paths) and "a/last.pt" not in _members(paths)
+    assert "each last.pt travels as float16" in capsys.readouterr().err
+    back = tmp_path / "back"
+    unpack(paths, back)
+    assert sorted(p.name for p in (back / "a").iterdir()) == ["history.json", "last.pt", "status.json"]
+    ra = torch.load(back / "a" / "last.pt", weights_only=False)
+    rb = torch.load(back / "b" / "last.pt", weights_only=False)
+    # a resumes from its average (what ships and what the committed state keeps); b from its weights
+    assert ra["averaged_only"] and "ema" not in ra and ra["step"] == 1234 and "state_format" not in ra
+    assert ra["model"]["w"].dtype == torch.float32 and ra["model"]["steps"].item() == 7
+    assert torch.allclose(ra["model"]["w"], ck_a["ema"]["w"], rtol=1e-3, atol=1e-4)
+    assert not torch.equal(ra["model"]["w"], ck_a["ema"]["w"])  # it did travel as float16
+    assert torch.allclose(rb["model"]["w"], ck_b["model"]["w"], rtol=1e-3, atol=1e-4) and "averaged_only" not in rb
+    assert abs((back / "a" / "last.pt").stat().st_mtime - t) < 1  # the checkpoint's time, as the state keeps it
+
+
+def test_weights_over_the_total_even_as_float16_are_refused(tmp_path):
+    root = tmp_path / "runs"
+    _checkpoint(_run(root, "a", 0.0, 0.0) / "last.pt", 600_000, ema=False)  # 1.1 MiB as float16
     with pytest.raises(ValueError, match="weights and logs alone"):
-        pack(root, tmp_path / "out2", max_mib=5.0, max_total_mib=2.0)
+        pack(root, tmp_path / "out", max_mib=5.0, max_total_mib=1.0)
 
 
 def test_changed_since_packs_only_what_the_call_trained(tmp_path):

@@ -14,6 +14,12 @@ last.pt or status.json changed at or after T (the device call's start): the othe
 state and are on the development machine already, and leaving them out leaves room for the trained runs'
 Adam moments (round 6 lost them to the 60 MiB cap when every run was packed).
 
+When the runs' weights and logs alone would exceed ``--max-total-mib`` (round 15's third call trained ten runs,
+about 80 MiB of float32 checkpoints, and brought back nothing), every ``last.pt`` travels as the committed state
+keeps it (``last.fp16.pt``: float16 weights, only the averaged ones of an ``--ema-decay`` run), a third to a
+quarter of the size; ``--unpack`` turns it back into a float32 ``last.pt``. The machine keeps its full files, so
+a next call on it resumes as before; resumed elsewhere, such a run continues as from the committed state.
+
 Of the moments, those of the generic baselines (``DURABLE_OPTIM``, the only ones the committed training state
 keeps) go first and travel as bfloat16 (``last-optim.bf16.pt``, half the size, the precision the committed
 state stores them in); ``--unpack`` turns them back into a float32 ``last-optim.pt``.  Round 12 lost both
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tarfile
 import tempfile
@@ -32,6 +39,7 @@ from pathlib import Path
 SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log")
 DURABLE_OPTIM = ("lpcnet-bl-s", "lpcnet-bl-l")  # runs whose Adam moments the committed state keeps
 BF16_OPTIM = "last-optim.bf16.pt"
+FP16_LAST = "last.fp16.pt"  # a last.pt as the committed state stores it, when full ones would not fit
 
 
 def changed_since(run: Path, since: float | None) -> bool:
@@ -53,7 +61,7 @@ def collect(root: Path, best: bool, optim: bool, since: float | None = None) -> 
     return out
 
 
-PRIORITY = ("last.pt", *SMALL, BF16_OPTIM, "last-optim.pt", "best.pt")  # what is worth most when space runs out
+PRIORITY = ("last.pt", FP16_LAST, *SMALL, BF16_OPTIM, "last-optim.pt", "best.pt")  # what is worth most when space runs out
 
 
 def _cast_moments(src: Path, dst: Path, dtype: str) -> None:
@@ -64,6 +72,29 @@ def _cast_moments(src: Path, dst: Path, dtype: str) -> None:
     o = torch.load(src, map_location="cpu", weights_only=False)
     o["optimizer"]["state"] = _cast(o["optimizer"]["state"], getattr(torch, dtype))
     torch.save(o, dst)
+
+
+def _compact_last(src: Path, dst: Path) -> None:
+    """``src`` (a train.py last.pt) as the committed state stores it, to ``dst``, with ``src``'s time."""
+    import torch
+
+    from .state import compact_checkpoint
+    torch.save(compact_checkpoint(torch.load(src, map_location="cpu", weights_only=False), averaged_only=True), dst)
+    os.utime(dst, (src.stat().st_mtime, src.stat().st_mtime))
+
+
+def _expand_last(src: Path, dst: Path) -> None:
+    """A ``last.fp16.pt`` back to the float32 ``last.pt`` train.py resumes from, with ``src``'s time."""
+    import torch
+
+    from .state import expand_checkpoint
+    torch.save(expand_checkpoint(torch.load(src, map_location="cpu", weights_only=False)), dst)
+    os.utime(dst, (src.stat().st_mtime, src.stat().st_mtime))
+
+
+def _must_go(arc: str) -> bool:
+    """Weights and logs: what every pack holds, whatever the cap."""
+    return arc.endswith(("/last.pt", "/" + FP16_LAST)) or arc.split("/")[-1] in SMALL
 
 
 def _key(arc: str, durable: tuple[str, ...]) -> tuple:
@@ -89,6 +120,17 @@ def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, o
                 _cast_moments(p, staged, "bfloat16")
                 p, arc = staged, f"{run}/{BF16_OPTIM}"
             items.append((p, arc))
+        must = sum(p.stat().st_size + 1024 for p, arc in items if _must_go(arc))
+        if must > max_total_mib * 2**20:
+            print(f"pack: the runs' weights and logs take {must / 2**20:.1f} MiB, over the {max_total_mib} MiB "
+                  "total: each last.pt travels as float16 averaged weights (as the committed state keeps them)",
+                  file=sys.stderr)
+            for i, (p, arc) in enumerate(items):
+                if arc.endswith("/last.pt"):
+                    run = arc.split("/")[0]
+                    staged = Path(staging) / f"{run}.{FP16_LAST}"
+                    _compact_last(p, staged)
+                    items[i] = (staged, f"{run}/{FP16_LAST}")
         items.sort(key=lambda x: _key(x[1], durable))
         return _write(_within_total(items, max_total_mib), out_dir, cap, max_mib, max_files)
 
@@ -99,7 +141,7 @@ def _within_total(items: list[tuple[Path, str]], max_total_mib: float) -> list[t
     for p, arc in items:
         s = p.stat().st_size + 1024
         if budget - s < 0:
-            if arc.endswith(("last.pt", *SMALL)):
+            if _must_go(arc):
                 raise ValueError(f"the runs' weights and logs alone exceed {max_total_mib} MiB: pack fewer runs")
             print(f"pack: left out {arc} ({s / 2**20:.1f} MiB): over the {max_total_mib} MiB total", file=sys.stderr)
             continue
@@ -183,6 +225,9 @@ def unpack(tars: list[Path], root: Path) -> int:
             for m in members:
                 if Path(m.name).name == BF16_OPTIM:  # back to the float32 file train.py resumes from
                     _cast_moments(root / m.name, (root / m.name).with_name("last-optim.pt"), "float32")
+                    (root / m.name).unlink()
+                elif Path(m.name).name == FP16_LAST:
+                    _expand_last(root / m.name, (root / m.name).with_name("last.pt"))
                     (root / m.name).unlink()
     return n
 

@@ -59,6 +59,33 @@ def _pt_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
+def compact_checkpoint(ck: dict, averaged_only: bool) -> dict:
+    """A train.py checkpoint as the state stores it: float16 weights and, with ``averaged_only``, only the
+    averaged weights of an ``--ema-decay`` run (``expand_checkpoint`` undoes the cast)."""
+    ck = dict(ck)
+    if ck.get("ema") and averaged_only:
+        # the weights that ship (--ema-decay: the average) stand in for the trained ones too, and a resumed
+        # run continues training and averaging from them
+        ck["model"] = deployed_weights(ck)
+        ck["averaged_only"] = True  # (kept by load, so saving the restored run again gives the same bytes)
+        del ck["ema"]
+    ck["model"] = _cast(ck["model"], torch.float16)
+    if ck.get("ema"):
+        ck["ema"] = _cast(ck["ema"], torch.float16)
+    ck["state_format"] = {"weights": "float16"}
+    return ck
+
+
+def expand_checkpoint(ck: dict) -> dict:
+    """A stored checkpoint back to the float32 one train.py resumes from."""
+    ck = dict(ck)
+    ck["model"] = _cast(ck["model"], torch.float32)
+    if ck.get("ema"):
+        ck["ema"] = _cast(ck["ema"], torch.float32)
+    ck.pop("state_format", None)
+    return ck
+
+
 def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool) -> tuple[list, dict]:
     """(tar members as (name, bytes, mtime), summary) of one run: its logs, with ``weights`` its float16
     last.pt, with ``optim`` its bfloat16 Adam moments. Each member keeps its file's modification time, so an
@@ -68,17 +95,7 @@ def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool) -> 
 
     out = []
     if weights:
-        ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
-        if ck.get("ema") and averaged_only:
-            # the weights that ship (--ema-decay: the average) stand in for the trained ones too, and a resumed
-            # run continues training and averaging from them
-            ck["model"] = deployed_weights(ck)
-            ck["averaged_only"] = True  # (kept by load, so saving the restored run again gives the same bytes)
-            del ck["ema"]
-        ck["model"] = _cast(ck["model"], torch.float16)
-        if ck.get("ema"):
-            ck["ema"] = _cast(ck["ema"], torch.float16)
-        ck["state_format"] = {"weights": "float16"}
+        ck = compact_checkpoint(torch.load(run / "last.pt", map_location="cpu", weights_only=False), averaged_only)
         out.append(member("last.pt", _pt_bytes(ck), run / "last.pt"))
     for n in SMALL:
         if (run / n).is_file():
@@ -144,12 +161,8 @@ def _load_tar(tar_path: Path, runs: Path) -> list[str]:
             dst = runs / m.name
             dst.parent.mkdir(parents=True, exist_ok=True)
             if m.name.endswith("last.pt"):
-                ck = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-                ck["model"] = _cast(ck["model"], torch.float32)
-                if ck.get("ema"):
-                    ck["ema"] = _cast(ck["ema"], torch.float32)
-                ck.pop("state_format", None)
-                data = _pt_bytes(ck)
+                data = _pt_bytes(expand_checkpoint(torch.load(io.BytesIO(data), map_location="cpu",
+                                                              weights_only=False)))
             elif m.name.endswith("last-optim.pt"):
                 o = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
                 o["optimizer"]["state"] = _cast(o["optimizer"]["state"], torch.float32)
