@@ -68,16 +68,32 @@ def predecessor(runs: Path, base: str, curves: dict, tol_h: float = 5.0, family:
     """The set-aside run (``<family>.before-<tags>``, family = ``base`` unless given) that ``base`` was restarted
     from, if any: the one whose last validation record lies at most ``tol_h`` audio-hours before where
     ``base``'s own counting began (its initialisation's hours; a run trains on past its last validation pass
-    before it stops)."""
+    before it stops), or whose recorded end (``status.json`` ``audio_hours``) is where ``base`` began: a baseline
+    epoch is about 90 audio-hours, so round 15's averaging branch of BL-S began 11.6 audio-hours after its
+    predecessor's last validation."""
     ep = epochs(runs / base)
     if not ep or "audio_hours_total" not in ep[0] or "audio_hours" not in ep[0]:
         return None
     start = ep[0]["audio_hours_total"] - ep[0]["audio_hours"]
     if start <= 0.5:
         return None
+
+    def ends_at_start(n: str) -> bool:
+        end = _end_hours(runs / n)
+        return (end is not None and abs(start - end) <= 0.5) or 0.0 <= start - curves[n][-1][0] + 0.5 <= tol_h
+
     cands = [n for n in curves if n.startswith(f"{family or base}.before-") and n != base and curves[n]
-             and 0.0 <= start - curves[n][-1][0] + 0.5 <= tol_h]
+             and ends_at_start(n)]
     return min(cands, key=lambda n: abs(curves[n][-1][0] - start)) if cands else None
+
+
+def _end_hours(run: Path) -> float | None:
+    """The audio-hours a run had seen when it last stopped (its ``status.json``), if recorded."""
+    try:
+        h = json.loads((run / "status.json").read_text()).get("audio_hours")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(h) if isinstance(h, (int, float)) else None
 
 
 def lineage(runs: Path, base: str, curves: dict) -> list[str]:

@@ -33,6 +33,20 @@ def test_predecessor_is_the_set_aside_run_that_ends_where_the_restart_began(tmp_
     assert vt.predecessor(tmp_path, "lpcnet-bl-l", curves) is None
 
 
+def test_predecessor_may_end_past_its_last_validation(tmp_path):
+    # round 15: BL-S's averaging branch began at 651.6 audio-hours, where round 13's run stopped, 11.6 after
+    # that run's last validation (a baseline epoch is long): its recorded end joins them
+    _run(tmp_path, "lpcnet-bl-s", [12.0, 100.9], [663.6, 752.6])
+    _run(tmp_path, "lpcnet-bl-s.before-ema0.999.lr2e-4", [100.0, 267.1], [473.0, 640.0])
+    names = ("lpcnet-bl-s", "lpcnet-bl-s.before-ema0.999.lr2e-4")
+    curves = {n: [(r["audio_hours_total"], 2.5, True) for r in vt.epochs(tmp_path / n)] for n in names}
+    assert vt.predecessor(tmp_path, "lpcnet-bl-s", curves) is None  # 11.6 h: past the tolerance
+    (tmp_path / names[1] / "status.json").write_text(json.dumps({"audio_hours": 651.637}))
+    assert vt.predecessor(tmp_path, "lpcnet-bl-s", curves) == names[1]
+    (tmp_path / names[1] / "status.json").write_text(json.dumps({"audio_hours": 700.0}))  # ended elsewhere
+    assert vt.predecessor(tmp_path, "lpcnet-bl-s", curves) is None
+
+
 def test_lineage_follows_restarts_of_restarts(tmp_path):
     _run(tmp_path, "lpcnet-bl-s", [2.0, 115.0], [375.0, 488.0])  # round 10: began at 373
     _run(tmp_path, "lpcnet-bl-s.before-lr5e-4", [5.0, 238.0], [140.0, 372.9])  # round 6: began at 135
