@@ -61,7 +61,8 @@ def collect(root: Path, best: bool, optim: bool, since: float | None = None) -> 
     return out
 
 
-PRIORITY = ("last.pt", FP16_LAST, *SMALL, BF16_OPTIM, "last-optim.pt", "best.pt")  # what is worth most when space runs out
+# what is worth most when space runs out, first
+PRIORITY = ("last.pt", FP16_LAST, *SMALL, BF16_OPTIM, "last-optim.pt", "best.pt")
 
 
 def _cast_moments(src: Path, dst: Path, dtype: str) -> None:
