@@ -23,7 +23,7 @@
 #   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
 #   bash scripts/gpu.sh promote RUNS BRANCH a recipe branch (lpcnet-bl-s.decay5e-5) becomes its base run; the old
 #                                           base stays as <base>.before-<tags> (then 'state RUNS' for the call)
-#   bash scripts/gpu.sh retire RUNS TAG RUN...  set runs aside as <run>.before-TAG (history kept), so that e.g.
+#   bash scripts/gpu.sh retire RUNS TAG RUN...  set runs (with weights or logs only) aside as <run>.before-TAG, so that e.g.
 #                                           MODELS=ft-s,ft-l fine-tunes afresh from the current baselines instead
 #                                           of resuming (commit-state with LOGS_ONLY=<run>.before-TAG,...)
 #
@@ -154,7 +154,10 @@ retire)  # RUNS TAG RUN...: every RUN becomes RUN.before-TAG; checks all first, 
   runs=$1; tag=$2; shift 2
   [ $# -gt 0 ] && [ -n "$tag" ] && [[ "$tag" != *.* ]] || { echo "gpu.sh retire: usage: retire RUNS TAG RUN..."; exit 2; }
   for r in "$@"; do
-    [ -f "$runs/$r/last.pt" ] || { echo "gpu.sh retire: no run $runs/$r"; exit 2; }
+    # a run kept as logs only (no last.pt) is set aside too: left under its name, its later step would make
+    # unpack keep it over the afresh run's returned files (round 15 moved group 3's two by hand)
+    [ -f "$runs/$r/last.pt" ] || [ -f "$runs/$r/status.json" ] || [ -f "$runs/$r/history.json" ] ||
+      { echo "gpu.sh retire: no run $runs/$r"; exit 2; }
     [ ! -e "$runs/$r.before-$tag" ] || { echo "gpu.sh retire: $runs/$r.before-$tag exists already"; exit 2; }
   done
   for r in "$@"; do mv "$runs/$r" "$runs/$r.before-$tag" && echo "retired $r (now $r.before-$tag)"; done

@@ -50,6 +50,19 @@ def test_retire_sets_runs_aside_so_fine_tunes_start_afresh(tmp_path):
     assert not (tmp_path / "plpcnet-s-g0-ft").exists() and not (tmp_path / "plpcnet-s-g1-ft").exists()
 
 
+def test_retire_sets_aside_a_run_kept_as_logs_only(tmp_path):
+    # the committed state keeps concluded runs without weights; one left under its name would outrank (by its
+    # step) the afresh run of that name when a call's tars are unpacked
+    (tmp_path / "plpcnet-s-g3-ft").mkdir()
+    (tmp_path / "plpcnet-s-g3-ft" / "status.json").write_text('{"step": 5170}')
+    p = _retire(tmp_path, "r15g3", "plpcnet-s-g3-ft")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (tmp_path / "plpcnet-s-g3-ft.before-r15g3" / "status.json").is_file()
+    assert not (tmp_path / "plpcnet-s-g3-ft").exists()
+    (tmp_path / "plpcnet-s-g2-ft").mkdir()  # an empty folder is no run
+    assert _retire(tmp_path, "x", "plpcnet-s-g2-ft").returncode == 2
+
+
 def test_retire_checks_every_run_before_moving_any(tmp_path):
     (tmp_path / "plpcnet-s-g0-ft").mkdir()
     (tmp_path / "plpcnet-s-g0-ft" / "last.pt").write_text("x")
