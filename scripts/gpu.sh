@@ -29,7 +29,9 @@
 #
 #  There (the device machine; the command of a device call):
 #   bash scripts/gpu.sh examples            build examples for .carry/val and each .carry/t* not built yet, all at
-#                                           once (train runs it first; CARRY_ROOT, EX_ROOT move the folders)
+#                                           once (train runs it first; CARRY_ROOT, EX_ROOT move the folders);
+#                                           EX_SEED=N: the training slices' augmentation seed (default 0), a slice
+#                                           of another seed is rebuilt (or taken from what EX_NEXT prebuilt)
 #   bash scripts/gpu.sh train               build examples for every carried .carry/t* shard not built yet
 #                                           (kept on a warm machine), resume runs from runs/gpu (warm) or
 #                                           .carry/state (fresh), train $MODELS for the rest of the call, pack
@@ -41,7 +43,10 @@
 #   multi.py runs with --resume-only: a baseline or scratch run of MODELS/BACKLOG without a checkpoint on the
 #   machine is refused (counted as failed; the others train) unless FRESH names it (a new run, first call).
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
-#          CALL_MIN (9.3), COPIES (3), TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
+#          CALL_MIN (9.3), COPIES (3), EX_SEED (augmentation seed of this call's training examples, default 0),
+#          EX_NEXT=1 (build seed EX_SEED+1's examples in data/ex.next on the idle CPUs while the GPUs train: the
+#          next call, with EX_SEED one higher, trains on freshly augmented copies at no example-building cost),
+#          TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
 #          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH, BENCH_SIZE, BENCH_STEPS, BENCH_PROCS
 #          (processes sharing the GPU, e.g. 1,2,4) with BENCH_MULTI_IMPL; BENCH_GPU=N runs it beside the
 #          training on GPU N of several), GPUS (the GPUs multi.py spreads the runs over; default all), MPS=1
@@ -96,19 +101,30 @@ examples)  # build examples for .carry/val and every .carry/t* not built yet, al
   # of the CPUs: a build splits into one job per output shard, about 30 for a slice of 1.5 h, so one build alone
   # left most of 64 CPUs idle and five in a row took 75 s of round 12's call 3)
   CARRY_ROOT=${CARRY_ROOT:-.carry}; EX_ROOT=${EX_ROOT:-data/ex}
+  # EX_SEED: augmentation seed of the training slices (default 0; the validation set is always seed 0). A slice
+  # built with another seed is rebuilt in place; one that the previous call prebuilt for this seed (EX_NEXT, in
+  # EX_NEXT_ROOT) takes its place first, and is finished here if that call ended before it was.
+  EX_SEED=${EX_SEED:-0}; NEXT_ROOT=${EX_NEXT_ROOT:-data/ex.next}
   done_already() { [ -f "$1/index.json" ] && grep -q '"complete": true' "$1/index.json"; }
-  jobs=()  # "audio dir|split|copies|out"
-  done_already "$EX_ROOT/val" || jobs+=("$CARRY_ROOT/val|validation|1|$EX_ROOT/val")
+  seed_of() { $PY -c 'import json, sys; print(json.load(open(sys.argv[1])).get("seed"))' "$1/index.json" 2>/dev/null; }
+  built_with_seed() { done_already "$1" && [ "$(seed_of "$1")" = "$EX_SEED" ]; }
+  jobs=()  # "audio dir|split|copies|out|seed"
+  [ -n "${EX_TRAIN_ONLY:-}" ] || done_already "$EX_ROOT/val" || jobs+=("$CARRY_ROOT/val|validation|1|$EX_ROOT/val|0")
   for d in "$CARRY_ROOT"/t*/; do
     [ -d "$d" ] || continue
-    out="$EX_ROOT/$(basename "$d")"
-    done_already "$out" || jobs+=("${d%/}|train|${COPIES:-3}|$out")
+    name=$(basename "$d"); out="$EX_ROOT/$name"
+    if [ "$NEXT_ROOT" != "$EX_ROOT" ] && [ -f "$NEXT_ROOT/$name/index.json" ] && [ "$(seed_of "$NEXT_ROOT/$name")" = "$EX_SEED" ] \
+        && ! built_with_seed "$out"; then
+      rm -rf "$out" "$out.log"; mkdir -p "$EX_ROOT"; mv "$NEXT_ROOT/$name" "$out"
+      echo "examples: $out prebuilt with seed $EX_SEED by the previous call$(done_already "$out" || echo ' (in part: finished now)')"
+    fi
+    built_with_seed "$out" || jobs+=("${d%/}|train|${COPIES:-3}|$out|$EX_SEED")
   done
-  [ ${#jobs[@]} -gt 0 ] || { echo "examples: all built"; exit 0; }
+  [ ${#jobs[@]} -gt 0 ] || { echo "examples: all built (seed $EX_SEED)"; exit 0; }
   ncpu=$(getconf _NPROCESSORS_ONLN); workers=$(( ncpu / ${#jobs[@]} )); [ "$workers" -ge 2 ] || workers=2
-  build() {  # build <audio dir> <split> <copies> <out>: one line of result, then the status of the build
+  build() {  # build <audio dir> <split> <copies> <out> <seed>: one line of result, then the status of the build
     local t; t=$(date +%s)
-    $PY scripts/build_examples.py --audio "$1" --out "$4" --split "$2" --copies "$3" --workers "$workers" \
+    $PY scripts/build_examples.py --audio "$1" --out "$4" --split "$2" --copies "$3" --seed "$5" --workers "$workers" \
       --target-mib "${EX_MIB:-12}" > "$4.log" 2>&1
     local rc=$?
     tr "\r" "\n" < "$4.log" | grep -v "^$" | tail -n 1
@@ -117,8 +133,8 @@ examples)  # build examples for .carry/val and every .carry/t* not built yet, al
   }
   mkdir -p "$EX_ROOT"; pids=()
   for j in "${jobs[@]}"; do
-    IFS='|' read -r audio split copies out <<< "$j"
-    build "$audio" "$split" "$copies" "$out" & pids+=($!)
+    IFS='|' read -r audio split copies out seed <<< "$j"
+    build "$audio" "$split" "$copies" "$out" "$seed" & pids+=($!)
   done
   rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
   [ $rc = 0 ] || echo "examples: a build failed (its log: $EX_ROOT/<name>.log)"
@@ -232,6 +248,16 @@ train)
   fi
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
+  NEXT_PID=
+  if [ -n "${EX_NEXT:-}" ]; then
+    # fresh augmentation for the next call (EX_SEED+1), built at the lowest CPU priority while the GPUs train
+    # (the training data sit on the GPUs, so the CPUs are mostly idle); its own session, so it can be stopped whole
+    NEXT_SEED=$(( ${EX_SEED:-0} + 1 )); mkdir -p "${EX_NEXT_ROOT:-data/ex.next}"
+    EX_ROOT=${EX_NEXT_ROOT:-data/ex.next} EX_SEED=$NEXT_SEED EX_TRAIN_ONLY=1 \
+      setsid nice -n 19 bash "$0" examples > "${EX_NEXT_ROOT:-data/ex.next}.log" 2>&1 &
+    NEXT_PID=$!
+    echo "examples for the next call (seed $NEXT_SEED) building in ${EX_NEXT_ROOT:-data/ex.next} (pid $NEXT_PID)"
+  fi
   BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - 0.5), 2))")
   echo "training $MODELS${BACKLOG:+ (backlog $BACKLOG)} for $BUDGET min, batch $BATCH"
   $PY -m pnsc.training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
@@ -240,6 +266,11 @@ train)
     --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
   RC=$?
   [ -z "$BENCH_PID" ] || wait "$BENCH_PID"
+  if [ -n "$NEXT_PID" ]; then  # stopped with the call: nothing may write there once the call has ended
+    kill -TERM -- "-$NEXT_PID" 2>/dev/null; wait "$NEXT_PID" 2>/dev/null
+    n_next=0; for f in "${EX_NEXT_ROOT:-data/ex.next}"/*/index.json; do grep -q '"complete": true' "$f" 2>/dev/null && n_next=$((n_next + 1)); done
+    echo "examples for the next call (seed $NEXT_SEED): $n_next slice(s) complete by the end of training; the next call with EX_SEED=$NEXT_SEED takes them (and finishes the rest)"
+  fi
   # only the runs this call trained (the rest came with its state): room for their Adam moments
   $PY -m pnsc.training.lpcnet.pack "$RUNS" "$OUT" --optim --changed-since "$PACK_SINCE"
   for r in "$RUNS"/*/; do

@@ -115,6 +115,24 @@ def test_deterministic_resumable_and_seeded(setup, built, tmp_path):
     assert [e["sha256"] for e in pooled["shards"]] == [e["sha256"] for e in index["shards"][:2]]
 
 
+def test_a_new_seed_in_the_same_folder_rebuilds_every_shard(setup, built, tmp_path):
+    """A shard's job key does not name the seed: building seed 1 where seed 0 was built must not keep seed 0's
+    shards (gpu.sh EX_SEED rebuilds a slice in place with fresh augmentation)."""
+    base, cb = setup
+    out, index = built
+    d = tmp_path / "s"
+    build_examples(base / "audio", d, ["train"], copies=2, seed=0, target_mib=0.3, codebooks_path=cb, progress=False)
+    reseeded = build_examples(base / "audio", d, ["train"], copies=2, seed=1, target_mib=0.3, codebooks_path=cb,
+                              progress=False)
+    assert reseeded["seed"] == 1 and reseeded["complete"]
+    old = {e["file"]: e["sha256"] for e in index["shards"]}
+    assert all(e["sha256"] != old[e["file"]] for e in reseeded["shards"])
+    # and back: seed 0 again gives seed 0's shards, byte for byte
+    back = build_examples(base / "audio", d, ["train"], copies=2, seed=0, target_mib=0.3, codebooks_path=cb,
+                          progress=False)
+    assert {e["file"]: e["sha256"] for e in back["shards"]} == old
+
+
 def test_augmentation_ranges():
     x = voice(150, ((600, 90), (1200, 80), (2500, 150)), 1.0, 0) * 1.9  # near full scale
     warped = 0

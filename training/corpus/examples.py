@@ -247,8 +247,12 @@ def build_examples(audio_dir: Path, out_dir: Path, splits: list[str], copies: in
     old = {}
     if index_path.is_file():
         try:
-            old = {e["file"]: e for e in json.loads(index_path.read_text())["shards"]}
-        except (json.JSONDecodeError, KeyError):
+            prev_index = json.loads(index_path.read_text())
+            # a shard's job key names its audio and copy, not the augmentation: shards of another seed,
+            # warp probability or length are rebuilt (gpu.sh EX_SEED rebuilds a slice with a new seed in place)
+            if (prev_index.get("seed"), prev_index.get("warp_prob"), prev_index.get("T")) == (seed, warp_prob, T):
+                old = {e["file"]: e for e in prev_index["shards"]}
+        except (json.JSONDecodeError, KeyError, AttributeError):
             old = {}
     done, todo = {}, []
     for job in jobs:
