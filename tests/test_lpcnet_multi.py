@@ -302,6 +302,8 @@ def _gpu_sh_train(tmp_path, **env):
     shutil.copy(Path(__file__).resolve().parent.parent / "scripts" / "gpu.sh", repo / "scripts" / "gpu.sh")
     py = tmp_path / "py"
     py.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$(mktemp -p "$PY_LOG")"; '
+                  '[ "$2" = pnsc.training.lpcnet.multi ] && sleep "${MULTI_SLEEP:-0}"; '
+                  'case "$*" in *ex.next*) sleep "${NEXT_SLEEP:-0}";; esac; '
                   '[ "$1" = -c ] && echo 5.0; exit 0\n')
     py.chmod(0o755)
     (tmp_path / "log").mkdir()
@@ -330,3 +332,47 @@ def test_gpu_sh_train_passes_resume_only_fresh_and_backlog(tmp_path):
         "ft-s,plpcnet-l-g0-ft", "--backlog-min-left", "2"]
     rc, out, calls = _gpu_sh_train(tmp_path / "c", REQUIRE_RUNS="lpcnet-bl-s,lpcnet-bl-l")
     assert rc == 3 and "no runs/gpu/lpcnet-bl-s/last.pt" in out and calls == []
+
+
+def test_gpu_sh_train_ex_next_builds_the_next_seed_beside_the_training(tmp_path):
+    """EX_SEED=K builds the call's training slices with seed K; EX_NEXT=1 builds seed K+1's in data/ex.next (the
+    validation set not again) while multi.py trains, stops that build when training ends and says how far it got."""
+    (tmp_path / "e" / "repo" / ".carry" / "tg0p1").mkdir(parents=True)
+    (tmp_path / "e" / "repo" / ".carry" / "val").mkdir(parents=True)
+    rc, out, calls = _gpu_sh_train(tmp_path / "e", MODELS="ft-s", EX_SEED="4", EX_NEXT="1", MULTI_SLEEP="3")
+    assert rc == 0 and len(calls) == 1, out
+    builds = [f.read_text().splitlines() for f in (tmp_path / "e" / "log").iterdir()]
+    builds = [b for b in builds if b[:1] == ["scripts/build_examples.py"]]
+
+    def arg(b, k):
+        return b[b.index(k) + 1]
+    now = {(arg(b, "--out"), arg(b, "--seed")) for b in builds}
+    assert ("data/ex/tg0p1", "4") in now and ("data/ex/val", "0") in now
+    assert ("data/ex.next/tg0p1", "5") in now and not any(o == "data/ex.next/val" for o, _ in now)
+    assert "examples for the next call (seed 5) building in data/ex.next" in out
+    assert "examples for the next call (seed 5): 0 slice(s) complete by the end of training" in out
+    # without EX_NEXT nothing is built ahead
+    (tmp_path / "f" / "repo" / ".carry" / "tg0p1").mkdir(parents=True)
+    rc, out, _ = _gpu_sh_train(tmp_path / "f", MODELS="ft-s")
+    assert rc == 0 and "next call" not in out
+
+
+def test_gpu_sh_train_stops_an_unfinished_next_build_with_the_call(tmp_path):
+    """A next-seed build still running when training ends is stopped, workers and all: nothing may write into
+    data/ex.next once the call is over (the next call moves those folders)."""
+    import time
+
+    (tmp_path / "g" / "repo" / ".carry" / "tg0p1").mkdir(parents=True)
+    t0 = time.monotonic()
+    rc, out, _ = _gpu_sh_train(tmp_path / "g", MODELS="ft-s", EX_NEXT="1", MULTI_SLEEP="2", NEXT_SLEEP="45")
+    assert rc == 0 and time.monotonic() - t0 < 30, out
+    assert "examples for the next call (seed 1): 0 slice(s) complete" in out
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(str(tmp_path / "g").encode() in a for a in args) and any(b"ex.next" in a for a in args):
+            left.append(args)
+    assert left == []
