@@ -375,3 +375,26 @@ def test_patience_finishes_a_run_that_stops_improving_on_its_best_weights(data, 
     train.main(_args(data, out, "--epochs", "10", "--batch", "48", "--lr", "1e-9", "--patience", "2"))
     assert json.loads((out / "status.json").read_text())["weights_epoch"] == best["epoch"]
     assert torch.load(out / "last.pt", weights_only=False)["val_loss"] == min(vals)
+
+
+def test_logged_steps_say_where_their_time_goes(data, tmp_path):
+    """Every logged step carries phase_ms: the host time of each phase in step order (and on a GPU its device time);
+    steps between logs are not timed."""
+    from pnsc.training.lpcnet.step_phases import StepPhases
+
+    out = tmp_path / "run"
+    assert train.main(_args(data, out, "--epochs", "1", "--log-every", "2", "--ema-decay", "0.99")) == 0
+    steps = _records(out, "step")
+    assert [r["step"] for r in steps] == [2, 4, 6]
+    for r in steps:
+        ph = r["phase_ms"]
+        assert list(ph) == ["batch", "inputs", "forward", "backward", "optimizer", "average", "sync"], ph
+        assert all(v["host_ms"] >= 0 and "gpu_ms" not in v for v in ph.values())  # CPU: no device times
+        # the timed phases of the step proper fit inside its wall time (step_s is a moving average: bound loosely)
+        assert 0 < sum(v["host_ms"] for k, v in ph.items() if k != "batch") < 1000 * 60
+    assert train.main(_args(data, tmp_path / "plain", "--epochs", "1", "--log-every", "3")) == 0
+    assert all("average" not in r["phase_ms"] for r in _records(tmp_path / "plain", "step"))
+    off = StepPhases(torch.device("cpu"), on=False)
+    off.start()
+    off.mark("batch")
+    assert off.result() == {}

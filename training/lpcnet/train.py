@@ -41,6 +41,7 @@ from .model import LPCNet, config_for, count_parameters, widen_for_ltp
 from .noise import make_inputs
 from .self_noise import self_inputs
 from .sparsity import BlockSparsifier, check_settings
+from .step_phases import StepPhases
 
 REPO = Path(__file__).resolve().parents[2]
 CKPT_VERSION = 1
@@ -578,6 +579,7 @@ def main(argv=None) -> int:
         epoch = state["epoch"]
         quant = epoch >= q_epoch
         feat_key = "qfeatures" if quant else "features"
+        t_step_end = time.monotonic()  # (not the previous epoch's validation)
         for b, batch in train.iter_epoch(epoch, a.batch, D.rank, D.world, start=state["batch_in_epoch"]):
             elapsed = time.monotonic() - t_start
             est = (step_time or 0.0) * 1.5 + a.reserve_s
@@ -585,6 +587,10 @@ def main(argv=None) -> int:
                 stopped_for_budget = elapsed + est > budget_s
                 break
             t0 = time.monotonic()
+            # the step that will be logged is timed phase by phase (the log's phase_ms)
+            phases = StepPhases(dev, on=D.main and (state["step"] + 1) % a.log_every == 0)
+            phases.start(t_step_end)
+            phases.mark("batch")
             lr = learning_rate(a.lr, a.lr_decay, a.warmup_steps, state["step"], rewarm_from)
             for pg in opt.param_groups:
                 pg["lr"] = lr
@@ -597,19 +603,25 @@ def main(argv=None) -> int:
                     batch["signal"], batch["lpc"], noise=a.noise_domain != "none",
                     domain=a.noise_domain if a.noise_domain != "none" else "exc", scale=a.noise_scale,
                     generator=gen, features=batch[feat_key], ltp_taps=cfg.ltp_taps, ltp_gate=cfg.ltp_gate)
+            phases.mark("inputs")
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss = ddp(batch[feat_key], sig, pred, exc, target, ltp=ltp[0] if ltp else None)
+            phases.mark("forward")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            phases.mark("backward")
             if quant and a.adapt == "frame":
                 for p in model.parameters():
                     if id(p) in sample_params:
                         p.grad = None
             gnorm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], clip)
             opt.step()
+            phases.mark("optimizer")
             if ema is not None:
                 ema.update()
+                phases.mark("average")
             lval = float(loss.detach())  # syncs: step timing is real
+            phases.mark("sync")
             if not math.isfinite(lval):
                 raise SystemExit(f"train: non-finite loss at step {state['step']}")
             state["step"] += 1
@@ -636,11 +648,12 @@ def main(argv=None) -> int:
                 hours_per_min = seqs_window * seq_samples / 16000 / 3600 / (wall / 60)
                 rec = {"kind": "step", "step": state["step"], "epoch": epoch, "loss": lval, "lr": lr,
                        "grad_norm": float(gnorm), "step_s": round(step_time, 4),
-                       "audio_h_per_min": round(hours_per_min, 3)}
+                       "audio_h_per_min": round(hours_per_min, 3), "phase_ms": phases.result()}
                 logf.write(json.dumps(rec) + "\n")
                 logf.flush()
                 log(f"train: {name} step {state['step']} loss {lval:.4f} {hours_per_min:.2f} audio-h/min")
                 t_window, seqs_window = time.monotonic(), 0
+            t_step_end = time.monotonic()
         else:
             # epoch complete
             elapsed = time.monotonic() - t_start
