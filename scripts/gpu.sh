@@ -248,15 +248,15 @@ train)
   fi
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
-  NEXT_PID=
+  NEXT_PID=; NEXT_ROOT=${EX_NEXT_ROOT:-data/ex.next}
   if [ -n "${EX_NEXT:-}" ]; then
     # fresh augmentation for the next call (EX_SEED+1), built at the lowest CPU priority while the GPUs train
-    # (the training data sit on the GPUs, so the CPUs are mostly idle); its own session, so it can be stopped whole
-    NEXT_SEED=$(( ${EX_SEED:-0} + 1 )); mkdir -p "${EX_NEXT_ROOT:-data/ex.next}"
-    EX_ROOT=${EX_NEXT_ROOT:-data/ex.next} EX_SEED=$NEXT_SEED EX_TRAIN_ONLY=1 \
-      setsid nice -n 19 bash "$0" examples > "${EX_NEXT_ROOT:-data/ex.next}.log" 2>&1 &
+    # (the training examples are held on the GPUs, so the CPUs are mostly idle); in a session of its own, so
+    # that it can be stopped whole
+    NEXT_SEED=$(( ${EX_SEED:-0} + 1 )); mkdir -p "$NEXT_ROOT"
+    EX_ROOT=$NEXT_ROOT EX_SEED=$NEXT_SEED EX_TRAIN_ONLY=1 setsid nice -n 19 bash "$0" examples > "$NEXT_ROOT.log" 2>&1 &
     NEXT_PID=$!
-    echo "examples for the next call (seed $NEXT_SEED) building in ${EX_NEXT_ROOT:-data/ex.next} (pid $NEXT_PID)"
+    echo "examples for the next call (seed $NEXT_SEED) building in $NEXT_ROOT (pid $NEXT_PID)"
   fi
   BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - 0.5), 2))")
   echo "training $MODELS${BACKLOG:+ (backlog $BACKLOG)} for $BUDGET min, batch $BATCH"
@@ -268,7 +268,7 @@ train)
   [ -z "$BENCH_PID" ] || wait "$BENCH_PID"
   if [ -n "$NEXT_PID" ]; then  # stopped with the call: nothing may write there once the call has ended
     kill -TERM -- "-$NEXT_PID" 2>/dev/null; wait "$NEXT_PID" 2>/dev/null
-    n_next=0; for f in "${EX_NEXT_ROOT:-data/ex.next}"/*/index.json; do grep -q '"complete": true' "$f" 2>/dev/null && n_next=$((n_next + 1)); done
+    n_next=0; for f in "$NEXT_ROOT"/*/index.json; do grep -q '"complete": true' "$f" 2>/dev/null && n_next=$((n_next + 1)); done
     echo "examples for the next call (seed $NEXT_SEED): $n_next slice(s) complete by the end of training; the next call with EX_SEED=$NEXT_SEED takes them (and finishes the rest)"
   fi
   # only the runs this call trained (the rest came with its state): room for their Adam moments
