@@ -64,6 +64,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 cmd=${1:-}; shift || true
 elapsed() { echo $(( $(date +%s) - T0 )); }
+done_already() { [ -f "$1/index.json" ] && grep -q '"complete": true' "$1/index.json"; }  # an example folder built whole
 
 case "$cmd" in
 lean)
@@ -105,7 +106,6 @@ examples)  # build examples for .carry/val and every .carry/t* not built yet, al
   # built with another seed is rebuilt in place; one that the previous call prebuilt for this seed (EX_NEXT, in
   # EX_NEXT_ROOT) takes its place first, and is finished here if that call ended before it was.
   EX_SEED=${EX_SEED:-0}; NEXT_ROOT=${EX_NEXT_ROOT:-data/ex.next}
-  done_already() { [ -f "$1/index.json" ] && grep -q '"complete": true' "$1/index.json"; }
   seed_of() { $PY -c 'import json, sys; print(json.load(open(sys.argv[1])).get("seed"))' "$1/index.json" 2>/dev/null; }
   built_with_seed() { done_already "$1" && [ "$(seed_of "$1")" = "$EX_SEED" ]; }
   jobs=()  # "audio dir|split|copies|out|seed"
@@ -268,7 +268,7 @@ train)
   [ -z "$BENCH_PID" ] || wait "$BENCH_PID"
   if [ -n "$NEXT_PID" ]; then  # stopped with the call: nothing may write there once the call has ended
     kill -TERM -- "-$NEXT_PID" 2>/dev/null; wait "$NEXT_PID" 2>/dev/null
-    n_next=0; for f in "$NEXT_ROOT"/*/index.json; do grep -q '"complete": true' "$f" 2>/dev/null && n_next=$((n_next + 1)); done
+    n_next=0; for d in "$NEXT_ROOT"/*/; do done_already "$d" && n_next=$((n_next + 1)); done
     echo "examples for the next call (seed $NEXT_SEED): $n_next slice(s) complete by the end of training; the next call with EX_SEED=$NEXT_SEED takes them (and finishes the rest)"
   fi
   # only the runs this call trained (the rest came with its state): room for their Adam moments

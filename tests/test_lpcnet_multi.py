@@ -339,6 +339,9 @@ def test_gpu_sh_train_ex_next_builds_the_next_seed_beside_the_training(tmp_path)
     validation set not again) while multi.py trains, stops that build when training ends and says how far it got."""
     (tmp_path / "e" / "repo" / ".carry" / "tg0p1").mkdir(parents=True)
     (tmp_path / "e" / "repo" / ".carry" / "val").mkdir(parents=True)
+    # a slice of the next seed finished already (the stand-in builds nothing): counted as complete
+    (tmp_path / "e" / "repo" / "data" / "ex.next" / "tg0p1").mkdir(parents=True)
+    (tmp_path / "e" / "repo" / "data" / "ex.next" / "tg0p1" / "index.json").write_text('{"complete": true}')
     rc, out, calls = _gpu_sh_train(tmp_path / "e", MODELS="ft-s", EX_SEED="4", EX_NEXT="1", MULTI_SLEEP="3")
     assert rc == 0 and len(calls) == 1, out
     builds = [f.read_text().splitlines() for f in (tmp_path / "e" / "log").iterdir()]
@@ -350,7 +353,7 @@ def test_gpu_sh_train_ex_next_builds_the_next_seed_beside_the_training(tmp_path)
     assert ("data/ex/tg0p1", "4") in now and ("data/ex/val", "0") in now
     assert ("data/ex.next/tg0p1", "5") in now and not any(o == "data/ex.next/val" for o, _ in now)
     assert "examples for the next call (seed 5) building in data/ex.next" in out
-    assert "examples for the next call (seed 5): 0 slice(s) complete by the end of training" in out
+    assert "examples for the next call (seed 5): 1 slice(s) complete by the end of training" in out
     # without EX_NEXT nothing is built ahead
     (tmp_path / "f" / "repo" / ".carry" / "tg0p1").mkdir(parents=True)
     rc, out, _ = _gpu_sh_train(tmp_path / "f", MODELS="ft-s")
