@@ -17,8 +17,10 @@
 #                                           fresh machine
 #   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs/ (per run: fp16 weights, only the averaged
 #                                           ones of --ema-decay runs, but LOGS_ONLY=NAME,... (concluded
-#                                           branches: history only), bf16 Adam moments of the baselines) from
-#                                           RUNS (default runs/gpu); an unchanged run's file stays byte for byte
+#                                           branches: history only); bf16 Adam moments only of OPTIM_RUNS=NAME,...)
+#                                           from RUNS (default runs/gpu); an unchanged run's file stays byte for byte
+#   bash scripts/gpu.sh reopen RUNS RUN...  runs that --patience finished train on from their best weights (when
+#                                           the data changes, e.g. fresh augmentation): done and patience cleared
 #   bash scripts/gpu.sh size                what a call carrying .whl + .carry/* sends, against the 64 MiB cap
 #   bash scripts/gpu.sh unpack DIR          unpack returned runs-*.tar from DIR into runs/gpu (newer steps win)
 #   bash scripts/gpu.sh promote RUNS BRANCH a recipe branch (lpcnet-bl-s.decay5e-5) becomes its base run; the old
@@ -156,8 +158,15 @@ state)  # [RUNS_DIR]: carry these runs instead of the committed state (training/
   ls -la .carry/state
   ;;
 commit-state)  # [RUNS_DIR]: write the durable state of the runs (default runs/gpu) for git
-  $PY -m pnsc.training.lpcnet.state save "${1:-runs/gpu}" training/state/runs --averaged-only \
-    ${LOGS_ONLY:+--logs-only "$LOGS_ONLY"}
+  # No Adam moments unless OPTIM_RUNS names runs: a call carries runs without them (the 64 MiB cap), so every
+  # round restarts Adam under --warmup-steps anyway, and the baselines' bf16 moments were 8 of the 30 MiB that
+  # round 17 added to git history. STATE_OUT (default training/state/runs) moves the output (tests).
+  $PY -m pnsc.training.lpcnet.state save "${1:-runs/gpu}" "${STATE_OUT:-training/state/runs}" --averaged-only \
+    --optim-runs "${OPTIM_RUNS:-}" ${LOGS_ONLY:+--logs-only "$LOGS_ONLY"}
+  ;;
+reopen)  # RUNS RUN...: runs that --patience finished train on (new data), from their best weights
+  runs=$1; shift
+  $PY -m pnsc.training.lpcnet.state reopen "$runs" "$@"
   ;;
 promote)  # RUNS BRANCH: a recipe branch becomes its base run; the old base is kept as <base>.before-<tags>
   runs=$1; branch=$2; base=${branch%%.*}

@@ -377,6 +377,33 @@ def test_patience_finishes_a_run_that_stops_improving_on_its_best_weights(data, 
     assert torch.load(out / "last.pt", weights_only=False)["val_loss"] == min(vals)
 
 
+def test_a_reopened_run_trains_on_from_its_best_weights(data, tmp_path, capsys):
+    """state.py reopen: a run patience finished trains again (new data) from the weights it ended on; its best
+    loss and history stay, so only a better validation counts; and a run not finished is refused."""
+    from pnsc.training.lpcnet.state import main as state_main
+
+    out = tmp_path / "runs" / "run"
+    args = _args(data, out, "--epochs", "20", "--batch", "48", "--lr", "1e-9", "--patience", "2")
+    train.main(args)
+    hist = json.loads((out / "history.json").read_text())
+    before = torch.load(out / "last.pt", weights_only=False)
+    assert json.loads((out / "status.json").read_text())["done"] and before["since_best"] == 2
+    assert state_main(["reopen", str(out.parent), "run"]) == 0
+    assert "patience count 2 -> 0" in capsys.readouterr().out
+    assert not json.loads((out / "status.json").read_text())["done"]
+    train.main(args)
+    after = json.loads((out / "history.json").read_text())
+    assert len(after) > len(hist) and after[: len(hist)] == hist  # it trained on, history kept
+    last = torch.load(out / "last.pt", weights_only=False)
+    assert last["step"] > before["step"] and last["best_val"] <= before["best_val"]
+    with pytest.raises(SystemExit):  # a run that is not finished is refused
+        (out / "status.json").write_text(json.dumps({**json.loads((out / "status.json").read_text()),
+                                                     "done": False}))
+        state_main(["reopen", str(out.parent), "run"])
+    with pytest.raises(SystemExit):
+        state_main(["reopen", str(out.parent), "nosuchrun"])
+
+
 def test_logged_steps_say_where_their_time_goes(data, tmp_path):
     """Every logged step carries phase_ms: the host time of each phase in step order (and on a GPU its device time);
     steps between logs are not timed."""

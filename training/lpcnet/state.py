@@ -3,6 +3,7 @@
     python -m pnsc.training.lpcnet.state save RUNS_ROOT training/state/runs --averaged-only   (committed)
     python -m pnsc.training.lpcnet.state save RUNS_ROOT .carry/state/runs-state.tar          (a device call)
     python -m pnsc.training.lpcnet.state load training/state/runs RUNS_ROOT
+    python -m pnsc.training.lpcnet.state reopen RUNS_ROOT RUN [RUN...]   (patience ended it; train on)
 
 ``save`` writes one tar holding, per run, ``last.pt`` (weights stored as float16, everything else as
 saved: step, epoch, position in the epoch, learning-rate settings, best validation loss, validation
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import sys
 import tarfile
@@ -177,6 +179,34 @@ def _load_tar(tar_path: Path, runs: Path) -> list[str]:
     return names
 
 
+def reopen_run(run: Path) -> dict:
+    """Let a run that ``--patience`` finished train on, from the best weights it ended on.
+
+    Its patience count and ``done`` flag are cleared (in ``last.pt`` and ``status.json``); weights, step,
+    schedule position, best loss and history stay, so its next validation must beat that best to count.
+    Meant for new training data (round 17's freshly augmented copies), where the old stop no longer says
+    the run has converged. Refuses a run that is not finished or has no checkpoint."""
+    run = Path(run)
+    last, status = run / "last.pt", run / "status.json"
+    if not last.is_file() or not status.is_file():
+        raise ValueError(f"{run}: no last.pt and status.json to reopen")
+    st = json.loads(status.read_text())
+    if not st.get("done"):
+        raise ValueError(f"{run}: not finished, nothing to reopen")
+    ck = torch.load(last, map_location="cpu", weights_only=False)
+    before = int(ck.get("since_best", 0))
+    ck["since_best"] = 0
+    st["done"] = False
+    mtime = last.stat().st_mtime
+    tmp = last.with_suffix(".pt.tmp")
+    torch.save(ck, tmp)
+    os.replace(tmp, last)
+    # the new mtime marks the run as changed, so the next device call packs it back (state.py's note above)
+    status.write_text(json.dumps(st, indent=1))
+    return {"run": run.name, "step": int(ck.get("step", 0)), "since_best_was": before,
+            "best_val": ck.get("best_val"), "weights_epoch": ck.get("weights_epoch"), "mtime_was": mtime}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -192,7 +222,22 @@ def main(argv: list[str] | None = None) -> int:
     l_ = sub.add_parser("load")
     l_.add_argument("tar", type=Path, help="a state tar or a folder of them")
     l_.add_argument("runs", type=Path)
+    r = sub.add_parser("reopen", help="a run finished by --patience trains on (new data): clear done and patience")
+    r.add_argument("runs", type=Path)
+    r.add_argument("names", nargs="+")
     a = ap.parse_args(argv)
+    if a.cmd == "reopen":
+        missing = [n for n in a.names if not (a.runs / n / "last.pt").is_file()]
+        if missing:
+            ap.error(f"no such run(s) under {a.runs}: {', '.join(missing)}")
+        for n in a.names:
+            try:
+                info = reopen_run(a.runs / n)
+            except ValueError as e:
+                ap.error(str(e))
+            print(f"reopened {n}: step {info['step']}, best val {info['best_val']}, "
+                  f"patience count {info['since_best_was']} -> 0")
+        return 0
     if a.cmd == "save":
         logs_only = tuple(n for n in a.logs_only.split(",") if n)
         try:
