@@ -24,7 +24,24 @@ def test_bench_cli_writes_results_json(tmp_path, capsys):
     assert "audio-h/min total" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args", [["--impl", "nope"], ["--batch", "0"], ["--frames", "0"], ["--device", "cuda"]])
+def test_processes_of_a_configuration_time_the_same_stretch(tmp_path):
+    """--procs 2: both warm up, then time their steps from one start signal for --window-s seconds, so their
+    summed throughput is that of processes running at once (overlap near 1), not of each alone in turn."""
+    out = tmp_path / "b.json"
+    rc = bench.main(["--device", "cpu", "--size", "tiny", "--batch", "2", "--impl", "fast", "--procs", "2",
+                     "--steps", "3", "--frames", "2", "--window-s", "1.5", "--out", str(out)])
+    assert rc == 0
+    r = json.loads(out.read_text())["results"][0]
+    assert r["procs"] == 2 and len(r["runs"]) == 2
+    starts = [x["t0"] for x in r["runs"]]
+    assert max(starts) - min(starts) < 0.5  # one start signal
+    assert all(x["t1"] - x["t0"] >= 1.5 for x in r["runs"])  # the window, not just --steps
+    assert r["overlap"] > 0.6
+    assert r["audio_h_per_min"] == pytest.approx(sum(x["audio_h_per_min"] for x in r["runs"]), rel=1e-3)
+
+
+@pytest.mark.parametrize("args", [["--impl", "nope"], ["--batch", "0"], ["--frames", "0"], ["--device", "cuda"],
+                                  ["--window-s", "-1"]])
 def test_bench_bad_arguments_exit_2(args, capsys):
     if args == ["--device", "cuda"] and torch.cuda.is_available():
         pytest.skip("CUDA present")

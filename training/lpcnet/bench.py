@@ -6,7 +6,10 @@
 
 Runs, each in fresh processes, per ``--impl`` in the order given: alone at every batch, then, for the
 ``--multi-impl`` ones, ``--procs N`` > 1 copies at once (separate processes sharing the device, as
-``training.lpcnet.multi`` does; their audio-hours per minute are summed).  Audio: 15-frame sequences,
+``training.lpcnet.multi`` does; their audio-hours per minute are summed).  The processes of a configuration
+warm up (2 steps), then time their steps together from one start signal for ``--window-s`` seconds; ``overlap``
+reports the share of the timed stretch they all shared (before 2026-11-27 each timed 3-4 steps whenever it got
+there, mostly alone, and the sum overstated what processes sharing a GPU deliver).  Audio: 15-frame sequences,
 2400 predicted samples each.  Peak memory: CUDA ``max_memory_allocated`` per process on a GPU, peak
 resident set size on CPU.  ``--impl``: the model's training path (``fast`` = default, ``old`` = the
 first implementation, ``fold`` = folded GRU-A, ``foldc`` = ``fold`` with torch.compile'd cells, the
@@ -26,7 +29,9 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -39,8 +44,28 @@ BENCH_IMPLS = (*IMPLS, "foldc", "scan", "folds")  # foldc: fold, compiled cells;
 _BASE = {"foldc": "fold", "scan": "fast", "folds": "fold"}
 
 
-def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "fast", frames: int = T) -> dict:
-    """Run ``steps`` training steps in this process; timing of the steps after the warm-up ones."""
+WARMUP = 2  # untimed steps before a run reports ready (cuDNN autotuning, allocator growth, compilation)
+
+
+def _wait_for_go(sync_dir: str | None, timeout_s: float = 600.0) -> None:
+    """Say ready (a file named by pid) in ``sync_dir`` and wait for the parent's ``go`` file there."""
+    if not sync_dir:
+        return
+    d = Path(sync_dir)
+    (d / f"ready-{os.getpid()}").touch()
+    t_end = time.monotonic() + timeout_s
+    while not (d / "go").exists():
+        if time.monotonic() > t_end:
+            raise SystemExit("bench: no go signal")
+        time.sleep(0.005)
+
+
+def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "fast", frames: int = T,
+        sync_dir: str | None = None, window_s: float = 0.0) -> dict:
+    """Training steps in this process: ``WARMUP`` untimed, then (after the go signal of ``sync_dir``, so that
+    the processes of one configuration time the same stretch of wall time) timed ones, at least
+    ``steps - WARMUP`` and until ``window_s`` seconds have passed. ``t0``/``t1`` (``time.monotonic``, one
+    clock for every process of the machine) bound the timed steps, for the parent's overlap check."""
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -59,11 +84,8 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
     signal = (torch.randn(batch, (frames + 1) * 160, device=dev, generator=g) * 2000).to(torch.int16)
     lpc = torch.zeros(batch, frames, 16, device=dev)
     lpc[..., 0] = 0.9
-    times = []
-    for _ in range(steps):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
+
+    def train_step() -> float:
         sig, pred, exc, target = make_inputs(signal, lpc, noise=True, generator=g)
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             loss = model(feats, sig, pred, exc, target)
@@ -71,10 +93,19 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-2)
         opt.step()
-        float(loss.detach())
-        times.append(time.perf_counter() - t0)
-    warm = times[2:] if len(times) > 3 else times[1:] or times
-    step = sum(warm) / len(warm)
+        return float(loss.detach())  # syncs
+
+    warmup = min(WARMUP, steps - 1)
+    losses = [train_step() for _ in range(warmup)]
+    _wait_for_go(sync_dir)
+    t0 = time.monotonic()
+    timed = 0
+    while timed < steps - warmup or time.monotonic() - t0 < window_s:
+        losses.append(train_step())
+        timed += 1
+    t1 = time.monotonic()
+    step = (t1 - t0) / timed
+    loss = losses[steps - 1]  # after exactly ``steps`` steps: comparable across paths whatever the window
     if dev.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**30
         reserved = torch.cuda.max_memory_reserved() / 2**30
@@ -83,6 +114,7 @@ def one(size: str, batch: int, steps: int, amp: str, device: str, impl: str = "f
     return {"size": size, "impl": impl, "batch": batch, "amp": amp, "device": str(dev), "step_s": round(step, 4),
             "audio_h_per_min": _sig(batch * frames * 160 / 16000 / 3600 / (step / 60)),
             "peak_gib": round(peak, 3), "reserved_gib": round(reserved, 3), "loss": round(float(loss), 4),
+            "timed_steps": timed, "t0": t0, "t1": t1,
             **({"scan_check": check} if check else {})}
 
 
@@ -93,12 +125,21 @@ def _sig(x: float) -> float:
 
 def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float) -> dict:
     """``procs`` fresh processes of one configuration at once; their summed throughput."""
+    sync = tempfile.TemporaryDirectory(prefix="pnsc-bench-")
     cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", impl,
-           "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device, "--frames", str(a.frames)]
+           "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device, "--frames", str(a.frames),
+           "--window-s", str(a.window_s), "--sync-dir", sync.name]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
     rec = {"size": size, "impl": impl, "batch": batch, "procs": procs, "amp": a.amp, "device": a.device}
     t_end = time.monotonic() + timeout_s
+    # every process warms up, then all start their timed steps together: unsynchronised, processes that start
+    # seconds apart time a few steps each mostly alone, and their sum counts the GPU several times (round 12's
+    # "26.6 audio-h/min with 4 processes", 3.8x one process, while training saw 1.6x with 2-3)
+    while (len(list(Path(sync.name).glob("ready-*"))) < procs and time.monotonic() < t_end
+           and all(p.poll() is None for p in ps)):
+        time.sleep(0.01)
+    Path(sync.name, "go").touch()
     outs = []
     for p in ps:
         try:
@@ -116,6 +157,10 @@ def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float
             rec["error"] = "oom" if "out of memory" in err.lower() else (err.strip().splitlines() or ["failed"])[-1][-300:]
             return rec
         res.append(json.loads(lines[-1]))
+    sync.cleanup()
+    # the share of each process's timed stretch during which all of them were timing
+    common = min(r["t1"] for r in res) - max(r["t0"] for r in res)
+    rec["overlap"] = round(max(0.0, common) / max(r["t1"] - r["t0"] for r in res), 3)
     rec.update({"audio_h_per_min": _sig(sum(r["audio_h_per_min"] for r in res)),
                 "step_s": max(r["step_s"] for r in res), "peak_gib_each": max(r["peak_gib"] for r in res),
                 "reserved_gib_each": max(r["reserved_gib"] for r in res), "runs": res})
@@ -127,7 +172,8 @@ def _line(r: dict) -> str:
     if "error" in r or "skipped" in r:
         return f"{head}: {r.get('error') or 'skipped (budget)'}"
     return (f"{head}: {r['audio_h_per_min']:8.3f} audio-h/min total, step {r['step_s']:.3f} s, "
-            f"peak {r['peak_gib_each']:.2f} GiB each (reserved {r['reserved_gib_each']:.2f})")
+            f"peak {r['peak_gib_each']:.2f} GiB each (reserved {r['reserved_gib_each']:.2f}), "
+            f"overlap {r['overlap']:.2f}")
 
 
 def main(argv=None) -> int:
@@ -143,7 +189,11 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-s", type=float, default=180.0, help="skip configurations once this much time is spent")
     ap.add_argument("--out", default=None, help="write all results to this JSON file")
     ap.add_argument("--frames", type=int, default=T, help=f"frames per training sequence (training uses {T})")
+    ap.add_argument("--window-s", type=float, default=None,
+                    help="time at least this many seconds of steps per run, all processes of a configuration at "
+                         "once (default 5 on CUDA, 0 on CPU: --steps only)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # internal: one run, one JSON line
+    ap.add_argument("--sync-dir", default=None, help=argparse.SUPPRESS)  # internal: the start signal's folder
     a = ap.parse_args(argv)
     cuda = a.device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
@@ -154,6 +204,7 @@ def main(argv=None) -> int:
     a.procs = a.procs or ("1,3" if cuda else "1,2")
     a.steps = a.steps or (6 if cuda else 4)
     a.amp = a.amp or ("bf16" if cuda else "none")
+    a.window_s = (5.0 if cuda else 0.0) if a.window_s is None else a.window_s
     try:
         sizes = [config_for(s) and s for s in a.size.split(",")]
         batches = [int(b) for b in a.batch.split(",")]
@@ -163,14 +214,16 @@ def main(argv=None) -> int:
         bad = [i for i in impls + a.multi_impl.split(",") if i not in BENCH_IMPLS]
         if bad or min(batches) < 1 or min(procs) < 1 or a.steps < 1 or a.frames < 1:
             raise ValueError(f"bad --impl {bad}" if bad else "batch, procs, steps and frames must be >= 1")
+        if not a.window_s >= 0:
+            raise ValueError("--window-s must be >= 0")
     except ValueError as exc:
         print(f"pnsc: error: {exc}", file=sys.stderr)
         return 2
     if a.one:  # the bench name's switches, then the model's training path
         os.environ["PNSC_LPCNET_COMPILE"] = "1" if impls[0] == "foldc" else "0"
         os.environ[gru_scan.ENV] = "scan" if impls[0] in ("scan", "folds") else "cudnn"
-        print(json.dumps(one(sizes[0], batches[0], a.steps, a.amp, a.device, _BASE.get(impls[0], impls[0]), a.frames)),
-              flush=True)
+        print(json.dumps(one(sizes[0], batches[0], a.steps, a.amp, a.device, _BASE.get(impls[0], impls[0]), a.frames,
+                             sync_dir=a.sync_dir, window_s=a.window_s)), flush=True)
         return 0
     t0 = time.monotonic()
     results = []
