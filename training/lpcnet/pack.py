@@ -75,21 +75,15 @@ def _cast_moments(src: Path, dst: Path, dtype: str) -> None:
     torch.save(o, dst)
 
 
-def _compact_last(src: Path, dst: Path) -> None:
-    """``src`` (a train.py last.pt) as the committed state stores it, to ``dst``, with ``src``'s time."""
+def _rewrite_checkpoint(src: Path, dst: Path, expand: bool) -> None:
+    """A train.py ``last.pt`` as the committed state stores it (float16, averaged weights only) or, with
+    ``expand``, such a ``last.fp16.pt`` back to the float32 ``last.pt`` train.py resumes from; to ``dst``, with
+    ``src``'s modification time (what a later pack's ``since`` compares)."""
     import torch
 
-    from .state import compact_checkpoint
-    torch.save(compact_checkpoint(torch.load(src, map_location="cpu", weights_only=False), averaged_only=True), dst)
-    os.utime(dst, (src.stat().st_mtime, src.stat().st_mtime))
-
-
-def _expand_last(src: Path, dst: Path) -> None:
-    """A ``last.fp16.pt`` back to the float32 ``last.pt`` train.py resumes from, with ``src``'s time."""
-    import torch
-
-    from .state import expand_checkpoint
-    torch.save(expand_checkpoint(torch.load(src, map_location="cpu", weights_only=False)), dst)
+    from .state import compact_checkpoint, expand_checkpoint
+    ck = torch.load(src, map_location="cpu", weights_only=False)
+    torch.save(expand_checkpoint(ck) if expand else compact_checkpoint(ck, averaged_only=True), dst)
     os.utime(dst, (src.stat().st_mtime, src.stat().st_mtime))
 
 
@@ -130,7 +124,7 @@ def pack(root: Path, out_dir: Path, max_mib: float = 15.5, best: bool = False, o
                 if arc.endswith("/last.pt"):
                     run = arc.split("/")[0]
                     staged = Path(staging) / f"{run}.{FP16_LAST}"
-                    _compact_last(p, staged)
+                    _rewrite_checkpoint(p, staged, expand=False)
                     items[i] = (staged, f"{run}/{FP16_LAST}")
         items.sort(key=lambda x: _key(x[1], durable))
         return _write(_within_total(items, max_total_mib), out_dir, cap, max_mib, max_files)
@@ -228,7 +222,7 @@ def unpack(tars: list[Path], root: Path) -> int:
                     _cast_moments(root / m.name, (root / m.name).with_name("last-optim.pt"), "float32")
                     (root / m.name).unlink()
                 elif Path(m.name).name == FP16_LAST:
-                    _expand_last(root / m.name, (root / m.name).with_name("last.pt"))
+                    _rewrite_checkpoint(root / m.name, (root / m.name).with_name("last.pt"), expand=True)
                     (root / m.name).unlink()
     return n
 
