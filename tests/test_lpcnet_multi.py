@@ -29,6 +29,7 @@ def test_names_and_recipe_tags():
     assert multi.split_branch("lpcnet-bl-s.noise0.5")[1] == ["--noise-scale", "0.5"]
     assert multi.split_branch("plpcnet-s-g1-ft.ema0.999.lr2e-4") == (
         "plpcnet-s-g1-ft", ["--ema-decay", "0.999", "--lr", "2e-4"])
+    assert multi.split_branch("plpcnet-s-g2-ft.mix0.5") == ("plpcnet-s-g2-ft", ["--group-mix", "0.5"])
     with pytest.raises(SystemExit, match="unknown recipe tag"):
         multi.split_branch("lpcnet-bl-s.ltpgate")
     for bad in ("lpcnet-bl-s.fast", "lpcnet-bl-x.control", "lpcnet-bl-s.noise"):

@@ -377,6 +377,45 @@ def test_patience_finishes_a_run_that_stops_improving_on_its_best_weights(data, 
     assert torch.load(out / "last.pt", weights_only=False)["val_loss"] == min(vals)
 
 
+def _speakers_of_epoch(train_set, epoch):
+    return [int(i) for _, b in train_set.iter_epoch(epoch, 8) for i in b["speaker_index"]]
+
+
+def test_a_focus_fraction_mixes_a_fresh_draw_of_other_speakers_into_every_epoch(data):
+    """ShardSet(focus=..., focus_fraction=0.75): every epoch holds each focus sequence once and a new draw of
+    the others making a quarter of it; the draw is fixed by seed and epoch; non-resident data is refused."""
+    from pnsc.training.lpcnet.data import DataError, ShardSet, load_group_map, select_speakers
+
+    gm = load_group_map(data / "speaker_groups.json")
+    splits = data / "speaker_splits.json"
+    every, group0 = select_speakers(splits, "train", gm, None), select_speakers(splits, "train", gm, 0)
+    ts = ShardSet(data, every, group_map=gm, focus=group0, focus_fraction=0.75, seed=3)
+    focus_idx = {ts.speaker_ids.index(s) for s in group0}
+    assert ts.epoch_batches(0, 8) == 4  # 24 group-0 sequences + 8 others = 32
+    e0, e1 = _speakers_of_epoch(ts, 0), _speakers_of_epoch(ts, 1)
+    for e in (e0, e1):
+        assert len(e) == 32 and sum(s in focus_idx for s in e) == 24
+    others = lambda e: sorted(s for s in e if s not in focus_idx)  # noqa: E731
+    assert others(e0) != others(e1) or e0 != e1  # a new draw and order each epoch
+    again = ShardSet(data, every, group_map=gm, focus=group0, focus_fraction=0.75, seed=3)
+    assert _speakers_of_epoch(again, 1) == e1
+    assert ts.summary()["focus_sequences"] == 24 and ts.summary()["other_sequences_per_epoch"] == 8
+    plain = ShardSet(data, group0, group_map=gm)
+    assert plain.epoch_batches(0, 8) == 3 and "focus_fraction" not in plain.summary()
+    with pytest.raises(DataError, match="resident"):
+        ShardSet(data, every, group_map=gm, focus=group0, focus_fraction=0.5, max_resident_mb=1e-6)
+
+
+def test_group_mix_fine_tunes_on_the_group_plus_others_and_validates_on_the_group(data, tmp_path):
+    out = tmp_path / "run"
+    assert train.main(_args(data, out, "--group", "0", "--group-mix", "0.75", "--epochs", "1")) == 0
+    assert json.loads((out / "status.json").read_text())["step"] == 4  # 32 sequences // 8, not 24 // 8
+    ck = torch.load(out / "last.pt", weights_only=False)
+    assert ck["data_summary"]["train"]["focus_fraction"] == 0.75
+    assert ck["data_summary"]["train"]["speakers"] == 6  # every training speaker, group 0 in focus
+    assert set(_records(out, "epoch")[0]["val_groups"]) == {"0"}
+
+
 def test_a_reopened_run_trains_on_from_its_best_weights(data, tmp_path, capsys):
     """state.py reopen: a run patience finished trains again (new data) from the weights it ended on; its best
     loss and history stay, so only a better validation counts; and a run not finished is refused."""

@@ -137,9 +137,16 @@ def _load(info: ShardInfo) -> dict[str, np.ndarray]:
 
 
 class ShardSet:
+    """Training or validation sequences of the selected speakers, shuffled per epoch.
+
+    ``focus`` and ``focus_fraction`` < 1 (a fine-tune that keeps seeing other speakers): every epoch holds all
+    sequences of the ``focus`` speakers and a fresh random draw of the others, so that the focus speakers make
+    ``focus_fraction`` of it; resident sets only."""
+
     def __init__(self, data_dirs, speakers: set[str] | None = None, *, group_map: dict | None = None,
                  max_resident_mb: float = 20_000, device: str | torch.device = "cpu",
-                 data_on_device: bool = True, verify: bool = False, seed: int = 0):
+                 data_on_device: bool = True, verify: bool = False, seed: int = 0,
+                 focus: set[str] | None = None, focus_fraction: float = 1.0):
         if isinstance(data_dirs, (str, Path)):
             data_dirs = [data_dirs]
         paths = [p for d in data_dirs for p in list_shards(d, verify)]
@@ -161,6 +168,18 @@ class ShardSet:
         self.hours = self.n * (_seq_samples(self.infos[0]) - 160) / 16000 / 3600
         if self.resident:
             self._cache = self._build([*range(len(self.infos))])
+        self.focus_fraction = float(focus_fraction)
+        self._focus_idx = self._other_idx = None
+        if focus is not None and self.focus_fraction < 1.0:
+            if not 0.0 < self.focus_fraction <= 1.0:
+                raise DataError(f"focus fraction must be in (0, 1], got {focus_fraction}")
+            if not self.resident:
+                raise DataError("a focus fraction below 1 needs the data resident (raise --max-resident-mb)")
+            spk = np.concatenate([i.speakers for i in self.infos])
+            in_focus = np.isin(spk, list(focus))
+            self._focus_idx, self._other_idx = np.flatnonzero(in_focus), np.flatnonzero(~in_focus)
+            if not len(self._focus_idx):
+                raise DataError("no sequences of the focus speakers")
 
     # -- building tensors
     def _build(self, shard_ids: list[int]) -> dict[str, torch.Tensor]:
@@ -181,7 +200,15 @@ class ShardSet:
         k = self.shards_per_chunk
         return [sorted(order[i:i + k].tolist()) for i in range(0, len(order), k)]
 
+    def _others_per_epoch(self) -> int:
+        """How many sequences of the other speakers an epoch draws (focus fraction < 1)."""
+        n_focus = len(self._focus_idx)
+        want = int(round(n_focus * (1.0 - self.focus_fraction) / self.focus_fraction))
+        return min(want, len(self._other_idx))
+
     def epoch_batches(self, epoch: int, batch: int) -> int:
+        if self._focus_idx is not None:
+            return (len(self._focus_idx) + self._others_per_epoch()) // batch
         return sum(sum(len(self.infos[i].keep) for i in ch) // batch for ch in self._chunks(epoch))
 
     def iter_epoch(self, epoch: int, batch: int, rank: int = 0, world: int = 1, start: int = 0):
@@ -192,12 +219,17 @@ class ShardSet:
         b0 = 0
         for ci, chunk in enumerate(self._chunks(epoch)):
             n_chunk = sum(len(self.infos[i].keep) for i in chunk)
-            nb = n_chunk // batch
+            nb = self.epoch_batches(epoch, batch) if self._focus_idx is not None else n_chunk // batch
             if b0 + nb <= start:
                 b0 += nb
                 continue
             data = self._cache if self.resident else self._build(chunk)
-            perm = torch.from_numpy(np.random.default_rng([self.seed, epoch, 2, ci]).permutation(n_chunk))
+            rng = np.random.default_rng([self.seed, epoch, 2, ci])
+            if self._focus_idx is not None:  # all focus sequences and this epoch's draw of the others
+                drawn = rng.choice(self._other_idx, self._others_per_epoch(), replace=False)
+                perm = torch.from_numpy(rng.permutation(np.concatenate([self._focus_idx, drawn])))
+            else:
+                perm = torch.from_numpy(rng.permutation(n_chunk))
             for b in range(nb):
                 if b0 + b < start:
                     continue
@@ -222,8 +254,12 @@ class ShardSet:
                 yield {k: v[idx].to(self.device, non_blocking=True) for k, v in data.items()}
 
     def summary(self) -> dict:
-        return {"sequences": int(self.n), "hours": round(self.hours, 4), "speakers": len(self.speaker_ids),
-                "shards": len(self.infos), "resident": self.resident}
+        out = {"sequences": int(self.n), "hours": round(self.hours, 4), "speakers": len(self.speaker_ids),
+               "shards": len(self.infos), "resident": self.resident}
+        if self._focus_idx is not None:
+            out.update(focus_fraction=self.focus_fraction, focus_sequences=int(len(self._focus_idx)),
+                       other_sequences_per_epoch=self._others_per_epoch())
+        return out
 
 
 def _shape(path: Path, key: str) -> tuple:

@@ -16,7 +16,8 @@ appended after every other option, so they win: ``control`` (nothing changed: th
 (``--noise-domain self --self-mix X``: only a fraction X of the sequences take them),
 ``lrX`` (``--lr X``), ``decayX`` (``--lr-decay X``), ``bN`` (``--batch N``), ``ltpN`` (``--ltp-taps N``:
 N lagged-excitation inputs, the start widened by zero columns), ``ltpgateX`` (``--ltp-gate X``: the taps
-read mu-law zero in frames with pitch correlation < X; with ``ltpN``), ``sparseD`` (``--sparse-density D``:
+read mu-law zero in frames with pitch correlation < X; with ``ltpN``), ``mixX`` (``--group-mix X``: a fine-tune's epochs are
+its group's speech for a fraction X, a fresh draw of the other training speakers' for the rest), ``sparseD`` (``--sparse-density D``:
 GRU-A's recurrent weights pruned to 16x1 blocks at density D, LPCNet's 0.1; train.py's ramp defaults, steps
 200..4000 with a mask every 100, cover the first half of a ~8,000-step branch, i.e. about three GPU calls at
 batch 512; other ramps: ``-- --sparse-end N`` etc.). A tag's number may hold a decimal
@@ -76,7 +77,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(r"^ltp(?P<x>\d+)$"), lambda m: ["--ltp-taps", m.group("x")]),
         (re.compile(rf"^ltpgate(?P<x>{_NUM})$"), lambda m: ["--ltp-gate", m.group("x")]),
         (re.compile(rf"^sparse(?P<x>{_NUM})$"), lambda m: ["--sparse-density", m.group("x")]),
-        (re.compile(rf"^ema(?P<x>{_NUM})$"), lambda m: ["--ema-decay", m.group("x")])]
+        (re.compile(rf"^ema(?P<x>{_NUM})$"), lambda m: ["--ema-decay", m.group("x")]),
+        (re.compile(rf"^mix(?P<x>{_NUM})$"), lambda m: ["--group-mix", m.group("x")])]
 
 
 # GPU memory one training process takes, in GiB per sequence of its batch (15-frame sequences, bf16 autocast),

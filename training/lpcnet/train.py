@@ -67,6 +67,10 @@ def parse_args(argv=None):
     ap.add_argument("--out", required=True)
     ap.add_argument("--size", default="S", choices=["S", "L", "tiny"])
     ap.add_argument("--group", default="all", help="speaker group index, or 'all' (baseline)")
+    ap.add_argument("--group-mix", type=float, default=1.0,
+                    help="share of a personalized run's epoch that is its group's speech; below 1 every epoch adds "
+                         "a fresh draw of the other training speakers' sequences (a fine-tune that keeps "
+                         "generalizing to new talkers); validation stays the group's. Default 1: the group only")
     ap.add_argument("--groups", default=None, help="speaker -> group map (default models/speaker_groups.json if present)")
     ap.add_argument("--C", type=int, default=None, help="number of groups to read from the map (default: its default_C)")
     ap.add_argument("--splits", "--speakers-from", dest="splits", default=None,
@@ -360,12 +364,16 @@ def main(argv=None) -> int:
     # --- data
     try:
         train_spk = select_speakers(splits_path, "train" if splits_path else None, group_map, group)
+        focus = None
+        if group is not None and a.group_mix < 1.0:  # the group's speakers as the focus of every speaker's data
+            focus = train_spk
+            train_spk = select_speakers(splits_path, "train" if splits_path else None, group_map, None)
         if splits_path:
             val_spk, want_val = select_speakers(splits_path, "validation", group_map, group), True
         else:  # no splits: a separate --val-data folder holds the validation speakers
             val_spk, want_val = select_speakers(None, None, group_map, group), bool(a.val_data)
         train = ShardSet(a.data, train_spk, group_map=group_map, device=dev, max_resident_mb=a.max_resident_mb,
-                         seed=a.seed)
+                         seed=a.seed, focus=focus, focus_fraction=a.group_mix)
         val = None
         if want_val:
             try:
