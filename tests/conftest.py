@@ -77,3 +77,24 @@ def lpcnet_tiny_data(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("lpcnet_tiny_data")
     write_fixture(d, speakers=8, per_speaker=8, shards=2, seed=0, n_groups=2, frames=2)
     return d
+
+
+def fake_training_run(root: Path, name: str, with_optim: bool = True, *, done: bool = False, **ckpt_extra):
+    """A train.py run folder with a tiny real model: last.pt (step 7, one validation at 2.5, plus
+    ``ckpt_extra``), last-optim.pt (``with_optim``) and status.json; returns (model, optimizer)."""
+    import json
+
+    import torch
+
+    run = root / name
+    run.mkdir(parents=True)
+    model = torch.nn.GRU(8, 16)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.randn(5, 2, 8))[0].sum().backward()
+    opt.step()
+    torch.save({"model": model.state_dict(), "step": 7, "epoch": 1, "batch_in_epoch": 3, "args": {"lr": 1e-3},
+                "history": [{"kind": "epoch", "val_loss": 2.5}], **ckpt_extra}, run / "last.pt")
+    if with_optim:
+        torch.save({"optimizer": opt.state_dict(), "step": 7}, run / "last-optim.pt")
+    (run / "status.json").write_text(json.dumps({"done": done, "step": 7}))
+    return model, opt

@@ -12,25 +12,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tests.conftest import fake_training_run  # noqa: E402
+
 GPU_SH = Path(__file__).resolve().parent.parent / "scripts" / "gpu.sh"
 
 
 def _gpu(*args: str, **env: str) -> subprocess.CompletedProcess:
     full = {**os.environ, "PY": sys.executable, **env}
     return subprocess.run(["bash", str(GPU_SH), *args], capture_output=True, text=True, env=full, timeout=300)
-
-
-def _run(root: Path, name: str, *, done: bool = False, since_best: int = 0) -> None:
-    run = root / name
-    run.mkdir(parents=True)
-    model = torch.nn.GRU(8, 16)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model(torch.randn(5, 2, 8))[0].sum().backward()
-    opt.step()
-    torch.save({"model": model.state_dict(), "step": 7, "epoch": 1, "batch_in_epoch": 0, "since_best": since_best,
-                "best_val": 2.5, "history": [{"kind": "epoch", "val_loss": 2.5}]}, run / "last.pt")
-    torch.save({"optimizer": opt.state_dict(), "step": 7}, run / "last-optim.pt")
-    (run / "status.json").write_text(json.dumps({"done": done, "step": 7}))
 
 
 def _members(tar: Path) -> list[str]:
@@ -40,7 +29,7 @@ def _members(tar: Path) -> list[str]:
 
 def test_commit_state_keeps_moments_only_of_the_runs_named(tmp_path):
     for name in ("lpcnet-bl-s", "plpcnet-s-g0-ft"):
-        _run(tmp_path / "runs", name)
+        fake_training_run(tmp_path / "runs", name)
     p = _gpu("commit-state", str(tmp_path / "runs"), STATE_OUT=str(tmp_path / "state"))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "lpcnet-bl-s/last.pt" in _members(tmp_path / "state" / "lpcnet-bl-s.tar")
@@ -52,8 +41,8 @@ def test_commit_state_keeps_moments_only_of_the_runs_named(tmp_path):
 
 
 def test_reopen_clears_done_and_patience_and_refuses_an_unfinished_run(tmp_path):
-    _run(tmp_path, "plpcnet-s-g3-ft", done=True, since_best=30)
-    _run(tmp_path, "plpcnet-s-g0-ft")
+    fake_training_run(tmp_path, "plpcnet-s-g3-ft", done=True, since_best=30, best_val=2.5)
+    fake_training_run(tmp_path, "plpcnet-s-g0-ft")
     p = _gpu("reopen", str(tmp_path), "plpcnet-s-g3-ft")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "patience count 30 -> 0" in p.stdout

@@ -9,22 +9,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from pnsc.training.lpcnet.pack import changed_since  # noqa: E402
+from tests.conftest import fake_training_run  # noqa: E402
 from pnsc.training.lpcnet.state import load_state, save_state  # noqa: E402
 
 
 def _run(root, name, with_optim):
-    run = root / name
-    run.mkdir(parents=True)
-    model = torch.nn.GRU(8, 16)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model(torch.randn(5, 2, 8))[0].sum().backward()
-    opt.step()
-    torch.save({"model": model.state_dict(), "step": 7, "epoch": 1, "batch_in_epoch": 3, "args": {"lr": 1e-3},
-                "history": [{"kind": "epoch", "val_loss": 2.5}]}, run / "last.pt")
-    if with_optim:
-        torch.save({"optimizer": opt.state_dict(), "step": 7}, run / "last-optim.pt")
-    (run / "status.json").write_text(json.dumps({"step": 7}))
-    return model, opt
+    return fake_training_run(root, name, with_optim)
 
 
 def test_state_roundtrip(tmp_path):
