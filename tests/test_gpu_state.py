@@ -51,3 +51,10 @@ def test_reopen_clears_done_and_patience_and_refuses_an_unfinished_run(tmp_path)
     assert ck["since_best"] == 0 and ck["best_val"] == 2.5 and ck["step"] == 7  # only patience changes
     p = _gpu("reopen", str(tmp_path), "plpcnet-s-g0-ft")
     assert p.returncode == 2 and "not finished" in p.stderr
+    # every run is checked before any is changed: a refusal leaves the finished one of the batch finished
+    fake_training_run(tmp_path, "plpcnet-l-g3-ft", done=True, since_best=30)
+    p = _gpu("reopen", str(tmp_path), "plpcnet-l-g3-ft", "plpcnet-s-g0-ft")
+    assert p.returncode == 2 and "not finished" in p.stderr
+    assert json.loads((tmp_path / "plpcnet-l-g3-ft" / "status.json").read_text())["done"]
+    p = _gpu("reopen", str(tmp_path), "nosuchrun")
+    assert p.returncode == 2 and "no last.pt" in p.stderr

@@ -404,6 +404,9 @@ def test_a_focus_fraction_mixes_a_fresh_draw_of_other_speakers_into_every_epoch(
     assert plain.epoch_batches(0, 8) == 3 and "focus_fraction" not in plain.summary()
     with pytest.raises(DataError, match="resident"):
         ShardSet(data, every, group_map=gm, focus=group0, focus_fraction=0.5, max_resident_mb=1e-6)
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(DataError, match="focus fraction"):
+            ShardSet(data, every, group_map=gm, focus=group0, focus_fraction=bad)
 
 
 def test_group_mix_fine_tunes_on_the_group_plus_others_and_validates_on_the_group(data, tmp_path):
@@ -414,6 +417,9 @@ def test_group_mix_fine_tunes_on_the_group_plus_others_and_validates_on_the_grou
     assert ck["data_summary"]["train"]["focus_fraction"] == 0.75
     assert ck["data_summary"]["train"]["speakers"] == 6  # every training speaker, group 0 in focus
     assert set(_records(out, "epoch")[0]["val_groups"]) == {"0"}
+    for bad in ("0", "1.5"):  # an error for every run, a baseline's too
+        with pytest.raises(SystemExit, match="group-mix"):
+            train.main(_args(data, tmp_path / f"bad{bad}", "--group-mix", bad, "--epochs", "1"))
 
 
 def test_a_reopened_run_trains_on_from_its_best_weights(data, tmp_path, capsys):

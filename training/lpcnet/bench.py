@@ -125,10 +125,15 @@ def _sig(x: float) -> float:
 
 def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float) -> dict:
     """``procs`` fresh processes of one configuration at once; their summed throughput."""
-    sync = tempfile.TemporaryDirectory(prefix="pnsc-bench-")
+    with tempfile.TemporaryDirectory(prefix="pnsc-bench-") as sync_dir:
+        return _run_synced(size, impl, batch, procs, a, timeout_s, Path(sync_dir))
+
+
+def _run_synced(size: str, impl: str, batch: int, procs: int, a, timeout_s: float, sync: Path) -> dict:
+    """:func:`run_config` with ``sync`` as the folder of the processes' ready files and the go signal."""
     cmd = [sys.executable, "-m", "pnsc.training.lpcnet.bench", "--one", "--size", size, "--impl", impl,
            "--batch", str(batch), "--steps", str(a.steps), "--amp", a.amp, "--device", a.device, "--frames", str(a.frames),
-           "--window-s", str(a.window_s), "--sync-dir", sync.name]
+           "--window-s", str(a.window_s), "--sync-dir", str(sync)]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     ps = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(procs)]
     rec = {"size": size, "impl": impl, "batch": batch, "procs": procs, "amp": a.amp, "device": a.device}
@@ -136,10 +141,10 @@ def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float
     # every process warms up, then all start their timed steps together: unsynchronised, processes that start
     # seconds apart time a few steps each mostly alone, and their sum counts the GPU several times (round 12's
     # "26.6 audio-h/min with 4 processes", 3.8x one process, while training saw 1.6x with 2-3)
-    while (len(list(Path(sync.name).glob("ready-*"))) < procs and time.monotonic() < t_end
+    while (len(list(sync.glob("ready-*"))) < procs and time.monotonic() < t_end
            and all(p.poll() is None for p in ps)):
         time.sleep(0.01)
-    Path(sync.name, "go").touch()
+    (sync / "go").touch()
     outs = []
     for p in ps:
         try:
@@ -157,7 +162,6 @@ def run_config(size: str, impl: str, batch: int, procs: int, a, timeout_s: float
             rec["error"] = "oom" if "out of memory" in err.lower() else (err.strip().splitlines() or ["failed"])[-1][-300:]
             return rec
         res.append(json.loads(lines[-1]))
-    sync.cleanup()
     # the share of each process's timed stretch during which all of them were timing
     common = min(r["t1"] for r in res) - max(r["t0"] for r in res)
     rec["overlap"] = round(max(0.0, common) / max(r["t1"] - r["t0"] for r in res), 3)

@@ -170,9 +170,9 @@ class ShardSet:
             self._cache = self._build([*range(len(self.infos))])
         self.focus_fraction = float(focus_fraction)
         self._focus_idx = self._other_idx = None
+        if focus is not None and not 0.0 < self.focus_fraction <= 1.0:  # NaN fails too
+            raise DataError(f"focus fraction must be in (0, 1], got {focus_fraction}")
         if focus is not None and self.focus_fraction < 1.0:
-            if not 0.0 < self.focus_fraction <= 1.0:
-                raise DataError(f"focus fraction must be in (0, 1], got {focus_fraction}")
             if not self.resident:
                 raise DataError("a focus fraction below 1 needs the data resident (raise --max-resident-mb)")
             spk = np.concatenate([i.speakers for i in self.infos])

@@ -179,6 +179,14 @@ def _load_tar(tar_path: Path, runs: Path) -> list[str]:
     return names
 
 
+def _check_reopenable(run: Path) -> None:
+    """ValueError unless ``run`` has a checkpoint and its status says finished."""
+    if not (run / "last.pt").is_file() or not (run / "status.json").is_file():
+        raise ValueError(f"{run}: no last.pt and status.json to reopen")
+    if not json.loads((run / "status.json").read_text()).get("done"):
+        raise ValueError(f"{run}: not finished, nothing to reopen")
+
+
 def reopen_run(run: Path) -> dict:
     """Let a run that ``--patience`` finished train on, from the best weights it ended on.
 
@@ -187,24 +195,19 @@ def reopen_run(run: Path) -> dict:
     Meant for new training data (round 17's freshly augmented copies), where the old stop no longer says
     the run has converged. Refuses a run that is not finished or has no checkpoint."""
     run = Path(run)
+    _check_reopenable(run)
     last, status = run / "last.pt", run / "status.json"
-    if not last.is_file() or not status.is_file():
-        raise ValueError(f"{run}: no last.pt and status.json to reopen")
     st = json.loads(status.read_text())
-    if not st.get("done"):
-        raise ValueError(f"{run}: not finished, nothing to reopen")
     ck = torch.load(last, map_location="cpu", weights_only=False)
     before = int(ck.get("since_best", 0))
     ck["since_best"] = 0
     st["done"] = False
-    mtime = last.stat().st_mtime
     tmp = last.with_suffix(".pt.tmp")
     torch.save(ck, tmp)
     os.replace(tmp, last)
     # the new mtime marks the run as changed, so the next device call packs it back (state.py's note above)
     status.write_text(json.dumps(st, indent=1))
-    return {"run": run.name, "step": int(ck.get("step", 0)), "since_best_was": before,
-            "best_val": ck.get("best_val"), "weights_epoch": ck.get("weights_epoch"), "mtime_was": mtime}
+    return {"step": int(ck.get("step", 0)), "since_best_was": before, "best_val": ck.get("best_val")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,14 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("names", nargs="+")
     a = ap.parse_args(argv)
     if a.cmd == "reopen":
-        missing = [n for n in a.names if not (a.runs / n / "last.pt").is_file()]
-        if missing:
-            ap.error(f"no such run(s) under {a.runs}: {', '.join(missing)}")
-        for n in a.names:
+        for n in a.names:  # every run checked before any changes
             try:
-                info = reopen_run(a.runs / n)
+                _check_reopenable(a.runs / n)
             except ValueError as e:
                 ap.error(str(e))
+        for n in a.names:
+            info = reopen_run(a.runs / n)
             print(f"reopened {n}: step {info['step']}, best val {info['best_val']}, "
                   f"patience count {info['since_best_was']} -> 0")
         return 0

@@ -349,6 +349,8 @@ def main(argv=None) -> int:
         check_settings(a.sparse_density, a.sparse_start, a.sparse_end, a.sparse_every)
     except ValueError as exc:
         raise SystemExit(f"train: {exc}") from None
+    if not 0.0 < a.group_mix <= 1.0:
+        raise SystemExit(f"train: --group-mix must be in (0, 1], got {a.group_mix}")
     size = a.size
     group = None if str(a.group) == "all" else int(a.group)
     personalized = group is not None
