@@ -46,7 +46,7 @@
 #   machine is refused (counted as failed; the others train) unless FRESH names it (a new run, first call).
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
 #          CALL_MIN (9.3), COPIES (3), EX_SEED (augmentation seed of this call's training examples, default 0),
-#          EX_NEXT=1 (build seed EX_SEED+1's examples in data/ex.next on the idle CPUs while the GPUs train: the
+#          EX_NEXT=1 (0 or unset: off; build seed EX_SEED+1's examples in data/ex.next on the idle CPUs while the GPUs train: the
 #          next call, with EX_SEED one higher, trains on freshly augmented copies at no example-building cost),
 #          TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
 #          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH, BENCH_SIZE, BENCH_STEPS, BENCH_WINDOW_S
@@ -259,7 +259,7 @@ train)
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
   NEXT_PID=; NEXT_ROOT=${EX_NEXT_ROOT:-data/ex.next}
-  if [ -n "${EX_NEXT:-}" ]; then
+  if [ -n "${EX_NEXT:-}" ] && [ "$EX_NEXT" != 0 ]; then  # EX_NEXT=0 (a last call) builds nothing ahead
     # fresh augmentation for the next call (EX_SEED+1), built at the lowest CPU priority while the GPUs train
     # (the training examples are held on the GPUs, so the CPUs are mostly idle); in a session of its own, so
     # that it can be stopped whole

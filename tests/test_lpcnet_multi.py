@@ -359,6 +359,10 @@ def test_gpu_sh_train_ex_next_builds_the_next_seed_beside_the_training(tmp_path)
     (tmp_path / "f" / "repo" / ".carry" / "tg0p1").mkdir(parents=True)
     rc, out, _ = _gpu_sh_train(tmp_path / "f", MODELS="ft-s")
     assert rc == 0 and "next call" not in out
+    # nor with EX_NEXT=0 (a session's last call)
+    (tmp_path / "h" / "repo" / ".carry" / "tg0p1").mkdir(parents=True)
+    rc, out, _ = _gpu_sh_train(tmp_path / "h", MODELS="ft-s", EX_NEXT="0")
+    assert rc == 0 and "next call" not in out
 
 
 def test_gpu_sh_train_stops_an_unfinished_next_build_with_the_call(tmp_path):
