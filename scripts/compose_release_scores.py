@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""The scores a release would have, per utterance, without decoding it again.
+
+A round judges its candidates with one `pnsc eval` report per decoder seed of the candidate set. When only some
+slots ship, the release is the old release with those slots' utterances taken from the candidate report:
+
+    python scripts/compose_release_scores.py OLD/scores.json CAND/scores.json OUT.json \
+        lpcnet-bl-l plpcnet-s:1,2
+
+``SYSTEM`` takes all of the candidate's utterances of that system (a baseline, or a family that changes whole);
+``SYSTEM:G,G`` only those the sender's classifier put in groups G (a personalized family whose other slots keep
+their old decoders: each utterance is decoded by its group's slot). Both reports must hold the same utterances
+with the same group decisions (same eval set and classifier). OUT is OLD with those per-utterance scores
+replaced, for `compare_reports.py` (e.g. ``--old-system lpcnet-bl-s`` on OUT against itself: the release's
+personalization gain). Summaries in OUT are OLD's and no longer match: read only ``per_utterance``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _load(path: Path) -> dict:
+    try:
+        d = json.loads(path.read_text())
+        d["per_utterance"], d["classification"]["utterance_group"]  # noqa: B018 (shape check)
+        return d
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"pnsc: error: {path}: not a pnsc eval scores.json with group decisions ({e})")
+
+
+def parse_spec(spec: str) -> tuple[str, set[int] | None]:
+    """``plpcnet-s:1,2`` -> ("plpcnet-s", {1, 2}); ``lpcnet-bl-l`` -> ("lpcnet-bl-l", None)."""
+    system, sep, groups = spec.partition(":")
+    if not system or (sep and not groups):
+        raise ValueError(f"bad slot spec {spec!r}: SYSTEM or SYSTEM:G,G")
+    if not sep:
+        return system, None
+    try:
+        return system, {int(g) for g in groups.split(",")}
+    except ValueError:
+        raise ValueError(f"bad slot spec {spec!r}: groups are integers") from None
+
+
+def compose(old: dict, cand: dict, specs: list[str]) -> tuple[dict, dict[str, int]]:
+    """OLD with the specified systems' utterances taken from CAND; returns it and how many each spec took."""
+    groups = cand["classification"]["utterance_group"]
+    if old["classification"]["utterance_group"] != groups:
+        raise ValueError("the two reports differ in their utterances or group decisions")
+    out = json.loads(json.dumps(old))
+    taken: dict[str, int] = {}
+    for spec in specs:
+        system, keep = parse_spec(spec)
+        for side, d in (("old", old), ("candidate", cand)):
+            if system not in d["per_utterance"]:
+                raise ValueError(f"{system}: not in the {side} report")
+        n = 0
+        for utt, g in groups.items():
+            if keep is None or g in keep:
+                out["per_utterance"][system][utt] = cand["per_utterance"][system][utt]
+                n += 1
+        taken[spec] = n
+    return out, taken
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("old", type=Path)
+    p.add_argument("candidate", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("slots", nargs="+", help="SYSTEM or SYSTEM:G,G (see above)")
+    a = p.parse_args(argv)
+    try:
+        out, taken = compose(_load(a.old), _load(a.candidate), a.slots)
+    except ValueError as e:
+        p.error(str(e))
+    a.out.write_text(json.dumps(out))
+    for spec, n in taken.items():
+        print(f"{spec}: {n} utterance(s) from {a.candidate}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
