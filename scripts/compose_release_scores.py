@@ -25,10 +25,13 @@ from pathlib import Path
 def _load(path: Path) -> dict:
     try:
         d = json.loads(path.read_text())
-        d["per_utterance"], d["classification"]["utterance_group"]  # noqa: B018 (shape check)
-        return d
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError) as e:
         raise SystemExit(f"pnsc: error: {path}: not a pnsc eval scores.json with group decisions ({e})")
+    if not (isinstance(d, dict) and isinstance(d.get("per_utterance"), dict)
+            and isinstance((d.get("classification") or {}).get("utterance_group"), dict)):
+        raise SystemExit(f"pnsc: error: {path}: not a pnsc eval scores.json with group decisions "
+                         "(needs per_utterance and classification.utterance_group)")
+    return d
 
 
 def parse_spec(spec: str) -> tuple[str, set[int] | None]:
@@ -59,6 +62,8 @@ def compose(old: dict, cand: dict, specs: list[str]) -> tuple[dict, dict[str, in
         n = 0
         for utt, g in groups.items():
             if keep is None or g in keep:
+                if utt not in cand["per_utterance"][system]:
+                    raise ValueError(f"{system}: the candidate report has no scores for {utt}")
                 out["per_utterance"][system][utt] = cand["per_utterance"][system][utt]
                 n += 1
         taken[spec] = n

@@ -59,7 +59,15 @@ def test_refuses_mismatched_reports_bad_specs_and_unknown_systems(tmp_path):
             crs.main(args)
         assert e.value.code == 2
     assert not out.exists()
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"per_utterance": {}}))
-    with pytest.raises(SystemExit, match="not a pnsc eval scores.json with group decisions"):
-        crs.main([str(bad), str(old), str(out), "plpcnet-s"])
+    for text in (json.dumps({"per_utterance": {}}), "[1, 2]", "{"):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(SystemExit, match="not a pnsc eval scores.json with group decisions"):
+            crs.main([str(bad), str(old), str(out), "plpcnet-s"])
+    # a candidate without scores for an utterance of the chosen groups (a failed decode) is refused, not half used
+    holes = json.loads(_report(tmp_path / "h.json", 2.0).read_text())
+    del holes["per_utterance"]["plpcnet-s"]["u3"]
+    (tmp_path / "h.json").write_text(json.dumps(holes))
+    with pytest.raises(SystemExit) as e:
+        crs.main([str(old), str(tmp_path / "h.json"), str(out), "plpcnet-s:2"])
+    assert e.value.code == 2 and not out.exists()
