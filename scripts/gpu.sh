@@ -46,8 +46,9 @@
 #   machine is refused (counted as failed; the others train) unless FRESH names it (a new run, first call).
 #     env: MODELS (multi.py spec, default baselines), BATCH (1024), LR (2e-3), LR_DECAY (2e-4),
 #          CALL_MIN (9.3), COPIES (3), EX_SEED (augmentation seed of this call's training examples, default 0),
-#          EX_NEXT=1 (0 or unset: off; build seed EX_SEED+1's examples in data/ex.next on the idle CPUs while the GPUs train: the
-#          next call, with EX_SEED one higher, trains on freshly augmented copies at no example-building cost),
+#          EX_NEXT=1 (build seed EX_SEED+1's examples in data/ex.next on the idle CPUs while the GPUs train: the
+#          next call, with EX_SEED one higher, trains on freshly augmented copies at no example-building cost;
+#          0 or unset: off),
 #          TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
 #          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH, BENCH_SIZE, BENCH_STEPS, BENCH_WINDOW_S
 #          (seconds each configuration times its processes together, default 5), BENCH_PROCS
