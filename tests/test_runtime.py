@@ -85,7 +85,7 @@ def test_int8_paths_compute_the_same_integer_products(feats):
     approximations): fed the same history, they disagree with each other clearly less often than with the
     fp32 reference. Near-ties in flat output distributions are what flips, so the agreement depends on the
     weights: round-3 weights 96 % between kernels, 88 % with fp32; the round-6/7 S decoders 85-90 % and 74-80 %;
-    round 18's group-1 S decoder (a --group-mix branch, flatter distributions) 78 % and 67 % (its kernels'
+    round 18's group-1 S decoder (a --group-mix branch: more near-ties) 78 % and 67 % (its kernels'
     disagreement 0.67 of its disagreement with fp32). The 70 % floor catches a kernel that agrees with nothing;
     the relative condition, one whose integer products differ. Quality cost of int8: scripts/runtime_quality.py."""
     model = LoadedModel(locate("plpcnet-s", 1))
