@@ -13,13 +13,9 @@ from tests.conftest import fake_training_run  # noqa: E402
 from pnsc.training.lpcnet.state import load_state, save_state  # noqa: E402
 
 
-def _run(root, name, with_optim):
-    return fake_training_run(root, name, with_optim)
-
-
 def test_state_roundtrip(tmp_path):
-    base, opt = _run(tmp_path / "runs", "lpcnet-bl-s", True)
-    ft, _ = _run(tmp_path / "runs", "plpcnet-s-g0-ft", True)
+    base, opt = fake_training_run(tmp_path / "runs", "lpcnet-bl-s", True)
+    ft, _ = fake_training_run(tmp_path / "runs", "plpcnet-s-g0-ft", True)
     summary = save_state(tmp_path / "runs", tmp_path / "state.tar")
     assert summary["lpcnet-bl-s"]["optimizer"] and not summary["plpcnet-s-g0-ft"]["optimizer"]
     names = load_state(tmp_path / "state.tar", tmp_path / "back")
@@ -38,8 +34,8 @@ def test_state_roundtrip(tmp_path):
 
 
 def test_logs_only_runs_keep_history_without_weights(tmp_path):
-    _run(tmp_path / "runs", "lpcnet-bl-s", True)
-    _run(tmp_path / "runs", "lpcnet-bl-s.noise3", False)
+    fake_training_run(tmp_path / "runs", "lpcnet-bl-s", True)
+    fake_training_run(tmp_path / "runs", "lpcnet-bl-s.noise3", False)
     summary = save_state(tmp_path / "runs", tmp_path / "state.tar", logs_only=("lpcnet-bl-s.noise3",))
     assert summary["lpcnet-bl-s.noise3"] == {"step": None, "weights": False}
     names = load_state(tmp_path / "state.tar", tmp_path / "back")
@@ -57,15 +53,15 @@ def test_logs_only_runs_keep_history_without_weights(tmp_path):
 def test_cli_optim_runs_keeps_a_fine_tunes_moments(tmp_path):
     from pnsc.training.lpcnet.state import main
 
-    _run(tmp_path / "runs", "lpcnet-bl-s", True)
-    _run(tmp_path / "runs", "plpcnet-s-g0-ft", True)
+    fake_training_run(tmp_path / "runs", "lpcnet-bl-s", True)
+    fake_training_run(tmp_path / "runs", "plpcnet-s-g0-ft", True)
     assert main(["save", str(tmp_path / "runs"), str(tmp_path / "s.tar"), "--optim-runs", "plpcnet-s-g0-ft"]) == 0
     names = load_state(tmp_path / "s.tar", tmp_path / "back")
     assert "plpcnet-s-g0-ft/last-optim.pt" in names and "lpcnet-bl-s/last-optim.pt" not in names
 
 
 def test_restored_runs_keep_their_save_time_so_a_call_packs_only_what_it_trained(tmp_path):
-    _run(tmp_path / "runs", "plpcnet-s-g0-ft", False)
+    fake_training_run(tmp_path / "runs", "plpcnet-s-g0-ft", False)
     save_state(tmp_path / "runs", tmp_path / "state.tar")
     call_start = time.time()  # a device call starts after the state was saved, then restores it
     load_state(tmp_path / "state.tar", tmp_path / "back")
@@ -77,9 +73,9 @@ def test_restored_runs_keep_their_save_time_so_a_call_packs_only_what_it_trained
 
 
 def test_committed_folder_adds_only_the_runs_that_changed(tmp_path):
-    _run(tmp_path / "runs", "lpcnet-bl-s", True)
-    _run(tmp_path / "runs", "plpcnet-s-g0-ft", False)
-    _run(tmp_path / "runs", "plpcnet-s-g1-ft", False)
+    fake_training_run(tmp_path / "runs", "lpcnet-bl-s", True)
+    fake_training_run(tmp_path / "runs", "plpcnet-s-g0-ft", False)
+    fake_training_run(tmp_path / "runs", "plpcnet-s-g1-ft", False)
     ck = torch.load(tmp_path / "runs/plpcnet-s-g1-ft/last.pt", weights_only=False)
     ck["ema"] = {k: v * 0.5 for k, v in ck["model"].items()}  # a run with averaged weights (--ema-decay)
     torch.save(ck, tmp_path / "runs/plpcnet-s-g1-ft/last.pt")
@@ -100,7 +96,7 @@ def test_committed_folder_adds_only_the_runs_that_changed(tmp_path):
 
 
 def test_averaged_only_keeps_the_averaged_weights_as_the_run_s_weights(tmp_path):
-    model, _ = _run(tmp_path / "runs", "plpcnet-s-g0-ft.ema0.999", False)
+    model, _ = fake_training_run(tmp_path / "runs", "plpcnet-s-g0-ft.ema0.999", False)
     ck = torch.load(tmp_path / "runs/plpcnet-s-g0-ft.ema0.999/last.pt", weights_only=False)
     averaged = {k: v + 1.0 for k, v in ck["model"].items()}
     ck["ema"] = averaged
