@@ -12,7 +12,8 @@ slots ship, the release is the old release with those slots' utterances taken fr
 their old decoders: each utterance is decoded by its group's slot). Both reports must hold the same utterances
 with the same group decisions (same eval set and classifier). OUT is OLD with those per-utterance scores
 replaced, for `compare_reports.py` (e.g. ``--old-system lpcnet-bl-s`` on OUT against itself: the release's
-personalization gain). Summaries in OUT are OLD's and no longer match: read only ``per_utterance``.
+personalization gain). OUT keeps no summaries (``summary``, ``paired``: OLD's would no longer match) and
+records its sources and slots under ``composed``; read ``per_utterance``.
 """
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ def compose(old: dict, cand: dict, specs: list[str]) -> tuple[dict, dict[str, in
     if old["classification"]["utterance_group"] != groups:
         raise ValueError("the two reports differ in their utterances or group decisions")
     out = json.loads(json.dumps(old))
+    for stale in ("summary", "paired"):  # OLD's aggregates: the composed per-utterance scores no longer match them
+        out.pop(stale, None)
+    out["composed"] = {"slots": list(specs), **({"old_composed": old["composed"]} if "composed" in old else {})}
     taken: dict[str, int] = {}
     for spec in specs:
         system, keep = parse_spec(spec)
@@ -81,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         out, taken = compose(_load(a.old), _load(a.candidate), a.slots)
     except ValueError as e:
         p.error(str(e))
+    out["composed"].update(old=str(a.old), candidate=str(a.candidate))
     a.out.write_text(json.dumps(out))
     for spec, n in taken.items():
         print(f"{spec}: {n} utterance(s) from {a.candidate}")

@@ -71,3 +71,14 @@ def test_refuses_mismatched_reports_bad_specs_and_unknown_systems(tmp_path):
     with pytest.raises(SystemExit) as e:
         crs.main([str(old), str(tmp_path / "h.json"), str(out), "plpcnet-s:2"])
     assert e.value.code == 2 and not out.exists()
+
+
+def test_drops_the_old_summaries_and_says_how_it_was_composed(tmp_path):
+    old, cand = _report(tmp_path / "o.json", 1.0), _report(tmp_path / "c.json", 2.0)
+    first, second = tmp_path / "r1.json", tmp_path / "r2.json"
+    crs.main([str(old), str(cand), str(first), "lpcnet-bl-l"])
+    crs.main([str(first), str(cand), str(second), "plpcnet-s:1"])
+    d = json.loads(second.read_text())
+    assert "summary" not in d and "paired" not in d  # OLD's means would no longer match the scores
+    assert d["composed"] == {"slots": ["plpcnet-s:1"], "old": str(first), "candidate": str(cand),
+                             "old_composed": {"slots": ["lpcnet-bl-l"], "old": str(old), "candidate": str(cand)}}

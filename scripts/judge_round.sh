@@ -1,0 +1,100 @@
+#!/bin/bash
+# Judge a round's candidate decoders by decoded speech, as rounds 17-19 did by hand.
+#
+#   bash scripts/judge_round.sh CANDRUNS OUT STEP [ARGS...]
+#
+# CANDRUNS: a folder of one entry per slot, named as the shipped slots are (lpcnet-bl-s, lpcnet-bl-l,
+#   plpcnet-{s,l}-gG-ft), each a symlink to the run that would fill it (e.g. plpcnet-s-g0-ft ->
+#   runs/r19/plpcnet-s-g0-ft.mix0.8); slots left out keep what ships.
+# OUT: where everything goes (OUT/cand: the models folder with the candidates exported; OUT/ev: reports;
+#   OUT/clips: group clips; OUT/progress.txt: one line per finished job).
+# STEP:
+#   export            copy models/ to OUT/cand and export CANDRUNS into it (--keep-others)
+#   heldout           held-out speech: decoder seeds 0-2 of the 20 utterances in one process and the
+#                     55-utterance set in another, side by side (about 17 min on 2 cores)
+#   clips G [G...]    each group's training- and validation-speaker clips: the shipped S and L of the slot
+#                     (the baselines for group 3, whose slots fall back), the candidates of the slot, both
+#                     candidate baselines (about 10 min a group)
+#   dropout NAME...   dropout scan of the named decoders in OUT/cand (4 seeds, 8 clips)
+#   all               export, heldout, then clips of groups 1 0 and 2 3 in two processes
+# Compare afterwards with scripts/compare_reports.py (OUT/ev/cand-s{0,1,2}/scores.json, OUT/ev/cand-55) against
+# the release's reports, and scripts/compare_branches.py --from-json OUT/clips/gG.json --reference LABEL.
+# SHIPPED (default runs/shipped) holds the shipped runs under the slot names; DRY=1 prints the commands
+# instead of running them (tests/test_judge_round.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 3 ] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
+CAND=$1; OUT=$2; STEP=$3; shift 3
+PY=${PY:-.venv/bin/python}; PNSC=${PNSC:-.venv/bin/pnsc}; SHIPPED=${SHIPPED:-runs/shipped}
+SYSTEMS=plpcnet-s,plpcnet-l,lpcnet-bl-s,lpcnet-bl-l
+[ -d "$CAND" ] || { echo "judge_round: no candidate folder $CAND"; exit 2; }
+
+run() {  # NAME CMD...: run (or print) a job, log it to OUT/NAME.log and note it in OUT/progress.txt
+  local name=$1; shift
+  if [ -n "${DRY:-}" ]; then echo "$*"; return 0; fi
+  mkdir -p "$OUT"; local t=$SECONDS rc=0
+  nice "$@" > "$OUT/$name.log" 2>&1 || rc=$?
+  echo "$name rc $rc $((SECONDS - t)) s $(date +%T)" >> "$OUT/progress.txt"
+  return $rc
+}
+
+slot() {  # DIR SLOT: the run folder of SLOT in DIR (a personalized slot without one: its size's baseline)
+  local dir=$1 s=$2
+  if [ -e "$dir/$s" ]; then echo "$dir/$s"; return; fi
+  case $s in plpcnet-s-*) echo "$dir/lpcnet-bl-s" ;; plpcnet-l-*) echo "$dir/lpcnet-bl-l" ;; *) echo "$dir/$s" ;; esac
+}
+
+evaluate() {  # NAME SEED [MORE pnsc eval OPTIONS]: one held-out report of the candidate set
+  local name=$1 seed=$2; shift 2
+  run "$name" "$PNSC" eval --models-dir "$OUT/cand" --systems "$SYSTEMS" --loss "" --no-wrong-group \
+    --seed "$seed" --jobs 1 "$@" --out "$OUT/ev/$name"
+}
+
+heldout() {  # three decoder seeds of the 20 utterances beside the 55 (seed 0)
+  if [ -n "${DRY:-}" ]; then
+    evaluate cand-s0 0; evaluate cand-s1 1; evaluate cand-s2 2; evaluate cand-55 0 --per-speaker 10
+    return
+  fi
+  ( evaluate cand-s0 0 || true; evaluate cand-s1 1 || true; evaluate cand-s2 2 || true ) &
+  local a=$!
+  evaluate cand-55 0 --per-speaker 10 || true
+  wait $a
+}
+
+clips() {
+  local g
+  for g in "$@"; do
+    [[ "$g" =~ ^[0-9]+$ ]] || { echo "judge_round: group '$g' is not a number"; exit 2; }
+    local runs=()
+    if [ "$g" = 3 ]; then runs+=("$SHIPPED/lpcnet-bl-s"); else runs+=("$(slot "$SHIPPED" plpcnet-s-g$g-ft)"); fi
+    [ -e "$CAND/plpcnet-s-g$g-ft" ] && runs+=("$CAND/plpcnet-s-g$g-ft")
+    if [ "$g" = 3 ]; then runs+=("$SHIPPED/lpcnet-bl-l"); else runs+=("$(slot "$SHIPPED" plpcnet-l-g$g-ft)"); fi
+    [ -e "$CAND/plpcnet-l-g$g-ft" ] && runs+=("$CAND/plpcnet-l-g$g-ft")
+    local b
+    for b in lpcnet-bl-s lpcnet-bl-l; do [ -e "$CAND/$b" ] && runs+=("$CAND/$b"); done
+    [ -n "${DRY:-}" ] || mkdir -p "$OUT/clips"
+    run "clips-g$g" "$PY" scripts/compare_branches.py "${runs[@]}" \
+      --train-shard data/audio_shards/audio-train-0000{0..4}.tar --limit 12 --max-seconds 20 \
+      --json "$OUT/clips/g$g.json" --markdown "$OUT/clips/g$g.md"
+  done
+}
+
+case $STEP in
+export)
+  if [ -n "${DRY:-}" ]; then echo "cp -r models $OUT/cand"; else rm -rf "$OUT/cand"; mkdir -p "$OUT"; cp -r models "$OUT/cand"; fi
+  run export "$PY" scripts/export_decoders.py "$CAND" --models-dir "$OUT/cand" --keep-others ;;
+heldout) heldout ;;
+clips) [ $# -gt 0 ] || { echo "judge_round: clips needs groups"; exit 2; }; clips "$@" ;;
+dropout)
+  [ $# -gt 0 ] || { echo "judge_round: dropout needs decoder names"; exit 2; }
+  run "dropout" "$PY" scripts/dropout_scan.py --decoders "$@" --models-dir "$OUT/cand" --seeds 4 --limit 8 \
+    --train-shard data/audio_shards/audio-train-00000.tar --json "$OUT/dropout.json" ;;
+all)
+  bash "$0" "$CAND" "$OUT" export
+  bash "$0" "$CAND" "$OUT" heldout
+  if [ -n "${DRY:-}" ]; then bash "$0" "$CAND" "$OUT" clips 1 0 2 3; exit 0; fi
+  bash "$0" "$CAND" "$OUT" clips 1 0 & a=$!
+  bash "$0" "$CAND" "$OUT" clips 2 3 || true
+  wait $a ;;
+*) echo "judge_round: unknown step '$STEP' (export, heldout, clips, dropout, all)"; exit 2 ;;
+esac

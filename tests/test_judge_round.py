@@ -1,0 +1,93 @@
+"""scripts/judge_round.sh: which decoders each judging job compares (DRY=1 prints the jobs instead of running them)."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "scripts" / "judge_round.sh"
+
+
+def _runs(root: Path, names: list[str]) -> Path:
+    root.mkdir(parents=True)
+    for n in names:
+        (root / n).mkdir()
+        (root / n / "status.json").write_text("{}")
+    return root
+
+
+def _judge(cand: Path, out: Path, *args: str, shipped: Path, dry: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SHIPPED=str(shipped))
+    if dry:
+        env["DRY"] = "1"
+    return subprocess.run(["bash", str(SCRIPT), str(cand), str(out), *args], env=env, text=True,
+                          capture_output=True, timeout=60)
+
+
+def _clips_line(stdout: str, group: int) -> list[str]:
+    lines = [l for l in stdout.splitlines() if "compare_branches.py" in l and f"/clips/g{group}.json" in l]
+    assert len(lines) == 1, stdout
+    words = lines[0].split()
+    return words[2:words.index("--train-shard")]
+
+
+def test_all_exports_evaluates_and_compares_each_group(tmp_path: Path) -> None:
+    shipped = _runs(tmp_path / "shipped", ["lpcnet-bl-s", "lpcnet-bl-l", "plpcnet-s-g0-ft", "plpcnet-l-g0-ft",
+                                           "plpcnet-s-g1-ft", "plpcnet-l-g1-ft", "plpcnet-s-g2-ft"])
+    cand = _runs(tmp_path / "cand", ["lpcnet-bl-s", "lpcnet-bl-l", "plpcnet-s-g0-ft", "plpcnet-l-g2-ft",
+                                     "plpcnet-s-g3-ft"])
+    out = tmp_path / "out"
+    r = _judge(cand, out, "all", shipped=shipped)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"cp -r models {out}/cand"
+    assert f"scripts/export_decoders.py {cand} --models-dir {out}/cand --keep-others" in lines[1]
+    evals = [l for l in lines if " eval " in l]
+    assert [l.split("--seed ")[1].split()[0] for l in evals] == ["0", "1", "2", "0"]
+    assert all(f"--models-dir {out}/cand" in l and "--no-wrong-group" in l for l in evals)
+    assert "--per-speaker 10" in evals[3] and evals[3].endswith(f"--out {out}/ev/cand-55")
+    assert not any("--per-speaker" in l for l in evals[:3])
+    assert not out.exists()  # DRY runs nothing
+    # group 0: shipped S, candidate S, shipped L (no L candidate), both candidate baselines
+    assert _clips_line(r.stdout, 0) == [f"{shipped}/plpcnet-s-g0-ft", f"{cand}/plpcnet-s-g0-ft",
+                                        f"{shipped}/plpcnet-l-g0-ft", f"{cand}/lpcnet-bl-s", f"{cand}/lpcnet-bl-l"]
+    # group 2: no shipped L run of its own -> its size's baseline stands in
+    assert _clips_line(r.stdout, 2) == [f"{shipped}/plpcnet-s-g2-ft", f"{shipped}/lpcnet-bl-l",
+                                        f"{cand}/plpcnet-l-g2-ft", f"{cand}/lpcnet-bl-s", f"{cand}/lpcnet-bl-l"]
+    # group 3's slots fall back to the baselines
+    assert _clips_line(r.stdout, 3) == [f"{shipped}/lpcnet-bl-s", f"{cand}/plpcnet-s-g3-ft",
+                                        f"{shipped}/lpcnet-bl-l", f"{cand}/lpcnet-bl-s", f"{cand}/lpcnet-bl-l"]
+
+
+def test_dropout_scans_the_exported_candidates(tmp_path: Path) -> None:
+    cand = _runs(tmp_path / "cand", ["lpcnet-bl-s"])
+    r = _judge(cand, tmp_path / "out", "dropout", "lpcnet-bl-s", "plpcnet-s-g1", shipped=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"--decoders lpcnet-bl-s plpcnet-s-g1 --models-dir {tmp_path}/out/cand --seeds 4" in r.stdout
+
+
+def test_bad_arguments_fail_with_a_reason(tmp_path: Path) -> None:
+    cand = _runs(tmp_path / "cand", ["lpcnet-bl-s"])
+    cases = [((tmp_path / "nowhere", tmp_path / "out", "heldout"), "no candidate folder"),
+             ((cand, tmp_path / "out", "judge"), "unknown step 'judge'"),
+             ((cand, tmp_path / "out", "clips"), "clips needs groups"),
+             ((cand, tmp_path / "out", "clips", "g1"), "group 'g1' is not a number"),
+             ((cand, tmp_path / "out", "dropout"), "dropout needs decoder names")]
+    for args, message in cases:
+        r = _judge(*args, shipped=tmp_path, dry=False)
+        assert r.returncode == 2 and message in r.stdout, (args, r.stdout, r.stderr)
+    r = subprocess.run(["bash", str(SCRIPT)], text=True, capture_output=True, timeout=60)
+    assert r.returncode == 2 and "bash scripts/judge_round.sh CANDRUNS OUT STEP" in r.stdout
+
+
+def test_a_failing_job_is_logged_with_its_status(tmp_path: Path) -> None:
+    cand = _runs(tmp_path / "cand", ["lpcnet-bl-s"])
+    out = tmp_path / "out"
+    env = dict(os.environ, SHIPPED=str(tmp_path), PY="false")
+    r = subprocess.run(["bash", str(SCRIPT), str(cand), str(out), "dropout", "lpcnet-bl-s"], env=env, text=True,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 1
+    line = (out / "progress.txt").read_text().split()
+    assert line[:3] == ["dropout", "rc", "1"]
+    assert (out / "dropout.log").exists()
