@@ -16,9 +16,12 @@
 #                     (the baselines for group 3, whose slots fall back), the candidates of the slot, both
 #                     candidate baselines (about 10 min a group)
 #   dropout NAME...   dropout scan of the named decoders in OUT/cand (4 seeds, 8 clips)
+#   compare REF       the held-out reports against the release's per-utterance scores REF/{s0,s1,s2,55}.json
+#                     (e.g. docs/figures/round19/release_scores), a row per group: OUT/heldout_seeds.md and
+#                     OUT/heldout55.md
 #   all               export, heldout, then clips of groups 1 0 and 2 3 in two processes
-# Compare afterwards with scripts/compare_reports.py (OUT/ev/cand-s{0,1,2}/scores.json, OUT/ev/cand-55) against
-# the release's reports, and scripts/compare_branches.py --from-json OUT/clips/gG.json --reference LABEL.
+# Then re-pair the clips against another run with scripts/compare_branches.py --from-json OUT/clips/gG.json
+# --reference LABEL, and a family against its baseline with scripts/compare_reports.py --old-system.
 # SHIPPED (default runs/shipped) holds the shipped runs under the slot names; DRY=1 prints the commands
 # instead of running them (tests/test_judge_round.py).
 set -euo pipefail
@@ -89,6 +92,15 @@ dropout)
   [ $# -gt 0 ] || { echo "judge_round: dropout needs decoder names"; exit 2; }
   run "dropout" "$PY" scripts/dropout_scan.py --decoders "$@" --models-dir "$OUT/cand" --seeds 4 --limit 8 \
     --train-shard data/audio_shards/audio-train-00000.tar --json "$OUT/dropout.json" ;;
+compare)
+  [ $# -eq 1 ] || { echo "judge_round: compare needs the release's scores folder"; exit 2; }
+  ref=$1; for f in s0 s1 s2 55; do
+    [ -f "$ref/$f.json" ] || { echo "judge_round: no $ref/$f.json"; exit 2; }; done
+  run compare-seeds "$PY" scripts/compare_reports.py "$ref/s0.json,$ref/s1.json,$ref/s2.json" \
+    "$OUT/ev/cand-s0/scores.json,$OUT/ev/cand-s1/scores.json,$OUT/ev/cand-s2/scores.json" --by-group \
+    --markdown "$OUT/heldout_seeds.md"
+  run compare-55 "$PY" scripts/compare_reports.py "$ref/55.json" "$OUT/ev/cand-55/scores.json" --by-group \
+    --markdown "$OUT/heldout55.md" ;;
 all)
   bash "$0" "$CAND" "$OUT" export
   bash "$0" "$CAND" "$OUT" heldout
@@ -96,5 +108,5 @@ all)
   bash "$0" "$CAND" "$OUT" clips 1 0 & a=$!
   bash "$0" "$CAND" "$OUT" clips 2 3 || true
   wait $a ;;
-*) echo "judge_round: unknown step '$STEP' (export, heldout, clips, dropout, all)"; exit 2 ;;
+*) echo "judge_round: unknown step '$STEP' (export, heldout, clips, dropout, compare, all)"; exit 2 ;;
 esac

@@ -91,3 +91,21 @@ def test_a_failing_job_is_logged_with_its_status(tmp_path: Path) -> None:
     line = (out / "progress.txt").read_text().split()
     assert line[:3] == ["dropout", "rc", "1"]
     assert (out / "dropout.log").exists()
+
+
+def test_compare_pairs_the_reports_with_the_release(tmp_path: Path) -> None:
+    cand = _runs(tmp_path / "cand", ["lpcnet-bl-s"])
+    out = tmp_path / "out"
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    r = _judge(cand, out, "compare", str(ref), shipped=tmp_path)
+    assert r.returncode == 2 and f"no {ref}/s0.json" in r.stdout
+    for f in ("s0", "s1", "s2", "55"):
+        (ref / f"{f}.json").write_text("{}")
+    r = _judge(cand, out, "compare", str(ref), shipped=tmp_path)
+    assert r.returncode == 0, r.stderr
+    seeds, fifty_five = r.stdout.splitlines()
+    assert (f"compare_reports.py {ref}/s0.json,{ref}/s1.json,{ref}/s2.json {out}/ev/cand-s0/scores.json,"
+            f"{out}/ev/cand-s1/scores.json,{out}/ev/cand-s2/scores.json --by-group --markdown {out}/heldout_seeds.md"
+            in seeds)
+    assert f"compare_reports.py {ref}/55.json {out}/ev/cand-55/scores.json --by-group" in fifty_five
