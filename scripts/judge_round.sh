@@ -13,8 +13,8 @@
 #   heldout           held-out speech: decoder seeds 0-2 of the 20 utterances in one process and the
 #                     55-utterance set in another, side by side (about 17 min on 2 cores)
 #   clips G [G...]    each group's training- and validation-speaker clips: the shipped S and L of the slot
-#                     (the baselines for group 3, whose slots fall back), the candidates of the slot, both
-#                     candidate baselines (about 10 min a group)
+#                     (its size's baseline where SHIPPED has no run for the slot, as for group 3), the
+#                     candidates of the slot, both candidate baselines (about 10 min a group)
 #   dropout NAME...   dropout scan of the named decoders in OUT/cand (4 seeds, 8 clips)
 #   compare REF       the held-out reports against the release's per-utterance scores REF/{s0,s1,s2,55}.json
 #                     (e.g. docs/figures/round19/release_scores), a row per group: OUT/heldout_seeds.md and
@@ -41,10 +41,9 @@ run() {  # NAME CMD...: run (or print) a job, log it to OUT/NAME.log and note it
   return $rc
 }
 
-slot() {  # DIR SLOT: the run folder of SLOT in DIR (a personalized slot without one: its size's baseline)
-  local dir=$1 s=$2
-  if [ -e "$dir/$s" ]; then echo "$dir/$s"; return; fi
-  case $s in plpcnet-s-*) echo "$dir/lpcnet-bl-s" ;; plpcnet-l-*) echo "$dir/lpcnet-bl-l" ;; *) echo "$dir/$s" ;; esac
+slot() {  # DIR SIZE G: the run of size SIZE's group-G slot in DIR; a slot without one falls back to the baseline
+  local run=$1/plpcnet-$2-g$3-ft
+  if [ -e "$run" ]; then echo "$run"; else echo "$1/lpcnet-bl-$2"; fi
 }
 
 evaluate() {  # NAME SEED [MORE pnsc eval OPTIONS]: one held-out report of the candidate set
@@ -68,13 +67,12 @@ clips() {
   local g
   for g in "$@"; do
     [[ "$g" =~ ^[0-9]+$ ]] || { echo "judge_round: group '$g' is not a number"; exit 2; }
-    local runs=()
-    if [ "$g" = 3 ]; then runs+=("$SHIPPED/lpcnet-bl-s"); else runs+=("$(slot "$SHIPPED" plpcnet-s-g$g-ft)"); fi
-    [ -e "$CAND/plpcnet-s-g$g-ft" ] && runs+=("$CAND/plpcnet-s-g$g-ft")
-    if [ "$g" = 3 ]; then runs+=("$SHIPPED/lpcnet-bl-l"); else runs+=("$(slot "$SHIPPED" plpcnet-l-g$g-ft)"); fi
-    [ -e "$CAND/plpcnet-l-g$g-ft" ] && runs+=("$CAND/plpcnet-l-g$g-ft")
-    local b
-    for b in lpcnet-bl-s lpcnet-bl-l; do [ -e "$CAND/$b" ] && runs+=("$CAND/$b"); done
+    local runs=() z
+    for z in s l; do  # what ships in the slot (group 3's fall back to the baselines), then its candidate
+      runs+=("$(slot "$SHIPPED" $z "$g")")
+      if [ -e "$CAND/plpcnet-$z-g$g-ft" ]; then runs+=("$CAND/plpcnet-$z-g$g-ft"); fi
+    done
+    for z in s l; do if [ -e "$CAND/lpcnet-bl-$z" ]; then runs+=("$CAND/lpcnet-bl-$z"); fi; done
     [ -n "${DRY:-}" ] || mkdir -p "$OUT/clips"
     run "clips-g$g" "$PY" scripts/compare_branches.py "${runs[@]}" \
       --train-shard data/audio_shards/audio-train-0000{0..4}.tar --limit 12 --max-seconds 20 \
