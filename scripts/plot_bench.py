@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Training throughput against processes per GPU, from `pnsc.training.lpcnet.bench` results.
+
+    python scripts/plot_bench.py docs/figures/round18/bench_procs.json \
+        docs/figures/round20/bench_procs_b768_b1024.json --out docs/figures/round20/throughput.png
+
+One line per (size, batch): summed audio-hours per minute of the processes timed together on one GPU, against
+how many shared it; configurations that ran out of memory are marked on the axis. The issue's goal (15
+audio-h per GPU-minute) is drawn across. Prints the same numbers as a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+GOAL = 15.0  # audio-hours per GPU-minute, the decoder issue's throughput goal
+
+
+def load_points(paths: list[Path]) -> dict[tuple[str, int], dict[int, float | None]]:
+    """{(size, batch): {procs: audio-h/min summed, or None for out of memory}} over the bench files."""
+    lines: dict[tuple[str, int], dict[int, float | None]] = {}
+    for path in paths:
+        try:
+            results = json.loads(path.read_text())["results"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"plot_bench: {path}: not a bench.json with results ({e})")
+        for r in results:
+            try:
+                key = (str(r["size"]), int(r["batch"]))
+                procs = int(r.get("procs", 1))
+            except (KeyError, TypeError, ValueError) as e:
+                raise SystemExit(f"plot_bench: {path}: a result without size, batch or procs ({e})")
+            if r.get("error") == "oom":
+                lines.setdefault(key, {})[procs] = None
+            elif isinstance(r.get("audio_h_per_min"), (int, float)):
+                lines.setdefault(key, {})[procs] = float(r["audio_h_per_min"])
+            # skipped or timed-out runs say nothing about throughput
+    if not lines:
+        raise SystemExit("plot_bench: no measured configuration in " + ", ".join(map(str, paths)))
+    return lines
+
+
+def markdown(lines: dict[tuple[str, int], dict[int, float | None]]) -> str:
+    procs = sorted({p for pts in lines.values() for p in pts})
+    out = ["| size, batch | " + " | ".join(f"{p} proc." for p in procs) + " |",
+           "|---|" + "---|" * len(procs)]
+    for (size, batch), pts in sorted(lines.items()):
+        cells = ["–" if p not in pts else ("oom" if pts[p] is None else f"{pts[p]:.2f}") for p in procs]
+        out.append(f"| {size}, {batch} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def plot(lines: dict[tuple[str, int], dict[int, float | None]], out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for (size, batch), pts in sorted(lines.items()):
+        ok = sorted((p, v) for p, v in pts.items() if v is not None)
+        if ok:
+            ax.plot([p for p, _ in ok], [v for _, v in ok], marker="o", label=f"{size}, batch {batch}")
+    oom: dict[int, list[int]] = {}
+    for (_, batch), pts in sorted(lines.items()):
+        for p, v in pts.items():
+            if v is None:
+                oom.setdefault(p, []).append(batch)
+    for p, batches in sorted(oom.items()):  # one note per process count, however many batches ran out
+        ax.annotate("out of memory:\nbatch " + ", ".join(map(str, batches)), (p, 0.6), ha="center", fontsize=8,
+                    color="0.35")
+    ax.axhline(GOAL, color="crimson", linestyle="--", linewidth=1)
+    ax.text(0.02, GOAL + 0.2, "goal: 15 audio-h per GPU-minute", transform=ax.get_yaxis_transform(),
+            color="crimson", fontsize=8)
+    ax.set_xlabel("training processes sharing one GPU (CUDA MPS, timed together)")
+    ax.set_ylabel("audio-hours per minute, summed")
+    ax.set_ylim(0, max(GOAL + 2, max(v for pts in lines.values() for v in pts.values() if v is not None) + 1))
+    ax.set_xticks(sorted({p for pts in lines.values() for p in pts}))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("LPCNet training throughput on one H100 (bf16)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("bench", nargs="+", type=Path, help="bench.json files (pnsc.training.lpcnet.bench --out)")
+    ap.add_argument("--out", type=Path, help="PNG to write (default: only the table)")
+    a = ap.parse_args(argv)
+    lines = load_points(a.bench)
+    print(markdown(lines))
+    if a.out:
+        plot(lines, a.out)
+        print(f"wrote {a.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
