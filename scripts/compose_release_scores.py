@@ -14,6 +14,10 @@ with the same group decisions (same eval set and classifier). OUT is OLD with th
 replaced, for `compare_reports.py` (e.g. ``--old-system lpcnet-bl-s`` on OUT against itself: the release's
 personalization gain). OUT keeps no summaries (``summary``, ``paired``: OLD's would no longer match) and
 records its sources and slots under ``composed``; read ``per_utterance``.
+
+The sources are recorded as the paths given, or as ``--old-label`` / ``--candidate-label`` (for files committed
+from a machine-specific folder: "the round-20 candidates' report, seed 0"). OLD's ``config.models_dir`` named one
+models folder, which a composed release is not: it becomes ``--models-label`` (default "composed: see composed").
 """
 from __future__ import annotations
 
@@ -80,12 +84,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("candidate", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("slots", nargs="+", help="SYSTEM or SYSTEM:G,G (see above)")
+    p.add_argument("--old-label", help="how to record OLD under composed (default: its path)")
+    p.add_argument("--candidate-label", help="how to record CANDIDATE under composed (default: its path)")
+    p.add_argument("--models-label", default="composed: see composed",
+                   help="config.models_dir of the composed report (OLD's named one models folder)")
     a = p.parse_args(argv)
     try:
         out, taken = compose(_load(a.old), _load(a.candidate), a.slots)
     except ValueError as e:
         p.error(str(e))
-    out["composed"].update(old=str(a.old), candidate=str(a.candidate))
+    out["composed"].update(old=a.old_label or str(a.old), candidate=a.candidate_label or str(a.candidate))
+    if isinstance(out.get("config"), dict) and "models_dir" in out["config"]:
+        out["config"]["models_dir"] = a.models_label
     a.out.write_text(json.dumps(out))
     for spec, n in taken.items():
         print(f"{spec}: {n} utterance(s) from {a.candidate}")

@@ -82,3 +82,20 @@ def test_drops_the_old_summaries_and_says_how_it_was_composed(tmp_path):
     assert "summary" not in d and "paired" not in d  # OLD's means would no longer match the scores
     assert d["composed"] == {"slots": ["plpcnet-s:1"], "old": str(first), "candidate": str(cand),
                              "old_composed": {"slots": ["lpcnet-bl-l"], "old": str(old), "candidate": str(cand)}}
+
+
+def test_labels_replace_paths_and_the_models_folder(tmp_path):
+    old, cand = _report(tmp_path / "o.json", 1.0), _report(tmp_path / "c.json", 2.0)
+    d = json.loads(old.read_text())
+    d["config"] = {"models_dir": "/machine/specific/models", "seed": 0}
+    old.write_text(json.dumps(d))
+    plain, labelled = tmp_path / "plain.json", tmp_path / "labelled.json"
+    crs.main([str(old), str(cand), str(plain), "lpcnet-bl-l"])
+    assert json.loads(plain.read_text())["config"] == {"models_dir": "composed: see composed", "seed": 0}
+    crs.main([str(old), str(cand), str(labelled), "lpcnet-bl-l", "--old-label", "the round-19 release",
+              "--candidate-label", "the round-20 candidates (seed 0)", "--models-label", "the round-20 release"])
+    out = json.loads(labelled.read_text())
+    assert out["composed"] == {"slots": ["lpcnet-bl-l"], "old": "the round-19 release",
+                               "candidate": "the round-20 candidates (seed 0)"}
+    assert out["config"]["models_dir"] == "the round-20 release"
+    assert str(tmp_path) not in labelled.read_text()
