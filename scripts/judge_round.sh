@@ -14,8 +14,10 @@
 #                     55-utterance set in another, side by side (about 17 min on 2 cores)
 #   clips G [G...]    each group's training- and validation-speaker clips: the shipped S and L of the slot
 #                     (its size's baseline where SHIPPED has no run for the slot, as for group 3), the
-#                     candidates of the slot, both candidate baselines (about 10 min a group)
-#   dropout NAME...   dropout scan of the named decoders in OUT/cand (4 seeds, 8 clips)
+#                     candidates of the slot, both candidate baselines (about 10 min a group); EXTRA_G<G>="RUN ..."
+#                     adds runs to group G's clips (a second candidate for a slot, a recipe branch)
+#   dropout NAME...   dropout scan of the named decoders in OUT/cand (4 seeds, 8 clips): a family, or
+#                     family:group for a personalized slot (plpcnet-s:1 lpcnet-bl-s)
 #   compare REF       the held-out reports against the release's per-utterance scores REF/{s0,s1,s2,55}.json
 #                     (e.g. docs/figures/round19/release_scores), a row per group: OUT/heldout_seeds.md and
 #                     OUT/heldout55.md
@@ -73,6 +75,11 @@ clips() {
       if [ -e "$CAND/plpcnet-$z-g$g-ft" ]; then runs+=("$CAND/plpcnet-$z-g$g-ft"); fi
     done
     for z in s l; do if [ -e "$CAND/lpcnet-bl-$z" ]; then runs+=("$CAND/lpcnet-bl-$z"); fi; done
+    local extra_var="EXTRA_G$g" x
+    for x in ${!extra_var:-}; do  # more runs for this group's clips, e.g. EXTRA_G1="runs/r20/plpcnet-s-g1-ft"
+      [ -e "$x" ] || { echo "judge_round: $extra_var names $x, which does not exist"; exit 2; }
+      runs+=("$x")
+    done
     [ -n "${DRY:-}" ] || mkdir -p "$OUT/clips"
     run "clips-g$g" "$PY" scripts/compare_branches.py "${runs[@]}" \
       --train-shard data/audio_shards/audio-train-0000{0..4}.tar --limit 12 --max-seconds 20 \

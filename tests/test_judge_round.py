@@ -17,8 +17,9 @@ def _runs(root: Path, names: list[str]) -> Path:
     return root
 
 
-def _judge(cand: Path, out: Path, *args: str, shipped: Path, dry: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SHIPPED=str(shipped))
+def _judge(cand: Path, out: Path, *args: str, shipped: Path, dry: bool = True,
+           env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SHIPPED=str(shipped), **(env or {}))
     if dry:
         env["DRY"] = "1"
     return subprocess.run(["bash", str(SCRIPT), str(cand), str(out), *args], env=env, text=True,
@@ -109,3 +110,18 @@ def test_compare_pairs_the_reports_with_the_release(tmp_path: Path) -> None:
             f"{out}/ev/cand-s1/scores.json,{out}/ev/cand-s2/scores.json --by-group --markdown {out}/heldout_seeds.md"
             in seeds)
     assert f"compare_reports.py {ref}/55.json {out}/ev/cand-55/scores.json --by-group" in fifty_five
+
+
+def test_extra_runs_join_their_groups_clips(tmp_path: Path) -> None:
+    shipped = _runs(tmp_path / "shipped", ["lpcnet-bl-s", "lpcnet-bl-l", "plpcnet-s-g1-ft", "plpcnet-l-g1-ft"])
+    cand = _runs(tmp_path / "cand", ["lpcnet-bl-s", "plpcnet-s-g1-ft"])
+    extra = _runs(tmp_path / "r20", ["plpcnet-s-g1-ft", "lpcnet-bl-s.b1024"])
+    env = {"EXTRA_G1": f"{extra}/plpcnet-s-g1-ft {extra}/lpcnet-bl-s.b1024"}
+    r = _judge(cand, tmp_path / "out", "clips", "1", "2", shipped=shipped, env=env)
+    assert r.returncode == 0, r.stderr
+    assert _clips_line(r.stdout, 1) == [f"{shipped}/plpcnet-s-g1-ft", f"{cand}/plpcnet-s-g1-ft",
+                                        f"{shipped}/plpcnet-l-g1-ft", f"{cand}/lpcnet-bl-s",
+                                        f"{extra}/plpcnet-s-g1-ft", f"{extra}/lpcnet-bl-s.b1024"]
+    assert f"{extra}/" not in " ".join(_clips_line(r.stdout, 2))  # only the group it names
+    r = _judge(cand, tmp_path / "out", "clips", "1", shipped=shipped, env={"EXTRA_G1": f"{extra}/missing"})
+    assert r.returncode == 2 and "EXTRA_G1 names" in r.stdout and "missing" in r.stdout
