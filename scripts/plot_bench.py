@@ -42,8 +42,13 @@ def load_points(paths: list[Path]) -> dict[tuple[str, int], dict[int, float | No
     return lines
 
 
+def process_counts(lines: dict[tuple[str, int], dict[int, float | None]]) -> list[int]:
+    """Every process count any configuration ran with, ascending."""
+    return sorted({p for pts in lines.values() for p in pts})
+
+
 def markdown(lines: dict[tuple[str, int], dict[int, float | None]]) -> str:
-    procs = sorted({p for pts in lines.values() for p in pts})
+    procs = process_counts(lines)
     out = ["| size, batch | " + " | ".join(f"{p} proc." for p in procs) + " |",
            "|---|" + "---|" * len(procs)]
     for (size, batch), pts in sorted(lines.items()):
@@ -58,15 +63,13 @@ def plot(lines: dict[tuple[str, int], dict[int, float | None]], out: Path) -> No
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    oom: dict[int, list[int]] = {}
     for (size, batch), pts in sorted(lines.items()):
         ok = sorted((p, v) for p, v in pts.items() if v is not None)
         if ok:
             ax.plot([p for p, _ in ok], [v for _, v in ok], marker="o", label=f"{size}, batch {batch}")
-    oom: dict[int, list[int]] = {}
-    for (_, batch), pts in sorted(lines.items()):
-        for p, v in pts.items():
-            if v is None:
-                oom.setdefault(p, []).append(batch)
+        for p in sorted(p for p, v in pts.items() if v is None):
+            oom.setdefault(p, []).append(batch)
     for p, batches in sorted(oom.items()):  # one note per process count, however many batches ran out
         ax.annotate("out of memory:\nbatch " + ", ".join(map(str, batches)), (p, 0.6), ha="center", fontsize=8,
                     color="0.35")
@@ -76,7 +79,7 @@ def plot(lines: dict[tuple[str, int], dict[int, float | None]], out: Path) -> No
     ax.set_xlabel("training processes sharing one GPU (CUDA MPS, timed together)")
     ax.set_ylabel("audio-hours per minute, summed")
     ax.set_ylim(0, max(GOAL + 2, max(v for pts in lines.values() for v in pts.values() if v is not None) + 1))
-    ax.set_xticks(sorted({p for pts in lines.values() for p in pts}))
+    ax.set_xticks(process_counts(lines))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("LPCNet training throughput on one H100 (bf16)")
