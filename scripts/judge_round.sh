@@ -21,6 +21,9 @@
 #   compare REF       the held-out reports against the release's per-utterance scores REF/{s0,s1,s2,55}.json
 #                     (e.g. docs/figures/round19/release_scores), a row per group: OUT/heldout_seeds.md and
 #                     OUT/heldout55.md
+#   verdict REF       each candidate slot's verdict (ships / level / worse / trade) by the rule "better on new
+#                     talkers, worse on none" from the held-out reports (against REF, as compare) and the clips:
+#                     OUT/verdict.md and OUT/verdict.json (scripts/round_verdict.py)
 #   all               export, heldout, then clips of groups 1 0 and 2 3 in two processes
 # Then re-pair the clips against another run with scripts/compare_branches.py --from-json OUT/clips/gG.json
 # --reference LABEL, and a family against its baseline with scripts/compare_reports.py --old-system.
@@ -106,6 +109,10 @@ compare)
     --markdown "$OUT/heldout_seeds.md"
   run compare-55 "$PY" scripts/compare_reports.py "$ref/55.json" "$OUT/ev/cand-55/scores.json" --by-group \
     --markdown "$OUT/heldout55.md" ;;
+verdict)
+  [ $# -eq 1 ] || { echo "judge_round: verdict needs the release's scores folder"; exit 2; }
+  run verdict "$PY" scripts/round_verdict.py "$CAND" "$OUT" "$1" --shipped "$SHIPPED" \
+    --markdown "$OUT/verdict.md" --json "$OUT/verdict.json" ;;
 all)
   bash "$0" "$CAND" "$OUT" export
   bash "$0" "$CAND" "$OUT" heldout
@@ -113,5 +120,5 @@ all)
   bash "$0" "$CAND" "$OUT" clips 1 0 & a=$!
   bash "$0" "$CAND" "$OUT" clips 2 3 || true
   wait $a ;;
-*) echo "judge_round: unknown step '$STEP' (export, heldout, clips, dropout, compare, all)"; exit 2 ;;
+*) echo "judge_round: unknown step '$STEP' (export, heldout, clips, dropout, compare, verdict, all)"; exit 2 ;;
 esac

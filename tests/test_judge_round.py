@@ -125,3 +125,14 @@ def test_extra_runs_join_their_groups_clips(tmp_path: Path) -> None:
     assert f"{extra}/" not in " ".join(_clips_line(r.stdout, 2))  # only the group it names
     r = _judge(cand, tmp_path / "out", "clips", "1", shipped=shipped, env={"EXTRA_G1": f"{extra}/missing"})
     assert r.returncode == 2 and "EXTRA_G1 names" in r.stdout and "missing" in r.stdout
+
+
+def test_verdict_runs_round_verdict_on_the_release_scores(tmp_path: Path) -> None:
+    cand = _runs(tmp_path / "cand", ["plpcnet-s-g1-ft"])
+    out = tmp_path / "out"
+    r = _judge(cand, out, "verdict", shipped=tmp_path)
+    assert r.returncode == 2 and "verdict needs the release's scores folder" in r.stdout
+    r = _judge(cand, out, "verdict", "docs/figures/round19/release_scores", shipped=tmp_path / "shipped")
+    assert r.returncode == 0, r.stderr
+    assert (f"scripts/round_verdict.py {cand} {out} docs/figures/round19/release_scores --shipped "
+            f"{tmp_path}/shipped --markdown {out}/verdict.md --json {out}/verdict.json") in r.stdout

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""A round's shipping verdict per candidate slot, from what `scripts/judge_round.sh` measured.
+
+The rule every round since 15 applied by hand: a candidate ships when it decodes **better on new talkers and
+worse on none**. Evidence, each paired against what ships in the slot (95 % CI, Student t):
+
+- ``heldout-seeds``: the 20 held-out utterances, per-utterance means over decoder seeds 0-2
+  (``OUT/ev/cand-s{0,1,2}`` against the release's ``REF/s{0,1,2}.json``);
+- ``heldout-55``: the 55 held-out utterances, seed 0 (``OUT/ev/cand-55`` against ``REF/55.json``);
+- ``validation-clips`` / ``training-clips``: group G's clips (``OUT/clips/gG.json``) of validation speakers
+  (new talkers too) and training speakers.
+
+A personalized slot (``plpcnet-s-g1-ft``) is judged on its group's held-out utterances (the group the sender's
+classifier picked) and its group's clips; a baseline slot (``lpcnet-bl-s``) on all held-out utterances and on
+the clips of the groups it serves (where its size ships no fine-tune, as for group 3). A metric counts as
+better or worse when its CI excludes zero. Evidence is ``better`` (gains only), ``worse`` (losses only),
+``trade`` (both) or ``level``; a slot's verdict is ``ships`` when some new-talker evidence is better and none
+of its evidence is worse or a trade, otherwise ``worse``, ``trade`` or ``level`` from all of it. A gain on fewer
+than ``--min-n`` items (default 6: group 3 has 4 validation clips) is listed but ships nothing; a loss always
+counts. Eight metrics
+at 95 % each will now and then flag one by chance: the table lists which metrics moved so that a reader can
+weigh a lone edge against a consistent picture (rounds 17-20 did).
+
+    python scripts/round_verdict.py CANDRUNS OUT REF [--shipped runs/shipped] [--markdown OUT/verdict.md]
+        [--json OUT/verdict.json] [--min-n 6]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from compare_reports import DEFAULT_METRICS, load_pooled, utterance_groups  # noqa: E402
+from pnsc.evaluation.stats import paired_difference  # noqa: E402
+
+SLOT_RE = re.compile(r"^(?:lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)-ft)$")
+NEW_TALKERS = ("heldout-seeds", "heldout-55", "validation-clips")
+
+
+@dataclass
+class Evidence:
+    """One paired comparison of a candidate against what ships in its slot."""
+    kind: str
+    subset: str
+    n: int
+    better: list[str] = field(default_factory=list)
+    worse: list[str] = field(default_factory=list)
+    diffs: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        if self.better and self.worse:
+            return "trade"
+        return "better" if self.better else "worse" if self.worse else "level"
+
+
+@dataclass
+class SlotVerdict:
+    slot: str
+    verdict: str
+    evidence: list[Evidence]
+
+
+def parse_slot(name: str) -> tuple[str, str, int | None]:
+    """``(family, size, group)`` of a slot name; group None for a baseline slot."""
+    m = SLOT_RE.match(name)
+    if not m:
+        raise ValueError(f"{name!r} is not a slot name (lpcnet-bl-s, lpcnet-bl-l, plpcnet-s-g1-ft, ...)")
+    if m.group("bs"):
+        return f"lpcnet-bl-{m.group('bs')}", m.group("bs"), None
+    return f"plpcnet-{m.group('ps')}", m.group("ps"), int(m.group("g"))
+
+
+def compare(kind: str, subset: str, new: list[list[float]], old: list[list[float]], metrics) -> Evidence:
+    """Paired differences per metric (``new[i]`` and ``old[i]`` hold metric i's per-item values)."""
+    ev = Evidence(kind, subset, n=0)
+    for m, a, b in zip(metrics, new, old):
+        d = paired_difference(a, b)
+        if not d["n"]:
+            continue
+        ev.n = max(ev.n, d["n"])
+        ev.diffs[m] = {k: d[k] for k in ("mean", "ci95", "wins", "n", "significant")}
+        if d["significant"]:
+            (ev.better if d["mean"] > 0 else ev.worse).append(m)
+    return ev
+
+
+def heldout_evidence(kind: str, ref: str, cand: str, system: str, group: int | None, metrics) -> Evidence | None:
+    """The candidate reports' ``system`` against the release's, on ``group``'s utterances (None: all)."""
+    old, new = load_pooled(ref), load_pooled(cand)
+    if system not in old or system not in new:
+        return None
+    utts = sorted(set(old[system]) & set(new[system]))
+    if group is not None:
+        groups = utterance_groups(cand)
+        utts = [u for u in utts if groups.get(u) == group]
+    if not utts:
+        return None
+    metrics = [m for m in metrics if any(m in new[system][u] for u in utts)]
+    col = lambda rep, m: [float("nan") if rep[system][u].get(m) is None else rep[system][u][m] for u in utts]  # noqa: E731
+    return compare(kind, "all" if group is None else f"group {group}",
+                   [col(new, m) for m in metrics], [col(old, m) for m in metrics], metrics)
+
+
+def _norm(p: str | Path) -> str:
+    return os.path.normpath(str(p))
+
+
+def clip_evidence(path: Path, cand_path: str, ref_paths: list[str], metrics) -> list[Evidence]:
+    """Validation- and training-speaker clips of one group: the run at ``cand_path`` against the first of
+    ``ref_paths`` present in the file (paths as `compare_branches.py` recorded them)."""
+    d = json.loads(path.read_text())
+    by_path = {_norm(v["path"]): label for label, v in d["runs"].items()}
+    cand = by_path.get(_norm(cand_path))
+    ref = next((by_path[_norm(r)] for r in ref_paths if _norm(r) in by_path), None)
+    if cand is None or ref is None or cand == ref:
+        return []
+    out = []
+    for split in ("validation", "training"):
+        sc = d.get(split, {}).get("scores", {})
+        if cand not in sc or ref not in sc:
+            continue
+        ms = [m for m in metrics if m in sc[cand] and m in sc[ref]]
+        ev = compare(f"{split}-clips", path.stem.replace("g", "group ", 1),
+                     [sc[cand][m] for m in ms], [sc[ref][m] for m in ms], ms)
+        if ev.n:
+            out.append(ev)
+    return out
+
+
+def overall(evidence: list[Evidence], min_n: int = 6) -> str:
+    """``ships`` when new-talker evidence of at least ``min_n`` items is better and nothing is worse; else the
+    worst picture."""
+    verdicts = {e.verdict for e in evidence}
+    if not evidence:
+        return "no evidence"
+    if "trade" in verdicts or ("better" in verdicts and "worse" in verdicts):
+        return "trade"
+    if "worse" in verdicts:
+        return "worse"
+    if any(e.verdict == "better" and e.kind in NEW_TALKERS and e.n >= min_n for e in evidence):
+        return "ships"
+    return "level"
+
+
+def judge_slot(slot: str, cand_dir: Path, out: Path, ref: Path, shipped: Path, metrics,
+               min_n: int = 6) -> SlotVerdict:
+    family, size, group = parse_slot(slot)
+    evidence: list[Evidence] = []
+    seeds = [out / "ev" / f"cand-s{k}" / "scores.json" for k in range(3)]
+    if all(p.exists() for p in seeds) and all((ref / f"s{k}.json").exists() for k in range(3)):
+        e = heldout_evidence("heldout-seeds", ",".join(str(ref / f"s{k}.json") for k in range(3)),
+                             ",".join(map(str, seeds)), family, group, metrics)
+        evidence += [e] if e else []
+    p55 = out / "ev" / "cand-55" / "scores.json"
+    if p55.exists() and (ref / "55.json").exists():
+        e = heldout_evidence("heldout-55", str(ref / "55.json"), str(p55), family, group, metrics)
+        evidence += [e] if e else []
+    cand_path = cand_dir / slot
+    for clips in sorted((out / "clips").glob("g*.json")):
+        g = int(clips.stem[1:])
+        if group is not None and g != group:
+            continue
+        if group is None and (shipped / f"plpcnet-{size}-g{g}-ft").exists():
+            continue  # the baseline serves no slot of this group: its clips judge the fine-tunes
+        refs = [str(shipped / slot)] if group is None else \
+            [str(shipped / f"plpcnet-{size}-g{g}-ft"), str(shipped / f"lpcnet-bl-{size}")]
+        if group is not None and not (shipped / f"plpcnet-{size}-g{g}-ft").exists():
+            refs = refs[1:]
+        evidence += clip_evidence(clips, str(cand_path), refs, metrics)
+    return SlotVerdict(slot, overall(evidence, min_n), evidence)
+
+
+def markdown(verdicts: list[SlotVerdict], min_n: int = 6) -> str:
+    lines = ["Candidate against what ships in its slot: metrics whose 95 % CI excludes zero.", "",
+             "| slot | evidence | subset | n | better | worse | evidence verdict |", "|---|---|---|---|---|---|---|"]
+    for v in verdicts:
+        for e in v.evidence:
+            fmt = lambda ms: ", ".join(f"{m} {e.diffs[m]['mean']:+.3f}" for m in ms) or "–"  # noqa: E731
+            note = " (too few to ship)" if e.verdict == "better" and e.n < min_n else ""
+            lines.append(f"| {v.slot} | {e.kind} | {e.subset} | {e.n} | {fmt(e.better)} | {fmt(e.worse)} | {e.verdict}{note} |")
+        if not v.evidence:
+            lines.append(f"| {v.slot} | – | – | 0 | – | – | no evidence |")
+    lines += ["", "| slot | verdict |", "|---|---|"] + [f"| {v.slot} | **{v.verdict}** |" for v in verdicts]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("candidates", type=Path, help="CANDRUNS of judge_round.sh: one entry per slot")
+    p.add_argument("out", type=Path, help="OUT of judge_round.sh (ev/, clips/)")
+    p.add_argument("ref", type=Path, help="the release's per-utterance scores: REF/{s0,s1,s2,55}.json")
+    p.add_argument("--shipped", type=Path, default=Path("runs/shipped"), help="shipped runs under slot names")
+    p.add_argument("--metrics", nargs="+", default=list(DEFAULT_METRICS))
+    p.add_argument("--min-n", type=int, default=6, help="fewest items whose gain can ship a decoder (default 6)")
+    p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--json", type=Path, default=None)
+    a = p.parse_args(argv)
+    if not a.candidates.is_dir():
+        p.error(f"no candidate folder {a.candidates}")
+    slots = sorted(x.name for x in a.candidates.iterdir())
+    bad = [s for s in slots if not SLOT_RE.match(s)]
+    if bad:
+        p.error(f"not slot names in {a.candidates}: {', '.join(bad)}")
+    verdicts = [judge_slot(s, a.candidates, a.out, a.ref, a.shipped, tuple(a.metrics), a.min_n) for s in slots]
+    text = markdown(verdicts, a.min_n)
+    print(text, end="")
+    if a.markdown:
+        a.markdown.parent.mkdir(parents=True, exist_ok=True)
+        a.markdown.write_text(text)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps([{"slot": v.slot, "verdict": v.verdict,
+                                       "evidence": [asdict(e) | {"verdict": e.verdict} for e in v.evidence]}
+                                      for v in verdicts], indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
