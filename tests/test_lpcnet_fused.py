@@ -138,3 +138,54 @@ def test_fold_with_compiled_cells_matches(monkeypatch):
     assert abs(l0 - l1) < 1e-5 * abs(l0)
     for n in g0:
         assert float((g0[n] - g1[n]).abs().max()) <= 1e-5 * float(g0[n].abs().max()) + 1e-9, n
+
+
+def _teacher():
+    torch.manual_seed(7)
+    from pnsc.training.lpcnet.model import LPCNet as _L  # noqa: N813
+    return _L(config_for("tiny"), impl="fast").eval()
+
+
+@pytest.mark.parametrize("impl,chunk", [("fast", fused.ROW_CHUNK), ("fast", 317), ("fold", 317)])
+def test_distillation_loss_and_gradients_match_the_plain_formula(impl, chunk, monkeypatch):
+    """(1 - a) CE(target) + a CE(teacher's softmax): the fused chunked loss equals the plain path's, and so do
+    the student's gradients; the teacher gets none."""
+    from pnsc.training.lpcnet.model import teacher_head
+    monkeypatch.setattr(fused, "ROW_CHUNK", chunk)
+    old, new = _pair(("old", impl))
+    feats, sig, pred, exc, target = _inputs()
+    teacher = _teacher()
+    head = teacher_head(teacher, feats, sig, pred, exc)
+    for alpha in (0.0, 0.5, 1.0):
+        l0, g0 = _loss_and_grads(old, (feats, sig, pred, exc, target, None, head, alpha))
+        l1, g1 = _loss_and_grads(new, (feats, sig, pred, exc, target, None, head, alpha))
+        assert abs(l0 - l1) < 1e-5 * abs(l0), alpha
+        for n in g0:
+            scale = float(g0[n].abs().max())
+            assert float((g0[n] - g1[n]).abs().max()) <= 1e-5 * scale + 1e-9, (alpha, n)
+    assert all(p.grad is None for p in teacher.parameters())
+    # alpha 0 is the plain loss; the soft part is the cross-entropy against the teacher's own logits
+    plain, _ = _loss_and_grads(new, (feats, sig, pred, exc, target))
+    l_zero, _ = _loss_and_grads(new, (feats, sig, pred, exc, target, None, head, 0.0))
+    assert l_zero == pytest.approx(plain, rel=1e-6)
+    with torch.no_grad():
+        zt = teacher(feats, sig, pred, exc).float().reshape(-1, 256)
+        zs = new(feats, sig, pred, exc).float().reshape(-1, 256)
+    soft = float(-(torch.softmax(zt, -1) * torch.log_softmax(zs, -1)).sum(-1).mean())
+    l_one, _ = _loss_and_grads(new, (feats, sig, pred, exc, target, None, head, 1.0))
+    assert l_one == pytest.approx(soft, rel=1e-5)
+
+
+def test_a_student_that_is_its_teacher_has_the_teachers_entropy_as_soft_loss():
+    """Soft CE of a model against itself is the entropy of its own distribution: the gradient of the soft part
+    vanishes there (softmax - teacher's softmax = 0)."""
+    from pnsc.training.lpcnet.model import teacher_head
+    _, model = _pair(("old", "fast"))
+    feats, sig, pred, exc, target = _inputs()
+    head = teacher_head(model, feats, sig, pred, exc)
+    model.zero_grad(set_to_none=True)
+    model(feats, sig, pred, exc, target, None, head, 1.0).backward()
+    assert max(float(p.grad.abs().max()) for p in model.dual_fc.parameters()) < 1e-6
+    with pytest.raises(ValueError, match="alpha"):
+        fused.dual_fc_loss(torch.zeros(4, 16), model.dual_fc.weight, model.dual_fc.bias, model.dual_fc.factor,
+                           torch.zeros(4, dtype=torch.long), teacher=None, alpha=1.5)

@@ -384,3 +384,35 @@ def test_gpu_sh_train_stops_an_unfinished_next_build_with_the_call(tmp_path):
         if any(str(tmp_path / "g").encode() in a for a in args) and any(b"ex.next" in a for a in args):
             left.append(args)
     assert left == []
+
+
+def _ckpt_dirs(root: Path, names: list[str], f: str = "best.pt") -> None:
+    for n in names:
+        (root / n).mkdir(parents=True)
+        (root / n / f).write_bytes(b"")
+
+
+def test_kd_branches_take_the_l_run_of_their_slot_as_teacher(tmp_path):
+    assert multi.split_branch("lpcnet-bl-s.kd0.5") == ("lpcnet-bl-s", ["--kd-weight", "0.5"])
+    _ckpt_dirs(tmp_path, ["lpcnet-bl-s", "lpcnet-bl-l", "plpcnet-s-g1-ft.mix0.5", "plpcnet-l-g1-ft"])
+    (tmp_path / "plpcnet-s-g1-ft").mkdir()  # kept as logs only: no weights to start from
+    args, last = multi.train_args("lpcnet-bl-s.kd0.5", tmp_path)
+    assert args[args.index("--init-from") + 1] == str(tmp_path / "lpcnet-bl-s" / "best.pt")
+    assert last == ["--kd-weight", "0.5", "--teacher", str(tmp_path / "lpcnet-bl-l" / "best.pt")]
+    # a branch of a branch starts from the branch; group 1's L fine-tune teaches
+    args, last = multi.train_args("plpcnet-s-g1-ft.mix0.5.kd0.3", tmp_path)
+    assert args[args.index("--init-from") + 1] == str(tmp_path / "plpcnet-s-g1-ft.mix0.5" / "best.pt")
+    assert last == ["--group-mix", "0.5", "--kd-weight", "0.3", "--teacher",
+                    str(tmp_path / "plpcnet-l-g1-ft" / "best.pt")]
+    # group 2 has no L fine-tune on the machine: the L baseline teaches; no ancestor but the base -> the base
+    _ckpt_dirs(tmp_path, ["plpcnet-s-g2-ft"], "last.pt")
+    args, last = multi.train_args("plpcnet-s-g2-ft.lr1e-4.kd0.5", tmp_path)
+    assert args[args.index("--init-from") + 1] == str(tmp_path / "plpcnet-s-g2-ft" / "last.pt")
+    assert last[-1] == str(tmp_path / "lpcnet-bl-l" / "best.pt")
+    with pytest.raises(SystemExit, match="distils an L teacher into an S run"):
+        multi.train_args("lpcnet-bl-l.kd0.5", tmp_path)
+    (tmp_path / "lpcnet-bl-l" / "best.pt").unlink()
+    with pytest.raises(SystemExit, match="no teacher checkpoint"):
+        multi.train_args("lpcnet-bl-s.kd0.5", tmp_path)
+    # the teacher's pass is counted in the memory estimate
+    assert multi.estimate_gib("lpcnet-bl-s.kd0.5", 512) > multi.estimate_gib("lpcnet-bl-s.lr1e-4", 512) + 3

@@ -470,3 +470,48 @@ def test_logged_steps_say_where_their_time_goes(data, tmp_path):
     off.start()
     off.mark("batch")
     assert off.result() == {}
+
+
+def _soft_ce(student_ckpt, teacher_ckpt, data):
+    """Mean CE of the student's sample distribution against the teacher's on one fixed tiny batch."""
+    from pnsc.training.lpcnet.ema import deployed_weights
+    from pnsc.training.lpcnet.model import LPCNet, config_for
+    models = []
+    for ck in (student_ckpt, teacher_ckpt):
+        m = LPCNet(config_for("tiny"))
+        m.load_state_dict(deployed_weights(torch.load(ck, weights_only=False)))
+        models.append(m.eval())
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(4, 6, 20, generator=g)
+    feats[..., 18] = 60 + 100 * torch.rand(4, 6, generator=g)
+    sig, pred, exc = (torch.randint(0, 256, (4, 320), generator=g) for _ in range(3))
+    with torch.no_grad():
+        zs, zt = (m(feats, sig, pred, exc).reshape(-1, 256) for m in models)
+    return float(-(torch.softmax(zt, -1) * torch.log_softmax(zs, -1)).sum(-1).mean())
+
+
+def test_distillation_pulls_the_student_towards_its_teacher_and_resumes_as_saved(data, tmp_path, capsys):
+    teacher, student, plain = tmp_path / "teacher", tmp_path / "student", tmp_path / "plain"
+    train.main(_args(data, teacher, "--epochs", "2", "--max-steps", "6", "--seed", "5"))
+    train.main(_args(data, plain, "--epochs", "1", "--max-steps", "1"))  # the student's start
+    before = _soft_ce(plain / "last.pt", teacher / "last.pt", data)
+    train.main(_args(data, student, "--epochs", "3", "--max-steps", "6", "--lr", "3e-3",
+                     "--init-from", plain / "last.pt", "--teacher", teacher / "last.pt", "--kd-weight", "1.0"))
+    assert f"distilling from {teacher / 'last.pt'}" in capsys.readouterr().err
+    after = _soft_ce(student / "last.pt", teacher / "last.pt", data)
+    assert after < before - 1e-3, (before, after)
+    saved = torch.load(student / "last.pt", weights_only=False)["args"]
+    assert saved["teacher"] == str(teacher / "last.pt") and saved["kd_weight"] == 1.0
+    # resumed without the options: the saved teacher and weight again
+    train.main(_args(data, student, "--epochs", "3", "--max-steps", "7"))
+    assert "distilling from" in capsys.readouterr().err
+    assert torch.load(student / "last.pt", weights_only=False)["args"]["kd_weight"] == 1.0
+
+
+def test_distillation_settings_are_checked(data, tmp_path):
+    with pytest.raises(SystemExit, match="needs --teacher"):
+        train.main(_args(data, tmp_path / "a", "--kd-weight", "0.5", "--max-steps", "1"))
+    with pytest.raises(SystemExit, match="must be in"):
+        train.main(_args(data, tmp_path / "b", "--teacher", tmp_path, "--kd-weight", "2", "--max-steps", "1"))
+    with pytest.raises(SystemExit, match="not a usable checkpoint"):
+        train.main(_args(data, tmp_path / "c", "--teacher", tmp_path / "missing", "--max-steps", "1"))

@@ -312,21 +312,31 @@ class LPCNet(nn.Module):
         b, _ = self.gru_b(torch.cat([a, cond_s.to(a.dtype)], dim=-1))
         return b
 
-    def forward(self, features, sig, pred, exc, target=None, ltp=None):
+    def forward(self, features, sig, pred, exc, target=None, ltp=None, teacher=None, alpha: float = 0.0):
         """Logits (B, T*160, 256); with ``target`` the mean cross-entropy instead, computed without
         keeping any B x T*160 x 256 activation (fused chunked loss; ``old``: recomputed in backward).
-        ``ltp``: the LTP taps (B, T*160, ltp_taps) of a model that has them (:mod:`.ltp`)."""
+        ``ltp``: the LTP taps (B, T*160, ltp_taps) of a model that has them (:mod:`.ltp`).
+        ``teacher`` (from :func:`teacher_head`) and ``alpha``: distillation, the loss against the mixture of
+        ``target`` (1 - alpha) and the teacher's distribution (alpha)."""
         if target is None:
             return self.sample_rate(self.frame_rate(features), sig, pred, exc, ltp)
         h = self.hidden(self.frame_rate(features), sig, pred, exc, ltp)
         if self.impl != "old":
             d = self.dual_fc
-            return dual_fc_loss(h, d.weight, d.bias, d.factor, target)
-        return torch.utils.checkpoint.checkpoint(self._head_loss, h, target, use_reentrant=False)
+            return dual_fc_loss(h, d.weight, d.bias, d.factor, target, teacher=teacher, alpha=alpha)
+        return torch.utils.checkpoint.checkpoint(self._head_loss, h, target, teacher, alpha, use_reentrant=False)
 
-    def _head_loss(self, h, target):
-        logits = self.dual_fc(h)
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), target.reshape(-1))
+    def _head_loss(self, h, target, teacher=None, alpha: float = 0.0):
+        logits = self.dual_fc(h).float().reshape(-1, MU_LEVELS)
+        hard = F.cross_entropy(logits, target.reshape(-1))
+        if teacher is None:
+            return hard
+        th, tw, tb, tf = teacher
+        with torch.no_grad():
+            y = torch.einsum("...i,coi->...co", th.float(), tw.float()) + tb.float()
+            pt = torch.softmax((torch.tanh(y) * tf.float()).sum(dim=-2).reshape(-1, MU_LEVELS), dim=-1)
+        soft = -(pt * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+        return (1.0 - alpha) * hard + alpha * soft
 
     # -- single step (for export tests and the torch reference synthesis)
     def step(self, cond: torch.Tensor, sig: torch.Tensor, pred: torch.Tensor, exc: torch.Tensor,
@@ -404,3 +414,15 @@ def synthesize(model: LPCNet, features: torch.Tensor, lpc: torch.Tensor, uniform
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def teacher_head(teacher: LPCNet, features, sig, pred, exc) -> tuple[torch.Tensor, ...]:
+    """What distillation needs of a teacher for a teacher-forced batch: its GRU-B output over the batch's
+    samples and its dual FC's parameters, ``(h, weight, bias, factor)``, without gradients (the student's
+    ``forward(..., teacher=...)`` evaluates the teacher's logits a chunk at a time)."""
+    if teacher.cfg.ltp_taps:
+        raise ValueError("a teacher with LTP taps is not supported")
+    with torch.no_grad():
+        h = teacher.hidden(teacher.frame_rate(features), sig, pred, exc)
+    d = teacher.dual_fc
+    return h, d.weight.detach(), d.bias.detach(), d.factor.detach()

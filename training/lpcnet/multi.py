@@ -20,7 +20,11 @@ read mu-law zero in frames with pitch correlation < X; with ``ltpN``), ``mixX`` 
 its group's speech for a fraction X, a fresh draw of the other training speakers' for the rest), ``sparseD`` (``--sparse-density D``:
 GRU-A's recurrent weights pruned to 16x1 blocks at density D, LPCNet's 0.1; train.py's ramp defaults, steps
 200..4000 with a mask every 100, cover the first half of a ~8,000-step branch, i.e. about three GPU calls at
-batch 512; other ramps: ``-- --sparse-end N`` etc.). A tag's number may hold a decimal
+batch 512; other ramps: ``-- --sparse-end N`` etc.), ``kdX`` (``--kd-weight X`` with ``--teacher`` the L run of the
+same slot on the machine, ``ROOT/plpcnet-l-gG-ft`` or, without one, ``ROOT/lpcnet-bl-l``: the S decoder also learns the
+L decoder's sample distribution; S runs only). A new branch starts from its longest-named ancestor that has a
+checkpoint (``plpcnet-s-g1-ft.mix0.5.kd0.5`` from ``ROOT/plpcnet-s-g1-ft.mix0.5`` if it is there, else from
+``ROOT/plpcnet-s-g1-ft``), with every tag of its own name applied. A tag's number may hold a decimal
 point (a ``.`` followed by a digit does not start a tag). Example:
 ``--models lpcnet-bl-s.control,lpcnet-bl-s.noise3,lpcnet-bl-s.nonoise,lpcnet-bl-s.b1024.lr2e-3``,
 ``lpcnet-bl-s.ltp5.ltpgate0.5``, ``lpcnet-bl-l.sparse0.1``.
@@ -78,7 +82,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(rf"^ltpgate(?P<x>{_NUM})$"), lambda m: ["--ltp-gate", m.group("x")]),
         (re.compile(rf"^sparse(?P<x>{_NUM})$"), lambda m: ["--sparse-density", m.group("x")]),
         (re.compile(rf"^ema(?P<x>{_NUM})$"), lambda m: ["--ema-decay", m.group("x")]),
-        (re.compile(rf"^mix(?P<x>{_NUM})$"), lambda m: ["--group-mix", m.group("x")])]
+        (re.compile(rf"^mix(?P<x>{_NUM})$"), lambda m: ["--group-mix", m.group("x")]),
+        (re.compile(rf"^kd(?P<x>{_NUM})$"), lambda m: ["--kd-weight", m.group("x")])]
 
 
 # GPU memory one training process takes, in GiB per sequence of its batch (15-frame sequences, bf16 autocast),
@@ -88,6 +93,8 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
 # or beside S, L, L) ran out. Round 11's figures (0.030 / 0.037, from the peaks alone) let that happen.
 GIB_PER_SEQUENCE = {"S": 0.041, "L": 0.048}
 GIB_PER_PROCESS = 1.5  # CUDA context and allocator slack
+# a distillation teacher's no-grad pass (L, bf16): GRU-A's input and output and the allocator's share, per sequence
+KD_GIB_PER_SEQUENCE = 0.008
 POLL_S = 1.0  # how often the running processes are checked for an end
 TRAINER = "pnsc.training.lpcnet.train"  # the module each process runs (python -m)
 
@@ -104,7 +111,8 @@ def estimate_gib(name: str, batch: int) -> float:
     for opt, val in zip(opts[::2], opts[1::2]):
         if opt == "--batch":
             batch = int(val)
-    return GIB_PER_PROCESS + GIB_PER_SEQUENCE[model_size(name)] * batch
+    per = GIB_PER_SEQUENCE[model_size(name)] + (KD_GIB_PER_SEQUENCE if "--kd-weight" in opts else 0.0)
+    return GIB_PER_PROCESS + per * batch
 
 
 def plan_waves(needs: list[tuple[str, float]], capacity_gib: float | None,
@@ -204,8 +212,35 @@ def train_args(name: str, root: Path) -> tuple[list[str], list[str]]:
     args = _base_args(base, root, start=False)
     args[args.index("--name") + 1] = name
     if not (root / name / "last.pt").is_file():
-        args += _start_from(root / base, f"{name}: needs a trained {base}")
+        args += _start_from(_ancestor(name, root), f"{name}: needs a trained {base}")
+    if "--kd-weight" in opts:
+        opts = opts + ["--teacher", teacher_for(base, root)]
     return args, opts
+
+
+def _ancestor(name: str, root: Path) -> Path:
+    """The run a new branch starts from: its longest-named ancestor with a checkpoint in ``root``
+    (``a.t1.t2`` -> ``a.t1``, else ``a``)."""
+    parts = re.split(r"\.(?!\d)", name)
+    for k in range(len(parts) - 1, 1, -1):
+        run = root / ".".join(parts[:k])
+        if (run / "best.pt").is_file() or (run / "last.pt").is_file():
+            return run
+    return root / parts[0]
+
+
+def teacher_for(base: str, root: Path) -> str:
+    """The distillation teacher of an S run: the checkpoint of the L run of the same slot in ``root``
+    (``plpcnet-l-gG-ft``, else ``lpcnet-bl-l``)."""
+    m = NAME_RE.match(base)
+    if (m.group("bs") or m.group("ps")) != "s":
+        raise SystemExit(f"multi: {base}: a kd branch distils an L teacher into an S run, not into {base}")
+    runs = ([root / f"plpcnet-l-g{m.group('g')}-ft"] if m.group("g") is not None else []) + [root / "lpcnet-bl-l"]
+    for run in runs:
+        for f in ("best.pt", "last.pt"):
+            if (run / f).is_file():
+                return str(run / f)
+    raise SystemExit(f"multi: {base}: no teacher checkpoint in {', '.join(map(str, runs))}")
 
 
 def _start_from(run: Path, missing: str) -> list[str]:

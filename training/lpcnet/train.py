@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from . import gru_scan
 from .data import DataError, ShardSet, load_group_map, log, select_speakers
 from .ema import WeightAverage, deployed_weights
-from .model import LPCNet, config_for, count_parameters, widen_for_ltp
+from .model import LPCNet, config_for, count_parameters, teacher_head, widen_for_ltp
 from .noise import make_inputs
 from .self_noise import self_inputs
 from .sparsity import BlockSparsifier, check_settings
@@ -98,6 +98,13 @@ def parse_args(argv=None):
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.999), "
                          "validate it and ship it (last.pt 'ema'); 0: off (default 0, or as saved)")
     ap.add_argument("--init-from", default=None, help="start from this checkpoint's weights (fine-tuning)")
+    ap.add_argument("--teacher", default=None,
+                    help="distillation: a trained checkpoint (e.g. an L run's best.pt) whose sample distribution the "
+                         "run also learns, teacher-forced on the same batches (its averaged weights when it has "
+                         "them; default none, or as saved)")
+    ap.add_argument("--kd-weight", type=float, default=None,
+                    help="with --teacher: the loss is (1 - w) CE(sample) + w CE(teacher's distribution) "
+                         "(default 0.5 with a teacher, or as saved; validation stays the plain CE)")
     ap.add_argument("--ltp-taps", type=int, default=None,
                     help="lagged-excitation (pitch) inputs of GRU-A (0: LPCNet; odd, e.g. 5; default as saved, "
                          "else 0); --init-from a model without them widens it by zero input columns")
@@ -265,6 +272,27 @@ def eq3(groups: dict[str, float], weights: dict[str, int]) -> float | None:
     return sum(w[g] * groups[g] for g in groups) / sum(w.values()) if sum(w.values()) else None
 
 
+def load_teacher(path: str, dev: torch.device, main: bool) -> LPCNet:
+    """A distillation teacher: the checkpoint's shipped weights (averaged when it has them), frozen, in eval mode."""
+    p = Path(path)
+    if p.is_dir():
+        p = next((p / f for f in ("best.pt", "last.pt") if (p / f).is_file()), p / "best.pt")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=False)
+        size = ck["args"]["size"]
+        cfg = config_for(size, int(ck["args"].get("ltp_taps") or 0), float(ck["args"].get("ltp_gate") or 0.0))
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise SystemExit(f"train: --teacher {path}: not a usable checkpoint ({exc})") from None
+    if cfg.ltp_taps:
+        raise SystemExit(f"train: --teacher {path}: a teacher with LTP taps is not supported")
+    teacher = LPCNet(cfg)
+    teacher.load_state_dict(deployed_weights(ck))
+    teacher.requires_grad_(False)
+    if main:
+        log(f"train: distilling from {p} (size {size}, step {ck.get('step')})")
+    return teacher.to(dev).eval()
+
+
 @torch.no_grad()  # no autograd graph: validation passes would otherwise hold a training step's activations
 def validate(model: LPCNet, val: ShardSet, feat_key: str, batch: int, D: Dist, amp_dtype, n_groups: int):
     model.eval()
@@ -331,7 +359,8 @@ def main(argv=None) -> int:
         # not given, so an explicit value equal to the built-in default still overrides the saved one)
         # (the batch is a schedule setting too: a call may change it, e.g. when models share a GPU)
         for k in ("batch", "lr", "lr_decay", "warmup_steps", "ema_decay", "clip", "quantized_after_epoch", "adapt",
-                  "val_features", "sparse_density", "sparse_start", "sparse_end", "sparse_every"):
+                  "val_features", "sparse_density", "sparse_start", "sparse_end", "sparse_every", "teacher",
+                  "kd_weight"):
             if getattr(a, k) is None:
                 setattr(a, k, saved.get(k))
             elif getattr(a, k) != saved.get(k) and D.main:
@@ -341,6 +370,14 @@ def main(argv=None) -> int:
             setattr(a, k, v)
     if not 0.0 <= a.ema_decay < 1.0:
         raise SystemExit(f"train: --ema-decay must be in [0, 1) (0: off), got {a.ema_decay}")
+    if a.kd_weight is None:
+        a.kd_weight = 0.5 if a.teacher else 0.0
+    if not 0.0 <= a.kd_weight <= 1.0:
+        raise SystemExit(f"train: --kd-weight must be in [0, 1], got {a.kd_weight}")
+    if a.kd_weight > 0 and not a.teacher:
+        raise SystemExit(f"train: --kd-weight {a.kd_weight} needs --teacher")
+    if a.teacher and a.noise_domain == "self":
+        raise SystemExit("train: --teacher does not combine with --noise-domain self")
     if not 0.0 <= a.self_mix <= 1.0:
         raise SystemExit(f"train: --self-mix must be in [0, 1], got {a.self_mix}")
     if a.self_mix != 1.0 and a.noise_domain != "self":
@@ -458,6 +495,7 @@ def main(argv=None) -> int:
         # the committed state keeps only the averaged weights (state save --averaged-only): both start from them
         log(f"train: {out.name}: no averaged weights in the checkpoint; averaging (decay {a.ema_decay:g}) "
             f"starts from the weights it resumes with")
+    teacher = load_teacher(a.teacher, dev, D.main) if a.teacher and a.kd_weight > 0 else None
     broadcast = (lambda t: D.dist.broadcast(t, src=0)) if D.dist is not None else None
     ddp = model
     if D.world > 1:
@@ -615,7 +653,9 @@ def main(argv=None) -> int:
                     generator=gen, features=batch[feat_key], ltp_taps=cfg.ltp_taps, ltp_gate=cfg.ltp_gate)
             phases.mark("inputs")
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                loss = ddp(batch[feat_key], sig, pred, exc, target, ltp=ltp[0] if ltp else None)
+                head = teacher_head(teacher, batch[feat_key], sig, pred, exc) if teacher is not None else None
+                loss = ddp(batch[feat_key], sig, pred, exc, target, ltp=ltp[0] if ltp else None,
+                           teacher=head, alpha=a.kd_weight if head is not None else 0.0)
             phases.mark("forward")
             opt.zero_grad(set_to_none=True)
             loss.backward()
