@@ -61,7 +61,9 @@
 #          a run frees with at least BACKLOG_MIN_LEFT (1.0) minutes of its wave left), FRESH (multi.py --fresh:
 #          the runs of MODELS/BACKLOG that may start from random weights, e.g. FRESH=baselines on a first call),
 #          DDP (multi.py --ddp N: each model of MODELS as N torchrun processes over N GPUs, one model at a time;
-#          BATCH is then the global batch; not with BACKLOG or MPS).
+#          BATCH is then the global batch; not with BACKLOG or MPS), BATCH_CHECK=RUN (before training, on the first
+#          GPU: training/lpcnet/batch_check.py with RUN's weights at each of BATCH_CHECK_SIZES (512,1024), one batch
+#          against the mean of its halves; $OUT/batch_check_B.json; BATCH_CHECK_S (180) seconds at most each).
 set -uo pipefail
 T0=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -259,6 +261,14 @@ train)
   fi
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
+  if [ -n "${BATCH_CHECK:-}" ]; then  # RUN: one batch against its halves, per size (results in $OUT/batch_check_B.json)
+    for b in $(echo "${BATCH_CHECK_SIZES:-512,1024}" | tr , ' '); do
+      CUDA_VISIBLE_DEVICES=${GPUS%%,*} timeout "${BATCH_CHECK_S:-180}" $PY -m pnsc.training.lpcnet.batch_check \
+        --run "$RUNS/$BATCH_CHECK" "${DATA[@]}" --batch "$b" --json "$OUT/batch_check_$b.json" 2>&1 | tail -n 40 \
+        | sed "s/^/batch_check $b: /"
+    done
+    echo "batch_check done after $(elapsed) s"
+  fi
   NEXT_PID=; NEXT_ROOT=${EX_NEXT_ROOT:-data/ex.next}
   if [ -n "${EX_NEXT:-}" ] && [ "$EX_NEXT" != 0 ]; then  # EX_NEXT=0 (a last call) builds nothing ahead
     # fresh augmentation for the next call (EX_SEED+1), built at the lowest CPU priority while the GPUs train

@@ -416,3 +416,18 @@ def test_kd_branches_take_the_l_run_of_their_slot_as_teacher(tmp_path):
         multi.train_args("lpcnet-bl-s.kd0.5", tmp_path)
     # the teacher's pass is counted in the memory estimate
     assert multi.estimate_gib("lpcnet-bl-s.kd0.5", 512) > multi.estimate_gib("lpcnet-bl-s.lr1e-4", 512) + 3
+
+
+def test_gpu_sh_train_batch_check_runs_before_the_training(tmp_path):
+    rc, out, calls = _gpu_sh_train(tmp_path / "a", MODELS="ft-s", BATCH_CHECK="lpcnet-bl-s.lr1e-4")
+    assert rc == 0 and len(calls) == 1, out
+    logged = sorted((f.stat().st_mtime_ns, f.read_text().splitlines()) for f in (tmp_path / "a" / "log").iterdir())
+    order = [c[1] for _, c in logged if c[:1] == ["-m"]]
+    checks = [c for _, c in logged if c[:2] == ["-m", "pnsc.training.lpcnet.batch_check"]]
+    assert [c[c.index("--batch") + 1] for c in checks] == ["512", "1024"]
+    assert all(c[c.index("--run") + 1] == "runs/gpu/lpcnet-bl-s.lr1e-4" for c in checks)
+    assert checks[1][checks[1].index("--json") + 1] == f"{tmp_path / 'a' / 'out'}/batch_check_1024.json"
+    assert order.index("pnsc.training.lpcnet.multi") > order.index("pnsc.training.lpcnet.batch_check")
+    assert "batch_check done after" in out
+    rc, out, _ = _gpu_sh_train(tmp_path / "b", MODELS="ft-s")
+    assert rc == 0 and "batch_check done" not in out and "batch_check 512" not in out
