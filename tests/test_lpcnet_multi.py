@@ -431,3 +431,24 @@ def test_gpu_sh_train_batch_check_runs_before_the_training(tmp_path):
     assert "batch_check done after" in out
     rc, out, _ = _gpu_sh_train(tmp_path / "b", MODELS="ft-s")
     assert rc == 0 and "batch_check done" not in out and "batch_check 512" not in out
+
+
+def test_a_kd_branch_trains_from_its_ancestor_with_the_l_baseline_as_teacher(tmp_path):
+    """The whole chain on the CPU: baselines, a recipe branch, then its kd branch (the student starts from the
+    branch, the L baseline teaches)."""
+    data = tmp_path / "data"
+    write_fixture(data, speakers=6, per_speaker=4, shards=1, seed=0, n_groups=2, frames=2)
+    root = tmp_path / "runs"
+    common = ["--", "--device", "cpu", "--threads", "1", "--groups", str(data / "speaker_groups.json"),
+              "--splits", str(data / "speaker_splits.json"), "--log-every", "1", "--max-steps", "2"]
+    args = ["--data", str(data), "--out-root", str(root), "--batch", "4", "--stagger-s", "0", "--budget-min", "5",
+            "--resume-only"]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    assert multi.main(args + ["--models", "baselines", "--fresh", "baselines"] + common) == 0
+    assert multi.main(args + ["--models", "lpcnet-bl-s.lr1e-4"] + common) == 0
+    assert multi.main(args + ["--models", "lpcnet-bl-s.lr1e-4.kd0.5"] + common) == 0
+    log = (root / "lpcnet-bl-s.lr1e-4.kd0.5" / "stdout.log").read_text()
+    assert f"initialised from {root / 'lpcnet-bl-s.lr1e-4'}/" in log
+    assert f"distilling from {root / 'lpcnet-bl-l'}/" in log and "(size L," in log
+    saved = json.loads((root / "lpcnet-bl-s.lr1e-4.kd0.5" / "status.json").read_text())
+    assert saved["step"] == 2
