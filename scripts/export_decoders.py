@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from pnsc.training.lpcnet.checkpoints import run_checkpoint  # noqa: E402
 from pnsc.training.lpcnet.export import export_model, load_checkpoint  # noqa: E402
 from pnsc.training.lpcnet.sparsity import export_notes  # noqa: E402
 from pnsc.shared.checksum import sha256_file  # noqa: E402
@@ -41,8 +42,8 @@ def _audio_hours(meta: dict) -> float | None:
 
 
 def run_info(run: Path) -> dict | None:
-    ck = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
-    if not ck.is_file():
+    ck = run_checkpoint(run)
+    if ck is None:
         return None
     meta = torch.load(ck, map_location="cpu", weights_only=False)
     status = json.loads((run / "status.json").read_text()) if (run / "status.json").is_file() else {}

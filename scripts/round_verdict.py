@@ -32,6 +32,7 @@ import os
 import re
 import sys
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,6 +41,10 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from compare_reports import DEFAULT_METRICS, load_pooled, utterance_groups  # noqa: E402
 from pnsc.evaluation.stats import paired_difference  # noqa: E402
+
+# every slot reads the same reports: each is loaded once
+_pooled = lru_cache(maxsize=None)(load_pooled)
+_groups = lru_cache(maxsize=None)(utterance_groups)
 
 SLOT_RE = re.compile(r"^(?:lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)-ft)$")
 NEW_TALKERS = ("heldout-seeds", "heldout-55", "validation-clips")
@@ -95,12 +100,12 @@ def compare(kind: str, subset: str, new: list[list[float]], old: list[list[float
 
 def heldout_evidence(kind: str, ref: str, cand: str, system: str, group: int | None, metrics) -> Evidence | None:
     """The candidate reports' ``system`` against the release's, on ``group``'s utterances (None: all)."""
-    old, new = load_pooled(ref), load_pooled(cand)
+    old, new = _pooled(ref), _pooled(cand)
     if system not in old or system not in new:
         return None
     utts = sorted(set(old[system]) & set(new[system]))
     if group is not None:
-        groups = utterance_groups(cand)
+        groups = _groups(cand)
         utts = [u for u in utts if groups.get(u) == group]
     if not utts:
         return None
@@ -114,13 +119,12 @@ def _norm(p: str | Path) -> str:
     return os.path.normpath(str(p))
 
 
-def clip_evidence(path: Path, cand_path: str, ref_paths: list[str], metrics) -> list[Evidence]:
-    """Validation- and training-speaker clips of one group: the run at ``cand_path`` against the first of
-    ``ref_paths`` present in the file (paths as `compare_branches.py` recorded them)."""
+def clip_evidence(path: Path, cand_path: str, ref_path: str, metrics) -> list[Evidence]:
+    """Validation- and training-speaker clips of one group: the run at ``cand_path`` against the one at
+    ``ref_path`` (paths as `compare_branches.py` recorded them)."""
     d = json.loads(path.read_text())
     by_path = {_norm(v["path"]): label for label, v in d["runs"].items()}
-    cand = by_path.get(_norm(cand_path))
-    ref = next((by_path[_norm(r)] for r in ref_paths if _norm(r) in by_path), None)
+    cand, ref = by_path.get(_norm(cand_path)), by_path.get(_norm(ref_path))
     if cand is None or ref is None or cand == ref:
         return []
     out = []
@@ -171,11 +175,11 @@ def judge_slot(slot: str, cand_dir: Path, out: Path, ref: Path, shipped: Path, m
             continue
         if group is None and (shipped / f"plpcnet-{size}-g{g}-ft").exists():
             continue  # the baseline serves no slot of this group: its clips judge the fine-tunes
-        refs = [str(shipped / slot)] if group is None else \
-            [str(shipped / f"plpcnet-{size}-g{g}-ft"), str(shipped / f"lpcnet-bl-{size}")]
-        if group is not None and not (shipped / f"plpcnet-{size}-g{g}-ft").exists():
-            refs = refs[1:]
-        evidence += clip_evidence(clips, str(cand_path), refs, metrics)
+        # what ships in the slot, as judge_round.sh's clips step picks it: a group's fine-tune, else its baseline
+        in_slot = shipped / (slot if group is None else f"plpcnet-{size}-g{g}-ft")
+        if not in_slot.exists():
+            in_slot = shipped / f"lpcnet-bl-{size}"
+        evidence += clip_evidence(clips, str(cand_path), str(in_slot), metrics)
     return SlotVerdict(slot, overall(evidence, min_n), evidence)
 
 

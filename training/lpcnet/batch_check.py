@@ -24,19 +24,15 @@ from pathlib import Path
 
 import torch
 
+from .checkpoints import run_checkpoint
 from .data import ShardSet
-from .ema import deployed_weights
-from .model import LPCNet, config_for
+from .model import LPCNet, load_checkpoint
 from .noise import make_inputs
 
 
 def load_run(run: Path, device: torch.device) -> LPCNet:
     """The weights a run ships (best.pt, else last.pt; averaged when it has them)."""
-    ck_path = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
-    ck = torch.load(ck_path, map_location="cpu", weights_only=False)
-    args = ck["args"]
-    model = LPCNet(config_for(args["size"], int(args.get("ltp_taps") or 0), float(args.get("ltp_gate") or 0.0)))
-    model.load_state_dict(deployed_weights(ck))
+    model, _ = load_checkpoint(run_checkpoint(run) or run / "last.pt")
     return model.to(device).train()
 
 

@@ -37,8 +37,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from pnsc.shared.constants import LTP_HISTORY, LTP_MAX_LAG, LTP_MIN_LAG
 
-from .ema import deployed_weights
-from .model import FRAME_SIZE, LPC_ORDER, PDF_FLOOR, LPCNet, LPCNetConfig, tap_offsets
+from .model import FRAME_SIZE, LPC_ORDER, PDF_FLOOR, LPCNet, LPCNetConfig, load_checkpoint, tap_offsets
 
 OPSET = 17
 IR_VERSION = 8
@@ -294,14 +293,6 @@ def _model(graph, cfg: LPCNetConfig) -> onnx.ModelProto:
 
 
 # ---------------------------------------------------------------- checkpoints -> files
-def load_checkpoint(path) -> tuple[LPCNet, dict]:
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = LPCNet(LPCNetConfig(**ck["config"]))
-    model.load_state_dict(deployed_weights(ck))  # a run trained with --ema-decay ships its averaged weights
-    model.eval()
-    return model, ck
-
-
 def export_model(model: LPCNet, out_dir, name: str, extra_meta: dict | None = None,
                  fp16_weights: bool = False) -> dict[str, Path]:
     out_dir = Path(out_dir)

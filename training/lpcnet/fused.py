@@ -28,6 +28,12 @@ def compute_dtype(device_type: str) -> torch.dtype:
     return torch.float32
 
 
+def _tanh_and_logits(x, w_mm, b2, fac, mm_dtype, two: int, n_out: int):
+    """A chunk of rows through the dual FC: tanh(W h + b) (rows, 2, 256) and the logits (rows, 256), float32."""
+    t = (x.to(mm_dtype) @ w_mm.t()).float().add_(b2).tanh_().view(x.shape[0], two, n_out)
+    return t, (t * fac).sum(1)
+
+
 class _DualFCLoss(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, factor, target, chunk: int, mm_dtype: torch.dtype, grad_mode: bool,
@@ -54,15 +60,14 @@ class _DualFCLoss(torch.autograd.Function):
                 hc = h[s:s + chunk].to(mm_dtype)
                 tc = target[s:s + chunk]
                 rows = hc.shape[0]
-                t = (hc @ w_mm.t()).float().add_(b2).tanh_().view(rows, two, n_out)  # tanh(W h + b)
-                z = (t * fac).sum(1)  # logits (rows, 256) float32
+                t, z = _tanh_and_logits(hc, w_mm, b2, fac, mm_dtype, two, n_out)
                 lse = torch.logsumexp(z, dim=1)
                 hard = lse - z.gather(1, tc[:, None])[:, 0]
                 if teacher is None:
                     total += hard.sum()
                 else:  # the teacher's distribution over these rows, and CE against the mixture
-                    zt = (th[s:s + chunk].detach().to(mm_dtype) @ tw_mm.t()).float().add_(tb2).tanh_()
-                    pt = torch.softmax((zt.view(rows, two, n_out) * tfac).sum(1), dim=1)
+                    pt = torch.softmax(_tanh_and_logits(th[s:s + chunk].detach(), tw_mm, tb2, tfac, mm_dtype,
+                                                        two, n_out)[1], dim=1)
                     soft = lse - (pt * z).sum(1)
                     total += ((1.0 - alpha) * hard + alpha * soft).sum()
                 if not any(need):
@@ -113,13 +118,14 @@ def dual_fc_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, fact
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     mm = compute_dtype(h.device.type)
+    h = h.reshape(-1, h.shape[-1])
     if teacher is not None:
         th, tw, tb, tf = teacher
         th = th.reshape(-1, th.shape[-1])
-        if th.shape[0] != h.reshape(-1, h.shape[-1]).shape[0]:
-            raise ValueError(f"teacher rows {th.shape[0]} != student rows {h.reshape(-1, h.shape[-1]).shape[0]}")
+        if th.shape[0] != h.shape[0]:
+            raise ValueError(f"teacher rows {th.shape[0]} != student rows {h.shape[0]}")
         teacher = (th, tw, tb, tf)
-    return _DualFCLoss.apply(h.reshape(-1, h.shape[-1]), weight, bias, factor, target.reshape(-1),
+    return _DualFCLoss.apply(h, weight, bias, factor, target.reshape(-1),
                              int(chunk or ROW_CHUNK), mm, torch.is_grad_enabled(), teacher, float(alpha))
 
 

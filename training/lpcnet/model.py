@@ -40,6 +40,7 @@ import torch.utils.checkpoint
 
 from pnsc.shared.constants import LTP_MAX_LAG, LTP_MAX_TAPS, LTP_MIN_LAG, PDF_FLOOR
 
+from .ema import deployed_weights
 from .fold import folded_gru_a
 from .fused import compute_dtype, dual_fc_loss, frame_concat
 from .gru_scan import gru_b_forward
@@ -227,8 +228,13 @@ class DualFC(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        y = torch.einsum("...i,coi->...co", h, self.weight) + self.bias
-        return (torch.tanh(y) * self.factor).sum(dim=-2)
+        return dual_fc_logits(h, self.weight, self.bias, self.factor)
+
+
+def dual_fc_logits(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """sum_c factor_c * tanh(W_c h + b_c): h (..., n_in), weight (2, 256, n_in) -> logits (..., 256)."""
+    y = torch.einsum("...i,coi->...co", h, weight) + bias
+    return (torch.tanh(y) * factor).sum(dim=-2)
 
 
 IMPLS = ("fast", "old", "fold")
@@ -331,10 +337,8 @@ class LPCNet(nn.Module):
         hard = F.cross_entropy(logits, target.reshape(-1))
         if teacher is None:
             return hard
-        th, tw, tb, tf = teacher
         with torch.no_grad():
-            y = torch.einsum("...i,coi->...co", th.float(), tw.float()) + tb.float()
-            pt = torch.softmax((torch.tanh(y) * tf.float()).sum(dim=-2).reshape(-1, MU_LEVELS), dim=-1)
+            pt = torch.softmax(dual_fc_logits(*(x.float() for x in teacher)).reshape(-1, MU_LEVELS), dim=-1)
         soft = -(pt * F.log_softmax(logits, dim=-1)).sum(-1).mean()
         return (1.0 - alpha) * hard + alpha * soft
 
@@ -419,10 +423,18 @@ def count_parameters(model: nn.Module) -> int:
 def teacher_head(teacher: LPCNet, features, sig, pred, exc) -> tuple[torch.Tensor, ...]:
     """What distillation needs of a teacher for a teacher-forced batch: its GRU-B output over the batch's
     samples and its dual FC's parameters, ``(h, weight, bias, factor)``, without gradients (the student's
-    ``forward(..., teacher=...)`` evaluates the teacher's logits a chunk at a time)."""
-    if teacher.cfg.ltp_taps:
-        raise ValueError("a teacher with LTP taps is not supported")
+    ``forward(..., teacher=...)`` evaluates the teacher's logits a chunk at a time). A teacher with LTP taps
+    fails in :meth:`LPCNet.sample_indices` (it would need its own taps)."""
     with torch.no_grad():
         h = teacher.hidden(teacher.frame_rate(features), sig, pred, exc)
     d = teacher.dual_fc
     return h, d.weight.detach(), d.bias.detach(), d.factor.detach()
+
+
+def load_checkpoint(path) -> tuple[LPCNet, dict]:
+    """A train.py checkpoint as a model in eval mode (the weights it ships: averaged ones when it has them)."""
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = LPCNet(LPCNetConfig(**ck["config"]))
+    model.load_state_dict(deployed_weights(ck))  # a run trained with --ema-decay ships its averaged weights
+    model.eval()
+    return model, ck

@@ -66,6 +66,7 @@ import time
 from pathlib import Path
 
 from ..affinity import use_all_cpus
+from .checkpoints import run_checkpoint
 
 NAME_RE = re.compile(r"^(lpcnet-bl-(?P<bs>[sl])|plpcnet-(?P<ps>[sl])-g(?P<g>\d+)-(?P<v>scratch|ft))$")
 _NUM = r"(\d+(\.\d+)?([eE]-?\d+)?)"
@@ -224,7 +225,7 @@ def _ancestor(name: str, root: Path) -> Path:
     parts = re.split(r"\.(?!\d)", name)
     for k in range(len(parts) - 1, 1, -1):
         run = root / ".".join(parts[:k])
-        if (run / "best.pt").is_file() or (run / "last.pt").is_file():
+        if run_checkpoint(run) is not None:
             return run
     return root / parts[0]
 
@@ -237,16 +238,15 @@ def teacher_for(base: str, root: Path) -> str:
         raise SystemExit(f"multi: {base}: a kd branch distils an L teacher into an S run, not into {base}")
     runs = ([root / f"plpcnet-l-g{m.group('g')}-ft"] if m.group("g") is not None else []) + [root / "lpcnet-bl-l"]
     for run in runs:
-        for f in ("best.pt", "last.pt"):
-            if (run / f).is_file():
-                return str(run / f)
+        if (ck := run_checkpoint(run)) is not None:
+            return str(ck)
     raise SystemExit(f"multi: {base}: no teacher checkpoint in {', '.join(map(str, runs))}")
 
 
 def _start_from(run: Path, missing: str) -> list[str]:
     """``--init-from`` the run's best checkpoint (else its last); ``missing`` + the folder if it has none."""
-    init = run / "best.pt" if (run / "best.pt").is_file() else run / "last.pt"
-    if not init.is_file():
+    init = run_checkpoint(run)
+    if init is None:
         raise FileNotFoundError(f"{missing} in {run}")
     return ["--init-from", str(init)]
 

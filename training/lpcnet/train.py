@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from . import gru_scan
+from .checkpoints import run_checkpoint
 from .data import DataError, ShardSet, load_group_map, log, select_speakers
 from .ema import WeightAverage, deployed_weights
-from .model import LPCNet, config_for, count_parameters, teacher_head, widen_for_ltp
+from .model import LPCNet, config_for, count_parameters, load_checkpoint, teacher_head, widen_for_ltp
 from .noise import make_inputs
 from .self_noise import self_inputs
 from .sparsity import BlockSparsifier, check_settings
@@ -276,21 +277,17 @@ def load_teacher(path: str, dev: torch.device, main: bool) -> LPCNet:
     """A distillation teacher: the checkpoint's shipped weights (averaged when it has them), frozen, in eval mode."""
     p = Path(path)
     if p.is_dir():
-        p = next((p / f for f in ("best.pt", "last.pt") if (p / f).is_file()), p / "best.pt")
+        p = run_checkpoint(p) or p / "best.pt"
     try:
-        ck = torch.load(p, map_location="cpu", weights_only=False)
-        size = ck["args"]["size"]
-        cfg = config_for(size, int(ck["args"].get("ltp_taps") or 0), float(ck["args"].get("ltp_gate") or 0.0))
+        teacher, ck = load_checkpoint(p)
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise SystemExit(f"train: --teacher {path}: not a usable checkpoint ({exc})") from None
-    if cfg.ltp_taps:
+    if teacher.cfg.ltp_taps:
         raise SystemExit(f"train: --teacher {path}: a teacher with LTP taps is not supported")
-    teacher = LPCNet(cfg)
-    teacher.load_state_dict(deployed_weights(ck))
     teacher.requires_grad_(False)
     if main:
-        log(f"train: distilling from {p} (size {size}, step {ck.get('step')})")
-    return teacher.to(dev).eval()
+        log(f"train: distilling from {p} (size {(ck.get('args') or {}).get('size')}, step {ck.get('step')})")
+    return teacher.to(dev)
 
 
 @torch.no_grad()  # no autograd graph: validation passes would otherwise hold a training step's activations
@@ -655,7 +652,7 @@ def main(argv=None) -> int:
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 head = teacher_head(teacher, batch[feat_key], sig, pred, exc) if teacher is not None else None
                 loss = ddp(batch[feat_key], sig, pred, exc, target, ltp=ltp[0] if ltp else None,
-                           teacher=head, alpha=a.kd_weight if head is not None else 0.0)
+                           teacher=head, alpha=a.kd_weight)
             phases.mark("forward")
             opt.zero_grad(set_to_none=True)
             loss.backward()
