@@ -63,7 +63,8 @@
 #          DDP (multi.py --ddp N: each model of MODELS as N torchrun processes over N GPUs, one model at a time;
 #          BATCH is then the global batch; not with BACKLOG or MPS), BATCH_CHECK=RUN (before training, on the first
 #          GPU: training/lpcnet/batch_check.py with RUN's weights at each of BATCH_CHECK_SIZES (512,1024), one batch
-#          against the mean of its halves; $OUT/batch_check_B.json; BATCH_CHECK_S (180) seconds at most each).
+#          against the mean of its halves and against float32; $OUT/batch_check_B.json; BATCH_CHECK_S (180) seconds at
+#          most each; BATCH_CHECK_IMPLS (fast): the training paths checked, e.g. fast,fold -> batch_check_B_fold.json).
 set -uo pipefail
 T0=$(date +%s)
 cd "$(dirname "$0")/.."
@@ -262,10 +263,13 @@ train)
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
   if [ -n "${BATCH_CHECK:-}" ]; then  # RUN: one batch against its halves, per size (results in $OUT/batch_check_B.json)
-    for b in $(echo "${BATCH_CHECK_SIZES:-512,1024}" | tr , ' '); do
-      CUDA_VISIBLE_DEVICES=${GPUS%%,*} timeout "${BATCH_CHECK_S:-180}" $PY -m pnsc.training.lpcnet.batch_check \
-        --run "$RUNS/$BATCH_CHECK" "${DATA[@]}" --batch "$b" --json "$OUT/batch_check_$b.json" 2>&1 | tail -n 40 \
-        | sed "s/^/batch_check $b: /"
+    for impl in $(echo "${BATCH_CHECK_IMPLS:-fast}" | tr , ' '); do
+      sfx=; [ "$impl" = fast ] || sfx=_$impl  # (fast keeps round 22's file names)
+      for b in $(echo "${BATCH_CHECK_SIZES:-512,1024}" | tr , ' '); do
+        CUDA_VISIBLE_DEVICES=${GPUS%%,*} timeout "${BATCH_CHECK_S:-180}" $PY -m pnsc.training.lpcnet.batch_check \
+          --run "$RUNS/$BATCH_CHECK" "${DATA[@]}" --batch "$b" --impl "$impl" --json "$OUT/batch_check_$b$sfx.json" \
+          2>&1 | grep "^summary\|^batch \|Error\|error" | tail -n 12 | sed "s/^/batch_check $b: /"
+      done
     done
     echo "batch_check done after $(elapsed) s"
   fi

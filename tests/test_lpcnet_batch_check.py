@@ -58,3 +58,36 @@ def test_missing_run_and_short_data_are_clear_errors(lpcnet_tiny_data, tmp_path:
     train.main(tiny_train_args(lpcnet_tiny_data, run, "--epochs", "1", "--max-steps", "1"))
     with pytest.raises(SystemExit, match="fewer than 4096 sequences"):
         batch_check.main(["--run", str(run), "--data", str(lpcnet_tiny_data), "--batch", "4096", "--device", "cpu"])
+
+
+def test_an_autocast_check_also_weighs_the_whole_batch_in_float32(lpcnet_tiny_data, tmp_path: Path, capsys) -> None:
+    """bf16 autocast on the CPU: the float32 pass of the whole batch is batch-invariant, the bf16 one is not
+    exactly, and the bf16 cost at the whole batch is reported beside the one at a half."""
+    run = tmp_path / "run"
+    train.main(tiny_train_args(lpcnet_tiny_data, run, "--epochs", "1", "--max-steps", "2"))
+    out = tmp_path / "check.json"
+    assert batch_check.main(["--run", str(run), "--data", str(lpcnet_tiny_data), "--batch", "8", "--device", "cpu",
+                             "--amp", "bf16", "--impl", "fold", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["amp"] == "bfloat16" and res["impl"] == "fold"
+    for key in ("autocast_vs_fp32", "autocast_vs_fp32_whole", "fp32_whole_vs_halves"):
+        assert set(res[key]) == set(res["whole_vs_halves"])
+    assert max(res["fp32_whole_vs_halves"].values()) < 1e-4
+    assert 1e-4 < max(res["autocast_vs_fp32_whole"].values()) < 1.0  # bf16 rounding shows, and stays bounded
+    assert abs(res["loss_whole_fp32"] - res["loss_whole"]) < 0.05 * res["loss_whole"]
+    text = capsys.readouterr().out
+    assert "summary fold batch 8: fp32_whole_vs_halves: median" in text and "autocast_vs_fp32_whole" in text
+
+
+def test_train_impl_option_picks_the_path_and_the_fold_tag_passes_it(lpcnet_tiny_data, tmp_path: Path, capsys,
+                                                                     monkeypatch) -> None:
+    """--impl fold beats PNSC_LPCNET_IMPL; multi.py's ``fold`` tag becomes that option."""
+    from pnsc.training.lpcnet import multi
+    monkeypatch.setenv("PNSC_LPCNET_IMPL", "old")
+    run = tmp_path / "run"
+    train.main(tiny_train_args(lpcnet_tiny_data, run, "--epochs", "1", "--max-steps", "1", "--impl", "fold"))
+    out = capsys.readouterr()
+    assert "path fold+" in out.err + out.out
+    assert multi.split_branch("lpcnet-bl-s.lr1e-4.fold") == ("lpcnet-bl-s", ["--lr", "1e-4", "--impl", "fold"])
+    with pytest.raises(SystemExit):
+        train.main(tiny_train_args(lpcnet_tiny_data, tmp_path / "bad", "--impl", "nope"))

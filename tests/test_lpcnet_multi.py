@@ -429,8 +429,16 @@ def test_gpu_sh_train_batch_check_runs_before_the_training(tmp_path):
     assert checks[1][checks[1].index("--json") + 1] == f"{tmp_path / 'a' / 'out'}/batch_check_1024.json"
     assert order.index("pnsc.training.lpcnet.multi") > order.index("pnsc.training.lpcnet.batch_check")
     assert "batch_check done after" in out
+    assert all(c[c.index("--impl") + 1] == "fast" for c in checks)
     rc, out, _ = _gpu_sh_train(tmp_path / "b", MODELS="ft-s")
     assert rc == 0 and "batch_check done" not in out and "batch_check 512" not in out
+    # several training paths: each at each size, the default path's files keeping their names
+    rc, out, _ = _gpu_sh_train(tmp_path / "c", MODELS="ft-s", BATCH_CHECK="lpcnet-bl-s", BATCH_CHECK_IMPLS="fast,fold",
+                               BATCH_CHECK_SIZES="512")
+    checks = [c for c in (f.read_text().splitlines() for f in (tmp_path / "c" / "log").iterdir())
+              if c[:2] == ["-m", "pnsc.training.lpcnet.batch_check"]]
+    assert rc == 0 and sorted((c[c.index("--impl") + 1], Path(c[c.index("--json") + 1]).name) for c in checks) == [
+        ("fast", "batch_check_512.json"), ("fold", "batch_check_512_fold.json")], out
 
 
 def test_a_kd_branch_trains_from_its_ancestor_with_the_l_baseline_as_teacher(tmp_path):
@@ -452,3 +460,18 @@ def test_a_kd_branch_trains_from_its_ancestor_with_the_l_baseline_as_teacher(tmp
     assert f"distilling from {root / 'lpcnet-bl-l'}/" in log and "(size L," in log
     saved = json.loads((root / "lpcnet-bl-s.lr1e-4.kd0.5" / "status.json").read_text())
     assert saved["step"] == 2
+
+
+def test_fp32_branches_train_without_autocast_and_need_twice_the_memory(tmp_path):
+    assert multi.split_branch("lpcnet-bl-s.lr1e-4.fp32") == ("lpcnet-bl-s", ["--lr", "1e-4", "--amp", "none"])
+    bf16, fp32 = multi.estimate_gib("lpcnet-bl-s.lr1e-4", 512), multi.estimate_gib("lpcnet-bl-s.lr1e-4.fp32", 512)
+    assert fp32 - multi.GIB_PER_PROCESS == pytest.approx(2 * (bf16 - multi.GIB_PER_PROCESS))
+    # two fp32 S runs do not share an 80 GB H100; one beside a bf16 S run does
+    names = ["lpcnet-bl-s.fp32", "plpcnet-s-g1-ft.mix0.5.fp32", "lpcnet-bl-s.lr1e-4", "plpcnet-s-g1-ft.mix0.5"]
+    assert multi.place([(n, multi.estimate_gib(n, 512)) for n in names], 2) == [0, 1, 0, 1]
+    assert len(multi.plan_waves([(n, multi.estimate_gib(n, 512)) for n in names[:2]], 79.6, n_gpus=1)) == 2
+    # the tag's --amp comes after gpu.sh's "--amp bf16" in the trainer's command line, so it wins
+    (tmp_path / "lpcnet-bl-s").mkdir()
+    (tmp_path / "lpcnet-bl-s" / "last.pt").write_bytes(b"x")
+    args, last = multi.train_args("lpcnet-bl-s.fp32", tmp_path)
+    assert last == ["--amp", "none"] and "--amp" not in args

@@ -14,6 +14,13 @@ dtype and in float32 (what bf16 alone costs):
 
 A ``whole_vs_halves`` far above ``repeat`` and near or above ``autocast_vs_fp32`` on some tensor marks the
 batch size at which that tensor's gradient changes.
+
+With an autocast dtype the whole batch is also evaluated in float32 (TF32 matmuls on CUDA, as train.py allows):
+``autocast_vs_fp32_whole`` is what the autocast pass costs at the training batch itself, and
+``fp32_whole_vs_halves`` tells whether the float32 pass is batch-invariant where the autocast one is not (round
+22's check on an H100: bf16 GRU-A and frame-network gradients 20-40 % from float32 at 256 sequences, 50-85 %
+at 512, and the whole batch of 1024 100-200 % from its halves). ``--impl`` picks the training path
+(:data:`.model.IMPLS`; ``fold`` keeps GRU-A's input gates in float32 and recomputes its recurrence).
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ import torch
 
 from .checkpoints import run_checkpoint
 from .data import ShardSet
-from .model import LPCNet, load_checkpoint
+from .model import IMPLS, LPCNet, load_checkpoint
 from .noise import make_inputs
 
 
@@ -71,15 +78,36 @@ def check(model: LPCNet, batch: dict, feat_key: str = "qfeatures", amp_dtype=Non
 
     whole_loss, whole = run(slice(0, n), amp_dtype)
     halves = [run(sl, amp_dtype) for sl in parts]
-    mean = {k: (halves[0][1][k] + halves[1][1][k]) / 2 for k in whole}
     again = run(parts[0], amp_dtype)[1]
-    fp32 = run(parts[0], None)[1] if amp_dtype is not None else None
     out = {"batch": n, "amp": str(amp_dtype).replace("torch.", "") if amp_dtype is not None else "none",
+           "impl": getattr(model, "impl", None),
            "loss_whole": whole_loss, "loss_halves_mean": (halves[0][0] + halves[1][0]) / 2,
-           "whole_vs_halves": rel(whole, mean), "repeat": rel(again, halves[0][1])}
-    if fp32 is not None:
-        out["autocast_vs_fp32"] = rel(halves[0][1], fp32)
+           "whole_vs_halves": rel(whole, _mean(halves)), "repeat": rel(again, halves[0][1])}
+    if amp_dtype is not None:  # the same batch in float32: what the autocast dtype costs, whole and halved
+        loss32, whole32 = run(slice(0, n), None)
+        halves32 = [run(parts[0], None), run(parts[1], None)]
+        out["loss_whole_fp32"] = loss32
+        out["autocast_vs_fp32"] = rel(halves[0][1], halves32[0][1])
+        out["autocast_vs_fp32_whole"] = rel(whole, whole32)
+        out["fp32_whole_vs_halves"] = rel(whole32, _mean(halves32))
     return out
+
+
+def _mean(halves: list[tuple[float, dict[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
+    """The mean of two passes' gradients, per tensor."""
+    (_, a), (_, b) = halves
+    return {k: (a[k] + b[k]) / 2 for k in a}
+
+
+def summary(out: dict) -> list[str]:
+    """Lines a person reads first: the largest and the median relative difference of each measure."""
+    lines = []
+    for key in ("whole_vs_halves", "repeat", "autocast_vs_fp32", "autocast_vs_fp32_whole", "fp32_whole_vs_halves"):
+        if key in out:
+            v = sorted(out[key].values())
+            worst = max(out[key], key=out[key].get)
+            lines.append(f"{key}: median {v[len(v) // 2]:.2e}, largest {worst} {out[key][worst]:.2e}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--amp", default="auto", choices=["auto", "bf16", "none"])
     ap.add_argument("--features", default="qfeatures", choices=["qfeatures", "features"])
+    ap.add_argument("--impl", default=None, choices=IMPLS, help="training path (default: the model's, "
+                    "PNSC_LPCNET_IMPL or fast)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -104,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         model = load_run(a.run, dev)
     except (OSError, KeyError) as exc:
         raise SystemExit(f"batch_check: {a.run}: no usable checkpoint ({exc})") from None
+    if a.impl:
+        model.impl = a.impl
     data = ShardSet(a.data, None, device=dev, seed=a.seed)
     batch = next((b for _, b in data.iter_epoch(0, a.batch)), None)
     if batch is None:
@@ -116,7 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         ac = out.get("autocast_vs_fp32", {}).get(k)
         print(f"{k:<28} {out['whole_vs_halves'][k]:>16.2e} {out['repeat'][k]:>10.2e} "
               f"{'' if ac is None else f'{ac:.2e}':>17}")
+    cols = [k for k in ("autocast_vs_fp32_whole", "fp32_whole_vs_halves") if k in out]
+    if cols:
+        print(f"{'tensor':<28} " + " ".join(f"{c:>22}" for c in cols))
+        for k in out["whole_vs_halves"]:
+            print(f"{k:<28} " + " ".join(f"{out[c][k]:>22.2e}" for c in cols))
     print(f"largest: {worst} {out['whole_vs_halves'][worst]:.2e}")
+    for line in summary(out):
+        print(f"summary {out['impl']} batch {out['batch']}: {line}")
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -22,7 +22,10 @@ GRU-A's recurrent weights pruned to 16x1 blocks at density D, LPCNet's 0.1; trai
 200..4000 with a mask every 100, cover the first half of a ~8,000-step branch, i.e. about three GPU calls at
 batch 512; other ramps: ``-- --sparse-end N`` etc.), ``kdX`` (``--kd-weight X`` with ``--teacher`` the L run of the
 same slot on the machine, ``ROOT/plpcnet-l-gG-ft`` or, without one, ``ROOT/lpcnet-bl-l``: the S decoder also learns the
-L decoder's sample distribution; S runs only). A new branch starts from its longest-named ancestor that has a
+L decoder's sample distribution; S runs only), ``fp32`` (``--amp none``: the whole pass in float32, TF32 matmuls, instead of
+bf16 autocast; round 22's batch check found bf16 GRU-A gradients 50-85 % from float32 at batch 512; about twice
+the activation memory), ``fold`` (``--impl fold``: GRU-A's input gates, weight gradients and the gradient it
+carries back in float32, its recurrence recomputed in the backward pass; the bf16 matmuls stay). A new branch starts from its longest-named ancestor that has a
 checkpoint (``plpcnet-s-g1-ft.mix0.5.kd0.5`` from ``ROOT/plpcnet-s-g1-ft.mix0.5`` if it is there, else from
 ``ROOT/plpcnet-s-g1-ft``), with every tag of its own name applied. A tag's number may hold a decimal
 point (a ``.`` followed by a digit does not start a tag). Example:
@@ -84,7 +87,9 @@ TAGS = [(re.compile(r"^control$"), lambda m: []),
         (re.compile(rf"^sparse(?P<x>{_NUM})$"), lambda m: ["--sparse-density", m.group("x")]),
         (re.compile(rf"^ema(?P<x>{_NUM})$"), lambda m: ["--ema-decay", m.group("x")]),
         (re.compile(rf"^mix(?P<x>{_NUM})$"), lambda m: ["--group-mix", m.group("x")]),
-        (re.compile(rf"^kd(?P<x>{_NUM})$"), lambda m: ["--kd-weight", m.group("x")])]
+        (re.compile(rf"^kd(?P<x>{_NUM})$"), lambda m: ["--kd-weight", m.group("x")]),
+        (re.compile(r"^fp32$"), lambda m: ["--amp", "none"]),
+        (re.compile(r"^fold$"), lambda m: ["--impl", "fold"])]
 
 
 # GPU memory one training process takes, in GiB per sequence of its batch (15-frame sequences, bf16 autocast),
@@ -96,6 +101,9 @@ GIB_PER_SEQUENCE = {"S": 0.041, "L": 0.048}
 GIB_PER_PROCESS = 1.5  # CUDA context and allocator slack
 # a distillation teacher's no-grad pass (L, bf16): GRU-A's input and output and the allocator's share, per sequence
 KD_GIB_PER_SEQUENCE = 0.008
+# a float32 pass (tag fp32) keeps its activations in float32: twice the bf16 ones (an estimate until a call
+# measures it; the waves keep an underestimate from costing a run)
+FP32_FACTOR = 2.0
 POLL_S = 1.0  # how often the running processes are checked for an end
 TRAINER = "pnsc.training.lpcnet.train"  # the module each process runs (python -m)
 
@@ -109,10 +117,14 @@ def model_size(name: str) -> str:
 def estimate_gib(name: str, batch: int) -> float:
     """GPU memory a training process of this model at this batch is expected to reach."""
     opts = split_branch(name)[1]
+    fp32 = False
     for opt, val in zip(opts[::2], opts[1::2]):
         if opt == "--batch":
             batch = int(val)
-    per = GIB_PER_SEQUENCE[model_size(name)] + (KD_GIB_PER_SEQUENCE if "--kd-weight" in opts else 0.0)
+        if opt == "--amp":
+            fp32 = val == "none"
+    per = GIB_PER_SEQUENCE[model_size(name)] * (FP32_FACTOR if fp32 else 1.0)
+    per += KD_GIB_PER_SEQUENCE if "--kd-weight" in opts else 0.0
     return GIB_PER_PROCESS + per * batch
 
 

@@ -38,7 +38,7 @@ from . import gru_scan
 from .checkpoints import run_checkpoint
 from .data import DataError, ShardSet, load_group_map, log, select_speakers
 from .ema import WeightAverage, deployed_weights
-from .model import LPCNet, config_for, count_parameters, load_checkpoint, teacher_head, widen_for_ltp
+from .model import IMPLS, LPCNet, config_for, count_parameters, load_checkpoint, teacher_head, widen_for_ltp
 from .noise import make_inputs
 from .self_noise import self_inputs
 from .sparsity import BlockSparsifier, check_settings
@@ -144,6 +144,9 @@ def parse_args(argv=None):
                          f"{SCHEDULE_DEFAULTS['sparse_every']}, or as saved)")
     ap.add_argument("--device", default="auto", help="cuda | cpu | auto")
     ap.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "none"])
+    ap.add_argument("--impl", default=None, choices=IMPLS,
+                    help="training path (model.IMPLS; default PNSC_LPCNET_IMPL, else fast): the same function and "
+                         "parameters, evaluated differently (fold: GRU-A's input gates and weight gradient in float32)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--max-resident-mb", type=float, default=20_000)
@@ -436,7 +439,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         raise SystemExit(f"train: {exc}") from None
     torch.manual_seed(a.seed)
-    model = LPCNet(cfg)  # seeded init
+    model = LPCNet(cfg, impl=a.impl)  # seeded init
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
     elif a.init_from:
