@@ -116,8 +116,10 @@ def test_sparse_equals_dense_on_the_same_pruned_weights(kernel, feats):
         forced_dense = LoadedModel(locate(family, group), prune_gru_a=density, gru_a_layout="dense")
         ref = StreamingDecoder(family, group, kernel=kernel, seed=5, bank=_One(forced_dense))
         assert ref.backend.gru_a_layout == "dense"
-        a, b = auto.decode(feats[:6]), ref.decode(feats[:6])
-        assert a.size == 6 * FRAME_SIZE and np.mean(a == b) >= 0.999 and np.abs(a).max() > 0
+        # the whole 0.5 s: a decoder pruned to 10 % without sparse training may stay silent for its first
+        # 1,000 samples (round 22's group 1 did), and a silent stream would compare nothing
+        a, b = auto.decode(feats), ref.decode(feats)
+        assert a.size == len(feats) * FRAME_SIZE and np.mean(a == b) >= 0.999 and np.abs(a).max() > 0
 
 
 class _One:
