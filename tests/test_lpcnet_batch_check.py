@@ -77,17 +77,3 @@ def test_an_autocast_check_also_weighs_the_whole_batch_in_float32(lpcnet_tiny_da
     assert abs(res["loss_whole_fp32"] - res["loss_whole"]) < 0.05 * res["loss_whole"]
     text = capsys.readouterr().out
     assert "summary fold batch 8: fp32_whole_vs_halves: median" in text and "autocast_vs_fp32_whole" in text
-
-
-def test_train_impl_option_picks_the_path_and_the_fold_tag_passes_it(lpcnet_tiny_data, tmp_path: Path, capsys,
-                                                                     monkeypatch) -> None:
-    """--impl fold beats PNSC_LPCNET_IMPL; multi.py's ``fold`` tag becomes that option."""
-    from pnsc.training.lpcnet import multi
-    monkeypatch.setenv("PNSC_LPCNET_IMPL", "old")
-    run = tmp_path / "run"
-    train.main(tiny_train_args(lpcnet_tiny_data, run, "--epochs", "1", "--max-steps", "1", "--impl", "fold"))
-    out = capsys.readouterr()
-    assert "path fold+" in out.err + out.out
-    assert multi.split_branch("lpcnet-bl-s.lr1e-4.fold") == ("lpcnet-bl-s", ["--lr", "1e-4", "--impl", "fold"])
-    with pytest.raises(SystemExit):
-        train.main(tiny_train_args(lpcnet_tiny_data, tmp_path / "bad", "--impl", "nope"))

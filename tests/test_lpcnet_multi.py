@@ -464,6 +464,7 @@ def test_a_kd_branch_trains_from_its_ancestor_with_the_l_baseline_as_teacher(tmp
 
 def test_fp32_branches_train_without_autocast_and_need_twice_the_memory(tmp_path):
     assert multi.split_branch("lpcnet-bl-s.lr1e-4.fp32") == ("lpcnet-bl-s", ["--lr", "1e-4", "--amp", "none"])
+    assert multi.split_branch("lpcnet-bl-s.lr1e-4.fold") == ("lpcnet-bl-s", ["--lr", "1e-4", "--impl", "fold"])
     bf16, fp32 = multi.estimate_gib("lpcnet-bl-s.lr1e-4", 512), multi.estimate_gib("lpcnet-bl-s.lr1e-4.fp32", 512)
     assert fp32 - multi.GIB_PER_PROCESS == pytest.approx(2 * (bf16 - multi.GIB_PER_PROCESS))
     # two fp32 S runs do not share an 80 GB H100; one beside a bf16 S run does

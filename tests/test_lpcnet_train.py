@@ -515,3 +515,13 @@ def test_distillation_settings_are_checked(data, tmp_path):
         train.main(_args(data, tmp_path / "b", "--teacher", tmp_path, "--kd-weight", "2", "--max-steps", "1"))
     with pytest.raises(SystemExit, match="not a usable checkpoint"):
         train.main(_args(data, tmp_path / "c", "--teacher", tmp_path / "missing", "--max-steps", "1"))
+
+
+def test_impl_option_picks_the_path_over_the_environment(data, tmp_path, capsys, monkeypatch):
+    """--impl fold beats PNSC_LPCNET_IMPL; an unknown path is refused."""
+    monkeypatch.setenv("PNSC_LPCNET_IMPL", "old")
+    train.main(_args(data, tmp_path / "run", "--epochs", "1", "--max-steps", "1", "--impl", "fold"))
+    out = capsys.readouterr()
+    assert "path fold+" in out.err + out.out
+    with pytest.raises(SystemExit):
+        train.main(_args(data, tmp_path / "bad", "--impl", "nope"))

@@ -123,6 +123,11 @@ def test_push_timing_flush_and_reset(feats):
     assert dec.flush().size == 0
 
 
+def _level_db(x: np.ndarray) -> float:
+    """Mean power of a signal in dB (int16 scale)."""
+    return float(10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-9))
+
+
 @pytest.mark.parametrize("family,group", [("plpcnet-s", 2), ("lpcnet-bl-s", None)])
 def test_stream_equals_reference_decoder_on_the_onnx_path(feats, family, group):
     # Free-running sampling turns a one-ulp difference in the conditioning (the stream runs the frame graph
@@ -137,10 +142,7 @@ def test_stream_equals_reference_decoder_on_the_onnx_path(feats, family, group):
     first = int(np.argmax(apart)) if apart.any() else apart.size
     assert first >= 10 * 160, first
 
-    def level(x):
-        return 10 * np.log10(np.mean(x.astype(np.float64) ** 2) + 1e-9)
-
-    assert abs(level(out) - level(ref)) < 1.0
+    assert abs(_level_db(out) - _level_db(ref)) < 1.0
 
 
 def test_decode_command_runtime_agrees_with_reference(tmp_path, capsys):
@@ -167,10 +169,7 @@ def test_decode_command_runtime_agrees_with_reference(tmp_path, capsys):
     differ = np.nonzero(np.abs(x - y) > 1)[0]
     assert differ.size == 0 or differ[0] >= 2 * 160, f"runtime and reference part at sample {differ[0]}"
 
-    def level(v):
-        return 10 * np.log10(np.mean(v.astype(np.float64) ** 2) + 1e-9)
-
-    assert abs(level(x) - level(y)) < 3.0  # after parting, both still decode the same speech
+    assert abs(_level_db(x) - _level_db(y)) < 3.0  # after parting, both still decode the same speech
     assert main(["decode", str(src), str(a)]) == 0  # default: the fp32 runtime
     assert "fp32" in capsys.readouterr().err
     assert main(["decode", str(src), str(a), "--precision", "int8"]) == 0

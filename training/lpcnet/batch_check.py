@@ -93,6 +93,10 @@ def check(model: LPCNet, batch: dict, feat_key: str = "qfeatures", amp_dtype=Non
     return out
 
 
+# the per-tensor measures a check reports, in the order they are printed (the float32 ones need an autocast dtype)
+MEASURES = ("whole_vs_halves", "repeat", "autocast_vs_fp32", "autocast_vs_fp32_whole", "fp32_whole_vs_halves")
+
+
 def _mean(halves: list[tuple[float, dict[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
     """The mean of two passes' gradients, per tensor."""
     (_, a), (_, b) = halves
@@ -102,7 +106,7 @@ def _mean(halves: list[tuple[float, dict[str, torch.Tensor]]]) -> dict[str, torc
 def summary(out: dict) -> list[str]:
     """Lines a person reads first: the largest and the median relative difference of each measure."""
     lines = []
-    for key in ("whole_vs_halves", "repeat", "autocast_vs_fp32", "autocast_vs_fp32_whole", "fp32_whole_vs_halves"):
+    for key in MEASURES:
         if key in out:
             v = sorted(out[key].values())
             worst = max(out[key], key=out[key].get)
@@ -143,16 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     out = {"run": str(a.run), **check(model, batch, a.features, amp_dtype, a.seed)}
     worst = max(out["whole_vs_halves"], key=out["whole_vs_halves"].get)
     print(f"batch {out['batch']} ({out['amp']}): loss whole {out['loss_whole']:.6f}, halves {out['loss_halves_mean']:.6f}")
-    print(f"{'tensor':<28} {'whole vs halves':>16} {'repeat':>10} {'autocast vs fp32':>17}")
+    cols = [c for c in MEASURES if c in out]
+    print(f"{'tensor':<34} " + " ".join(f"{c:>22}" for c in cols))
     for k in out["whole_vs_halves"]:
-        ac = out.get("autocast_vs_fp32", {}).get(k)
-        print(f"{k:<28} {out['whole_vs_halves'][k]:>16.2e} {out['repeat'][k]:>10.2e} "
-              f"{'' if ac is None else f'{ac:.2e}':>17}")
-    cols = [k for k in ("autocast_vs_fp32_whole", "fp32_whole_vs_halves") if k in out]
-    if cols:
-        print(f"{'tensor':<28} " + " ".join(f"{c:>22}" for c in cols))
-        for k in out["whole_vs_halves"]:
-            print(f"{k:<28} " + " ".join(f"{out[c][k]:>22.2e}" for c in cols))
+        print(f"{k:<34} " + " ".join(f"{out[c][k]:>22.2e}" for c in cols))
     print(f"largest: {worst} {out['whole_vs_halves'][worst]:.2e}")
     for line in summary(out):
         print(f"summary {out['impl']} batch {out['batch']}: {line}")
