@@ -21,6 +21,14 @@ counts. Eight metrics
 at 95 % each will now and then flag one by chance: the table lists which metrics moved so that a reader can
 weigh a lone edge against a consistent picture (rounds 17-20 did).
 
+Release check (round 23): slots that ship by that rule are then put together into the release they would make
+(REF's per-utterance scores with the shipping slots' utterances taken from the candidate reports, as
+`scripts/compose_release_scores.py` writes it), and each personalized family is paired against its baseline in
+it (PLPCNet-S against LPCNet-BL-S, on the held-out sets). A release in which the family falls significantly below
+its baseline on a metric where REF's did not breaks the issue's target "PLPCNet-S scores at least LPCNet-BL-S":
+the shipping slots of that size are then ``held back``. (Round 23's float32 group-2 decoder shipped by the slot
+rule on one measure and would have put PLPCNet-S below BL-S on DNSMOS over 3 seeds.)
+
     python scripts/round_verdict.py CANDRUNS OUT REF [--shipped runs/shipped] [--markdown OUT/verdict.md]
         [--json OUT/verdict.json] [--min-n 6]
 """
@@ -72,6 +80,21 @@ class SlotVerdict:
     slot: str
     verdict: str
     evidence: list[Evidence]
+    held: str = ""  # why a slot that ships by the rule is held back (the release check)
+
+
+@dataclass
+class ReleaseCheck:
+    """A personalized family against its baseline on one held-out set, in REF and in the composed release."""
+    family: str
+    baseline: str
+    kind: str
+    before: Evidence
+    after: Evidence
+
+    @property
+    def new_losses(self) -> list[str]:
+        return [m for m in self.after.worse if m not in self.before.worse]
 
 
 def parse_slot(name: str) -> tuple[str, str, int | None]:
@@ -183,7 +206,66 @@ def judge_slot(slot: str, cand_dir: Path, out: Path, ref: Path, shipped: Path, m
     return SlotVerdict(slot, overall(evidence, min_n), evidence)
 
 
-def markdown(verdicts: list[SlotVerdict], min_n: int = 6) -> str:
+def compose_release(ref: str, cand: str, shipping: list[str], shipped: Path) -> dict:
+    """REF's pooled per-utterance scores with each shipping slot's utterances taken from the candidate reports:
+    a fine-tune slot its group's utterances of its family; a baseline slot all of its own and, in its family,
+    those of the groups it serves (no shipped fine-tune there, or no group)."""
+    old, new, groups = _pooled(ref), _pooled(cand), _groups(cand)
+    rel = {s: dict(u) for s, u in old.items()}
+    for slot in shipping:
+        family, size, group = parse_slot(slot)
+        take: list[tuple[str, object]] = [(family, group if group is not None else "all")]
+        if group is None:
+            fam = f"plpcnet-{size}"
+            served = {g for g in groups.values() if g is None or not (shipped / f"{fam}-g{g}-ft").exists()}
+            take += [(fam, g) for g in served]
+        for system, g in take:
+            if system not in rel or system not in new:
+                continue
+            for u in rel[system]:
+                if u in new[system] and (g == "all" or groups.get(u) == g):
+                    rel[system][u] = new[system][u]
+    return rel
+
+
+def family_evidence(kind: str, scores: dict, family: str, baseline: str, metrics) -> Evidence | None:
+    """``family`` against ``baseline`` per utterance in one set of pooled scores."""
+    if family not in scores or baseline not in scores:
+        return None
+    utts = sorted(set(scores[family]) & set(scores[baseline]))
+    metrics = [m for m in metrics if any(m in scores[family][u] for u in utts)]
+    col = lambda s, m: [float("nan") if scores[s][u].get(m) is None else scores[s][u][m] for u in utts]  # noqa: E731
+    return compare(kind, "all", [col(family, m) for m in metrics], [col(baseline, m) for m in metrics], metrics)
+
+
+def release_checks(verdicts: list[SlotVerdict], out: Path, ref: Path, shipped: Path, metrics) -> list[ReleaseCheck]:
+    """Each personalized family with a shipping slot of its size, against its baseline, before and after; the
+    shipping slots of a size whose family gains a significant loss are marked held back."""
+    shipping = [v.slot for v in verdicts if v.verdict == "ships"]
+    sets = [("heldout-seeds", ",".join(str(ref / f"s{k}.json") for k in range(3)),
+             ",".join(str(out / "ev" / f"cand-s{k}" / "scores.json") for k in range(3))),
+            ("heldout-55", str(ref / "55.json"), str(out / "ev" / "cand-55" / "scores.json"))]
+    checks: list[ReleaseCheck] = []
+    for size in sorted({parse_slot(s)[1] for s in shipping}):
+        family, baseline = f"plpcnet-{size}", f"lpcnet-bl-{size}"
+        for kind, ref_spec, cand_spec in sets:
+            if not all(Path(x).exists() for x in (ref_spec + "," + cand_spec).split(",")):
+                continue
+            before = family_evidence(kind, _pooled(ref_spec), family, baseline, metrics)
+            after = family_evidence(kind, compose_release(ref_spec, cand_spec, shipping, shipped), family, baseline,
+                                    metrics)
+            if before is not None and after is not None:
+                checks.append(ReleaseCheck(family, baseline, kind, before, after))
+        losses = [f"{m} {c.after.diffs[m]['mean']:+.3f} ({c.kind})" for c in checks if c.family == family
+                  for m in c.new_losses]
+        if losses:
+            for v in verdicts:
+                if v.verdict == "ships" and parse_slot(v.slot)[1] == size:
+                    v.verdict, v.held = "held back", f"{family} below {baseline}: {', '.join(losses)}"
+    return checks
+
+
+def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCheck] = ()) -> str:
     lines = ["Candidate against what ships in its slot: metrics whose 95 % CI excludes zero.", "",
              "| slot | evidence | subset | n | better | worse | evidence verdict |", "|---|---|---|---|---|---|---|"]
     for v in verdicts:
@@ -193,7 +275,17 @@ def markdown(verdicts: list[SlotVerdict], min_n: int = 6) -> str:
             lines.append(f"| {v.slot} | {e.kind} | {e.subset} | {e.n} | {fmt(e.better)} | {fmt(e.worse)} | {e.verdict}{note} |")
         if not v.evidence:
             lines.append(f"| {v.slot} | – | – | 0 | – | – | no evidence |")
-    lines += ["", "| slot | verdict |", "|---|---|"] + [f"| {v.slot} | **{v.verdict}** |" for v in verdicts]
+    if checks:
+        fmt = lambda e, ms: ", ".join(f"{m} {e.diffs[m]['mean']:+.3f}" for m in ms) or "–"  # noqa: E731
+        lines += ["", "Release check: each family against its baseline, in the release (REF) and in the release with "
+                  "the shipping slots; significant differences.", "",
+                  "| family | against | evidence | n | worse in REF | better with the slots | worse with the slots | new losses |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {c.family} | {c.baseline} | {c.kind} | {c.after.n} | {fmt(c.before, c.before.worse)} | "
+                  f"{fmt(c.after, c.after.better)} | {fmt(c.after, c.after.worse)} | {', '.join(c.new_losses) or '–'} |"
+                  for c in checks]
+    lines += ["", "| slot | verdict |", "|---|---|"] + [
+        f"| {v.slot} | **{v.verdict}**{' (' + v.held + ')' if v.held else ''} |" for v in verdicts]
     return "\n".join(lines) + "\n"
 
 
@@ -215,15 +307,21 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"not slot names in {a.candidates}: {', '.join(bad)}")
     verdicts = [judge_slot(s, a.candidates, a.out, a.ref, a.shipped, tuple(a.metrics), a.min_n) for s in slots]
-    text = markdown(verdicts, a.min_n)
+    checks = release_checks(verdicts, a.out, a.ref, a.shipped, tuple(a.metrics))
+    text = markdown(verdicts, a.min_n, checks)
     print(text, end="")
     if a.markdown:
         a.markdown.parent.mkdir(parents=True, exist_ok=True)
         a.markdown.write_text(text)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps([{"slot": v.slot, "verdict": v.verdict,
-                                       "evidence": [asdict(e) | {"verdict": e.verdict} for e in v.evidence]}
+        fam = lambda slot: f"plpcnet-{parse_slot(slot)[1]}"  # noqa: E731  (a slot's size's personalized family)
+        a.json.write_text(json.dumps([{"slot": v.slot, "verdict": v.verdict, "held": v.held,
+                                       "evidence": [asdict(e) | {"verdict": e.verdict} for e in v.evidence],
+                                       "release_checks": [{"family": c.family, "against": c.baseline, "kind": c.kind,
+                                                           "before": asdict(c.before), "after": asdict(c.after),
+                                                           "new_losses": c.new_losses}
+                                                          for c in checks if c.family == fam(v.slot)]}
                                       for v in verdicts], indent=1) + "\n")
     return 0
 
