@@ -23,8 +23,8 @@ GRU-A's recurrent weights pruned to 16x1 blocks at density D, LPCNet's 0.1; trai
 batch 512; other ramps: ``-- --sparse-end N`` etc.), ``kdX`` (``--kd-weight X`` with ``--teacher`` the L run of the
 same slot on the machine, ``ROOT/plpcnet-l-gG-ft`` or, without one, ``ROOT/lpcnet-bl-l``: the S decoder also learns the
 L decoder's sample distribution; S runs only), ``fp32`` (``--amp none``: the whole pass in float32, TF32 matmuls, instead of
-bf16 autocast; round 22's batch check found bf16 GRU-A gradients 50-85 % from float32 at batch 512; about twice
-the activation memory), ``fold`` (``--impl fold``: GRU-A's input gates, weight gradients and the gradient it
+bf16 autocast; round 22's batch check found bf16 GRU-A gradients 50-85 % from float32 at batch 512; 1.9 times
+the bf16 peak memory, measured in round 23), ``fold`` (``--impl fold``: GRU-A's input gates, weight gradients and the gradient it
 carries back in float32, its recurrence recomputed in the backward pass; the bf16 matmuls stay). A new branch starts from its longest-named ancestor that has a
 checkpoint (``plpcnet-s-g1-ft.mix0.5.kd0.5`` from ``ROOT/plpcnet-s-g1-ft.mix0.5`` if it is there, else from
 ``ROOT/plpcnet-s-g1-ft``), with every tag of its own name applied. A tag's number may hold a decimal
@@ -101,9 +101,9 @@ GIB_PER_SEQUENCE = {"S": 0.041, "L": 0.048}
 GIB_PER_PROCESS = 1.5  # CUDA context and allocator slack
 # a distillation teacher's no-grad pass (L, bf16): GRU-A's input and output and the allocator's share, per sequence
 KD_GIB_PER_SEQUENCE = 0.008
-# a float32 pass (tag fp32) keeps its activations in float32: twice the bf16 ones (an estimate until a call
-# measures it; the waves keep an underestimate from costing a run)
-FP32_FACTOR = 2.0
+# a float32 pass (tag fp32) keeps its activations in float32: round 23's gpu_peak_gib at batch 512, S 31.1 and
+# L 38.1 GiB (bf16: 16.7 / 20.2), rounded up per sequence. Two float32 S runs share an 80 GiB GPU, an L and an S too.
+FP32_GIB_PER_SEQUENCE = {"S": 0.062, "L": 0.076}
 POLL_S = 1.0  # how often the running processes are checked for an end
 TRAINER = "pnsc.training.lpcnet.train"  # the module each process runs (python -m)
 
@@ -123,7 +123,7 @@ def estimate_gib(name: str, batch: int) -> float:
             batch = int(val)
         if opt == "--amp":
             fp32 = val == "none"
-    per = GIB_PER_SEQUENCE[model_size(name)] * (FP32_FACTOR if fp32 else 1.0)
+    per = (FP32_GIB_PER_SEQUENCE if fp32 else GIB_PER_SEQUENCE)[model_size(name)]
     per += KD_GIB_PER_SEQUENCE if "--kd-weight" in opts else 0.0
     return GIB_PER_PROCESS + per * batch
 
