@@ -67,15 +67,21 @@ def compose(old: dict, cand: dict, specs: list[str]) -> tuple[dict, dict[str, in
         for side, d in (("old", old), ("candidate", cand)):
             if system not in d["per_utterance"]:
                 raise ValueError(f"{system}: not in the {side} report")
-        n = 0
-        for utt, g in groups.items():
-            if keep is None or g in keep:
-                if utt not in cand["per_utterance"][system]:
-                    raise ValueError(f"{system}: the candidate report has no scores for {utt}")
-                out["per_utterance"][system][utt] = cand["per_utterance"][system][utt]
-                n += 1
-        taken[spec] = n
+        taken[spec] = take_utterances(out["per_utterance"], cand["per_utterance"], groups, system, keep)
     return out, taken
+
+
+def take_utterances(dst: dict, cand: dict, groups: dict, system: str, keep: set | None) -> int:
+    """Copy ``system``'s per-utterance scores from ``cand`` into ``dst`` for the utterances whose group (the
+    sender's classifier's decision, None for none) is in ``keep`` (None: every utterance); how many it took."""
+    n = 0
+    for utt, g in groups.items():
+        if keep is None or g in keep:
+            if utt not in cand[system]:
+                raise ValueError(f"{system}: the candidate report has no scores for {utt}")
+            dst[system][utt] = cand[system][utt]
+            n += 1
+    return n
 
 
 def main(argv: list[str] | None = None) -> int:

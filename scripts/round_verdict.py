@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from compare_reports import DEFAULT_METRICS, load_pooled, utterance_groups  # noqa: E402
+from compose_release_scores import take_utterances  # noqa: E402
 from pnsc.evaluation.stats import paired_difference  # noqa: E402
 
 # every slot reads the same reports: each is loaded once
@@ -133,9 +134,23 @@ def heldout_evidence(kind: str, ref: str, cand: str, system: str, group: int | N
     if not utts:
         return None
     metrics = [m for m in metrics if any(m in new[system][u] for u in utts)]
-    col = lambda rep, m: [float("nan") if rep[system][u].get(m) is None else rep[system][u][m] for u in utts]  # noqa: E731
     return compare(kind, "all" if group is None else f"group {group}",
-                   [col(new, m) for m in metrics], [col(old, m) for m in metrics], metrics)
+                   [_column(new, system, utts, m) for m in metrics], [_column(old, system, utts, m) for m in metrics],
+                   metrics)
+
+
+def _column(scores: dict, system: str, utts: list[str], metric: str) -> list[float]:
+    """One metric's per-utterance values of ``system`` in pooled scores (NaN where unscored)."""
+    return [float("nan") if scores[system][u].get(metric) is None else scores[system][u][metric] for u in utts]
+
+
+def heldout_sets(out: Path, ref: Path) -> list[tuple[str, str, str]]:
+    """``(kind, REF spec, candidate spec)`` of the held-out evidence whose reports all exist: the 20 utterances
+    over decoder seeds 0-2, and the 55 (seed 0)."""
+    sets = [("heldout-seeds", ",".join(str(ref / f"s{k}.json") for k in range(3)),
+             ",".join(str(out / "ev" / f"cand-s{k}" / "scores.json") for k in range(3))),
+            ("heldout-55", str(ref / "55.json"), str(out / "ev" / "cand-55" / "scores.json"))]
+    return [s for s in sets if all(Path(x).exists() for x in f"{s[1]},{s[2]}".split(","))]
 
 
 def _norm(p: str | Path) -> str:
@@ -182,14 +197,8 @@ def judge_slot(slot: str, cand_dir: Path, out: Path, ref: Path, shipped: Path, m
                min_n: int = 6) -> SlotVerdict:
     family, size, group = parse_slot(slot)
     evidence: list[Evidence] = []
-    seeds = [out / "ev" / f"cand-s{k}" / "scores.json" for k in range(3)]
-    if all(p.exists() for p in seeds) and all((ref / f"s{k}.json").exists() for k in range(3)):
-        e = heldout_evidence("heldout-seeds", ",".join(str(ref / f"s{k}.json") for k in range(3)),
-                             ",".join(map(str, seeds)), family, group, metrics)
-        evidence += [e] if e else []
-    p55 = out / "ev" / "cand-55" / "scores.json"
-    if p55.exists() and (ref / "55.json").exists():
-        e = heldout_evidence("heldout-55", str(ref / "55.json"), str(p55), family, group, metrics)
+    for kind, ref_spec, cand_spec in heldout_sets(out, ref):
+        e = heldout_evidence(kind, ref_spec, cand_spec, family, group, metrics)
         evidence += [e] if e else []
     cand_path = cand_dir / slot
     for clips in sorted((out / "clips").glob("g*.json")):
@@ -214,17 +223,13 @@ def compose_release(ref: str, cand: str, shipping: list[str], shipped: Path) -> 
     rel = {s: dict(u) for s, u in old.items()}
     for slot in shipping:
         family, size, group = parse_slot(slot)
-        take: list[tuple[str, object]] = [(family, group if group is not None else "all")]
+        take: list[tuple[str, set | None]] = [(family, None if group is None else {group})]
         if group is None:
             fam = f"plpcnet-{size}"
-            served = {g for g in groups.values() if g is None or not (shipped / f"{fam}-g{g}-ft").exists()}
-            take += [(fam, g) for g in served]
-        for system, g in take:
-            if system not in rel or system not in new:
-                continue
-            for u in rel[system]:
-                if u in new[system] and (g == "all" or groups.get(u) == g):
-                    rel[system][u] = new[system][u]
+            take.append((fam, {g for g in groups.values() if g is None or not (shipped / f"{fam}-g{g}-ft").exists()}))
+        for system, keep in take:
+            if system in rel and system in new:
+                take_utterances(rel, new, groups, system, keep)
     return rel
 
 
@@ -234,23 +239,18 @@ def family_evidence(kind: str, scores: dict, family: str, baseline: str, metrics
         return None
     utts = sorted(set(scores[family]) & set(scores[baseline]))
     metrics = [m for m in metrics if any(m in scores[family][u] for u in utts)]
-    col = lambda s, m: [float("nan") if scores[s][u].get(m) is None else scores[s][u][m] for u in utts]  # noqa: E731
-    return compare(kind, "all", [col(family, m) for m in metrics], [col(baseline, m) for m in metrics], metrics)
+    return compare(kind, "all", [_column(scores, family, utts, m) for m in metrics],
+                   [_column(scores, baseline, utts, m) for m in metrics], metrics)
 
 
 def release_checks(verdicts: list[SlotVerdict], out: Path, ref: Path, shipped: Path, metrics) -> list[ReleaseCheck]:
     """Each personalized family with a shipping slot of its size, against its baseline, before and after; the
     shipping slots of a size whose family gains a significant loss are marked held back."""
     shipping = [v.slot for v in verdicts if v.verdict == "ships"]
-    sets = [("heldout-seeds", ",".join(str(ref / f"s{k}.json") for k in range(3)),
-             ",".join(str(out / "ev" / f"cand-s{k}" / "scores.json") for k in range(3))),
-            ("heldout-55", str(ref / "55.json"), str(out / "ev" / "cand-55" / "scores.json"))]
     checks: list[ReleaseCheck] = []
     for size in sorted({parse_slot(s)[1] for s in shipping}):
         family, baseline = f"plpcnet-{size}", f"lpcnet-bl-{size}"
-        for kind, ref_spec, cand_spec in sets:
-            if not all(Path(x).exists() for x in (ref_spec + "," + cand_spec).split(",")):
-                continue
+        for kind, ref_spec, cand_spec in heldout_sets(out, ref):
             before = family_evidence(kind, _pooled(ref_spec), family, baseline, metrics)
             after = family_evidence(kind, compose_release(ref_spec, cand_spec, shipping, shipped), family, baseline,
                                     metrics)
@@ -265,24 +265,28 @@ def release_checks(verdicts: list[SlotVerdict], out: Path, ref: Path, shipped: P
     return checks
 
 
+def _moved(e: Evidence, metrics: list[str]) -> str:
+    """``metric +0.012, ...`` for the metrics of ``e`` named, or a dash."""
+    return ", ".join(f"{m} {e.diffs[m]['mean']:+.3f}" for m in metrics) or "–"
+
+
 def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCheck] = ()) -> str:
     lines = ["Candidate against what ships in its slot: metrics whose 95 % CI excludes zero.", "",
              "| slot | evidence | subset | n | better | worse | evidence verdict |", "|---|---|---|---|---|---|---|"]
     for v in verdicts:
         for e in v.evidence:
-            fmt = lambda ms: ", ".join(f"{m} {e.diffs[m]['mean']:+.3f}" for m in ms) or "–"  # noqa: E731
             note = " (too few to ship)" if e.verdict == "better" and e.n < min_n else ""
-            lines.append(f"| {v.slot} | {e.kind} | {e.subset} | {e.n} | {fmt(e.better)} | {fmt(e.worse)} | {e.verdict}{note} |")
+            lines.append(f"| {v.slot} | {e.kind} | {e.subset} | {e.n} | {_moved(e, e.better)} | {_moved(e, e.worse)} "
+                         f"| {e.verdict}{note} |")
         if not v.evidence:
             lines.append(f"| {v.slot} | – | – | 0 | – | – | no evidence |")
     if checks:
-        fmt = lambda e, ms: ", ".join(f"{m} {e.diffs[m]['mean']:+.3f}" for m in ms) or "–"  # noqa: E731
         lines += ["", "Release check: each family against its baseline, in the release (REF) and in the release with "
                   "the shipping slots; significant differences.", "",
                   "| family | against | evidence | n | worse in REF | better with the slots | worse with the slots | new losses |",
                   "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {c.family} | {c.baseline} | {c.kind} | {c.after.n} | {fmt(c.before, c.before.worse)} | "
-                  f"{fmt(c.after, c.after.better)} | {fmt(c.after, c.after.worse)} | {', '.join(c.new_losses) or '–'} |"
+        lines += [f"| {c.family} | {c.baseline} | {c.kind} | {c.after.n} | {_moved(c.before, c.before.worse)} | "
+                  f"{_moved(c.after, c.after.better)} | {_moved(c.after, c.after.worse)} | {', '.join(c.new_losses) or '–'} |"
                   for c in checks]
     lines += ["", "| slot | verdict |", "|---|---|"] + [
         f"| {v.slot} | **{v.verdict}**{' (' + v.held + ')' if v.held else ''} |" for v in verdicts]
