@@ -180,3 +180,42 @@ def test_compose_release_takes_a_baseline_slots_served_groups(tmp_path: Path) ->
     rel = rv.compose_release(str(tmp_path / "ref.json"), str(tmp_path / "cand.json"), ["plpcnet-s-g1-ft"], shipped)
     assert {u: rel["plpcnet-s"][u]["stoi"] for u in "abc"} == {"a": 0.5, "b": 0.2, "c": 0.3}
     assert {u: rel["lpcnet-bl-s"][u]["stoi"] for u in "abc"} == {"a": 0.1, "b": 0.2, "c": 0.3}
+
+
+def test_release_check_tells_a_better_baseline_from_a_worse_fine_tune(tmp_path: Path) -> None:
+    """A new BL-L that gains DNSMOS puts PLPCNet-L below it: the baseline still ships, with the loss reported.
+    A group-1 fine-tune shipping beside it that loses PESQ-WB to the baseline is held back for that loss only."""
+    groups = {f"u{i:02d}": (1 if i < 10 else 3) for i in range(20)}
+    alt = np.resize([1.0, -1.0], 20)
+    g1 = np.arange(20) < 10
+    base = {"pesq_wb": np.linspace(1.2, 1.6, 20), "dnsmos_ovrl": np.linspace(2.4, 3.0, 20)}
+    ref_l = {m: v + 0.002 * alt for m, v in base.items()}  # PLPCNet-L level with BL-L in REF
+    new_bl = {"pesq_wb": base["pesq_wb"], "dnsmos_ovrl": base["dnsmos_ovrl"] + 0.1 + 0.003 * alt[::-1]}
+    # the candidate family: group 1 from the fine-tune candidate (PESQ-WB 0.1 down), group 3 served by the new BL-L
+    cand_l = {"pesq_wb": np.where(g1, ref_l["pesq_wb"] - 0.1, new_bl["pesq_wb"]),
+              "dnsmos_ovrl": np.where(g1, ref_l["dnsmos_ovrl"], new_bl["dnsmos_ovrl"])}
+    ref, out, shipped = tmp_path / "ref", tmp_path / "out", tmp_path / "shipped"
+    for name in ("s0", "s1", "s2", "55"):
+        _report(ref / f"{name}.json", {"plpcnet-l": ref_l, "lpcnet-bl-l": base}, groups)
+    for name in ("cand-s0", "cand-s1", "cand-s2", "cand-55"):
+        _report(out / "ev" / name / "scores.json", {"plpcnet-l": cand_l, "lpcnet-bl-l": new_bl}, groups)
+    for n in ("plpcnet-l-g1-ft", "lpcnet-bl-l"):
+        (shipped / n).mkdir(parents=True)
+    metrics = ("pesq_wb", "dnsmos_ovrl")
+
+    alone = [rv.SlotVerdict("lpcnet-bl-l", "ships", [])]
+    checks = rv.release_checks(alone, out, ref, shipped, metrics)
+    assert alone[0].verdict == "ships" and alone[0].held == ""
+    assert "plpcnet-l falls below lpcnet-bl-l: dnsmos_ovrl -0.0" in alone[0].note
+    assert [(c.from_fine_tunes, c.from_baseline) for c in checks] == [([], ["dnsmos_ovrl"])] * 2
+
+    both = [rv.SlotVerdict("lpcnet-bl-l", "ships", []), rv.SlotVerdict("plpcnet-l-g1-ft", "ships", [])]
+    checks = rv.release_checks(both, out, ref, shipped, metrics)
+    assert [c.new_losses for c in checks] == [["pesq_wb", "dnsmos_ovrl"]] * 2
+    assert [(c.from_fine_tunes, c.from_baseline) for c in checks] == [(["pesq_wb"], ["dnsmos_ovrl"])] * 2
+    bl, ft = both
+    assert bl.verdict == "ships" and "dnsmos_ovrl" in bl.note and "pesq_wb" not in bl.note
+    assert ft.verdict == "held back" and "pesq_wb -0.05" in ft.held and "dnsmos" not in ft.held
+    text = rv.markdown(both, checks=checks)
+    assert "| plpcnet-l | lpcnet-bl-l | heldout-55 | 20 | – |" in text and "| pesq_wb | dnsmos_ovrl |" in text
+    assert "| lpcnet-bl-l | **ships** (with it plpcnet-l falls below lpcnet-bl-l" in text
