@@ -8,7 +8,8 @@ slots ship, the release is the old release with those slots' utterances taken fr
         lpcnet-bl-l plpcnet-s:1,2
 
 ``SYSTEM`` takes all of the candidate's utterances of that system (a baseline, or a family that changes whole);
-``SYSTEM:G,G`` only those the sender's classifier put in groups G (a personalized family whose other slots keep
+``SYSTEM:G,G`` only those the sender's classifier put in groups G (``none``: those it left without a group,
+which a personalized family decodes with its baseline) (a personalized family whose other slots keep
 their old decoders: each utterance is decoded by its group's slot). Both reports must hold the same utterances
 with the same group decisions (same eval set and classifier). OUT is OLD with those per-utterance scores
 replaced, for `compare_reports.py` (e.g. ``--old-system lpcnet-bl-s`` on OUT against itself: the release's
@@ -39,17 +40,19 @@ def _load(path: Path) -> dict:
     return d
 
 
-def parse_spec(spec: str) -> tuple[str, set[int] | None]:
-    """``plpcnet-s:1,2`` -> ("plpcnet-s", {1, 2}); ``lpcnet-bl-l`` -> ("lpcnet-bl-l", None)."""
+def parse_spec(spec: str) -> tuple[str, set[int | None] | None]:
+    """``plpcnet-s:1,2`` -> ("plpcnet-s", {1, 2}); ``lpcnet-bl-l`` -> ("lpcnet-bl-l", None); ``plpcnet-l:3,none``
+    -> ("plpcnet-l", {3, None}): ``none`` names the utterances the classifier left without a group, which a
+    personalized family decodes with its baseline (so they change with a shipping baseline)."""
     system, sep, groups = spec.partition(":")
     if not system or (sep and not groups):
         raise ValueError(f"bad slot spec {spec!r}: SYSTEM or SYSTEM:G,G")
     if not sep:
         return system, None
     try:
-        return system, {int(g) for g in groups.split(",")}
+        return system, {None if g == "none" else int(g) for g in groups.split(",")}
     except ValueError:
-        raise ValueError(f"bad slot spec {spec!r}: groups are integers") from None
+        raise ValueError(f"bad slot spec {spec!r}: groups are integers or 'none'") from None
 
 
 def compose(old: dict, cand: dict, specs: list[str]) -> tuple[dict, dict[str, int]]:

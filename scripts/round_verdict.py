@@ -262,13 +262,76 @@ def family_evidence(kind: str, scores: dict, family: str, baseline: str, metrics
                    [_column(scores, baseline, utts, m) for m in metrics], metrics)
 
 
-def release_checks(verdicts: list[SlotVerdict], out: Path, ref: Path, shipped: Path, metrics) -> list[ReleaseCheck]:
+def family_change(kind: str, ref_scores: dict, rel_scores: dict, family: str, metrics) -> Evidence | None:
+    """``family`` in a composed release against the same family in REF, per utterance."""
+    if family not in ref_scores or family not in rel_scores:
+        return None
+    utts = sorted(set(ref_scores[family]) & set(rel_scores[family]))
+    metrics = [m for m in metrics if any(m in ref_scores[family][u] for u in utts)]
+    return compare(kind, "all", [_column(rel_scores, family, utts, m) for m in metrics],
+                   [_column(ref_scores, family, utts, m) for m in metrics], metrics)
+
+
+def _family_verdict(evidence: list[Evidence]) -> str:
+    worse = any(e.worse for e in evidence)
+    better = any(e.better for e in evidence)
+    return "trade" if worse and better else "worse" if worse else "better" if better else "level"
+
+
+def family_regression(shipping: list[str], fine_tunes: list[str], family: str, out: Path, ref: Path, shipped: Path,
+                      metrics) -> tuple[list[Evidence], dict[str, str]]:
+    """The family as the shipping slots would release it against the family in REF, on the held-out sets.
+
+    Each fine-tune ships on its own group's utterances; pooled over the family a set of them can still lose a
+    score that none loses alone (round 24: groups 0 and 1 together ViSQOL -0.043 on the 55, each alone level).
+    When the whole family loses a score, each fine-tune is judged by the family with it alone (beside the other
+    sizes' slots and the baseline): it can stay only if that family is better and worse on none. Those are then
+    added one by one, the clearest gains alone first (the sum of mean / CI half-width), as long as the family with
+    them loses nothing. Returns the evidence of the full release and, per fine-tune held back, the reason."""
+    def evidence(slots: list[str]) -> list[Evidence]:
+        out_ev = []
+        for kind, ref_spec, cand_spec in heldout_sets(out, ref):
+            e = family_change(kind, _pooled(ref_spec), compose_release(ref_spec, cand_spec, slots, shipped), family,
+                              metrics)
+            if e is not None:
+                out_ev.append(e)
+        return out_ev
+
+    full = evidence(shipping)
+    if not fine_tunes or not any(e.worse for e in full):
+        return full, {}
+    others = [s for s in shipping if s not in fine_tunes]
+    lost = ", ".join(f"{m} {e.diffs[m]['mean']:+.3f} ({e.kind})" for e in full for m in e.worse)
+    held: dict[str, str] = {}
+    gains: dict[str, float] = {}  # how clear a fine-tune's gains are alone: the sum of |mean| / CI half-width
+    for f in fine_tunes:
+        alone = evidence(others + [f])
+        if _family_verdict(alone) != "better":
+            held[f] = (f"{family} with all its shipping fine-tunes loses {lost} against REF's; with this one alone "
+                       f"{_family_verdict(alone)}")
+        else:
+            gains[f] = sum(abs(e.diffs[m]["mean"]) / e.diffs[m]["ci95"] for e in alone for m in e.better)
+    keep: list[str] = []
+    for f in sorted(gains, key=lambda f: (-gains[f], fine_tunes.index(f))):  # the strongest alone first
+        if any(e.worse for e in evidence(others + keep + [f])):
+            held[f] = (f"{family} with all its shipping fine-tunes loses {lost} against REF's; better alone, but not "
+                       f"together with {', '.join(keep)}")
+        else:
+            keep.append(f)
+    return full, held
+
+
+def release_checks(verdicts: list[SlotVerdict], out: Path, ref: Path, shipped: Path, metrics,
+                   regressions: list[Evidence] | None = None) -> list[ReleaseCheck]:
     """Each personalized family with a shipping slot of its size, against its baseline: in REF, in the release
     with every shipping slot, and in that release without the family's shipping fine-tunes (only the new
     baseline of the size). A significant loss that the fine-tunes bring holds them back; one the new baseline
-    brings alone (it got better than the family) is noted on the baseline's slot, which still ships."""
+    brings alone (it got better than the family) is noted on the baseline's slot, which still ships. Then each
+    family as released against itself in REF (``family_regression``; its evidence appended to ``regressions``)."""
     shipping = [v.slot for v in verdicts if v.verdict == "ships"]
     checks: list[ReleaseCheck] = []
+    if regressions is None:
+        regressions = []
     for size in sorted({parse_slot(s)[1] for s in shipping}):
         family, baseline = f"plpcnet-{size}", f"lpcnet-bl-{size}"
         fine_tunes = [s for s in shipping if parse_slot(s)[1] == size and parse_slot(s)[2] is not None]
@@ -286,11 +349,17 @@ def release_checks(verdicts: list[SlotVerdict], out: Path, ref: Path, shipped: P
         mine = [c for c in checks if c.family == family]
         held = [f"{m} {c.after.diffs[m]['mean']:+.3f} ({c.kind})" for c in mine for m in c.from_fine_tunes]
         noted = [f"{m} {c.after.diffs[m]['mean']:+.3f} ({c.kind})" for c in mine for m in c.from_baseline]
+        regression, held_alone = family_regression(shipping, fine_tunes, family, out, ref, shipped, metrics)
+        for e in regression:
+            e.subset = f"{family} against REF's"
+            regressions.append(e)
         for v in verdicts:
             if v.verdict != "ships" or parse_slot(v.slot)[1] != size:
                 continue
             if held and v.slot in fine_tunes:
                 v.verdict, v.held = "held back", f"{family} below {baseline}: {', '.join(held)}"
+            elif v.slot in held_alone:
+                v.verdict, v.held = "held back", held_alone[v.slot]
             elif noted and v.slot == baseline:
                 v.note = f"with it {family} falls below {baseline}: {', '.join(noted)}; reported, not held back"
     return checks
@@ -301,7 +370,8 @@ def _moved(e: Evidence, metrics: list[str]) -> str:
     return ", ".join(f"{m} {e.diffs[m]['mean']:+.3f}" for m in metrics) or "–"
 
 
-def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCheck] = ()) -> str:
+def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCheck] = (),
+             regressions: list[Evidence] = ()) -> str:
     lines = ["Candidate against what ships in its slot: metrics whose 95 % CI excludes zero.", "",
              "| slot | evidence | subset | n | better | worse | evidence verdict |", "|---|---|---|---|---|---|---|"]
     for v in verdicts:
@@ -321,6 +391,12 @@ def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCh
         lines += [f"| {c.family} | {c.baseline} | {c.kind} | {c.after.n} | {_moved(c.before, c.before.worse)} | "
                   f"{_moved(c.after, c.after.better)} | {_moved(c.after, c.after.worse)} | "
                   f"{', '.join(c.from_fine_tunes) or '–'} | {', '.join(c.from_baseline) or '–'} |" for c in checks]
+    if regressions:
+        lines += ["", "Each family as the shipping slots would release it, against the same family in REF; significant "
+                  "differences. A loss here holds back the fine-tunes that are not better on their own.", "",
+                  "| family | evidence | n | better | worse | verdict |", "|---|---|---|---|---|---|"]
+        lines += [f"| {e.subset.split(' ')[0]} | {e.kind} | {e.n} | {_moved(e, e.better)} | {_moved(e, e.worse)} | "
+                  f"{e.verdict} |" for e in regressions]
     lines += ["", "| slot | verdict |", "|---|---|"] + [
         f"| {v.slot} | **{v.verdict}**{' (' + v.held + ')' if v.held else ''}{' (' + v.note + ')' if v.note else ''} |"
         for v in verdicts]
@@ -345,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"not slot names in {a.candidates}: {', '.join(bad)}")
     verdicts = [judge_slot(s, a.candidates, a.out, a.ref, a.shipped, tuple(a.metrics), a.min_n) for s in slots]
-    checks = release_checks(verdicts, a.out, a.ref, a.shipped, tuple(a.metrics))
-    text = markdown(verdicts, a.min_n, checks)
+    regressions: list[Evidence] = []
+    checks = release_checks(verdicts, a.out, a.ref, a.shipped, tuple(a.metrics), regressions)
+    text = markdown(verdicts, a.min_n, checks, regressions)
     print(text, end="")
     if a.markdown:
         a.markdown.parent.mkdir(parents=True, exist_ok=True)
@@ -363,7 +440,9 @@ def main(argv: list[str] | None = None) -> int:
                                                            "new_losses": c.new_losses,
                                                            "from_fine_tunes": c.from_fine_tunes,
                                                            "from_baseline": c.from_baseline}
-                                                          for c in checks if c.family == fam(v.slot)]}
+                                                          for c in checks if c.family == fam(v.slot)],
+                                       "family_regression": [asdict(e) | {"verdict": e.verdict} for e in regressions
+                                                             if e.subset.startswith(fam(v.slot) + " ")]}
                                       for v in verdicts], indent=1) + "\n")
     return 0
 

@@ -31,6 +31,13 @@ def test_takes_whole_systems_and_chosen_groups_from_the_candidate(tmp_path, caps
     assert {u: v["pesq_wb"] for u, v in per["plpcnet-s"].items()} == {
         "u0": 1.0, "u1": 2.0, "u2": 2.0, "u3": 2.0, "u4": 1.0}  # group 0 and the undecided one keep the old
     assert "plpcnet-s:1,2: 3 utterance(s)" in capsys.readouterr().out
+    # ``none``: the utterance the classifier left without a group (decoded by the family's baseline)
+    assert crs.main([str(old), str(cand), str(out), "plpcnet-s:0,none"]) == 0
+    per = json.loads(out.read_text())["per_utterance"]
+    assert {u: v["pesq_wb"] for u, v in per["plpcnet-s"].items()} == {
+        "u0": 2.0, "u1": 1.0, "u2": 1.0, "u3": 1.0, "u4": 2.0}
+    with pytest.raises((SystemExit, ValueError)):
+        crs.main([str(old), str(cand), str(out), "plpcnet-s:x"])
     # the inputs are untouched
     assert json.loads(old.read_text())["per_utterance"]["plpcnet-s"]["u1"]["pesq_wb"] == 1.0
 

@@ -219,3 +219,41 @@ def test_release_check_tells_a_better_baseline_from_a_worse_fine_tune(tmp_path: 
     text = rv.markdown(both, checks=checks)
     assert "| plpcnet-l | lpcnet-bl-l | heldout-55 | 20 | – |" in text and "| pesq_wb | dnsmos_ovrl |" in text
     assert "| lpcnet-bl-l | **ships** (with it plpcnet-l falls below lpcnet-bl-l" in text
+
+
+def test_family_regression_keeps_the_clearer_of_two_fine_tunes_that_lose_together(tmp_path: Path) -> None:
+    """Groups 1 and 2 each gain on their own utterances (PESQ-WB clearly, STOI less so) and each loses a little
+    ViSQOL, not significantly alone; together the family loses ViSQOL against REF's. The clearer gain ships, the
+    other is held back; with one fine-tune only, it ships."""
+    groups = {f"u{i:02d}": (1 if i < 10 else 2) for i in range(20)}
+    alt = np.resize([1.0, -1.0], 20)
+    g1, g2 = np.arange(20) < 10, np.arange(20) >= 10
+    base = {"pesq_wb": np.linspace(1.2, 1.6, 20), "stoi": np.linspace(0.7, 0.8, 20), "visqol": np.linspace(2, 3, 20)}
+    ref_s = {m: v + 0.3 for m, v in base.items()}  # the family well above its baseline: no baseline-side loss
+    cand_s = {"pesq_wb": ref_s["pesq_wb"] + np.where(g1, 0.05 + 0.001 * alt, 0.0),
+              "stoi": ref_s["stoi"] + np.where(g2, 0.01 + 0.005 * alt, 0.0),
+              "visqol": ref_s["visqol"] - 0.02 + 0.03 * alt}
+    ref, out, shipped = tmp_path / "ref", tmp_path / "out", tmp_path / "shipped"
+    for name in ("s0", "s1", "s2", "55"):
+        _report(ref / f"{name}.json", {"plpcnet-s": ref_s, "lpcnet-bl-s": base}, groups)
+    for name in ("cand-s0", "cand-s1", "cand-s2", "cand-55"):
+        _report(out / "ev" / name / "scores.json", {"plpcnet-s": cand_s, "lpcnet-bl-s": base}, groups)
+    for n in ("plpcnet-s-g1-ft", "plpcnet-s-g2-ft", "lpcnet-bl-s"):
+        (shipped / n).mkdir(parents=True)
+    metrics = ("pesq_wb", "stoi", "visqol")
+
+    both = [rv.SlotVerdict("plpcnet-s-g1-ft", "ships", []), rv.SlotVerdict("plpcnet-s-g2-ft", "ships", [])]
+    regressions: list = []
+    checks = rv.release_checks(both, out, ref, shipped, metrics, regressions)
+    assert all(c.new_losses == [] for c in checks)  # against the baseline nothing moves
+    assert [(e.kind, e.better, e.worse) for e in regressions] == [
+        ("heldout-seeds", ["pesq_wb", "stoi"], ["visqol"]), ("heldout-55", ["pesq_wb", "stoi"], ["visqol"])]
+    assert both[0].verdict == "ships"
+    assert both[1].verdict == "held back" and "visqol -0.020" in both[1].held and "plpcnet-s-g1-ft" in both[1].held
+    text = rv.markdown(both, checks=checks, regressions=regressions)
+    assert "| plpcnet-s | heldout-55 | 20 | pesq_wb +0.025, stoi +0.005 | visqol -0.020 | trade |" in text
+
+    alone = [rv.SlotVerdict("plpcnet-s-g2-ft", "ships", [])]
+    regressions = []
+    rv.release_checks(alone, out, ref, shipped, metrics, regressions)
+    assert alone[0].verdict == "ships" and [e.worse for e in regressions] == [[], []]
