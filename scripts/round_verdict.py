@@ -252,24 +252,25 @@ def compose_release(ref: str, cand: str, shipping: list[str], shipped: Path) -> 
     return rel
 
 
+def pair_systems(kind: str, new_scores: dict, new_system: str, old_scores: dict, old_system: str,
+                 metrics) -> Evidence | None:
+    """``new_system`` in ``new_scores`` against ``old_system`` in ``old_scores``, per utterance both hold."""
+    if new_system not in new_scores or old_system not in old_scores:
+        return None
+    utts = sorted(set(new_scores[new_system]) & set(old_scores[old_system]))
+    metrics = [m for m in metrics if any(m in new_scores[new_system][u] for u in utts)]
+    return compare(kind, "all", [_column(new_scores, new_system, utts, m) for m in metrics],
+                   [_column(old_scores, old_system, utts, m) for m in metrics], metrics)
+
+
 def family_evidence(kind: str, scores: dict, family: str, baseline: str, metrics) -> Evidence | None:
     """``family`` against ``baseline`` per utterance in one set of pooled scores."""
-    if family not in scores or baseline not in scores:
-        return None
-    utts = sorted(set(scores[family]) & set(scores[baseline]))
-    metrics = [m for m in metrics if any(m in scores[family][u] for u in utts)]
-    return compare(kind, "all", [_column(scores, family, utts, m) for m in metrics],
-                   [_column(scores, baseline, utts, m) for m in metrics], metrics)
+    return pair_systems(kind, scores, family, scores, baseline, metrics)
 
 
 def family_change(kind: str, ref_scores: dict, rel_scores: dict, family: str, metrics) -> Evidence | None:
     """``family`` in a composed release against the same family in REF, per utterance."""
-    if family not in ref_scores or family not in rel_scores:
-        return None
-    utts = sorted(set(ref_scores[family]) & set(rel_scores[family]))
-    metrics = [m for m in metrics if any(m in ref_scores[family][u] for u in utts)]
-    return compare(kind, "all", [_column(rel_scores, family, utts, m) for m in metrics],
-                   [_column(ref_scores, family, utts, m) for m in metrics], metrics)
+    return pair_systems(kind, rel_scores, family, ref_scores, family, metrics)
 
 
 def _family_verdict(evidence: list[Evidence]) -> str:
