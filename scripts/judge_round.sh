@@ -24,8 +24,9 @@
 #   verdict REF       each candidate slot's verdict (ships / level / worse / trade) by the rule "better on new
 #                     talkers, worse on none" from the held-out reports (against REF, as compare) and the clips:
 #                     OUT/verdict.md and OUT/verdict.json (scripts/round_verdict.py); then the release check: the
-#                     shipping slots composed into the release they would make, each personalized family against
-#                     its baseline in it, a new significant loss holding them back ("held back")
+#                     shipping slots composed into the release they would make; a fine-tune is "held back" when it
+#                     puts its family below the baseline, or when the family loses a score against REF's and the
+#                     fine-tune is not better on its own; a better baseline ships, the comparison reported
 #   all               export, heldout, then clips of groups 1 0 and 2 3 in two processes
 # Then re-pair the clips against another run with scripts/compare_branches.py --from-json OUT/clips/gG.json
 # --reference LABEL, and a family against its baseline with scripts/compare_reports.py --old-system.

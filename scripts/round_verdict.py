@@ -75,9 +75,7 @@ class Evidence:
 
     @property
     def verdict(self) -> str:
-        if self.better and self.worse:
-            return "trade"
-        return "better" if self.better else "worse" if self.worse else "level"
+        return picture(bool(self.better), bool(self.worse))
 
 
 @dataclass
@@ -117,6 +115,11 @@ class ReleaseCheck:
         return [m for m in self.new_losses if m not in self.from_fine_tunes]
 
 
+def picture(better: bool, worse: bool) -> str:
+    """``trade`` (gains and losses), ``better``, ``worse`` or ``level``."""
+    return "trade" if better and worse else "better" if better else "worse" if worse else "level"
+
+
 def parse_slot(name: str) -> tuple[str, str, int | None]:
     """``(family, size, group)`` of a slot name; group None for a baseline slot."""
     m = SLOT_RE.match(name)
@@ -143,19 +146,11 @@ def compare(kind: str, subset: str, new: list[list[float]], old: list[list[float
 
 def heldout_evidence(kind: str, ref: str, cand: str, system: str, group: int | None, metrics) -> Evidence | None:
     """The candidate reports' ``system`` against the release's, on ``group``'s utterances (None: all)."""
-    old, new = _pooled(ref), _pooled(cand)
-    if system not in old or system not in new:
-        return None
-    utts = sorted(set(old[system]) & set(new[system]))
-    if group is not None:
-        groups = _groups(cand)
-        utts = [u for u in utts if groups.get(u) == group]
-    if not utts:
-        return None
-    metrics = [m for m in metrics if any(m in new[system][u] for u in utts)]
-    return compare(kind, "all" if group is None else f"group {group}",
-                   [_column(new, system, utts, m) for m in metrics], [_column(old, system, utts, m) for m in metrics],
-                   metrics)
+    if group is None:
+        return pair_systems(kind, _pooled(cand), system, _pooled(ref), system, metrics)
+    groups = _groups(cand)
+    return pair_systems(kind, _pooled(cand), system, _pooled(ref), system, metrics,
+                        only=lambda u: groups.get(u) == group, subset=f"group {group}")
 
 
 def _column(scores: dict, system: str, utts: list[str], metric: str) -> list[float]:
@@ -252,14 +247,17 @@ def compose_release(ref: str, cand: str, shipping: list[str], shipped: Path) -> 
     return rel
 
 
-def pair_systems(kind: str, new_scores: dict, new_system: str, old_scores: dict, old_system: str,
-                 metrics) -> Evidence | None:
-    """``new_system`` in ``new_scores`` against ``old_system`` in ``old_scores``, per utterance both hold."""
+def pair_systems(kind: str, new_scores: dict, new_system: str, old_scores: dict, old_system: str, metrics,
+                 only=None, subset: str = "all") -> Evidence | None:
+    """``new_system`` in ``new_scores`` against ``old_system`` in ``old_scores``, per utterance both hold (those
+    for which ``only(utterance)`` is true, if given); None without such utterances."""
     if new_system not in new_scores or old_system not in old_scores:
         return None
-    utts = sorted(set(new_scores[new_system]) & set(old_scores[old_system]))
+    utts = [u for u in sorted(set(new_scores[new_system]) & set(old_scores[old_system])) if only is None or only(u)]
+    if not utts:
+        return None
     metrics = [m for m in metrics if any(m in new_scores[new_system][u] for u in utts)]
-    return compare(kind, "all", [_column(new_scores, new_system, utts, m) for m in metrics],
+    return compare(kind, subset, [_column(new_scores, new_system, utts, m) for m in metrics],
                    [_column(old_scores, old_system, utts, m) for m in metrics], metrics)
 
 
@@ -274,9 +272,7 @@ def family_change(kind: str, ref_scores: dict, rel_scores: dict, family: str, me
 
 
 def _family_verdict(evidence: list[Evidence]) -> str:
-    worse = any(e.worse for e in evidence)
-    better = any(e.better for e in evidence)
-    return "trade" if worse and better else "worse" if worse else "better" if better else "level"
+    return picture(any(e.better for e in evidence), any(e.worse for e in evidence))
 
 
 def family_regression(shipping: list[str], fine_tunes: list[str], family: str, out: Path, ref: Path, shipped: Path,
@@ -323,16 +319,16 @@ def family_regression(shipping: list[str], fine_tunes: list[str], family: str, o
 
 
 def release_checks(verdicts: list[SlotVerdict], out: Path, ref: Path, shipped: Path, metrics,
-                   regressions: list[Evidence] | None = None) -> list[ReleaseCheck]:
+                   regressions: dict[str, list[Evidence]] | None = None) -> list[ReleaseCheck]:
     """Each personalized family with a shipping slot of its size, against its baseline: in REF, in the release
     with every shipping slot, and in that release without the family's shipping fine-tunes (only the new
     baseline of the size). A significant loss that the fine-tunes bring holds them back; one the new baseline
     brings alone (it got better than the family) is noted on the baseline's slot, which still ships. Then each
-    family as released against itself in REF (``family_regression``; its evidence appended to ``regressions``)."""
+    family as released against itself in REF (``family_regression``; its evidence in ``regressions[family]``)."""
     shipping = [v.slot for v in verdicts if v.verdict == "ships"]
     checks: list[ReleaseCheck] = []
     if regressions is None:
-        regressions = []
+        regressions = {}
     for size in sorted({parse_slot(s)[1] for s in shipping}):
         family, baseline = f"plpcnet-{size}", f"lpcnet-bl-{size}"
         fine_tunes = [s for s in shipping if parse_slot(s)[1] == size and parse_slot(s)[2] is not None]
@@ -350,10 +346,7 @@ def release_checks(verdicts: list[SlotVerdict], out: Path, ref: Path, shipped: P
         mine = [c for c in checks if c.family == family]
         held = [f"{m} {c.after.diffs[m]['mean']:+.3f} ({c.kind})" for c in mine for m in c.from_fine_tunes]
         noted = [f"{m} {c.after.diffs[m]['mean']:+.3f} ({c.kind})" for c in mine for m in c.from_baseline]
-        regression, held_alone = family_regression(shipping, fine_tunes, family, out, ref, shipped, metrics)
-        for e in regression:
-            e.subset = f"{family} against REF's"
-            regressions.append(e)
+        regressions[family], held_alone = family_regression(shipping, fine_tunes, family, out, ref, shipped, metrics)
         for v in verdicts:
             if v.verdict != "ships" or parse_slot(v.slot)[1] != size:
                 continue
@@ -372,7 +365,7 @@ def _moved(e: Evidence, metrics: list[str]) -> str:
 
 
 def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCheck] = (),
-             regressions: list[Evidence] = ()) -> str:
+             regressions: dict[str, list[Evidence]] | None = None) -> str:
     lines = ["Candidate against what ships in its slot: metrics whose 95 % CI excludes zero.", "",
              "| slot | evidence | subset | n | better | worse | evidence verdict |", "|---|---|---|---|---|---|---|"]
     for v in verdicts:
@@ -392,12 +385,12 @@ def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCh
         lines += [f"| {c.family} | {c.baseline} | {c.kind} | {c.after.n} | {_moved(c.before, c.before.worse)} | "
                   f"{_moved(c.after, c.after.better)} | {_moved(c.after, c.after.worse)} | "
                   f"{', '.join(c.from_fine_tunes) or '–'} | {', '.join(c.from_baseline) or '–'} |" for c in checks]
-    if regressions:
+    if regressions and any(regressions.values()):
         lines += ["", "Each family as the shipping slots would release it, against the same family in REF; significant "
                   "differences. A loss here holds back the fine-tunes that are not better on their own.", "",
                   "| family | evidence | n | better | worse | verdict |", "|---|---|---|---|---|---|"]
-        lines += [f"| {e.subset.split(' ')[0]} | {e.kind} | {e.n} | {_moved(e, e.better)} | {_moved(e, e.worse)} | "
-                  f"{e.verdict} |" for e in regressions]
+        lines += [f"| {family} | {e.kind} | {e.n} | {_moved(e, e.better)} | {_moved(e, e.worse)} | {e.verdict} |"
+                  for family, evidence in regressions.items() for e in evidence]
     lines += ["", "| slot | verdict |", "|---|---|"] + [
         f"| {v.slot} | **{v.verdict}**{' (' + v.held + ')' if v.held else ''}{' (' + v.note + ')' if v.note else ''} |"
         for v in verdicts]
@@ -422,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"not slot names in {a.candidates}: {', '.join(bad)}")
     verdicts = [judge_slot(s, a.candidates, a.out, a.ref, a.shipped, tuple(a.metrics), a.min_n) for s in slots]
-    regressions: list[Evidence] = []
+    regressions: dict[str, list[Evidence]] = {}
     checks = release_checks(verdicts, a.out, a.ref, a.shipped, tuple(a.metrics), regressions)
     text = markdown(verdicts, a.min_n, checks, regressions)
     print(text, end="")
@@ -442,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
                                                            "from_fine_tunes": c.from_fine_tunes,
                                                            "from_baseline": c.from_baseline}
                                                           for c in checks if c.family == fam(v.slot)],
-                                       "family_regression": [asdict(e) | {"verdict": e.verdict} for e in regressions
-                                                             if e.subset.startswith(fam(v.slot) + " ")]}
+                                       "family_regression": [asdict(e) | {"verdict": e.verdict}
+                                                             for e in regressions.get(fam(v.slot), [])]}
                                       for v in verdicts], indent=1) + "\n")
     return 0
 

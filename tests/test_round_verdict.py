@@ -243,10 +243,10 @@ def test_family_regression_keeps_the_clearer_of_two_fine_tunes_that_lose_togethe
     metrics = ("pesq_wb", "stoi", "visqol")
 
     both = [rv.SlotVerdict("plpcnet-s-g1-ft", "ships", []), rv.SlotVerdict("plpcnet-s-g2-ft", "ships", [])]
-    regressions: list = []
+    regressions: dict = {}
     checks = rv.release_checks(both, out, ref, shipped, metrics, regressions)
     assert all(c.new_losses == [] for c in checks)  # against the baseline nothing moves
-    assert [(e.kind, e.better, e.worse) for e in regressions] == [
+    assert [(e.kind, e.better, e.worse) for e in regressions["plpcnet-s"]] == [
         ("heldout-seeds", ["pesq_wb", "stoi"], ["visqol"]), ("heldout-55", ["pesq_wb", "stoi"], ["visqol"])]
     assert both[0].verdict == "ships"
     assert both[1].verdict == "held back" and "visqol -0.020" in both[1].held and "plpcnet-s-g1-ft" in both[1].held
@@ -254,6 +254,6 @@ def test_family_regression_keeps_the_clearer_of_two_fine_tunes_that_lose_togethe
     assert "| plpcnet-s | heldout-55 | 20 | pesq_wb +0.025, stoi +0.005 | visqol -0.020 | trade |" in text
 
     alone = [rv.SlotVerdict("plpcnet-s-g2-ft", "ships", [])]
-    regressions = []
+    regressions = {}
     rv.release_checks(alone, out, ref, shipped, metrics, regressions)
-    assert alone[0].verdict == "ships" and [e.worse for e in regressions] == [[], []]
+    assert alone[0].verdict == "ships" and [e.worse for e in regressions["plpcnet-s"]] == [[], []]
