@@ -13,8 +13,8 @@
 #                                           "1 3 3 3": slices of groups 3, 0, 1, 2, in that order) -> .carry/tgGpK
 #                                           (CARRY_KBPS, default 64: 9 + 55 + 49 + 27 = 140 MiB in round 12)
 #   bash scripts/gpu.sh state [RUNS]        put the committed training state (training/state/runs/, one tar per
-#                                           run), or that of RUNS (one tar), into .carry/state for a call on a
-#                                           fresh machine
+#                                           run), or that of RUNS (one tar, without the append-only logs, which
+#                                           'unpack' joins back), into .carry/state for a call on a fresh machine
 #   bash scripts/gpu.sh commit-state [RUNS] write training/state/runs/ (per run: fp16 weights, only the averaged
 #                                           ones of --ema-decay runs, but LOGS_ONLY=NAME,... (concluded
 #                                           branches: history only); bf16 Adam moments only of OPTIM_RUNS=NAME,...)
@@ -156,7 +156,7 @@ size)  # what a call carrying .whl and every .carry/* folder sends: the tree git
 state)  # [RUNS_DIR]: carry these runs instead of the committed state (training/state/runs/)
   rm -rf .carry/state && mkdir -p .carry/state
   if [ -n "${1:-}" ]; then
-    $PY -m pnsc.training.lpcnet.state save "$1" .carry/state/runs-state.tar
+    $PY -m pnsc.training.lpcnet.state save "$1" .carry/state/runs-state.tar --without-logs
   else
     cp training/state/runs/*.tar .carry/state/
   fi

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
-from pnsc.training.lpcnet.pack import main, pack, unpack
+from pnsc.training.lpcnet.pack import join_logs, main, pack, unpack
 
 
 def _run(root: Path, name: str, weights_mib: float, optim_mib: float, mtime: float | None = None) -> Path:
@@ -174,3 +175,43 @@ def test_baselines_moments_go_first_as_bfloat16_and_come_back_float32(tmp_path, 
         assert restored[k].dtype == torch.float32
         assert torch.allclose(restored[k], orig[k], rtol=1e-2, atol=0)
         assert not torch.equal(restored[k], orig[k])  # it did travel as bfloat16
+
+
+_lines = st.lists(st.integers(0, 10**6), unique=True, max_size=12).map(
+    lambda xs: [f'{{"step": {x}}}\n'.encode() for x in xs])
+
+
+@given(_lines, _lines, _lines)
+def test_join_logs_keeps_each_line_once_however_the_device_copy_began(old, call1, call2):
+    # unique lines, as log.jsonl's are (each carries its step and losses)
+    seen = set(old)
+    call1 = [x for x in call1 if x not in seen]
+    seen |= set(call1)
+    call2 = [x for x in call2 if x not in seen]
+    j = lambda a, b: join_logs(b"".join(a), b"".join(b))  # noqa: E731
+    assert j(old, call1) == b"".join(old + call1)  # carried without logs: the call's lines appended
+    assert j(old + call1, call1 + call2) == b"".join(old + call1 + call2)  # a warm machine's second call
+    assert j(old, old + call1) == b"".join(old + call1)  # carried with its log: the longer one
+    assert j(old + call1, old) == b"".join(old + call1)  # an older copy adds nothing
+    assert j(old, old) == b"".join(old)
+
+
+def test_join_logs_ends_an_unterminated_last_line_before_appending():
+    assert join_logs(b"a\nb", b"c\n") == b"a\nb\nc\n"
+
+
+def test_unpack_joins_the_logs_a_call_began_from_nothing_to_the_ones_here(tmp_path):
+    here = _run(tmp_path / "runs", "a", 0.1, 0.0)
+    (here / "log.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
+    (here / "stdout.log").write_text("call 1\n")
+    device = _run(tmp_path / "device", "a", 0.1, 0.0)
+    (device / "status.json").write_text('{"step": 3}')
+    (device / "log.jsonl").write_text('{"step": 3}\n')  # the call's state went without logs
+    (device / "stdout.log").write_text("call 2\n")
+    tars = pack(tmp_path / "device", tmp_path / "out", max_mib=5.0)
+    unpack(tars, tmp_path / "runs")
+    assert (here / "log.jsonl").read_text() == '{"step": 1}\n{"step": 2}\n{"step": 3}\n'
+    assert (here / "stdout.log").read_text() == "call 1\ncall 2\n"
+    unpack(tars, tmp_path / "runs")  # the same tars twice: nothing doubled
+    assert (here / "log.jsonl").read_text() == '{"step": 1}\n{"step": 2}\n{"step": 3}\n'
+    assert '"step": 3' in (here / "status.json").read_text()

@@ -113,3 +113,17 @@ def test_averaged_only_keeps_the_averaged_weights_as_the_run_s_weights(tmp_path)
         torch.testing.assert_close(lean["model"][k], v, rtol=1e-3, atol=1e-3)  # the averaged weights
         torch.testing.assert_close(full["ema"][k], v, rtol=1e-3, atol=1e-3)
         torch.testing.assert_close(full["model"][k], ck["model"][k], rtol=1e-3, atol=1e-3)  # both kept
+
+
+def test_a_call_s_tar_goes_without_the_append_only_logs(tmp_path):
+    fake_training_run(tmp_path / "runs", "lpcnet-bl-s", False)
+    run = tmp_path / "runs" / "lpcnet-bl-s"
+    (run / "log.jsonl").write_text('{"step": 7}\n')
+    (run / "stdout.log").write_text("trained\n")
+    (run / "history.json").write_text("[]")
+    save_state(tmp_path / "runs", tmp_path / "call.tar", without_logs=True)
+    names = load_state(tmp_path / "call.tar", tmp_path / "back")
+    assert "lpcnet-bl-s/history.json" in names and "lpcnet-bl-s/status.json" in names
+    assert "lpcnet-bl-s/log.jsonl" not in names and "lpcnet-bl-s/stdout.log" not in names
+    with pytest.raises(ValueError, match="committed state keeps every log"):
+        save_state(tmp_path / "runs", tmp_path / "committed", without_logs=True)

@@ -25,6 +25,11 @@ keeps) go first and travel as bfloat16 (``last-optim.bf16.pt``, half the size, t
 state stores them in); ``--unpack`` turns them back into a float32 ``last-optim.pt``.  Round 12 lost both
 baselines' moments: twelve runs' weights left 10 MiB, and the fine-tunes' moments, which no later call
 reads, took it first.
+
+``log.jsonl`` and ``stdout.log`` only grow, and nothing on the device reads them, so a call's state may go
+without them (``state save --without-logs``: 1.5 MiB that round 25's first call needed for data). ``--unpack``
+therefore joins such a log to the one already in the run folder instead of replacing it: the lines the two
+share (the end of the one here, the start of the incoming one) once, then the incoming rest.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ import tempfile
 from pathlib import Path
 
 SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log")
+APPEND_ONLY = ("log.jsonl", "stdout.log")  # logs a run only appends to: joined on unpack, not replaced
 DURABLE_OPTIM = ("lpcnet-bl-s", "lpcnet-bl-l")  # runs whose Adam moments the committed state keeps
 BF16_OPTIM = "last-optim.bf16.pt"
 FP16_LAST = "last.fp16.pt"  # a last.pt as the committed state stores it, when full ones would not fit
@@ -188,6 +194,21 @@ def _step(status_json: bytes | str) -> int | None:
     return step if isinstance(step, int) else None
 
 
+def join_logs(here: bytes, incoming: bytes) -> bytes:
+    """One log from the copy here and an incoming one written on from an older copy or from nothing: the
+    longest run of lines that ends ``here`` and starts ``incoming`` is kept once (an incoming log that holds
+    all of ``here`` replaces it; one with none of it is appended; one that ``here`` starts with adds nothing)."""
+    if here.startswith(incoming):
+        return here
+    a, b = here.splitlines(keepends=True), incoming.splitlines(keepends=True)
+    if a and not a[-1].endswith(b"\n"):
+        a[-1] += b"\n"
+    for k in range(min(len(a), len(b)), 0, -1):
+        if a[-k:] == b[:k]:
+            return b"".join(a + b[k:])
+    return b"".join(a + b)
+
+
 def unpack(tars: list[Path], root: Path) -> int:
     """Extract the tars into ``root`` (bfloat16 moments become float32 ``last-optim.pt``); files extracted.
 
@@ -215,7 +236,11 @@ def unpack(tars: list[Path], root: Path) -> int:
     for t in tars:
         with tarfile.open(t) as tf:
             members = [m for m in safe_members(tf) if Path(m.name).parts[0] not in stale]
+            logs = {m.name: (root / m.name).read_bytes() for m in members
+                    if Path(m.name).name in APPEND_ONLY and (root / m.name).is_file()}
             tf.extractall(root, members=members, filter="data")
+            for name, here in logs.items():
+                (root / name).write_bytes(join_logs(here, (root / name).read_bytes()))
             n += len(members)
             for m in members:
                 if Path(m.name).name == BF16_OPTIM:  # back to the float32 file train.py resumes from

@@ -1,7 +1,7 @@
 """Durable training state, committed to git between rounds: compact and lossless where it matters.
 
     python -m pnsc.training.lpcnet.state save RUNS_ROOT training/state/runs --averaged-only   (committed)
-    python -m pnsc.training.lpcnet.state save RUNS_ROOT .carry/state/runs-state.tar          (a device call)
+    python -m pnsc.training.lpcnet.state save RUNS_ROOT .carry/state/runs-state.tar --without-logs  (a call)
     python -m pnsc.training.lpcnet.state load training/state/runs RUNS_ROOT
     python -m pnsc.training.lpcnet.state reopen RUNS_ROOT RUN [RUN...]   (patience ended it; train on)
 
@@ -20,6 +20,10 @@ keeps its file's modification time, and ``load`` restores it), so a round adds t
 changed; until round 13 one tar held every run and each round added all of it (36 MiB, 2.2 times the shipped
 decoders). With ``--averaged-only`` a run trained with ``--ema-decay`` keeps only its averaged weights, the ones
 that ship; resumed, it trains and averages on from them.
+
+A device call's tar can leave out the logs a run only appends to (``--without-logs``: ``log.jsonl`` and
+``stdout.log``, which nothing on the device reads; 1.5 MiB for eight runs); ``pack --unpack`` joins what the
+call brings back to the logs kept here.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from pathlib import Path
 import torch
 
 from .ema import deployed_weights
-from .pack import DURABLE_OPTIM, safe_members
+from .pack import APPEND_ONLY, DURABLE_OPTIM, safe_members
 
 SMALL = ("history.json", "status.json", "log.jsonl", "stdout.log")  # curves.png is redrawn from history
 
@@ -88,8 +92,10 @@ def expand_checkpoint(ck: dict) -> dict:
     return ck
 
 
-def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool) -> tuple[list, dict]:
-    """(tar members as (name, bytes, mtime), summary) of one run: its logs, with ``weights`` its float16
+def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool,
+                 logs: bool = True) -> tuple[list, dict]:
+    """(tar members as (name, bytes, mtime), summary) of one run: its logs (without ``logs``, only those
+    training reads: the append-only ones stay behind), with ``weights`` its float16
     last.pt, with ``optim`` its bfloat16 Adam moments. Each member keeps its file's modification time, so an
     unchanged run gives the same bytes every time it is saved (and a restored run the time it was trained)."""
     def member(name: str, data: bytes, src: Path):
@@ -100,7 +106,7 @@ def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool) -> 
         ck = compact_checkpoint(torch.load(run / "last.pt", map_location="cpu", weights_only=False), averaged_only)
         out.append(member("last.pt", _pt_bytes(ck), run / "last.pt"))
     for n in SMALL:
-        if (run / n).is_file():
+        if (run / n).is_file() and (logs or n not in APPEND_ONLY):
             out.append(member(n, (run / n).read_bytes(), run / n))
     opt = run / "last-optim.pt"
     has_opt = weights and optim and opt.is_file()
@@ -114,11 +120,14 @@ def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool) -> 
 
 
 def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = DURABLE_OPTIM,
-               logs_only: tuple[str, ...] = (), averaged_only: bool = False) -> dict:
+               logs_only: tuple[str, ...] = (), averaged_only: bool = False, without_logs: bool = False) -> dict:
     """Write the state of every run in ``runs``: into one tar (``out`` ending in ``.tar``: what a device call
     carries), or into a folder of one tar per run (the committed state: an unchanged run keeps the same bytes,
     so git stores only the runs a round changed). Runs named in ``logs_only`` keep their logs and history but
-    no weights; ``averaged_only`` keeps only the averaged weights of runs that have them."""
+    no weights; ``averaged_only`` keeps only the averaged weights of runs that have them; ``without_logs`` leaves
+    the append-only logs out (a device call's tar; not for the committed state, which must keep them)."""
+    if without_logs and Path(out).suffix != ".tar":
+        raise ValueError("--without-logs is for a device call's tar: the committed state keeps every log")
     runs, out = Path(runs), Path(out)
     found = sorted(p for p in runs.iterdir() if (p / "last.pt").is_file() or (p / "history.json").is_file())
     unknown = set(logs_only) - {p.name for p in found}
@@ -129,7 +138,8 @@ def save_state(runs: Path, out: Path, optim_runs: tuple[str, ...] = DURABLE_OPTI
     summary, members = {}, {}
     for run in found:
         weights = run.name not in logs_only and (run / "last.pt").is_file()  # a concluded branch stays one
-        members[run.name], summary[run.name] = _run_members(run, weights, run.name in optim_runs, averaged_only)
+        members[run.name], summary[run.name] = _run_members(run, weights, run.name in optim_runs, averaged_only,
+                                                            logs=not without_logs)
     targets = {out: [m for ms in members.values() for m in ms]} if one_tar else \
         {out / f"{name}.tar": ms for name, ms in members.items()}
     for dst, ms in targets.items():
@@ -220,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--optim-runs", default=",".join(DURABLE_OPTIM),
                    help="comma-separated runs whose Adam moments are kept (default: the generic baselines); "
                         "name a fine-tune in mid-course to carry it to a fresh machine without an optimizer restart")
+    s.add_argument("--without-logs", action="store_true",
+                   help="leave out log.jsonl and stdout.log (a device call's tar; unpack joins the returned logs)")
     s.add_argument("--averaged-only", action="store_true",
                    help="runs with averaged weights (--ema-decay) keep only those (the committed state)")
     l_ = sub.add_parser("load")
@@ -244,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         logs_only = tuple(n for n in a.logs_only.split(",") if n)
         try:
             summary = save_state(a.runs, a.out, optim_runs=tuple(n for n in a.optim_runs.split(",") if n),
-                                 logs_only=logs_only, averaged_only=a.averaged_only)
+                                 logs_only=logs_only, averaged_only=a.averaged_only,
+                                 without_logs=a.without_logs)
         except ValueError as e:
             ap.error(str(e))
         files = [a.out] if a.out.suffix == ".tar" else sorted(a.out.glob("*.tar"))
