@@ -480,3 +480,40 @@ def test_fp32_branches_train_without_autocast_and_need_their_measured_memory(tmp
     (tmp_path / "lpcnet-bl-s" / "last.pt").write_bytes(b"x")
     args, last = multi.train_args("lpcnet-bl-s.fp32", tmp_path)
     assert last == ["--amp", "none"] and "--amp" not in args
+
+
+def test_start_puts_a_new_run_on_another_run_s_weights_and_only_a_new_one(tmp_path):
+    root = tmp_path / "runs"
+    for run in ("lpcnet-bl-l", "lpcnet-bl-l.fp32", "plpcnet-l-g0-ft"):
+        (root / run).mkdir(parents=True)
+        (root / run / "last.pt").write_bytes(b"")
+
+    def init(args):
+        assert args.count("--init-from") == 1, args
+        return Path(args[args.index("--init-from") + 1]).parent.name
+
+    branch = "plpcnet-l-g0-ft.mix0.5.fp32"
+    assert init(multi.train_args(branch, root)[0]) == "plpcnet-l-g0-ft"  # its ancestor
+    args, last = multi.train_args(branch, root, "lpcnet-bl-l.fp32")
+    assert init(args) == "lpcnet-bl-l.fp32" and "--group-mix" in last and "--group" in args
+    assert init(multi.train_args("plpcnet-l-g2-ft", root)[0]) == "lpcnet-bl-l"  # a fine-tune: its baseline
+    assert init(multi.train_args("plpcnet-l-g2-ft", root, "lpcnet-bl-l.fp32")[0]) == "lpcnet-bl-l.fp32"
+    (root / branch).mkdir()
+    (root / branch / "last.pt").write_bytes(b"")
+    assert "--init-from" not in multi.train_args(branch, root, "lpcnet-bl-l.fp32")[0]  # resumes its own
+    with pytest.raises(FileNotFoundError, match="--start needs a trained lpcnet-bl-s.fp32"):
+        multi.train_args("plpcnet-s-g0-ft.fp32", root, "lpcnet-bl-s.fp32")
+
+
+def test_start_is_checked_before_anything_trains(tmp_path, capsys):
+    assert multi.parse_starts("a.fp32=b, c=d") == {"a.fp32": "b", "c": "d"}
+    for bad in ("a", "a=", "=b", "a=../b", "a=b,a=c"):
+        with pytest.raises(ValueError):
+            multi.parse_starts(bad)
+    base = ["--data", str(tmp_path), "--out-root", str(tmp_path / "runs"), "--models", "plpcnet-s-g0-ft.fp32"]
+    with pytest.raises(SystemExit):
+        multi.main(base + ["--start", "plpcnet-s-g1-ft.fp32=lpcnet-bl-s"])
+    assert "in neither --models nor --backlog" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        multi.main(base + ["--start", "plpcnet-s-g0-ft.fp32"])
+    assert "is not NAME=RUN" in capsys.readouterr().err

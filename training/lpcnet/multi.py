@@ -27,7 +27,9 @@ bf16 autocast; round 22's batch check found bf16 GRU-A gradients 50-85 % from fl
 the bf16 peak memory, measured in round 23), ``fold`` (``--impl fold``: GRU-A's input gates, weight gradients and the gradient it
 carries back in float32, its recurrence recomputed in the backward pass; the bf16 matmuls stay). A new branch starts from its longest-named ancestor that has a
 checkpoint (``plpcnet-s-g1-ft.mix0.5.kd0.5`` from ``ROOT/plpcnet-s-g1-ft.mix0.5`` if it is there, else from
-``ROOT/plpcnet-s-g1-ft``), with every tag of its own name applied. A tag's number may hold a decimal
+``ROOT/plpcnet-s-g1-ft``), with every tag of its own name applied; ``--start NAME=RUN[,NAME=RUN...]`` starts a
+new run from ``ROOT/RUN`` instead (round 25 fine-tuned L groups 0 and 2 afresh from ``lpcnet-bl-l.fp32`` by
+carrying two copies of it under ``plpcnet-l-g{0,2}-ft``: 5 MiB of the call's 64). A tag's number may hold a decimal
 point (a ``.`` followed by a digit does not start a tag). Example:
 ``--models lpcnet-bl-s.control,lpcnet-bl-s.noise3,lpcnet-bl-s.nonoise,lpcnet-bl-s.b1024.lr2e-3``,
 ``lpcnet-bl-s.ltp5.ltpgate0.5``, ``lpcnet-bl-l.sparse0.1``.
@@ -216,19 +218,38 @@ def expand(spec: str, C: int) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def train_args(name: str, root: Path) -> tuple[list[str], list[str]]:
-    """(train.py options, options that must come last) for a model name."""
+def train_args(name: str, root: Path, start: str | None = None) -> tuple[list[str], list[str]]:
+    """(train.py options, options that must come last) for a model name; ``start``: the run in ``root`` a new
+    run starts from, in place of its baseline or ancestor."""
     base, opts = split_branch(name)
+    new = not (root / name / "last.pt").is_file()
     if base == name:
-        return _base_args(name, root, start=True), []
-    # a recipe branch: the base run's speakers, its weights as the start, the tags' options
-    args = _base_args(base, root, start=False)
-    args[args.index("--name") + 1] = name
-    if not (root / name / "last.pt").is_file():
-        args += _start_from(_ancestor(name, root), f"{name}: needs a trained {base}")
+        args = _base_args(name, root, start=start is None)
+    else:  # a recipe branch: the base run's speakers, its weights as the start, the tags' options
+        args = _base_args(base, root, start=False)
+        args[args.index("--name") + 1] = name
+        if new and start is None:
+            args += _start_from(_ancestor(name, root), f"{name}: needs a trained {base}")
+    if new and start is not None:
+        args += _start_from(root / start, f"{name}: --start needs a trained {start}")
+    if base == name:
+        return args, []
     if "--kd-weight" in opts:
         opts = opts + ["--teacher", teacher_for(base, root)]
     return args, opts
+
+
+def parse_starts(spec: str) -> dict[str, str]:
+    """``NAME=RUN,...`` (``--start``) as {NAME: RUN}."""
+    out = {}
+    for item in filter(None, (i.strip() for i in spec.split(","))):
+        name, sep, run = item.partition("=")
+        if not sep or not name or not run or "/" in run or run in (".", ".."):
+            raise ValueError(f"--start: {item!r} is not NAME=RUN (RUN: a run folder of --out-root)")
+        if name in out:
+            raise ValueError(f"--start: {name} given twice")
+        out[name] = run
+    return out
 
 
 def _ancestor(name: str, root: Path) -> Path:
@@ -300,6 +321,9 @@ def main(argv=None) -> int:
                     help="refuse (and count as failed) a baseline or scratch run without a last.pt in the "
                          "out-root, which would start from random weights, unless --fresh names it")
     ap.add_argument("--fresh", default="", help="with --resume-only: the runs that may start from random weights")
+    ap.add_argument("--start", default="",
+                    help="NAME=RUN[,NAME=RUN...]: a new run NAME starts from the run RUN of --out-root instead of "
+                         "its baseline or ancestor (a fine-tune afresh from a newer baseline)")
     ap.add_argument("--ddp", type=int, default=1,
                     help="processes per model under torchrun (DDP over that many GPUs of --gpus; --batch is the "
                          "global batch); models then train one after another")
@@ -321,6 +345,13 @@ def main(argv=None) -> int:
     if both:
         ap.error(f"{', '.join(both)}: in both --models and --backlog")
     fresh = set(expand(a.fresh, a.C))
+    try:
+        starts = parse_starts(a.start)
+    except ValueError as exc:
+        ap.error(str(exc))
+    stray = sorted(set(starts) - set(models) - set(backlog_names))
+    if stray:
+        ap.error(f"--start names {', '.join(stray)}, in neither --models nor --backlog")
     if a.ddp < 1:
         ap.error(f"--ddp must be at least 1, got {a.ddp}")
     if a.ddp > 1 and backlog_names:
@@ -343,14 +374,14 @@ def main(argv=None) -> int:
             if st.is_file() and json.loads(st.read_text()).get("done"):
                 print(f"multi: {name} already done", file=sys.stderr)
                 continue
-            if (a.resume_only and starts_from_random(name) and name not in fresh
+            if (a.resume_only and starts_from_random(name) and name not in fresh and name not in starts
                     and not (root / name / "last.pt").is_file()):
                 print(f"multi: refuse {name}: no checkpoint in {root / name} and not in --fresh "
                       f"(it would start from random weights)", file=sys.stderr)
                 failed += 1
                 continue
             try:
-                targs, last = train_args(name, root)
+                targs, last = train_args(name, root, starts.get(name))
             except FileNotFoundError as exc:
                 print(f"multi: skip {exc}", file=sys.stderr)
                 continue
