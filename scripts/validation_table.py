@@ -106,6 +106,18 @@ def lineage(runs: Path, base: str, curves: dict) -> list[str]:
     return chain
 
 
+def against_baseline(rows: dict) -> dict[str, list[float]]:
+    """Each fine-tuned family's loss on each group's validation speakers relative to its size's baseline on the
+    same speakers, (ft - baseline) / baseline; negative: the fine-tune is ahead. Round 25 found the float32
+    baselines level with or ahead of fine-tunes that had started from older baselines."""
+    out = {}
+    for size in "sl":
+        ft, bl = rows.get(f"plpcnet-{size}-ft"), rows.get(f"lpcnet-bl-{size}")
+        if ft and bl:
+            out[f"plpcnet-{size}-ft"] = [(f - b) / b for f, b in zip(ft["per_group"], bl["per_group"])]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("runs", type=Path)
@@ -207,6 +219,11 @@ def main() -> int:
         if "baseline_at_equal_steps" in r:
             b = r["baseline_at_equal_steps"]
             print(f"{name}: eq. (3) {r['eq3']:.4f} vs its baseline at step {b['step']}: {b['eq3']:.4f}")
+    for name, rel in against_baseline(rows).items():
+        rows[name]["vs_baseline_per_group"] = rel
+        print(f"{name} against {name.replace('plpcnet', 'lpcnet-bl').removesuffix('-ft')} on each group's validation "
+              "speakers: " + ", ".join(f"group {c} {100 * v:+.2f} %" for c, v in enumerate(rel))
+              + " (negative: the fine-tune is ahead)")
     for name, e in by_group.items():
         sc = e["scratch"]
         line = (f"{name} group-only: scratch {sc['val']:.4f} after {sc['audio_hours']} audio-h (step {sc['step']}, "

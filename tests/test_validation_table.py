@@ -70,3 +70,12 @@ def test_a_run_that_ended_on_its_best_weights_is_tabled_at_that_validation(tmp_p
     assert vt.held(d, ep) == 3
     (d / "status.json").write_text(json.dumps({"done": True, "weights_epoch": 1}))  # train.py --patience
     assert vt.held(d, ep) == 1 and ep[vt.held(d, ep)]["val_groups"]["0"] == 2.41
+
+
+def test_each_fine_tune_is_weighed_against_its_size_s_baseline_group_by_group():
+    rows = {"lpcnet-bl-s": {"per_group": [2.40, 2.27, 2.98, 2.27]},
+            "plpcnet-s-ft": {"per_group": [2.41, 2.26, 2.98, 2.27]},
+            "plpcnet-l-ft": {"per_group": [2.39, 2.27, 2.97, 2.26]}}  # no L baseline in the folder: not weighed
+    rel = vt.against_baseline(rows)
+    assert list(rel) == ["plpcnet-s-ft"]
+    assert [round(100 * v, 2) for v in rel["plpcnet-s-ft"]] == [0.42, -0.44, 0.0, 0.0]
