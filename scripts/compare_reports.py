@@ -42,8 +42,9 @@ def _mean_reports(reports: list[dict]) -> dict:
     if len(reports) == 1:
         return reports[0]
     out: dict = {}
-    for s in set.intersection(*(set(r) for r in reports)):
-        for u in set.intersection(*(set(r[s]) for r in reports)):
+    # in the first report's order (a set's order changes from run to run, and with it the rows of the tables)
+    for s in [s for s in reports[0] if all(s in r for r in reports)]:
+        for u in [u for u in reports[0][s] if all(u in r[s] for r in reports)]:
             metrics = set().union(*(r[s][u] for r in reports))
             out.setdefault(s, {})[u] = {}
             for m in metrics:

@@ -28,6 +28,12 @@
 #                     puts its family below the baseline, or when the family loses a score against REF's and the
 #                     fine-tune is not better on its own; a better baseline ships, the comparison reported
 #   all               export, heldout, then clips of groups 1 0 and 2 3 in two processes
+#   release REF DEST SLOT...  the new release's held-out scores, composed from REF's and the candidates' reports
+#                     (SLOT as scripts/compose_release_scores.py takes them: lpcnet-bl-l, plpcnet-l:3,none,
+#                     plpcnet-s:1), into DEST/release_scores/{s0,s1,s2,55}.json; then the pairings a round reports:
+#                     DEST/release_vs_<REF's round>_{seeds,55}.md (e.g. round24 for docs/figures/round24/release_scores),
+#                     each family against its baseline, DEST/plpcnet_{s,l}_vs_baseline_{seeds,55}.md, and PLPCNet-S
+#                     against the L baseline, DEST/plpcnet_s_vs_bll_{seeds,55}.md (round 25 ran these 16 by hand)
 # Then re-pair the clips against another run with scripts/compare_branches.py --from-json OUT/clips/gG.json
 # --reference LABEL, and a family against its baseline with scripts/compare_reports.py --old-system.
 # SHIPPED (default runs/shipped) holds the shipped runs under the slot names; DRY=1 prints the commands
@@ -116,6 +122,35 @@ verdict)
   [ $# -eq 1 ] || { echo "judge_round: verdict needs the release's scores folder"; exit 2; }
   run verdict "$PY" scripts/round_verdict.py "$CAND" "$OUT" "$1" --shipped "$SHIPPED" \
     --markdown "$OUT/verdict.md" --json "$OUT/verdict.json" ;;
+release)
+  [ $# -ge 3 ] || { echo "judge_round: release needs REF DEST SLOT..."; exit 2; }
+  ref=$1 dest=$2; shift 2
+  for f in s0 s1 s2 55; do
+    [ -f "$ref/$f.json" ] || { echo "judge_round: no $ref/$f.json"; exit 2; }
+    [ -n "${DRY:-}" ] || [ -f "$OUT/ev/cand-$f/scores.json" ] || { echo "judge_round: no $OUT/ev/cand-$f/scores.json (run heldout)"; exit 2; }
+  done
+  label=$(basename "$(dirname "$ref")")
+  [ -n "${DRY:-}" ] || mkdir -p "$dest/release_scores"
+  new=$dest/release_scores
+  for f in s0 s1 s2 55; do
+    run "release-$f" "$PY" scripts/compose_release_scores.py "$ref/$f.json" "$OUT/ev/cand-$f/scores.json" "$new/$f.json" \
+      "$@" --old-label "$ref/$f.json" --candidate-label "the candidates' report ($f)"
+  done
+  seeds() { echo "$1/s0.json,$1/s1.json,$1/s2.json"; }
+  pair() {  # NAME OLD NEW MORE...: one pairing, written to DEST/NAME.md
+    local name=$1 old=$2 new_=$3; shift 3
+    run "pair-$name" "$PY" scripts/compare_reports.py "$old" "$new_" "$@" --markdown "$dest/$name.md"
+  }
+  pair "release_vs_${label}_seeds" "$(seeds "$ref")" "$(seeds "$new")"
+  pair "release_vs_${label}_55" "$ref/55.json" "$new/55.json"
+  for z in s l; do
+    pair "plpcnet_${z}_vs_baseline_seeds" "$(seeds "$new")" "$(seeds "$new")" --old-system "lpcnet-bl-$z" \
+      --systems "plpcnet-$z" --by-group
+    pair "plpcnet_${z}_vs_baseline_55" "$new/55.json" "$new/55.json" --old-system "lpcnet-bl-$z" \
+      --systems "plpcnet-$z" --by-group
+  done
+  pair plpcnet_s_vs_bll_seeds "$(seeds "$new")" "$(seeds "$new")" --old-system lpcnet-bl-l --systems plpcnet-s --by-group
+  pair plpcnet_s_vs_bll_55 "$new/55.json" "$new/55.json" --old-system lpcnet-bl-l --systems plpcnet-s --by-group ;;
 all)
   bash "$0" "$CAND" "$OUT" export
   bash "$0" "$CAND" "$OUT" heldout
@@ -123,5 +158,5 @@ all)
   bash "$0" "$CAND" "$OUT" clips 1 0 & a=$!
   bash "$0" "$CAND" "$OUT" clips 2 3 || true
   wait $a ;;
-*) echo "judge_round: unknown step '$STEP' (export, heldout, clips, dropout, compare, verdict, all)"; exit 2 ;;
+*) echo "judge_round: unknown step '$STEP' (export, heldout, clips, dropout, compare, verdict, release, all)"; exit 2 ;;
 esac

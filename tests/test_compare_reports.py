@@ -56,6 +56,13 @@ def test_seed_pooling_averages_each_utterance_before_pairing(tmp_path):
     assert cr._mean_reports([{"s": {"u": {"m": 1.0}}}, {"s": {"u": {"m": 3.0}}}])["s"]["u"]["m"] == 2.0
 
 
+def test_seed_pooling_keeps_the_report_s_order_so_the_tables_come_out_the_same_every_run():
+    names = [f"system-{k:02d}" for k in range(20)]  # a set of 20 names would come out in insertion order ~never
+    rep = {n: {f"u{j}": {"m": 1.0} for j in (3, 1, 2)} for n in names}
+    pooled = cr._mean_reports([rep, rep])
+    assert list(pooled) == names and list(pooled["system-05"]) == ["u3", "u1", "u2"]
+
+
 def test_old_system_pairs_every_new_system_with_one_baseline(tmp_path):
     rep = _report(tmp_path / "r.json", 0.0)
     out_md = tmp_path / "d.md"

@@ -136,3 +136,34 @@ def test_verdict_runs_round_verdict_on_the_release_scores(tmp_path: Path) -> Non
     assert r.returncode == 0, r.stderr
     assert (f"scripts/round_verdict.py {cand} {out} docs/figures/round19/release_scores --shipped "
             f"{tmp_path}/shipped --markdown {out}/verdict.md --json {out}/verdict.json") in r.stdout
+
+
+def test_release_composes_the_new_release_and_writes_the_pairings_a_round_reports(tmp_path: Path) -> None:
+    shipped = _runs(tmp_path / "shipped", ["lpcnet-bl-s"])
+    cand = _runs(tmp_path / "cand", ["lpcnet-bl-l"])
+    ref = tmp_path / "figures" / "round24" / "release_scores"
+    ref.mkdir(parents=True)
+    for f in ("s0", "s1", "s2", "55"):
+        (ref / f"{f}.json").write_text("{}")
+    out, dest = tmp_path / "out", tmp_path / "round25"
+    r = _judge(cand, out, "release", str(ref), str(dest), "lpcnet-bl-l", "plpcnet-l:3,none", shipped=shipped)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    composed = [l for l in lines if "compose_release_scores.py" in l]
+    assert [l.split()[2:5] for l in composed] == [
+        [f"{ref}/{f}.json", f"{out}/ev/cand-{f}/scores.json", f"{dest}/release_scores/{f}.json"]
+        for f in ("s0", "s1", "s2", "55")]
+    assert all(" lpcnet-bl-l plpcnet-l:3,none --old-label " in l for l in composed)
+    written = [l.split("--markdown ")[1] for l in lines if "compare_reports.py" in l]
+    assert [Path(w).name for w in written] == [
+        "release_vs_round24_seeds.md", "release_vs_round24_55.md",
+        "plpcnet_s_vs_baseline_seeds.md", "plpcnet_s_vs_baseline_55.md",
+        "plpcnet_l_vs_baseline_seeds.md", "plpcnet_l_vs_baseline_55.md",
+        "plpcnet_s_vs_bll_seeds.md", "plpcnet_s_vs_bll_55.md"]
+    fam = next(l for l in lines if "plpcnet_l_vs_baseline_seeds.md" in l)
+    assert "--old-system lpcnet-bl-l --systems plpcnet-l --by-group" in fam
+    new3 = ",".join(f"{dest}/release_scores/{f}.json" for f in ("s0", "s1", "s2"))
+    assert fam.split()[2:4] == [new3, new3]  # the family and its baseline, both from the new release
+    assert not dest.exists()
+    missing = _judge(cand, out, "release", str(tmp_path), str(dest), "lpcnet-bl-l", shipped=shipped)
+    assert missing.returncode == 2 and "no " in missing.stdout
