@@ -96,11 +96,11 @@ def _end_hours(run: Path) -> float | None:
     return float(h) if isinstance(h, (int, float)) else None
 
 
-def lineage(runs: Path, base: str, curves: dict) -> list[str]:
-    """``base``'s earlier runs, newest first: each set-aside ``<base>.before-*`` run the previous one restarted
-    from (round 10's BL-S restarted round 6's, which had restarted rounds 1-4's)."""
+def lineage(runs: Path, base: str, curves: dict, family: str | None = None) -> list[str]:
+    """``base``'s earlier runs, newest first: each set-aside ``<family>.before-*`` run (family = ``base`` unless
+    given) the previous one restarted from (round 10's BL-S restarted round 6's, which had restarted rounds 1-4's)."""
     chain, cur = [], base
-    while (pred := predecessor(runs, cur, curves, family=base)) and pred not in chain:
+    while (pred := predecessor(runs, cur, curves, family=family or base)) and pred not in chain:
         chain.append(pred)
         cur = pred
     return chain
@@ -118,6 +118,19 @@ def against_baseline(rows: dict) -> dict[str, list[float]]:
     return out
 
 
+def branch_curve(runs: Path, base: str, parent: str, curves: dict) -> tuple[list, list[str]]:
+    """Fig. 5's curve of ``base``, a branch of ``parent`` (a run that trained on past the branch point, as the bf16
+    runs did beside their float32 branches from round 23): ``parent``'s own earlier runs, ``parent`` up to where
+    ``base`` began, then ``base``; and the runs it joins, newest first."""
+    ep = epochs(runs / base)
+    start = ep[0]["audio_hours_total"] - ep[0]["audio_hours"] if ep and "audio_hours_total" in ep[0] else None
+    if start is None:
+        raise ValueError(f"{base}: its validation records do not say where it began (audio_hours_total)")
+    chain = lineage(runs, parent, curves, family=base)
+    points = sum((curves[p] for p in reversed(chain)), []) + [p for p in curves[parent] if p[0] <= start]
+    return points + curves[base], [parent, *chain]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("runs", type=Path)
@@ -125,6 +138,10 @@ def main() -> int:
     ap.add_argument("--splits", type=Path, default=Path("models/speaker_splits.json"))
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--parent", action="append", default=[], metavar="BASELINE=RUN",
+                    help="the baseline (a float32 branch since round 23) branched from RUN, a run of the same folder "
+                         "that trained on past the branch point: Fig. 5 draws RUN's history up to the branch point "
+                         "(e.g. --parent lpcnet-bl-l=lpcnet-bl-l.bf16 with both linked into the folder)")
     ap.add_argument("--plot-branches", action="store_true",
                     help="also plot the recipe branches (lpcnet-bl-s.noise3, ...; the table always lists them)")
     ap.add_argument("--ylim", type=float, nargs=2, default=(2.45, 2.9), metavar=("LOW", "HIGH"),
@@ -149,7 +166,14 @@ def main() -> int:
             rows[name]["audio_hours"] = round(hours[i][0], 2)
             curves[name] = [(h, sum(w * r["val_groups"][str(c)] for c, w in enumerate(weights)), counted)
                             for r, (h, counted) in zip(ep, hours)]
+    parents = dict(x.split("=", 1) for x in args.parent)
     for base in ("lpcnet-bl-s", "lpcnet-bl-l"):  # Fig. 5 shows a promoted run with the run it restarted from
+        if base in parents and base in curves:
+            if parents[base] not in curves:
+                ap.error(f"--parent {base}={parents[base]}: no validation records of {parents[base]} in {args.runs}")
+            curves[base], chain = branch_curve(args.runs, base, parents[base], curves)
+            rows[base]["branched_from"], rows[base]["lineage"] = chain[0], chain
+            continue
         chain = lineage(args.runs, base, curves)
         if chain:
             curves[base] = sum((curves[p] for p in reversed(chain)), []) + curves[base]

@@ -79,3 +79,15 @@ def test_each_fine_tune_is_weighed_against_its_size_s_baseline_group_by_group():
     rel = vt.against_baseline(rows)
     assert list(rel) == ["plpcnet-s-ft"]
     assert [round(100 * v, 2) for v in rel["plpcnet-s-ft"]] == [0.42, -0.44, 0.0, 0.0]
+
+
+def test_a_branch_is_drawn_after_its_parent_up_to_where_it_began_and_the_parent_s_own_history(tmp_path):
+    # round 23: the float32 BL-L branched at 1,214.6 audio-hours from a bf16 run that trained on to 1,400
+    _run(tmp_path, "lpcnet-bl-l", [3.0, 50.0], [1217.6, 1264.6])
+    _run(tmp_path, "lpcnet-bl-l.bf16", [100.0, 200.0, 300.0, 400.0], [1100.0, 1200.0, 1300.0, 1400.0])  # began at 1000
+    _run(tmp_path, "lpcnet-bl-l.before-r21", [500.0, 999.9], [500.0, 999.9])  # the run the bf16 one restarted
+    names = ("lpcnet-bl-l", "lpcnet-bl-l.bf16", "lpcnet-bl-l.before-r21")
+    curves = {n: [(r["audio_hours_total"], 2.5, True) for r in vt.epochs(tmp_path / n)] for n in names}
+    points, chain = vt.branch_curve(tmp_path, "lpcnet-bl-l", "lpcnet-bl-l.bf16", curves)
+    assert chain == ["lpcnet-bl-l.bf16", "lpcnet-bl-l.before-r21"]
+    assert [p[0] for p in points] == [500.0, 999.9, 1100.0, 1200.0, 1217.6, 1264.6]  # not the parent past 1214.6
