@@ -64,6 +64,15 @@ def _latest(series: list[tuple[int, float]], step: int) -> float:
     return [v for st, v in series if st <= step][-1]
 
 
+def began_at(run: Path) -> float | None:
+    """The audio-hours a run had seen when its own counting began (its initialisation's, 0 from scratch); None
+    when its first validation record predates the counters."""
+    ep = epochs(run)
+    if not ep or "audio_hours_total" not in ep[0] or "audio_hours" not in ep[0]:
+        return None
+    return ep[0]["audio_hours_total"] - ep[0]["audio_hours"]
+
+
 def predecessor(runs: Path, base: str, curves: dict, tol_h: float = 5.0, family: str | None = None) -> str | None:
     """The set-aside run (``<family>.before-<tags>``, family = ``base`` unless given) that ``base`` was restarted
     from, if any: the one whose last validation record lies at most ``tol_h`` audio-hours before where
@@ -71,11 +80,8 @@ def predecessor(runs: Path, base: str, curves: dict, tol_h: float = 5.0, family:
     before it stops), or whose recorded end (``status.json`` ``audio_hours``) is where ``base`` began: a baseline
     epoch is about 90 audio-hours, so round 15's averaging branch of BL-S began 11.6 audio-hours after its
     predecessor's last validation."""
-    ep = epochs(runs / base)
-    if not ep or "audio_hours_total" not in ep[0] or "audio_hours" not in ep[0]:
-        return None
-    start = ep[0]["audio_hours_total"] - ep[0]["audio_hours"]
-    if start <= 0.5:
+    start = began_at(runs / base)
+    if start is None or start <= 0.5:
         return None
 
     def ends_at_start(n: str) -> bool:
@@ -122,8 +128,7 @@ def branch_curve(runs: Path, base: str, parent: str, curves: dict) -> tuple[list
     """Fig. 5's curve of ``base``, a branch of ``parent`` (a run that trained on past the branch point, as the bf16
     runs did beside their float32 branches from round 23): ``parent``'s own earlier runs, ``parent`` up to where
     ``base`` began, then ``base``; and the runs it joins, newest first."""
-    ep = epochs(runs / base)
-    start = ep[0]["audio_hours_total"] - ep[0]["audio_hours"] if ep and "audio_hours_total" in ep[0] else None
+    start = began_at(runs / base)
     if start is None:
         raise ValueError(f"{base}: its validation records do not say where it began (audio_hours_total)")
     chain = lineage(runs, parent, curves, family=base)
@@ -166,7 +171,12 @@ def main() -> int:
             rows[name]["audio_hours"] = round(hours[i][0], 2)
             curves[name] = [(h, sum(w * r["val_groups"][str(c)] for c, w in enumerate(weights)), counted)
                             for r, (h, counted) in zip(ep, hours)]
-    parents = dict(x.split("=", 1) for x in args.parent)
+    parents = {}
+    for spec in args.parent:
+        base, sep, run = spec.partition("=")
+        if not sep or base not in ("lpcnet-bl-s", "lpcnet-bl-l") or not run or base in parents:
+            ap.error(f"--parent {spec!r}: BASELINE=RUN, once per baseline (lpcnet-bl-s or lpcnet-bl-l)")
+        parents[base] = run
     for base in ("lpcnet-bl-s", "lpcnet-bl-l"):  # Fig. 5 shows a promoted run with the run it restarted from
         if base in parents and base in curves:
             if parents[base] not in curves:

@@ -91,3 +91,12 @@ def test_a_branch_is_drawn_after_its_parent_up_to_where_it_began_and_the_parent_
     points, chain = vt.branch_curve(tmp_path, "lpcnet-bl-l", "lpcnet-bl-l.bf16", curves)
     assert chain == ["lpcnet-bl-l.bf16", "lpcnet-bl-l.before-r21"]
     assert [p[0] for p in points] == [500.0, 999.9, 1100.0, 1200.0, 1217.6, 1264.6]  # not the parent past 1214.6
+
+
+def test_a_malformed_parent_is_refused_with_its_form(tmp_path):
+    import subprocess
+    import sys
+    for bad in ("lpcnet-bl-l", "plpcnet-s-g0-ft=x", "lpcnet-bl-l="):
+        r = subprocess.run([sys.executable, str(REPO / "scripts" / "validation_table.py"), str(tmp_path),
+                            "--parent", bad], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and "BASELINE=RUN" in r.stderr, (bad, r.stderr)
