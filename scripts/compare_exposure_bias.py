@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pnsc.evaluation.stats import paired_difference  # noqa: E402
+from pnsc.evaluation.stats import paired_difference, show_table  # noqa: E402
 
 DEFAULT_METRICS = ("pesq_wb", "stoi", "estoi", "dnsmos_ovrl")
 GAPS = (("free running (B - A)", "B_tf_sampled", "A_free_running"),
@@ -106,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"compare_exposure_bias: no metric {m!r} in {a.old} ({s})")
         lines += compare_set(old["sets"][s], new["sets"][s], s, a.metrics)
     text = "\n".join(lines)
-    print(text)
-    if a.markdown:
-        a.markdown.parent.mkdir(parents=True, exist_ok=True)
-        a.markdown.write_text(text)
+    show_table(text, a.markdown, end="\n")
     return 0
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pnsc.evaluation.stats import paired_difference  # noqa: E402
+from pnsc.evaluation.stats import paired_difference, show_table  # noqa: E402
 
 DEFAULT_METRICS = ("pesq_wb", "stoi", "estoi", "visqol", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "spk_sim")
 
@@ -120,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"not in both reports: {', '.join(missing)}")
     groups = utterance_groups(a.new) if a.by_group else None
     text = "\n".join([a.title, ""] + paired_rows(old, new, systems, tuple(a.metrics), groups)) + "\n"
-    print(text, end="")
-    if a.markdown:
-        a.markdown.parent.mkdir(parents=True, exist_ok=True)
-        a.markdown.write_text(text)
+    show_table(text, a.markdown)
     return 0
 
 

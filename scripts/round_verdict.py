@@ -53,7 +53,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from compare_reports import DEFAULT_METRICS, load_pooled, utterance_groups  # noqa: E402
 from compose_release_scores import take_utterances  # noqa: E402
-from pnsc.evaluation.stats import paired_difference  # noqa: E402
+from pnsc.evaluation.stats import paired_difference, show_table  # noqa: E402
 
 # every slot reads the same reports: each is loaded once
 _pooled = lru_cache(maxsize=None)(load_pooled)
@@ -418,10 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     regressions: dict[str, list[Evidence]] = {}
     checks = release_checks(verdicts, a.out, a.ref, a.shipped, tuple(a.metrics), regressions)
     text = markdown(verdicts, a.min_n, checks, regressions)
-    print(text, end="")
-    if a.markdown:
-        a.markdown.parent.mkdir(parents=True, exist_ok=True)
-        a.markdown.write_text(text)
+    show_table(text, a.markdown)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         fam = lambda slot: f"plpcnet-{parse_slot(slot)[1]}"  # noqa: E731  (a slot's size's personalized family)

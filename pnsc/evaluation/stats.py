@@ -1,6 +1,8 @@
 """Means with 95% confidence intervals (Student t) and paired differences."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -52,3 +54,12 @@ def paired_table(scores: dict[str, dict[str, list[float]]], ref: str, metrics, l
             cells.append(cell)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
+
+
+def show_table(text: str, markdown: Path | None, end: str = "") -> None:
+    """Print a comparison script's report (then ``end``) and, given a path, write the same text there as
+    markdown, its folder made if need be."""
+    print(text, end=end)
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(text)
