@@ -136,6 +136,23 @@ def branch_curve(runs: Path, base: str, parent: str, curves: dict) -> tuple[list
     return points + curves[base], [parent, *chain]
 
 
+def last_fifth(curve: list[tuple[float, float, bool]], value: float, begun: float = 0.0) -> dict | None:
+    """The issue's convergence test on a baseline's eq. (3) curve (audio-hours, loss, counted): the change of
+    ``value`` (the loss of the weights the run holds) against the loss where the last fifth of its audio-hours
+    began, training from ``begun`` (0: from scratch). None where the curve starts after that point (a branch
+    tabled without its parent's history: pass --parent)."""
+    counted = [(h, v) for h, v, ok in curve if ok]
+    if not counted:
+        return None
+    end = counted[-1][0]
+    cut = end - (end - begun) / 5
+    if counted[0][0] > cut:
+        return None
+    at = next((h, v) for h, v in counted if h >= cut)
+    return {"from_hours": round(at[0], 2), "to_hours": round(end, 2), "at_cut": at[1],
+            "change": (value - at[1]) / at[1], "converged": abs(value - at[1]) / at[1] < 0.005}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("runs", type=Path)
@@ -189,6 +206,9 @@ def main() -> int:
             curves[base] = sum((curves[p] for p in reversed(chain)), []) + curves[base]
             rows[base]["restarted_from"] = chain[0]
             rows[base]["lineage"] = chain
+    for base in ("lpcnet-bl-s", "lpcnet-bl-l"):
+        if base in curves:
+            rows[base]["last_fifth"] = last_fifth(curves[base], rows[base]["eq3"])
     for size in "sl":
         for variant in ("scratch", "ft"):
             per, steps, series, hours = [], [], [], []
@@ -253,6 +273,17 @@ def main() -> int:
         if "baseline_at_equal_steps" in r:
             b = r["baseline_at_equal_steps"]
             print(f"{name}: eq. (3) {r['eq3']:.4f} vs its baseline at step {b['step']}: {b['eq3']:.4f}")
+    for base in ("lpcnet-bl-s", "lpcnet-bl-l"):
+        if base not in rows:
+            continue
+        lf = rows[base]["last_fifth"]
+        if lf is None:
+            print(f"{base}: its curve here starts after the last fifth of its training began; "
+                  "--parent gives the history the convergence test needs")
+        else:
+            print(f"{base}: eq. (3) {100 * lf['change']:+.2f} % over the last fifth of its training "
+                  f"({lf['from_hours']}-{lf['to_hours']} audio-hours, from {lf['at_cut']:.4f}): "
+                  + ("converged" if lf["converged"] else "not converged") + " by the issue's test (under 0.5 %)")
     for name, rel in against_baseline(rows).items():
         rows[name]["vs_baseline_per_group"] = rel
         print(f"{name} against {name.replace('plpcnet', 'lpcnet-bl').removesuffix('-ft')} on each group's validation "

@@ -100,3 +100,16 @@ def test_a_malformed_parent_is_refused_with_its_form(tmp_path):
         r = subprocess.run([sys.executable, str(REPO / "scripts" / "validation_table.py"), str(tmp_path),
                             "--parent", bad], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and "BASELINE=RUN" in r.stderr, (bad, r.stderr)
+
+
+def test_a_baseline_s_convergence_is_the_change_over_the_last_fifth_of_its_audio_hours():
+    curve = [(h, 2.6 - 0.001 * h, True) for h in range(0, 101, 10)]  # 2.6 at 0 h down to 2.5 at 100 h
+    lf = vt.last_fifth(curve, 2.5)
+    assert lf["from_hours"] == 80 and lf["to_hours"] == 100 and lf["at_cut"] == 2.6 - 0.08
+    assert abs(lf["change"] - (2.5 - 2.52) / 2.52) < 1e-12 and not lf["converged"]  # -0.79 %
+    flat = [(h, 2.5 + (0.01 if h < 80 else 0.0), True) for h in range(0, 101, 10)]
+    assert vt.last_fifth(flat, 2.5)["converged"]  # -0.40 %
+    # interpolated (uncounted) hours are not used, and a branch without its parent's history has no verdict
+    assert vt.last_fifth([(50.0, 2.6, False)] + curve[9:], 2.5) is None
+    assert vt.last_fifth(curve[9:], 2.5) is None
+    assert vt.last_fifth([], 2.5) is None
