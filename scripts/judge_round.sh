@@ -143,14 +143,13 @@ release)
   }
   pair "release_vs_${label}_seeds" "$(seeds "$ref")" "$(seeds "$new")"
   pair "release_vs_${label}_55" "$ref/55.json" "$new/55.json"
-  for z in s l; do
-    pair "plpcnet_${z}_vs_baseline_seeds" "$(seeds "$new")" "$(seeds "$new")" --old-system "lpcnet-bl-$z" \
-      --systems "plpcnet-$z" --by-group
-    pair "plpcnet_${z}_vs_baseline_55" "$new/55.json" "$new/55.json" --old-system "lpcnet-bl-$z" \
-      --systems "plpcnet-$z" --by-group
-  done
-  pair plpcnet_s_vs_bll_seeds "$(seeds "$new")" "$(seeds "$new")" --old-system lpcnet-bl-l --systems plpcnet-s --by-group
-  pair plpcnet_s_vs_bll_55 "$new/55.json" "$new/55.json" --old-system lpcnet-bl-l --systems plpcnet-s --by-group ;;
+  family() {  # NAME SYSTEM OLD_SYSTEM: SYSTEM against OLD_SYSTEM group by group, on the seeds and on the 55
+    pair "$1_seeds" "$(seeds "$new")" "$(seeds "$new")" --old-system "$3" --systems "$2" --by-group
+    pair "$1_55" "$new/55.json" "$new/55.json" --old-system "$3" --systems "$2" --by-group
+  }
+  family plpcnet_s_vs_baseline plpcnet-s lpcnet-bl-s
+  family plpcnet_l_vs_baseline plpcnet-l lpcnet-bl-l
+  family plpcnet_s_vs_bll plpcnet-s lpcnet-bl-l ;;
 all)
   bash "$0" "$CAND" "$OUT" export
   bash "$0" "$CAND" "$OUT" heldout
