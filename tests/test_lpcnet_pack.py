@@ -2,6 +2,7 @@
 runs a call changed, and unpacking that stays inside its folder."""
 from __future__ import annotations
 
+import json
 import os
 import tarfile
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from pnsc.training.lpcnet.pack import join_logs, main, pack, unpack
+from pnsc.training.lpcnet.pack import follow_log, join_logs, main, pack, unpack
 
 
 def _run(root: Path, name: str, weights_mib: float, optim_mib: float, mtime: float | None = None) -> Path:
@@ -215,3 +216,40 @@ def test_unpack_joins_the_logs_a_call_began_from_nothing_to_the_ones_here(tmp_pa
     unpack(tars, tmp_path / "runs")  # the same tars twice: nothing doubled
     assert (here / "log.jsonl").read_text() == '{"step": 1}\n{"step": 2}\n{"step": 3}\n'
     assert '"step": 3' in (here / "status.json").read_text()
+
+
+def test_a_log_that_left_without_its_lines_follows_exactly_where_it_left(tmp_path):
+    # the seam join_logs cannot tell: the call's first lines equal the last ones here (a repeated stdout line)
+    assert join_logs(b"load\nready\n", b"ready\ntrained\n") == b"load\nready\ntrained\n"
+    assert follow_log(b"load\nready\n", b"ready\ntrained\n", 11) == b"load\nready\nready\ntrained\n"
+    # a warm machine's second call: its log holds both calls' lines, after the same point here
+    assert follow_log(b"load\nready\nready\n", b"ready\ntrained\n", 11) == b"load\nready\nready\ntrained\n"
+    assert follow_log(b"a", b"b\n", 1) == b"a\nb\n"
+    assert follow_log(b"a\n", b"a\nb\n", None) == b"a\nb\n"  # no note: the lines they share, once
+    assert follow_log(b"a\n", b"b\n", 9) == b"a\nb\n"  # a note past the end here: the same
+
+
+def test_unpack_follows_a_call_s_note_of_where_its_logs_began_and_keeps_no_note(tmp_path):
+    from pnsc.training.lpcnet.state import load_state, save_state
+    from tests.conftest import fake_training_run
+    fake_training_run(tmp_path / "runs", "a", False)
+    here = tmp_path / "runs" / "a"
+    (here / "stdout.log").write_text("examples ready\n")
+    (here / "log.jsonl").write_text('{"step": 1}\n')
+    save_state(tmp_path / "runs", tmp_path / "call.tar", without_logs=True)
+    names = load_state(tmp_path / "call.tar", tmp_path / "device")
+    assert "a/logs-from.json" in names and "a/stdout.log" not in names
+    device = tmp_path / "device" / "a"
+    assert json.loads((device / "logs-from.json").read_text()) == {"log.jsonl": 12, "stdout.log": 15}
+    (device / "stdout.log").write_text("examples ready\ntrained\n")  # the same first line, written there
+    (device / "log.jsonl").write_text('{"step": 2}\n')
+    (device / "status.json").write_text('{"step": 8}')
+    tars = pack(tmp_path / "device", tmp_path / "out", max_mib=5.0)
+    for _ in range(2):  # the same tars twice: nothing doubled
+        unpack(tars, tmp_path / "runs")
+        assert (here / "stdout.log").read_text() == "examples ready\nexamples ready\ntrained\n"
+        assert (here / "log.jsonl").read_text() == '{"step": 1}\n{"step": 2}\n'
+        assert not (here / "logs-from.json").exists()
+    save_state(tmp_path / "runs", tmp_path / "committed")  # and the committed state never holds the note
+    with tarfile.open(tmp_path / "committed" / "a.tar") as tf:
+        assert "a/logs-from.json" not in tf.getnames() and "a/stdout.log" in tf.getnames()

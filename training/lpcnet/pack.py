@@ -28,8 +28,11 @@ reads, took it first.
 
 ``log.jsonl`` and ``stdout.log`` only grow, and nothing on the device reads them, so a call's state may go
 without them (``state save --without-logs``: 1.5 MiB that round 25's first call needed for data). ``--unpack``
-therefore joins such a log to the one already in the run folder instead of replacing it: the lines the two
-share (the end of the one here, the start of the incoming one) once, then the incoming rest.
+therefore joins such a log to the one already in the run folder instead of replacing it. Such a state names, per
+run, how long each log was when it was saved (``logs-from.json``, which goes there and comes back with the run):
+the incoming log follows exactly that much of the one here, whatever its lines. A run that went with its logs
+has no such note; its log is joined on the lines the two share (the end of the one here, the start of the
+incoming one), once, then the incoming rest.
 """
 from __future__ import annotations
 
@@ -41,8 +44,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log")
+SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log", "logs-from.json")
 APPEND_ONLY = ("log.jsonl", "stdout.log")  # logs a run only appends to: joined on unpack, not replaced
+LOGS_FROM = "logs-from.json"  # {log: bytes here when the run left without its logs}; read by unpack, not kept
 DURABLE_OPTIM = ("lpcnet-bl-s", "lpcnet-bl-l")  # runs whose Adam moments the committed state keeps
 BF16_OPTIM = "last-optim.bf16.pt"
 FP16_LAST = "last.fp16.pt"  # a last.pt as the committed state stores it, when full ones would not fit
@@ -209,6 +213,27 @@ def join_logs(here: bytes, incoming: bytes) -> bytes:
     return b"".join(a + b)
 
 
+def follow_log(here: bytes, incoming: bytes, begun: int | None) -> bytes:
+    """The log here with an incoming one: where the incoming one began at byte ``begun`` of this one (its run
+    left without its logs when this log was that long), exactly the first ``begun`` bytes and then all of it;
+    otherwise (``begun`` None, or more than there is here) joined on the lines they share (``join_logs``)."""
+    if begun is None or begun > len(here):
+        return join_logs(here, incoming)
+    head = here[:begun]
+    if head and not head.endswith(b"\n"):
+        head += b"\n"
+    return head + incoming
+
+
+def _logs_from(data: bytes) -> dict[str, int]:
+    try:
+        d = json.loads(data)
+    except ValueError:
+        return {}
+    return {k: v for k, v in d.items() if k in APPEND_ONLY and isinstance(v, int) and v >= 0} \
+        if isinstance(d, dict) else {}
+
+
 def unpack(tars: list[Path], root: Path) -> int:
     """Extract the tars into ``root`` (bfloat16 moments become float32 ``last-optim.pt``); files extracted.
 
@@ -217,6 +242,7 @@ def unpack(tars: list[Path], root: Path) -> int:
     """
     root.mkdir(parents=True, exist_ok=True)
     incoming: dict[str, int] = {}
+    begun: dict[str, dict[str, int]] = {}  # run -> log -> bytes here when it left without its logs
     for t in tars:
         with tarfile.open(t) as tf:
             for m in safe_members(tf):
@@ -225,6 +251,8 @@ def unpack(tars: list[Path], root: Path) -> int:
                     step = _step(tf.extractfile(m).read())
                     if step is not None:
                         incoming[parts[0]] = step
+                elif len(parts) == 2 and parts[1] == LOGS_FROM:
+                    begun[parts[0]] = _logs_from(tf.extractfile(m).read())
     stale = set()
     for run, step in incoming.items():
         have = root / run / "status.json"
@@ -240,7 +268,11 @@ def unpack(tars: list[Path], root: Path) -> int:
                     if Path(m.name).name in APPEND_ONLY and (root / m.name).is_file()}
             tf.extractall(root, members=members, filter="data")
             for name, here in logs.items():
-                (root / name).write_bytes(join_logs(here, (root / name).read_bytes()))
+                run, log = Path(name).parts
+                (root / name).write_bytes(follow_log(here, (root / name).read_bytes(), begun.get(run, {}).get(log)))
+            for m in members:
+                if Path(m.name).name == LOGS_FROM:
+                    (root / m.name).unlink()  # a note for this join only: the logs here are whole again
             n += len(members)
             for m in members:
                 if Path(m.name).name == BF16_OPTIM:  # back to the float32 file train.py resumes from

@@ -22,8 +22,9 @@ decoders). With ``--averaged-only`` a run trained with ``--ema-decay`` keeps onl
 that ship; resumed, it trains and averages on from them.
 
 A device call's tar can leave out the logs a run only appends to (``--without-logs``: ``log.jsonl`` and
-``stdout.log``, which nothing on the device reads; 1.5 MiB for eight runs); ``pack --unpack`` joins what the
-call brings back to the logs kept here.
+``stdout.log``, which nothing on the device reads; 1.5 MiB for eight runs). In their place each run carries
+``logs-from.json``, the logs' lengths here; it comes back with the run, and ``pack --unpack`` puts what the call
+wrote right after that many bytes of the logs kept here (and drops the note).
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from pathlib import Path
 import torch
 
 from .ema import deployed_weights
-from .pack import APPEND_ONLY, DURABLE_OPTIM, safe_members
+from .pack import APPEND_ONLY, DURABLE_OPTIM, LOGS_FROM, safe_members
 
 SMALL = ("history.json", "status.json", "log.jsonl", "stdout.log")  # curves.png is redrawn from history
 
@@ -106,8 +107,14 @@ def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool,
         ck = compact_checkpoint(torch.load(run / "last.pt", map_location="cpu", weights_only=False), averaged_only)
         out.append(member("last.pt", _pt_bytes(ck), run / "last.pt"))
     for n in SMALL:
-        if (run / n).is_file() and (logs or n not in APPEND_ONLY):
+        if (run / n).is_file() and (logs or n not in APPEND_ONLY) and n != LOGS_FROM:
             out.append(member(n, (run / n).read_bytes(), run / n))
+    if not logs:  # where the logs that come back begin: unpack joins them to these exactly
+        sizes = {n: (run / n).stat().st_size for n in APPEND_ONLY if (run / n).is_file()}
+        stamp = max((p for p in (run / "status.json", run / "last.pt") if p.is_file()), default=None,
+                    key=lambda p: p.stat().st_mtime)
+        out.append((f"{run.name}/{LOGS_FROM}", json.dumps(sizes, sort_keys=True).encode(),
+                    int(stamp.stat().st_mtime) if stamp else 0))
     opt = run / "last-optim.pt"
     has_opt = weights and optim and opt.is_file()
     if has_opt:
