@@ -255,10 +255,8 @@ def main() -> int:
             if base:
                 entry["baseline"] = {"step": base[-1]["step"], "val": base[-1]["val_groups"][str(c)]}
             # Convergence (the criterion): change over the last fifth of the run's audio-hours.
-            hs = [h for h, _ in h_sc]
-            cut = hs[-1] - (hs[-1] - hs[0]) / 5
-            at_cut = next(r for r, h in zip(ep_sc, hs) if h >= cut)["val_groups"][str(c)]
-            entry["scratch"]["last_fifth_change"] = (entry["scratch"]["val"] - at_cut) / at_cut
+            own = [(h, r["val_groups"][str(c)], True) for r, (h, _) in zip(ep_sc, h_sc)]
+            entry["scratch"]["last_fifth_change"] = last_fifth(own, entry["scratch"]["val"], begun=own[0][0])["change"]
             by_group[f"plpcnet-{size}-g{c}"] = entry
             curves[f"plpcnet-{size}-g{c}-scratch (group {c} only)"] = [
                 (h, r["val_groups"][str(c)], counted) for r, (h, counted) in zip(ep_sc, h_sc)]

@@ -44,9 +44,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log", "logs-from.json")
 APPEND_ONLY = ("log.jsonl", "stdout.log")  # logs a run only appends to: joined on unpack, not replaced
 LOGS_FROM = "logs-from.json"  # {log: bytes here when the run left without its logs}; read by unpack, not kept
+SMALL = ("history.json", "status.json", "log.jsonl", "curves.png", "stdout.log", LOGS_FROM)
 DURABLE_OPTIM = ("lpcnet-bl-s", "lpcnet-bl-l")  # runs whose Adam moments the committed state keeps
 BF16_OPTIM = "last-optim.bf16.pt"
 FP16_LAST = "last.fp16.pt"  # a last.pt as the committed state stores it, when full ones would not fit
@@ -270,12 +270,11 @@ def unpack(tars: list[Path], root: Path) -> int:
             for name, here in logs.items():
                 run, log = Path(name).parts
                 (root / name).write_bytes(follow_log(here, (root / name).read_bytes(), begun.get(run, {}).get(log)))
+            n += len(members)
             for m in members:
                 if Path(m.name).name == LOGS_FROM:
                     (root / m.name).unlink()  # a note for this join only: the logs here are whole again
-            n += len(members)
-            for m in members:
-                if Path(m.name).name == BF16_OPTIM:  # back to the float32 file train.py resumes from
+                elif Path(m.name).name == BF16_OPTIM:  # back to the float32 file train.py resumes from
                     _cast_moments(root / m.name, (root / m.name).with_name("last-optim.pt"), "float32")
                     (root / m.name).unlink()
                 elif Path(m.name).name == FP16_LAST:

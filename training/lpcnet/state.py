@@ -107,7 +107,7 @@ def _run_members(run: Path, weights: bool, optim: bool, averaged_only: bool,
         ck = compact_checkpoint(torch.load(run / "last.pt", map_location="cpu", weights_only=False), averaged_only)
         out.append(member("last.pt", _pt_bytes(ck), run / "last.pt"))
     for n in SMALL:
-        if (run / n).is_file() and (logs or n not in APPEND_ONLY) and n != LOGS_FROM:
+        if (run / n).is_file() and (logs or n not in APPEND_ONLY):
             out.append(member(n, (run / n).read_bytes(), run / n))
     if not logs:  # where the logs that come back begin: unpack joins them to these exactly
         sizes = {n: (run / n).stat().st_size for n in APPEND_ONLY if (run / n).is_file()}
