@@ -19,7 +19,12 @@ of its evidence is worse or a trade, otherwise ``worse``, ``trade`` or ``level``
 than ``--min-n`` items (default 6: group 3 has 4 validation clips) is listed but ships nothing; a loss always
 counts. Eight metrics
 at 95 % each will now and then flag one by chance: the table lists which metrics moved so that a reader can
-weigh a lone edge against a consistent picture (rounds 17-20 did).
+weigh a lone edge against a consistent picture (rounds 17-20 did), and which of them still hold under Holm's
+correction over the evidence's metrics (family-wise 5 %, from each paired t-test's p). A slot that ships is
+``firm`` when one of its new-talker gains holds so, ``replicated`` when none does but the same metric gains in
+two of its new-talker evidences (round 27's LPCNet-BL-S: PESQ-WB over 3 seeds of the 20 and on the 55, which
+share speakers), and ``narrow`` otherwise (round 27's PLPCNet-L group 1: DNSMOS OVRL +0.099 +- 0.098 over 7
+validation clips alone). The rule itself is unchanged.
 
 Release check (round 23): slots that ship by that rule are then put together into the release they would make
 (REF's per-utterance scores with the shipping slots' utterances taken from the candidate reports, as
@@ -53,7 +58,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from compare_reports import DEFAULT_METRICS, load_pooled, utterance_groups  # noqa: E402
 from compose_release_scores import take_utterances  # noqa: E402
-from pnsc.evaluation.stats import paired_difference, show_table  # noqa: E402
+from pnsc.evaluation.stats import holm, paired_difference, show_table  # noqa: E402
 
 # every slot reads the same reports: each is loaded once
 _pooled = lru_cache(maxsize=None)(load_pooled)
@@ -72,6 +77,7 @@ class Evidence:
     better: list[str] = field(default_factory=list)
     worse: list[str] = field(default_factory=list)
     diffs: dict[str, dict] = field(default_factory=dict)
+    holds: list[str] = field(default_factory=list)  # of better + worse: significant under Holm over the metrics
 
     @property
     def verdict(self) -> str:
@@ -85,6 +91,32 @@ class SlotVerdict:
     evidence: list[Evidence]
     held: str = ""  # why a slot that ships by the rule is held back (the release check)
     note: str = ""  # what the release check reports about a shipping slot without holding it back
+    min_n: int = 6
+
+    @property
+    def firm_gains(self) -> list[tuple[Evidence, str]]:
+        """The new-talker gains (on at least ``min_n`` items) that hold under Holm's correction."""
+        return [(e, m) for e in self.evidence if e.kind in NEW_TALKERS and e.n >= self.min_n
+                for m in e.better if m in e.holds]
+
+    @property
+    def replicated_gains(self) -> list[str]:
+        """Metrics that gain in at least two new-talker evidences (each on at least ``min_n`` items)."""
+        seen: dict[str, int] = {}
+        for e in self.evidence:
+            if e.kind in NEW_TALKERS and e.n >= self.min_n:
+                for m in e.better:
+                    seen[m] = seen.get(m, 0) + 1
+        return [m for m, k in seen.items() if k >= 2]
+
+    @property
+    def strength(self) -> str:
+        """For a slot that ships: ``firm`` when a gain on new talkers holds under Holm's correction,
+        ``replicated`` when none does but one metric gains in two new-talker evidences, else ``narrow`` (a lone
+        edge among the metrics); empty for the other verdicts."""
+        if self.verdict != "ships":
+            return ""
+        return "firm" if self.firm_gains else "replicated" if self.replicated_gains else "narrow"
 
 
 @dataclass
@@ -138,9 +170,10 @@ def compare(kind: str, subset: str, new: list[list[float]], old: list[list[float
         if not d["n"]:
             continue
         ev.n = max(ev.n, d["n"])
-        ev.diffs[m] = {k: d[k] for k in ("mean", "ci95", "wins", "n", "significant")}
+        ev.diffs[m] = {k: d[k] for k in ("mean", "ci95", "wins", "n", "significant", "p")}
         if d["significant"]:
             (ev.better if d["mean"] > 0 else ev.worse).append(m)
+    ev.holds = holm({m: d["p"] for m, d in ev.diffs.items()})
     return ev
 
 
@@ -226,7 +259,7 @@ def judge_slot(slot: str, cand_dir: Path, out: Path, ref: Path, shipped: Path, m
         if not in_slot.exists():
             in_slot = shipped / f"lpcnet-bl-{size}"
         evidence += clip_evidence(clips, str(cand_path), str(in_slot), metrics)
-    return SlotVerdict(slot, overall(evidence, min_n), evidence)
+    return SlotVerdict(slot, overall(evidence, min_n), evidence, min_n=min_n)
 
 
 def compose_release(ref: str, cand: str, shipping: list[str], shipped: Path) -> dict:
@@ -364,15 +397,25 @@ def _moved(e: Evidence, metrics: list[str]) -> str:
     return ", ".join(f"{m} {e.diffs[m]['mean']:+.3f}" for m in metrics) or "–"
 
 
+def _firm(v: SlotVerdict) -> str:
+    """The slot table's last cell: the gains that hold, else whether the ship is replicated or narrow."""
+    if v.strength == "narrow":
+        return "none: **narrow** (each gain it ships on is a lone edge among the metrics of one evidence)"
+    if v.strength == "replicated":
+        return f"none alone; **replicated**: {', '.join(v.replicated_gains)} gains in two or more new-talker evidences"
+    return ", ".join(f"{m} {e.diffs[m]['mean']:+.3f} ({e.kind})" for e, m in v.firm_gains) or "–"
+
+
 def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCheck] = (),
              regressions: dict[str, list[Evidence]] | None = None) -> str:
     lines = ["Candidate against what ships in its slot: metrics whose 95 % CI excludes zero.", "",
-             "| slot | evidence | subset | n | better | worse | evidence verdict |", "|---|---|---|---|---|---|---|"]
+             "| slot | evidence | subset | n | better | worse | evidence verdict | holds under Holm |",
+             "|---|---|---|---|---|---|---|---|"]
     for v in verdicts:
         for e in v.evidence:
             note = " (too few to ship)" if e.verdict == "better" and e.n < min_n else ""
             lines.append(f"| {v.slot} | {e.kind} | {e.subset} | {e.n} | {_moved(e, e.better)} | {_moved(e, e.worse)} "
-                         f"| {e.verdict}{note} |")
+                         f"| {e.verdict}{note} | {', '.join(e.holds) or '–'} |")
         if not v.evidence:
             lines.append(f"| {v.slot} | – | – | 0 | – | – | no evidence |")
     if checks:
@@ -391,9 +434,9 @@ def markdown(verdicts: list[SlotVerdict], min_n: int = 6, checks: list[ReleaseCh
                   "| family | evidence | n | better | worse | verdict |", "|---|---|---|---|---|---|"]
         lines += [f"| {family} | {e.kind} | {e.n} | {_moved(e, e.better)} | {_moved(e, e.worse)} | {e.verdict} |"
                   for family, evidence in regressions.items() for e in evidence]
-    lines += ["", "| slot | verdict |", "|---|---|"] + [
-        f"| {v.slot} | **{v.verdict}**{' (' + v.held + ')' if v.held else ''}{' (' + v.note + ')' if v.note else ''} |"
-        for v in verdicts]
+    lines += ["", "| slot | verdict | a gain on new talkers that holds under Holm's correction |", "|---|---|---|"] + [
+        f"| {v.slot} | **{v.verdict}**{' (' + v.held + ')' if v.held else ''}{' (' + v.note + ')' if v.note else ''} "
+        f"| {_firm(v)} |" for v in verdicts]
     return "\n".join(lines) + "\n"
 
 
@@ -423,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         fam = lambda slot: f"plpcnet-{parse_slot(slot)[1]}"  # noqa: E731  (a slot's size's personalized family)
         a.json.write_text(json.dumps([{"slot": v.slot, "verdict": v.verdict, "held": v.held, "note": v.note,
+                                       "strength": v.strength,
                                        "evidence": [asdict(e) | {"verdict": e.verdict} for e in v.evidence],
                                        "release_checks": [{"family": c.family, "against": c.baseline, "kind": c.kind,
                                                            "before": asdict(c.before), "after": asdict(c.after),

@@ -257,3 +257,62 @@ def test_family_regression_keeps_the_clearer_of_two_fine_tunes_that_lose_togethe
     regressions = {}
     rv.release_checks(alone, out, ref, shipped, metrics, regressions)
     assert alone[0].verdict == "ships" and [e.worse for e in regressions["plpcnet-s"]] == [[], []]
+
+
+def test_holm_rejects_step_down_and_stops_at_the_first_that_fails() -> None:
+    from pnsc.evaluation.stats import holm
+
+    # m = 4: thresholds 0.0125, 0.0167, 0.025, 0.05 in p order
+    assert holm({"a": 0.01, "b": 0.015, "c": 0.03, "d": 0.04}) == ["a", "b"]
+    assert holm({"a": 0.04, "b": 0.2, "c": 0.5, "d": 0.9}) == []  # one edge among four metrics
+    assert holm({"a": 0.001, "b": 0.002, "c": 0.003, "d": 0.004}) == ["a", "b", "c", "d"]
+    assert holm({"a": 0.03, "b": None}) == []  # None counts in m: 0.03 > 0.05 / 2
+    assert holm({"a": 0.02, "b": None}) == ["a"]
+    assert holm({"a": 0.02}) == ["a"] and holm({}) == []
+
+
+def test_paired_difference_p_is_the_paired_t_test() -> None:
+    from scipy.stats import ttest_rel
+
+    from pnsc.evaluation.stats import paired_difference
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(1.0, 1.0, 12), rng.normal(0.4, 1.0, 12)
+    d = paired_difference(a, b)
+    assert d["p"] == pytest.approx(ttest_rel(a, b).pvalue, rel=1e-9)
+    assert d["significant"] == (d["p"] < 0.05)
+    assert paired_difference([1.0, 2.0], [0.5, 1.5])["p"] == 0.0  # equal nonzero differences
+    assert paired_difference([1.0], [0.5])["p"] is None
+
+
+def test_a_ship_on_a_lone_edge_is_marked_narrow_and_a_consistent_one_firm() -> None:
+    rng = np.random.default_rng(5)
+    n, metrics = 12, ("pesq_wb", "stoi", "estoi", "visqol", "dnsmos_ovrl", "spk_sim", "dnsmos_sig", "dnsmos_bak")
+    old = [rng.uniform(1.0, 3.0, n) for _ in metrics]
+    # one metric just past its own 95 % CI (t = 2.5 on 11 df, p about 0.03), the other seven unmoved
+    step = np.resize([1.0, -1.0], n)
+    edge = 0.05 + step * 0.05 * np.sqrt(n) / 2.5 / np.sqrt(n / (n - 1))
+    new = [o + (edge if i == 0 else 1e-3 * step) for i, o in enumerate(old)]
+    ev = rv.compare("validation-clips", "group 1", new, old, metrics)
+    assert ev.better == ["pesq_wb"] and ev.holds == [] and 0.01 < ev.diffs["pesq_wb"]["p"] < 0.05
+    narrow = rv.SlotVerdict("plpcnet-l-g1-ft", rv.overall([ev]), [ev])
+    assert narrow.verdict == "ships" and narrow.strength == "narrow" and narrow.firm_gains == []
+    strong = [o + 0.05 + 1e-3 * step if i < 3 else o + 1e-3 * step for i, o in enumerate(old)]
+    ev2 = rv.compare("heldout-55", "all", strong, old, metrics)
+    assert ev2.better == ["pesq_wb", "stoi", "estoi"] and ev2.holds == ["pesq_wb", "stoi", "estoi"]
+    firm = rv.SlotVerdict("lpcnet-bl-s", rv.overall([ev2]), [ev2])
+    assert firm.strength == "firm" and [m for _, m in firm.firm_gains] == ["pesq_wb", "stoi", "estoi"]
+    md = rv.markdown([narrow, firm])
+    assert "| plpcnet-l-g1-ft | **ships** | none: **narrow**" in md
+    assert "| lpcnet-bl-s | **ships** | pesq_wb +0.050 (heldout-55), stoi +0.050 (heldout-55)" in md
+    assert rv.SlotVerdict("plpcnet-s-g2-ft", "level", []).strength == ""
+
+
+def test_a_gain_in_two_new_talker_evidences_is_replicated_not_narrow() -> None:
+    edge = lambda kind: rv.Evidence(kind, "all", n=20, better=["pesq_wb"],  # noqa: E731
+                                    diffs={"pesq_wb": {"mean": 0.02, "p": 0.03}}, holds=[])
+    two = rv.SlotVerdict("lpcnet-bl-s", "ships", [edge("heldout-seeds"), edge("heldout-55")])
+    assert two.strength == "replicated" and two.replicated_gains == ["pesq_wb"]
+    assert "**replicated**: pesq_wb" in rv.markdown([two])
+    with_clips = rv.SlotVerdict("lpcnet-bl-s", "ships", [edge("heldout-seeds"), edge("training-clips")])
+    assert with_clips.strength == "narrow"  # training speakers are not new talkers

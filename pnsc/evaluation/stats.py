@@ -24,8 +24,24 @@ def mean_ci(values, level: float = 0.95) -> dict:
     return {"mean": float(v.mean()), "ci95": half, "n": int(v.size)}
 
 
+def paired_t_p(d) -> float | None:
+    """Two-sided p-value of the paired t-test that the differences ``d`` have mean zero (None below 2 values).
+
+    Equal differences have no spread: p is 0 when they are not zero, 1 when they are."""
+    d = np.asarray(d, dtype=float)
+    if d.size < 2:
+        return None
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0.0:
+        return 0.0 if mean != 0.0 else 1.0
+    from scipy.stats import t
+
+    return float(2.0 * t.sf(abs(mean) / (sd / np.sqrt(d.size)), d.size - 1))
+
+
 def paired_difference(a, b, level: float = 0.95) -> dict:
-    """Mean of ``a - b`` over pairs where both are finite, with its CI, and how often ``a > b``."""
+    """Mean of ``a - b`` over pairs where both are finite, with its CI, how often ``a > b``, and the paired
+    t-test's two-sided p-value (``p``; what a correction over several metrics needs)."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     ok = np.isfinite(a) & np.isfinite(b)
@@ -36,7 +52,22 @@ def paired_difference(a, b, level: float = 0.95) -> dict:
         out["significant"] = bool(abs(out["mean"]) > out["ci95"])
     else:
         out["significant"] = False
+    out["p"] = paired_t_p(d)
     return out
+
+
+def holm(pvalues: dict[str, float | None], alpha: float = 0.05) -> list[str]:
+    """The names (in the order given) whose null hypothesis Holm's step-down procedure rejects at family-wise
+    level ``alpha``: sorted by p, the k-th smallest (k from 0) must be at most alpha / (m - k), and the first
+    that is not stops it. ``None`` p-values (too few items) count in m and are never rejected."""
+    m = len(pvalues)
+    ranked = sorted((p, name) for name, p in pvalues.items() if p is not None)
+    rejected = set()
+    for k, (p, name) in enumerate(ranked):
+        if p > alpha / (m - k):
+            break
+        rejected.add(name)
+    return [name for name in pvalues if name in rejected]
 
 
 def paired_table(scores: dict[str, dict[str, list[float]]], ref: str, metrics, label: str = "run") -> list[str]:
