@@ -62,6 +62,8 @@
 #          the runs of MODELS/BACKLOG that may start from random weights, e.g. FRESH=baselines on a first call),
 #          START_FROM (multi.py --start NAME=RUN,...: a new run starts from another run on the machine, e.g.
 #          START_FROM=plpcnet-l-g0-ft.mix0.5.fp32=lpcnet-bl-l.fp32 fine-tunes afresh from the newer baseline),
+#          TEACHER_FROM (multi.py --teacher NAME=RUN,...: the distribution a kdX branch learns, either size, e.g.
+#          TEACHER_FROM=plpcnet-l-g1-ft.mix0.5.fp32.kd0.3=lpcnet-bl-l.fp32 holds a fine-tune to its baseline),
 #          DDP (multi.py --ddp N: each model of MODELS as N torchrun processes over N GPUs, one model at a time;
 #          BATCH is then the global batch; not with BACKLOG or MPS), BATCH_CHECK=RUN (before training, on the first
 #          GPU: training/lpcnet/batch_check.py with RUN's weights at each of BATCH_CHECK_SIZES (512,1024), one batch
@@ -288,7 +290,7 @@ train)
   BUDGET=$($PY -c "print(round(max(0.5, $CALL_MIN - $(elapsed) / 60 - 0.5), 2))")
   echo "training $MODELS${BACKLOG:+ (backlog $BACKLOG)} for $BUDGET min, batch $BATCH"
   $PY -m pnsc.training.lpcnet.multi "${DATA[@]}" --out-root "$RUNS" --budget-min "$BUDGET" --models "$MODELS" \
-    --batch "$BATCH" --gpus "$GPUS" --ft-patience "${FT_PATIENCE:-0}" --resume-only ${FRESH:+--fresh "$FRESH"} ${START_FROM:+--start "$START_FROM"} \
+    --batch "$BATCH" --gpus "$GPUS" --ft-patience "${FT_PATIENCE:-0}" --resume-only ${FRESH:+--fresh "$FRESH"} ${START_FROM:+--start "$START_FROM"} ${TEACHER_FROM:+--teacher "$TEACHER_FROM"} \
     ${BACKLOG:+--backlog "$BACKLOG" --backlog-min-left "${BACKLOG_MIN_LEFT:-1.0}"} ${DDP:+--ddp "$DDP"} -- --device cuda --amp bf16 --val-data data/ex/val --groups models/training_groups.json \
     --lr "${LR:-2e-3}" --lr-decay "${LR_DECAY:-2e-4}" --epochs 1000 --log-every 20 ${TRAIN_EXTRA:-}
   RC=$?

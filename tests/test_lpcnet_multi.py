@@ -331,6 +331,12 @@ def test_gpu_sh_train_passes_resume_only_fresh_and_backlog(tmp_path):
     assert rc == 0 and head[head.index("--fresh") + 1] == "lpcnet-bl-s, lpcnet-bl-l", out
     assert head[head.index("--backlog") + 1:head.index("--backlog") + 4] == [
         "ft-s,plpcnet-l-g0-ft", "--backlog-min-left", "2"]
+    pair = "plpcnet-l-g1-ft.mix0.5.fp32.kd0.3=lpcnet-bl-l.fp32"
+    rc, out, calls = _gpu_sh_train(tmp_path / "e", MODELS="plpcnet-l-g1-ft.mix0.5.fp32.kd0.3", TEACHER_FROM=pair,
+                                   START_FROM="plpcnet-l-g3-ft.fp32=lpcnet-bl-l.fp32")
+    head = calls[0][:calls[0].index("--")]
+    assert rc == 0 and head[head.index("--teacher") + 1] == pair, out
+    assert head[head.index("--start") + 1] == "plpcnet-l-g3-ft.fp32=lpcnet-bl-l.fp32"
     rc, out, calls = _gpu_sh_train(tmp_path / "c", REQUIRE_RUNS="lpcnet-bl-s,lpcnet-bl-l")
     assert rc == 3 and "no runs/gpu/lpcnet-bl-s/last.pt" in out and calls == []
 
@@ -506,10 +512,12 @@ def test_start_puts_a_new_run_on_another_run_s_weights_and_only_a_new_one(tmp_pa
 
 
 def test_start_is_checked_before_anything_trains(tmp_path, capsys):
-    assert multi.parse_starts("a.fp32=b, c=d") == {"a.fp32": "b", "c": "d"}
+    assert multi.parse_pairs("a.fp32=b, c=d") == {"a.fp32": "b", "c": "d"}
     for bad in ("a", "a=", "=b", "a=../b", "a=b,a=c"):
         with pytest.raises(ValueError):
-            multi.parse_starts(bad)
+            multi.parse_pairs(bad)
+    with pytest.raises(ValueError, match="--teacher: 'x' is not NAME=RUN"):
+        multi.parse_pairs("x", "--teacher")
     base = ["--data", str(tmp_path), "--out-root", str(tmp_path / "runs"), "--models", "plpcnet-s-g0-ft.fp32"]
     with pytest.raises(SystemExit):
         multi.main(base + ["--start", "plpcnet-s-g1-ft.fp32=lpcnet-bl-s"])
@@ -517,3 +525,31 @@ def test_start_is_checked_before_anything_trains(tmp_path, capsys):
     with pytest.raises(SystemExit):
         multi.main(base + ["--start", "plpcnet-s-g0-ft.fp32"])
     assert "is not NAME=RUN" in capsys.readouterr().err
+
+
+def test_teacher_names_the_run_a_kd_branch_learns_for_either_size(tmp_path, capsys):
+    """Round 28's anchoring branches: a fine-tune held to its own baseline's distribution (an L run too)."""
+    root = tmp_path / "runs"
+    _ckpt_dirs(root, ["lpcnet-bl-l.fp32", "lpcnet-bl-s.lr1e-4.fp32", "plpcnet-l-g1-ft.mix0.5.fp32", "lpcnet-bl-l"])
+    branch = "plpcnet-l-g1-ft.mix0.5.fp32.kd0.3"
+    args, last = multi.train_args(branch, root, teacher="lpcnet-bl-l.fp32")
+    assert args[args.index("--init-from") + 1] == str(root / "plpcnet-l-g1-ft.mix0.5.fp32" / "best.pt")
+    assert last == ["--group-mix", "0.5", "--amp", "none", "--kd-weight", "0.3", "--teacher",
+                    str(root / "lpcnet-bl-l.fp32" / "best.pt")]
+    with pytest.raises(SystemExit, match="distils an L teacher into an S run"):  # no teacher named: the old rule
+        multi.train_args(branch, root)
+    # a fresh S fine-tune from the S baseline, learning that same baseline
+    args, last = multi.train_args("plpcnet-s-g3-ft.mix0.5.fp32.kd0.3", root, "lpcnet-bl-s.lr1e-4.fp32",
+                                  "lpcnet-bl-s.lr1e-4.fp32")
+    assert args[args.index("--init-from") + 1] == last[-1] == str(root / "lpcnet-bl-s.lr1e-4.fp32" / "best.pt")
+    with pytest.raises(SystemExit, match="no teacher checkpoint in"):
+        multi.train_args(branch, root, teacher="lpcnet-bl-l.gone")
+    with pytest.raises(SystemExit, match="has none"):
+        multi.train_args("plpcnet-l-g1-ft.mix0.5.fp32", root, teacher="lpcnet-bl-l.fp32")
+    base = ["--data", str(tmp_path), "--out-root", str(root), "--models", "plpcnet-l-g1-ft.mix0.5.fp32," + branch]
+    with pytest.raises(SystemExit):
+        multi.main(base + ["--teacher", "plpcnet-l-g1-ft.mix0.5.fp32=lpcnet-bl-l.fp32"])
+    assert "without a kd tag" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        multi.main(base + ["--teacher", "plpcnet-s-g1-ft.kd0.3=lpcnet-bl-l.fp32"])
+    assert "--teacher names plpcnet-s-g1-ft.kd0.3, in neither --models nor --backlog" in capsys.readouterr().err

@@ -22,7 +22,8 @@ GRU-A's recurrent weights pruned to 16x1 blocks at density D, LPCNet's 0.1; trai
 200..4000 with a mask every 100, cover the first half of a ~8,000-step branch, i.e. about three GPU calls at
 batch 512; other ramps: ``-- --sparse-end N`` etc.), ``kdX`` (``--kd-weight X`` with ``--teacher`` the L run of the
 same slot on the machine, ``ROOT/plpcnet-l-gG-ft`` or, without one, ``ROOT/lpcnet-bl-l``: the S decoder also learns the
-L decoder's sample distribution; S runs only), ``fp32`` (``--amp none``: the whole pass in float32, TF32 matmuls, instead of
+L decoder's sample distribution; S runs only; or, for either size, the run that ``--teacher NAME=RUN`` names: e.g. a
+fine-tune held to its own baseline's distribution, ``--teacher plpcnet-l-g1-ft.mix0.5.fp32.kd0.3=lpcnet-bl-l.fp32``), ``fp32`` (``--amp none``: the whole pass in float32, TF32 matmuls, instead of
 bf16 autocast; round 22's batch check found bf16 GRU-A gradients 50-85 % from float32 at batch 512; 1.9 times
 the bf16 peak memory, measured in round 23), ``fold`` (``--impl fold``: GRU-A's input gates, weight gradients and the gradient it
 carries back in float32, its recurrence recomputed in the backward pass; the bf16 matmuls stay). A new branch starts from its longest-named ancestor that has a
@@ -218,10 +219,14 @@ def expand(spec: str, C: int) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def train_args(name: str, root: Path, start: str | None = None) -> tuple[list[str], list[str]]:
+def train_args(name: str, root: Path, start: str | None = None,
+               teacher: str | None = None) -> tuple[list[str], list[str]]:
     """(train.py options, options that must come last) for a model name; ``start``: the run in ``root`` a new
-    run starts from, in place of its baseline or ancestor."""
+    run starts from, in place of its baseline or ancestor; ``teacher``: the run in ``root`` whose distribution a
+    ``kdX`` branch learns, in place of its slot's L run."""
     base, opts = split_branch(name)
+    if teacher is not None and "--kd-weight" not in opts:
+        raise SystemExit(f"multi: {name}: --teacher is for a kd branch (a kdX tag), and {name} has none")
     new = not (root / name / "last.pt").is_file()
     if base == name:
         args = _base_args(name, root, start=start is None)
@@ -235,21 +240,28 @@ def train_args(name: str, root: Path, start: str | None = None) -> tuple[list[st
     if base == name:
         return args, []
     if "--kd-weight" in opts:
-        opts = opts + ["--teacher", teacher_for(base, root)]
+        opts = opts + ["--teacher", teacher_for(base, root) if teacher is None else _teacher_run(root / teacher)]
     return args, opts
 
 
-def parse_starts(spec: str) -> dict[str, str]:
-    """``NAME=RUN,...`` (``--start``) as {NAME: RUN}."""
+def parse_pairs(spec: str, flag: str = "--start") -> dict[str, str]:
+    """``NAME=RUN,...`` (``--start``, ``--teacher``) as {NAME: RUN}."""
     out = {}
     for item in filter(None, (i.strip() for i in spec.split(","))):
         name, sep, run = item.partition("=")
         if not sep or not name or not run or "/" in run or run in (".", ".."):
-            raise ValueError(f"--start: {item!r} is not NAME=RUN (RUN: a run folder of --out-root)")
+            raise ValueError(f"{flag}: {item!r} is not NAME=RUN (RUN: a run folder of --out-root)")
         if name in out:
-            raise ValueError(f"--start: {name} given twice")
+            raise ValueError(f"{flag}: {name} given twice")
         out[name] = run
     return out
+
+
+def _teacher_run(run: Path) -> str:
+    """The checkpoint of the teacher run that ``--teacher`` names."""
+    if (ck := run_checkpoint(run)) is None:
+        raise SystemExit(f"multi: no teacher checkpoint in {run}")
+    return str(ck)
 
 
 def _ancestor(name: str, root: Path) -> Path:
@@ -324,6 +336,9 @@ def main(argv=None) -> int:
     ap.add_argument("--start", default="",
                     help="NAME=RUN[,NAME=RUN...]: a new run NAME starts from the run RUN of --out-root instead of "
                          "its baseline or ancestor (a fine-tune afresh from a newer baseline)")
+    ap.add_argument("--teacher", default="",
+                    help="NAME=RUN[,NAME=RUN...]: the kd branch NAME learns the distribution of the run RUN of "
+                         "--out-root (either size) instead of its slot's L run")
     ap.add_argument("--ddp", type=int, default=1,
                     help="processes per model under torchrun (DDP over that many GPUs of --gpus; --batch is the "
                          "global batch); models then train one after another")
@@ -346,12 +361,16 @@ def main(argv=None) -> int:
         ap.error(f"{', '.join(both)}: in both --models and --backlog")
     fresh = set(expand(a.fresh, a.C))
     try:
-        starts = parse_starts(a.start)
+        starts, teachers = parse_pairs(a.start, "--start"), parse_pairs(a.teacher, "--teacher")
     except ValueError as exc:
         ap.error(str(exc))
-    stray = sorted(set(starts) - set(models) - set(backlog_names))
-    if stray:
-        ap.error(f"--start names {', '.join(stray)}, in neither --models nor --backlog")
+    for flag, pairs in (("--start", starts), ("--teacher", teachers)):
+        stray = sorted(set(pairs) - set(models) - set(backlog_names))
+        if stray:
+            ap.error(f"{flag} names {', '.join(stray)}, in neither --models nor --backlog")
+    no_kd = sorted(n for n in teachers if "--kd-weight" not in split_branch(n)[1])
+    if no_kd:
+        ap.error(f"--teacher names {', '.join(no_kd)}, without a kd tag (a kdX branch learns a teacher)")
     if a.ddp < 1:
         ap.error(f"--ddp must be at least 1, got {a.ddp}")
     if a.ddp > 1 and backlog_names:
@@ -381,7 +400,7 @@ def main(argv=None) -> int:
                 failed += 1
                 continue
             try:
-                targs, last = train_args(name, root, starts.get(name))
+                targs, last = train_args(name, root, starts.get(name), teachers.get(name))
             except FileNotFoundError as exc:
                 print(f"multi: skip {exc}", file=sys.stderr)
                 continue
