@@ -21,9 +21,11 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from compare_reports import load_pooled  # noqa: E402
+from pnsc.evaluation.stats import mean_ci  # noqa: E402
 
 SYSTEMS = ("plpcnet-s", "lpcnet-bl-s", "plpcnet-l", "lpcnet-bl-l")
 METRICS = ("pesq_wb", "estoi", "visqol", "dnsmos_ovrl")
@@ -32,9 +34,8 @@ ROUND_RE = re.compile(r"^round(\d+)$")
 
 
 def _mean(per: dict, metric: str) -> float | None:
-    vals = [v.get(metric) for v in per.values()]
-    vals = [v for v in vals if isinstance(v, (int, float))]
-    return sum(vals) / len(vals) if vals else None
+    """One system's mean of a metric over its utterances (those that have a finite score)."""
+    return mean_ci([v.get(metric) for v in per.values()])["mean"]
 
 
 def release_rounds(figures: Path) -> list[tuple[int, Path]]:
@@ -66,10 +67,7 @@ def history(figures: Path, metrics=METRICS, systems=SYSTEMS) -> list[dict]:
 
 def peer_scores(report: Path, metrics=METRICS, peer: str = PEER) -> dict[str, float | None]:
     """The peer's mean per metric in one ``pnsc eval`` report (empty when the report has no such system)."""
-    try:
-        per = json.loads(report.read_text())["per_utterance"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise SystemExit(f"release_history: {report}: not a pnsc eval scores.json ({e})")
+    per = load_pooled(str(report))
     return {m: _mean(per[peer], m) for m in metrics} if peer in per else {}
 
 

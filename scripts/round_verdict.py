@@ -83,6 +83,10 @@ class Evidence:
     def verdict(self) -> str:
         return picture(bool(self.better), bool(self.worse))
 
+    def can_ship(self, min_n: int) -> bool:
+        """Whether a gain here may ship a decoder: evidence on new talkers, of at least ``min_n`` items."""
+        return self.kind in NEW_TALKERS and self.n >= min_n
+
 
 @dataclass
 class SlotVerdict:
@@ -96,15 +100,14 @@ class SlotVerdict:
     @property
     def firm_gains(self) -> list[tuple[Evidence, str]]:
         """The new-talker gains (on at least ``min_n`` items) that hold under Holm's correction."""
-        return [(e, m) for e in self.evidence if e.kind in NEW_TALKERS and e.n >= self.min_n
-                for m in e.better if m in e.holds]
+        return [(e, m) for e in self.evidence if e.can_ship(self.min_n) for m in e.better if m in e.holds]
 
     @property
     def replicated_gains(self) -> list[str]:
         """Metrics that gain in at least two new-talker evidences (each on at least ``min_n`` items)."""
         seen: dict[str, int] = {}
         for e in self.evidence:
-            if e.kind in NEW_TALKERS and e.n >= self.min_n:
+            if e.can_ship(self.min_n):
                 for m in e.better:
                     seen[m] = seen.get(m, 0) + 1
         return [m for m, k in seen.items() if k >= 2]
@@ -235,7 +238,7 @@ def overall(evidence: list[Evidence], min_n: int = 6) -> str:
         return "trade"
     if "worse" in verdicts:
         return "worse"
-    if any(e.verdict == "better" and e.kind in NEW_TALKERS and e.n >= min_n for e in evidence):
+    if any(e.verdict == "better" and e.can_ship(min_n) for e in evidence):
         return "ships"
     return "level"
 
