@@ -51,7 +51,8 @@
 #          0 or unset: off),
 #          TRAIN_EXTRA (more train.py options), BENCH_S (seconds of
 #          training-path benchmark before training; BENCH_IMPL, BENCH_BATCH, BENCH_SIZE, BENCH_STEPS, BENCH_WINDOW_S
-#          (seconds each configuration times its processes together, default 5), BENCH_PROCS
+#          (seconds each configuration times its processes together, default 5), BENCH_AMP (bf16, the
+#          default, or none: float32 as training runs since round 23), BENCH_PROCS
 #          (processes sharing the GPU, e.g. 1,2,4) with BENCH_MULTI_IMPL; BENCH_GPU=N runs it beside the
 #          training on GPU N of several), GPUS (the GPUs multi.py spreads the runs over; default all), MPS=1
 #          (CUDA MPS daemon for the call: processes on one GPU run concurrently),
@@ -253,7 +254,7 @@ train)
     bench() {
       $PY -m pnsc.training.lpcnet.bench --device cuda --size "${BENCH_SIZE:-S}" --impl "${BENCH_IMPL:-scan,fast,folds}" \
         --batch "${BENCH_BATCH:-512,1024,2048,4096}" --procs "${BENCH_PROCS:-1}" --multi-impl "${BENCH_MULTI_IMPL:-scan}" \
-        --steps "${BENCH_STEPS:-5}" --window-s "${BENCH_WINDOW_S:-5}" --amp bf16 --budget-s "$BENCH_S" \
+        --steps "${BENCH_STEPS:-5}" --window-s "${BENCH_WINDOW_S:-5}" --amp "${BENCH_AMP:-bf16}" --budget-s "$BENCH_S" \
         --out "$OUT/bench.json" 2>&1 | tail -n 40 | sed 's/^/bench: /'
     }
     if [ -n "${BENCH_GPU:-}" ] && [ "$NGPU" -gt 1 ]; then  # on a GPU of its own, beside the training
