@@ -37,6 +37,14 @@ def test_names_and_recipe_tags():
             multi.expand(bad, 4)
 
 
+def _usage_error(capsys, argv: list[str]) -> str:
+    """What ``multi.main(argv)`` printed when it refused its arguments (argparse's exit status 2)."""
+    with pytest.raises(SystemExit) as exc:
+        multi.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
 def test_a_branch_needs_its_trained_base(tmp_path):
     with pytest.raises(FileNotFoundError, match="needs a trained lpcnet-bl-s"):
         multi.train_args("lpcnet-bl-s.noise3", tmp_path)
@@ -159,9 +167,7 @@ def test_ddp_runs_each_model_under_torchrun_on_all_its_gpus(tmp_path, capsys):
     for bad, msg in ((["--ddp", "0"], "--ddp must be at least 1"),
                      (["--ddp", "2", "--backlog", "lpcnet-bl-l"], "no --backlog"),
                      (["--ddp", "4", "--gpus", "0,1"], "--ddp 4 needs as many GPUs")):
-        with pytest.raises(SystemExit) as exc:
-            multi.main(args + ["--models", "lpcnet-bl-s", *bad] + common)
-        assert exc.value.code == 2 and msg in capsys.readouterr().err
+        assert msg in _usage_error(capsys, args + ["--models", "lpcnet-bl-s", *bad] + common)
 
 
 # A stand-in for train.py where the scheduling is what is tested: it sleeps as long as FAKE_TRAIN says for its
@@ -519,12 +525,9 @@ def test_start_is_checked_before_anything_trains(tmp_path, capsys):
     with pytest.raises(ValueError, match="--teacher: 'x' is not NAME=RUN"):
         multi.parse_pairs("x", "--teacher")
     base = ["--data", str(tmp_path), "--out-root", str(tmp_path / "runs"), "--models", "plpcnet-s-g0-ft.fp32"]
-    with pytest.raises(SystemExit):
-        multi.main(base + ["--start", "plpcnet-s-g1-ft.fp32=lpcnet-bl-s"])
-    assert "in neither --models nor --backlog" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        multi.main(base + ["--start", "plpcnet-s-g0-ft.fp32"])
-    assert "is not NAME=RUN" in capsys.readouterr().err
+    err = _usage_error(capsys, base + ["--start", "plpcnet-s-g1-ft.fp32=lpcnet-bl-s"])
+    assert "in neither --models nor --backlog" in err
+    assert "is not NAME=RUN" in _usage_error(capsys, base + ["--start", "plpcnet-s-g0-ft.fp32"])
 
 
 def test_teacher_names_the_run_a_kd_branch_learns_for_either_size(tmp_path, capsys):
@@ -547,9 +550,7 @@ def test_teacher_names_the_run_a_kd_branch_learns_for_either_size(tmp_path, caps
     with pytest.raises(SystemExit, match="has none"):
         multi.train_args("plpcnet-l-g1-ft.mix0.5.fp32", root, teacher="lpcnet-bl-l.fp32")
     base = ["--data", str(tmp_path), "--out-root", str(root), "--models", "plpcnet-l-g1-ft.mix0.5.fp32," + branch]
-    with pytest.raises(SystemExit):
-        multi.main(base + ["--teacher", "plpcnet-l-g1-ft.mix0.5.fp32=lpcnet-bl-l.fp32"])
-    assert "without a kd tag" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        multi.main(base + ["--teacher", "plpcnet-s-g1-ft.kd0.3=lpcnet-bl-l.fp32"])
-    assert "--teacher names plpcnet-s-g1-ft.kd0.3, in neither --models nor --backlog" in capsys.readouterr().err
+    err = _usage_error(capsys, base + ["--teacher", "plpcnet-l-g1-ft.mix0.5.fp32=lpcnet-bl-l.fp32"])
+    assert "without a kd tag" in err
+    err = _usage_error(capsys, base + ["--teacher", "plpcnet-s-g1-ft.kd0.3=lpcnet-bl-l.fp32"])
+    assert "--teacher names plpcnet-s-g1-ft.kd0.3, in neither --models nor --backlog" in err
