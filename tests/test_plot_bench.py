@@ -1,4 +1,5 @@
-"""scripts/plot_bench.py: bench results grouped into lines per (size, batch), the table, the plot, bad input."""
+"""scripts/plot_bench.py: bench results grouped into lines per (size, batch, precision), the table, the plot,
+bad input."""
 from __future__ import annotations
 
 import importlib.util
@@ -30,11 +31,25 @@ def test_points_per_size_and_batch_across_files(tmp_path: Path) -> None:
         {"size": "L", "batch": 512, "audio_h_per_min": 7.0},  # no procs: one process
     ])
     lines = plot_bench.load_points([a, b])
-    assert lines == {("S", 512): {1: 8.4, 2: 11.8}, ("S", 1024): {1: 9.8, 3: None}, ("L", 512): {1: 7.0}}
+    assert lines == {("S", 512, "bf16"): {1: 8.4, 2: 11.8}, ("S", 1024, "bf16"): {1: 9.8, 3: None},
+                     ("L", 512, "bf16"): {1: 7.0}}
     table = plot_bench.markdown(lines).splitlines()
-    assert table[0] == "| size, batch | 1 proc. | 2 proc. | 3 proc. |"
-    assert "| S, 1024 | 9.80 | – | oom |" in table
-    assert "| L, 512 | 7.00 | – | – |" in table
+    assert table[0] == "| size, batch, precision | 1 proc. | 2 proc. | 3 proc. |"
+    assert "| S, 1024, bf16 | 9.80 | – | oom |" in table
+    assert "| L, 512, bf16 | 7.00 | – | – |" in table
+
+
+def test_precisions_are_separate_lines(tmp_path: Path) -> None:
+    """Round 29 timed S at batch 512 in float32 and in bf16: two lines, not one overwritten by the other."""
+    a = _bench(tmp_path / "fp32.json", [
+        {"size": "S", "batch": 512, "procs": 3, "amp": "none", "audio_h_per_min": 11.78},
+        {"size": "S", "batch": 512, "procs": 4, "amp": "none", "error": "oom"},
+    ])
+    b = _bench(tmp_path / "bf16.json", [{"size": "S", "batch": 512, "procs": 3, "amp": "bf16", "audio_h_per_min": 14.77}])
+    lines = plot_bench.load_points([a, b])
+    assert lines == {("S", 512, "fp32"): {3: 11.78, 4: None}, ("S", 512, "bf16"): {3: 14.77}}
+    assert "| S, 512, fp32 | 11.78 | oom |" in plot_bench.markdown(lines).splitlines()
+    assert plot_bench.devices([a, b]) == ["test"]
 
 
 def test_writes_a_png(tmp_path: Path) -> None:

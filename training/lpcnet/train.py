@@ -211,7 +211,10 @@ class Dist:
         if self.world > 1:
             import torch.distributed as dist
 
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            if self.device.type == "cuda":  # device_id binds NCCL to this rank's GPU (barrier() warned without it)
+                dist.init_process_group("nccl", device_id=self.device)
+            else:
+                dist.init_process_group("gloo")
             self.dist = dist
         else:
             self.dist = None
