@@ -28,15 +28,21 @@ def precision(r: dict) -> str:
     return "fp32" if amp == "none" else str(amp)
 
 
+def read_bench(path: Path) -> dict:
+    """A bench.json as written by `pnsc.training.lpcnet.bench --out`, or a clear error naming the file."""
+    try:
+        doc = json.loads(path.read_text())
+        doc["results"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"plot_bench: {path}: not a bench.json with results ({e})")
+    return doc
+
+
 def load_points(paths: list[Path]) -> dict[Key, dict[int, float | None]]:
     """{(size, batch, precision): {procs: audio-h/min summed, or None for out of memory}} over the bench files."""
     lines: dict[Key, dict[int, float | None]] = {}
     for path in paths:
-        try:
-            results = json.loads(path.read_text())["results"]
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise SystemExit(f"plot_bench: {path}: not a bench.json with results ({e})")
-        for r in results:
+        for r in read_bench(path)["results"]:
             try:
                 key = (str(r["size"]), int(r["batch"]), precision(r))
                 procs = int(r.get("procs", 1))
@@ -56,7 +62,7 @@ def devices(paths: list[Path]) -> list[str]:
     """The card names the bench files were measured on, in order, each once."""
     names: list[str] = []
     for path in paths:
-        name = json.loads(path.read_text()).get("device_name")
+        name = read_bench(path).get("device_name")
         if name and name not in names:
             names.append(str(name))
     return names
