@@ -8,6 +8,8 @@ decoder's note becomes ``"<round>: <text> <its note so far>"``, newest first as 
 A decoder exported anew this round (scripts/export_decoders.py writes its entry without a note) takes its note
 so far from ``--before``, the manifest as it was before the export, so a shipped decoder keeps its history.
 A note that already starts with the round's label is left as it is (running twice changes nothing).
+A decoder whose note begins "shipped" also records the round as its ``released`` (the release its files are from;
+`pnsc eval`'s report shows it).
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ def apply_notes(manifest: dict, round_label: str, notes: dict[str, str], before:
         if prev.startswith(f"{round_label}: "):
             continue
         entry["training_note"] = f"{round_label}: {text.strip()} {prev}".rstrip()
+        if text.strip().startswith("shipped"):
+            entry["released"] = round_label
         changed.append(name)
     return changed
 

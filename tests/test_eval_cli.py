@@ -96,6 +96,8 @@ def test_eval_writes_report_with_players_and_scores(tmp_path, capsys):
     assert c["rates"] == [0.0, 0.2] and c["stats"][0]["pesq_wb"]["mean"] > c["stats"][1]["pesq_wb"]["mean"]
     page = (out / "index.html").read_text()
     assert page.count("<audio") == 2 * 5  # 2 utterances x (original + 4 systems)
+    assert [d["name"] for d in res["decoders"]][:2] == ["lpcnet-bl-s", "plpcnet-s-g0"]  # the manifest's decoders
+    assert "<h2>Decoders</h2>" in page and "<code>plpcnet-s-g3</code>" in page and "the lpcnet-bl-s decoder" in page
     for name in ("quality.png", "loss.png"):
         assert (out / "media" / name).stat().st_size > 1000
     media = {p.name for p in (out / "media").iterdir()}

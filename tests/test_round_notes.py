@@ -29,6 +29,8 @@ def test_notes_are_prepended_and_fresh_exports_keep_their_history(tmp_path: Path
     got = {m["name"]: m.get("training_note") for m in json.loads(man.read_text())["models"]}
     assert got == {"codebook": None, "lpcnet-bl-s": "round 23 (z): kept. round 22 (x): shipped.",
                    "plpcnet-s-g2": "round 23 (z): shipped. round 18 (y): shipped."}
+    released = {m["name"]: m.get("released") for m in json.loads(man.read_text())["models"]}
+    assert released == {"codebook": None, "lpcnet-bl-s": None, "plpcnet-s-g2": "round 23 (z)"}  # only a ship sets it
     text = man.read_text()
     r = _run(tmp_path, str(notes), "--manifest", str(man), "--before", str(before))
     assert r.returncode == 0 and "0 note(s) added" in r.stdout and man.read_text() == text

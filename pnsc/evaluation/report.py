@@ -169,6 +169,23 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><tr>{h}</tr>{body}</table>"
 
 
+def decoder_rows(decoders: list[dict]) -> list[list[str]]:
+    """The report's decoder table: what each shipped decoder file was trained on (from the manifest, at eval time)."""
+    def num(v, fmt: str) -> str:
+        return format(v, fmt) if isinstance(v, (int, float)) else "–"
+
+    rows = []
+    for d in decoders:
+        group = d.get("group")
+        slot = (f"the {d['serves_as']} decoder" if d.get("variant") == "baseline-fallback" and d.get("serves_as")
+                else "generic" if group in (None, "generic") else f"fine-tuned on group {group}")
+        rows.append([f"<code>{html.escape(str(d.get('name')))}</code>", html.escape(slot),
+                     html.escape(d.get("released") or "–"), num(d.get("audio_hours_seen"), ",.0f"), num(d.get("gpu_minutes_own"), ".1f"),
+                     num(d.get("step"), ","), html.escape(d.get("latest") or ""),
+                     f"<code>{html.escape(d.get('sha256') or '–')}</code>"])
+    return rows
+
+
 def write_audio(path: Path, x: np.ndarray) -> None:
     import soundfile as sf
 
@@ -218,6 +235,13 @@ def write_report(res: dict, audio: dict, refs: dict, out: Path, players: int = 6
                  if res.get("decoder_bench") else
                  "pnsc decoder RTF: decoding time over audio time in this run (reference decoder).") + "</p>",
               "<img src='media/quality.png' alt='bar charts'>"]
+    if res.get("decoders"):
+        parts += ["<h2>Decoders</h2><p>The decoder files this report decoded with, as <code>models/manifest.json"
+                  "</code> described them when it ran: the training round whose release they are from, audio-hours "
+                  "seen in training (a fine-tune's include its baseline's), GPU-minutes of its own training, "
+                  "optimizer steps, and the newest round's verdict.</p>",
+                  _table(["decoder", "slot", "released", "audio-hours seen", "GPU-minutes (own)", "steps", "latest round",
+                          "sha256 (sample net)"], decoder_rows(res["decoders"]))]
     if res.get("paired"):
         metrics = res["metrics"]
         prow = []

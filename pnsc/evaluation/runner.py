@@ -17,7 +17,7 @@ from .metrics import ALL_METRICS, Scorer
 from .peers import PEERS
 from .refs import Utterance
 from .stats import mean_ci, paired_difference
-from .systems import BASELINE_OF, FAMILIES, PnscSystem, decoder_params, encode, make_backend
+from .systems import BASELINE_OF, FAMILIES, PnscSystem, decoder_params, decoder_training, encode, make_backend
 
 DEFAULT_SYSTEMS = FAMILIES + tuple(PEERS)
 WRONG_GROUP_METRICS = ("pesq_wb", "estoi", "visqol", "spk_sim")
@@ -291,6 +291,7 @@ def run_eval(utts: list[Utterance], cfg: EvalConfig) -> tuple[dict, dict]:
         "per_utterance": per,
         "reference_scores": ref_scores,
         "decoder_backend": backend_name,
+        "decoders": decoder_training(cfg.models_dir) if pnsc_systems else [],
         "decode_speed": speed,
         "decoder_bench": bench,
         "visqol_mapping": scorer.visqol_mapping,

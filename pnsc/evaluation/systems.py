@@ -164,6 +164,46 @@ class PnscSystem:
         return self.family, int(group)
 
 
+def latest_note(note: str | None) -> str:
+    """The newest round's verdict from a manifest ``training_note`` ("round 29 (2026-11-28): shipped. Its ...
+    round 27 ...": "round 29 (2026-11-28): shipped."): the round label and its first sentence."""
+    note = (note or "").strip()
+    label, sep, rest = note.partition("): ")
+    if not sep or not label.startswith("round "):
+        label, rest = "", note
+    else:
+        label += ")"
+    end = rest.find(". ")
+    first = rest if end < 0 else rest[:end + 1]
+    return f"{label}: {first}" if label else first
+
+
+def decoder_training(models_dir: str | Path | None = None) -> list[dict]:
+    """What each decoder in ``models/manifest.json`` was trained on, for the report: name, family, group, how the
+    slot is filled (its own fine-tune, or a baseline serving it), the round whose release its files are from (a
+    serving baseline's for a fallback slot), audio-hours seen, GPU-minutes of its own, step, the newest round's
+    verdict and the ONNX file's sha256 prefix, in the manifest's order."""
+    from pnsc.receiver.reference_decoder import read_manifest
+    from pnsc.shared.paths import models_dir as default_dir
+
+    entries = [m for m in read_manifest(Path(models_dir) if models_dir else default_dir()) if m.get("kind") == "decoder"]
+    released = {m.get("name"): m.get("released") for m in entries}
+    rows = []
+    for m in entries:
+        sha = m.get("sha256")
+        sample_sha = sha.get("sample") if isinstance(sha, dict) else sha
+        rows.append({"name": m.get("name"), "family": m.get("family"), "group": m.get("group"),
+                     "variant": m.get("variant"), "serves_as": m.get("serves_as"),
+                     "released": m.get("released") or released.get(m.get("serves_as")),
+                     "audio_hours_seen": m.get("audio_hours_seen"), "gpu_minutes_own": m.get("gpu_minutes_own"),
+                     "step": m.get("step"), "latest": latest_note(m.get("training_note")),
+                     "sha256": (sample_sha or "")[:12] or None})
+    # S before L, each family's baseline before its group slots
+    rows.sort(key=lambda r: (str(r["family"])[-1:] != "s", str(r["family"]).startswith("plpcnet"),
+                             r["group"] if isinstance(r["group"], int) else -1, str(r["name"])))
+    return rows
+
+
 def decoder_params(models_dir: str | Path | None = None) -> dict[str, int]:
     """Parameter count per decoder family from ``models/manifest.json``."""
     from pnsc.receiver.reference_decoder import read_manifest
