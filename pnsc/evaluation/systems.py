@@ -164,6 +164,14 @@ class PnscSystem:
         return self.family, int(group)
 
 
+def manifest_decoders(models_dir: str | Path | None = None) -> list[dict]:
+    """The decoder entries of ``models/manifest.json`` (of ``models_dir``, else the package's), in its order."""
+    from pnsc.receiver.reference_decoder import read_manifest
+    from pnsc.shared.paths import models_dir as default_dir
+
+    return [m for m in read_manifest(Path(models_dir) if models_dir else default_dir()) if m.get("kind") == "decoder"]
+
+
 def latest_note(note: str | None) -> str:
     """The newest round's verdict from a manifest ``training_note`` ("round 29 (2026-11-28): shipped. Its ...
     round 27 ...": "round 29 (2026-11-28): shipped."): the round label and its first sentence."""
@@ -183,10 +191,7 @@ def decoder_training(models_dir: str | Path | None = None) -> list[dict]:
     slot is filled (its own fine-tune, or a baseline serving it), the round whose release its files are from (a
     serving baseline's for a fallback slot), audio-hours seen, GPU-minutes of its own, step, the newest round's
     verdict and the ONNX file's sha256 prefix, in the manifest's order."""
-    from pnsc.receiver.reference_decoder import read_manifest
-    from pnsc.shared.paths import models_dir as default_dir
-
-    entries = [m for m in read_manifest(Path(models_dir) if models_dir else default_dir()) if m.get("kind") == "decoder"]
+    entries = manifest_decoders(models_dir)
     released = {m.get("name"): m.get("released") for m in entries}
     rows = []
     for m in entries:
@@ -206,11 +211,8 @@ def decoder_training(models_dir: str | Path | None = None) -> list[dict]:
 
 def decoder_params(models_dir: str | Path | None = None) -> dict[str, int]:
     """Parameter count per decoder family from ``models/manifest.json``."""
-    from pnsc.receiver.reference_decoder import read_manifest
-    from pnsc.shared.paths import models_dir as default_dir
-
     out: dict[str, int] = {}
-    for m in read_manifest(Path(models_dir) if models_dir else default_dir()):
-        if m.get("kind") == "decoder" and m.get("params") and m.get("family") not in out:
+    for m in manifest_decoders(models_dir):
+        if m.get("params") and m.get("family") not in out:
             out[m["family"]] = int(m["params"])
     return out
