@@ -78,17 +78,22 @@ def read_manifest(models_dir: Path) -> list[dict]:
     return obj.get("models", []) if isinstance(obj, dict) else list(obj)
 
 
+def read_decoders(models_dir: Path) -> list[dict]:
+    """The manifest's decoder entries, in its order."""
+    return [m for m in read_manifest(models_dir) if m.get("kind") == "decoder"]
+
+
 def find_decoder(models_dir: Path, family: str, group: int | None) -> DecoderEntry:
     """The manifest entry of ``family`` (generic, or for ``group`` when personalized)."""
     models_dir = Path(models_dir)
-    entries = [m for m in read_manifest(models_dir) if m.get("kind") == "decoder" and m.get("family") == family]
+    decoders = read_decoders(models_dir)
+    entries = [m for m in decoders if m.get("family") == family]
     if family.startswith("plpcnet"):
         if group is None:
             raise DecoderNotFound(f"{family} needs a speaker group")
         entries = [m for m in entries if m.get("group") == group]
     if not entries:
-        have = sorted({f"{m.get('family')}/{m.get('group')}" for m in read_manifest(models_dir)
-                       if m.get("kind") == "decoder"})
+        have = sorted({f"{m.get('family')}/{m.get('group')}" for m in decoders})
         raise DecoderNotFound(f"no decoder {family} for group {group} in {models_dir}/manifest.json (have {have})")
     m = entries[0]
     check_grouping(models_dir, m)

@@ -166,10 +166,10 @@ class PnscSystem:
 
 def manifest_decoders(models_dir: str | Path | None = None) -> list[dict]:
     """The decoder entries of ``models/manifest.json`` (of ``models_dir``, else the package's), in its order."""
-    from pnsc.receiver.reference_decoder import read_manifest
+    from pnsc.receiver.reference_decoder import read_decoders
     from pnsc.shared.paths import models_dir as default_dir
 
-    return [m for m in read_manifest(Path(models_dir) if models_dir else default_dir()) if m.get("kind") == "decoder"]
+    return read_decoders(Path(models_dir) if models_dir else default_dir())
 
 
 def latest_note(note: str | None) -> str:
