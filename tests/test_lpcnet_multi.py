@@ -556,14 +556,13 @@ def test_teacher_names_the_run_a_kd_branch_learns_for_either_size(tmp_path, caps
     assert "--teacher names plpcnet-s-g1-ft.kd0.3, in neither --models nor --backlog" in err
 
 
-def test_a_sparse_branch_of_an_averaged_run_trains_without_averaging(tmp_path):
-    """Round 32's branches (``lpcnet-bl-l.fp32.sparse0.2.ema0``): the base trained with --ema-decay, which
-    sparsity refuses; the branch's ``ema0`` comes after the recipe's --ema-decay, so it wins, and the branch
-    prunes GRU-A from its base's weights."""
+def test_a_sparse_branch_of_an_averaged_run_keeps_averaging_and_ships_sparse_weights(tmp_path):
+    """Round 32's branches (``lpcnet-bl-l.fp32.sparse0.2`` under the recipe's --ema-decay 0.999): the branch
+    starts from its base's averaged weights, prunes GRU-A, and its average (what ships) takes the same mask."""
     import torch
 
-    assert multi.split_branch("lpcnet-bl-s.lr1e-4.fp32.sparse0.2.ema0") == (
-        "lpcnet-bl-s", ["--lr", "1e-4", "--amp", "none", "--sparse-density", "0.2", "--ema-decay", "0"])
+    assert multi.split_branch("lpcnet-bl-s.lr1e-4.fp32.sparse0.2") == (
+        "lpcnet-bl-s", ["--lr", "1e-4", "--amp", "none", "--sparse-density", "0.2"])
     data = tmp_path / "data"
     write_fixture(data, speakers=6, per_speaker=4, shards=1, seed=0, n_groups=2, frames=2)
     root = tmp_path / "runs"
@@ -574,12 +573,14 @@ def test_a_sparse_branch_of_an_averaged_run_trains_without_averaging(tmp_path):
               "--ema-decay", "0.9"]
     assert multi.main(args + ["--models", "lpcnet-bl-s", "--"] + common + ["--max-steps", "2"]) == 0
     assert "ema" in torch.load(root / "lpcnet-bl-s" / "last.pt", weights_only=False)
-    name = "lpcnet-bl-s.fp32.sparse0.2.ema0"
+    name = "lpcnet-bl-s.fp32.sparse0.2"
     assert multi.main(args + ["--models", name, "--"] + common
                       + ["--max-steps", "4", "--sparse-start", "0", "--sparse-end", "2", "--sparse-every", "1"]) == 0
     log = (root / name / "stdout.log").read_text()
     assert f"initialised from {root / 'lpcnet-bl-s'}/" in log, log[-2000:]
     ck = torch.load(root / name / "last.pt", weights_only=False)
-    assert ck["args"]["ema_decay"] == 0 and ck["args"]["sparse_density"] == 0.2 and "ema" not in ck
+    assert ck["args"]["ema_decay"] == 0.9 and ck["args"]["sparse_density"] == 0.2
+    mask = ck["sparse"]["mask"]
+    assert ck["sparse"]["mask_density"] == 0.2 and (ck["ema"]["gru_a.weight_hh_l0"][~mask] == 0).all()
     densities = [r["gru_a_density"] for r in _records(root / name) if r["kind"] == "epoch"]
     assert densities and densities[-1] < 0.5, densities

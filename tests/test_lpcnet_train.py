@@ -321,8 +321,17 @@ def test_ema_validates_and_ships_the_averaged_weights(data, tmp_path, capsys):
     for bad in ("1", "-0.5"):
         with pytest.raises(SystemExit, match=r"--ema-decay must be in \[0, 1\)"):
             train.main(_args(data, tmp_path / "bad", "--epochs", "1", "--ema-decay", bad))
-    with pytest.raises(SystemExit, match="does not combine with GRU-A sparsity"):
-        train.main(_args(data, tmp_path / "sp", "--epochs", "1", "--ema-decay", "0.9", "--sparse-density", "0.5"))
+    # with sparsity the average takes the trained weights' mask: the weights that ship are as sparse
+    sp = tmp_path / "sp"
+    assert train.main(_args(data, sp, "--epochs", "2", "--ema-decay", "0.9", "--sparse-density", "0.5",
+                            "--sparse-start", "0", "--sparse-end", "2", "--sparse-every", "1")) == 0
+    ck = torch.load(sp / "last.pt", weights_only=False)
+    mask = ck["sparse"]["mask"]
+    assert ck["sparse"]["mask_density"] == 0.5 and not mask.all()
+    trained, averaged = ck["model"]["gru_a.weight_hh_l0"], ck["ema"]["gru_a.weight_hh_l0"]
+    assert not torch.equal(trained, averaged)
+    assert (trained[~mask] == 0).all() and (averaged[~mask] == 0).all()
+    assert averaged[mask].abs().sum() > 0
 
 
 def test_validation_builds_no_autograd_graph(data):

@@ -165,6 +165,13 @@ class BlockSparsifier:
             _prune(self.w, self._pruned)
         return d
 
+    def prune_like(self, other: torch.Tensor) -> None:
+        """Zero the blocks of ``other`` (same shape, e.g. the weight average's copy) that the mask prunes now."""
+        if other.shape != self.w.shape:
+            raise ValueError(f"prune_like: shape {tuple(other.shape)} is not the weight's {tuple(self.w.shape)}")
+        if self._pruned is not None:
+            _prune(other, self._pruned.to(other.device))
+
     @property
     def final(self) -> bool:
         """True once the final (target-density) mask is in place: only then is a checkpoint the sparse model."""

@@ -19,7 +19,9 @@ Block sparsity (sparsity.py, LPCNet's 16x1 blocks of GRU-A's recurrent weights):
 ramps the block density from 1 at step --sparse-start to D at --sparse-end (cubic, as LPCNet), recomputing
 the mask every --sparse-every steps, then keeps the final mask fixed; pruned weights are zeroed after every
 optimizer step.  Steps count from the run's own start (a branch starts at 0).  The mask is saved in last.pt
-and restored on resume; the epoch records log ``gru_a_density``.  --sparse-density 1 turns it off.
+and restored on resume; the epoch records log ``gru_a_density``.  --sparse-density 1 turns it off.  With
+--ema-decay the average's copy of the matrix is pruned with the same mask after every step, so the averaged
+weights (the ones that ship) are exactly as sparse as the trained ones.
 """
 from __future__ import annotations
 
@@ -491,9 +493,9 @@ def main(argv=None) -> int:
                                      a.sparse_every, state["sparse"])
     else:
         state["sparse"] = None  # turned off: the weights train dense again
-    if a.ema_decay > 0 and sparsifier is not None:  # an average of pruned weights is not sparse
-        raise SystemExit("train: --ema-decay does not combine with GRU-A sparsity (--sparse-density)")
     ema = WeightAverage(model, a.ema_decay, (ckpt or {}).get("ema")) if a.ema_decay > 0 else None
+    # an average of pruned weights is not sparse by itself: its copy of the matrix takes the same mask every step
+    ema_sparse = ema.shadow["gru_a.weight_hh_l0"] if ema is not None and sparsifier is not None else None
     if ema is not None and ckpt is not None and ckpt.get("ema") is None and D.main:
         # the committed state keeps only the averaged weights (state save --averaged-only): both start from them
         log(f"train: {out.name}: no averaged weights in the checkpoint; averaging (decay {a.ema_decay:g}) "
@@ -681,6 +683,8 @@ def main(argv=None) -> int:
             state["weights_epoch"] = None
             if sparsifier is not None:  # the plain module's weights, identical on every rank
                 new = sparsifier.after_step(state["step"], broadcast)
+                if ema_sparse is not None:
+                    sparsifier.prune_like(ema_sparse)
                 if new is not None:
                     state["sparse"] = sparsifier.state()
                     if D.main:
