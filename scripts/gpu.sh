@@ -267,6 +267,16 @@ train)
   fi
   DATA=(); for d in data/ex/*/; do [ "$d" = data/ex/val/ ] || DATA+=(--data "${d%/}"); done
   echo "examples ready after $(elapsed) s: ${DATA[*]}"
+  # runs that train on every group's speakers (the baselines and their branches; fine-tunes that mix in the other
+  # groups) are told when a group's slices have not reached this machine: rounds 29-31 dropped group 3's slice from
+  # the carry lists together with its fine-tunes, and LPCNet-BL-L trained three rounds without those speakers
+  C=$(grep -o '"C": *[0-9]*' models/training_groups.json 2>/dev/null | grep -o '[0-9]*$')
+  if [ -n "$C" ] && echo ",$MODELS," | grep -Eq ',(lpcnet-bl-[sl]|baselines|all10)[,.]|\.mix[0-9]'; then
+    missing=""; for g in $(seq 0 $((C - 1))); do compgen -G "data/ex/tg${g}p*/" >/dev/null || missing="$missing $g"; done
+    others=$(find data/ex -mindepth 1 -maxdepth 1 -type d ! -name val ! -regex '.*/tg[0-9]+p[0-9]+' | head -n 1)
+    [ -z "$missing" ] || [ -n "$others" ] || echo "examples: WARNING: no slice of group(s)$missing on this machine:" \
+      "runs that train on every group's speakers go without them this call (carry .carry/tgGp*)"
+  fi
   if [ -n "${BATCH_CHECK:-}" ]; then  # RUN: one batch against its halves, per size (results in $OUT/batch_check_B.json)
     for impl in $(echo "${BATCH_CHECK_IMPLS:-fast}" | tr , ' '); do
       sfx=; [ "$impl" = fast ] || sfx=_$impl  # (fast keeps round 22's file names)

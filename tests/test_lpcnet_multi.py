@@ -584,3 +584,25 @@ def test_a_sparse_branch_of_an_averaged_run_keeps_averaging_and_ships_sparse_wei
     assert ck["sparse"]["mask_density"] == 0.2 and (ck["ema"]["gru_a.weight_hh_l0"][~mask] == 0).all()
     densities = [r["gru_a_density"] for r in _records(root / name) if r["kind"] == "epoch"]
     assert densities and densities[-1] < 0.5, densities
+
+
+def test_gpu_sh_train_says_when_a_group_s_slices_are_missing_for_runs_that_train_on_every_group(tmp_path):
+    """Rounds 29-31 trained LPCNet-BL-L without group 3's speakers: the call now says so."""
+    def call(name, models, slices):
+        repo = tmp_path / name / "repo"
+        (repo / "models").mkdir(parents=True)
+        (repo / "models" / "training_groups.json").write_text('{"C": 4, "sizes": [1, 1, 1, 1]}')
+        for s in ["val", *slices]:
+            (repo / "data" / "ex" / s).mkdir(parents=True)
+        rc, out, calls = _gpu_sh_train(tmp_path / name, MODELS=models)
+        assert rc == 0 and len(calls) == 1, out
+        return [ln for ln in out.splitlines() if "WARNING" in ln]
+
+    three = ["tg0p1", "tg0p2", "tg1p1", "tg2p1"]
+    warned = call("a", "lpcnet-bl-l.fp32,plpcnet-l-g1-ft.mix0.5.fp32", three)
+    assert len(warned) == 1 and "group(s) 3 " in warned[0], warned
+    assert call("b", "plpcnet-l-g1-ft.mix0.5.fp32", three)  # a fine-tune that mixes in the other groups
+    assert call("c", "baselines", ["tg1p1"])[0].count("group(s) 0 2 3 ")
+    assert not call("d", "lpcnet-bl-l.fp32", three + ["tg3p1"])
+    assert not call("e", "plpcnet-l-g1-ft,plpcnet-s-g2-ft.fp32", three)  # their own group's speech only
+    assert not call("f", "lpcnet-bl-s", ["t17"])  # an older whole-split slice holds every group
