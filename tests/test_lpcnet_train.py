@@ -332,6 +332,13 @@ def test_ema_validates_and_ships_the_averaged_weights(data, tmp_path, capsys):
     assert not torch.equal(trained, averaged)
     assert (trained[~mask] == 0).all() and (averaged[~mask] == 0).all()
     assert averaged[mask].abs().sum() > 0
+    # resumed (the next GPU call): the saved mask and average go on together
+    assert train.main(_args(data, sp, "--epochs", "3", "--ema-decay", "0.9", "--sparse-density", "0.5",
+                            "--sparse-start", "0", "--sparse-end", "2", "--sparse-every", "1")) == 0
+    again = torch.load(sp / "last.pt", weights_only=False)
+    assert again["step"] > ck["step"] and torch.equal(again["sparse"]["mask"], mask)
+    assert not torch.equal(again["ema"]["gru_a.weight_hh_l0"], averaged)
+    assert (again["ema"]["gru_a.weight_hh_l0"][~mask] == 0).all()
 
 
 def test_validation_builds_no_autograd_graph(data):
