@@ -106,6 +106,20 @@ def test_sparsifier_ramps_prunes_monotonically_then_freezes():
     assert sparsity.BlockSparsifier(w, 0.05, 2, 10, 2, sp.state()).due(16) == 0.05
 
 
+def test_prune_like_zeroes_the_masked_blocks_of_a_copy_and_refuses_another_shape():
+    n = 32
+    w = torch.nn.Parameter(_weights(n, seed=6))
+    sp = sparsity.BlockSparsifier(w, 0.25, start=0, end=0, every=1)
+    other = torch.ones_like(w.detach())
+    sp.prune_like(other)  # before the first mask: nothing pruned
+    assert bool((other == 1).all())
+    sp.after_step(1)
+    sp.prune_like(other)
+    assert torch.equal(other == 0, ~sp.mask)
+    with pytest.raises(ValueError, match="is not the weight's"):
+        sp.prune_like(torch.ones(w.shape[0], w.shape[1] + 1))
+
+
 # ---------------------------------------------------------------- training
 @pytest.fixture
 def data(lpcnet_tiny_data):
