@@ -271,7 +271,7 @@ train)
   # groups) are told when a group's slices have not reached this machine: rounds 29-31 dropped group 3's slice from
   # the carry lists together with its fine-tunes, and LPCNet-BL-L trained three rounds without those speakers
   C=$(grep -o '"C": *[0-9]*' models/training_groups.json 2>/dev/null | grep -o '[0-9]*$')
-  if [ -n "$C" ] && echo ",$MODELS," | grep -Eq ',(lpcnet-bl-[sl]|baselines|all10)[,.]|\.mix[0-9]'; then
+  if [ -n "$C" ] && echo ",$MODELS,${BACKLOG:-}," | grep -Eq ',(lpcnet-bl-[sl]|baselines|all10)[,.]|\.mix[0-9]'; then
     missing=""; for g in $(seq 0 $((C - 1))); do compgen -G "data/ex/tg${g}p*/" >/dev/null || missing="$missing $g"; done
     others=$(find data/ex -mindepth 1 -maxdepth 1 -type d ! -name val ! -regex '.*/tg[0-9]+p[0-9]+' | head -n 1)
     [ -z "$missing" ] || [ -n "$others" ] || echo "examples: WARNING: no slice of group(s)$missing on this machine:" \

@@ -588,13 +588,13 @@ def test_a_sparse_branch_of_an_averaged_run_keeps_averaging_and_ships_sparse_wei
 
 def test_gpu_sh_train_says_when_a_group_s_slices_are_missing_for_runs_that_train_on_every_group(tmp_path):
     """Rounds 29-31 trained LPCNet-BL-L without group 3's speakers: the call now says so."""
-    def call(name, models, slices):
+    def call(name, models, slices, **env):
         repo = tmp_path / name / "repo"
         (repo / "models").mkdir(parents=True)
         (repo / "models" / "training_groups.json").write_text('{"C": 4, "sizes": [1, 1, 1, 1]}')
         for s in ["val", *slices]:
             (repo / "data" / "ex" / s).mkdir(parents=True)
-        rc, out, calls = _gpu_sh_train(tmp_path / name, MODELS=models)
+        rc, out, calls = _gpu_sh_train(tmp_path / name, MODELS=models, **env)
         assert rc == 0 and len(calls) == 1, out
         return [ln for ln in out.splitlines() if "WARNING" in ln]
 
@@ -606,3 +606,4 @@ def test_gpu_sh_train_says_when_a_group_s_slices_are_missing_for_runs_that_train
     assert not call("d", "lpcnet-bl-l.fp32", three + ["tg3p1"])
     assert not call("e", "plpcnet-l-g1-ft,plpcnet-s-g2-ft.fp32", three)  # their own group's speech only
     assert not call("f", "lpcnet-bl-s", ["t17"])  # an older whole-split slice holds every group
+    assert call("g", "plpcnet-l-g1-ft", three, BACKLOG="lpcnet-bl-s.fp32")  # a baseline waiting in the backlog
